@@ -1,0 +1,93 @@
+"""Student extraction and the student file format (safetensors weights + JSON spec).
+
+A student is trunk + one branch, with no FAU: a plain network that computes exactly what its
+branch computed inside the multi-branch model. Files never go through pickle.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from ..spec import ModelSpec, SpecError
+from .okdhp import OKDHPNet
+from .posenet import HourglassNet
+
+__all__ = ["extract_student", "save_student", "load_student", "student_paths", "StudentFileError"]
+
+
+class StudentFileError(ValueError):
+    """A student file that is missing, corrupt or does not match its spec."""
+
+
+def extract_student(model: OKDHPNet, branch: int) -> HourglassNet:
+    """Trunk + branch `branch` as a standalone HourglassNet with copied weights."""
+    if not 0 <= branch < len(model.branches):
+        raise IndexError(f"branch {branch} out of range: the model has {len(model.branches)} branches")
+    student = HourglassNet(model.spec.student_arch(branch))
+    state = {}
+    for key, value in model.state_dict().items():
+        if key.startswith(("stem.", "trunk.")):
+            state[key] = value
+        elif key.startswith(f"branches.{branch}."):
+            state["branch." + key[len(f"branches.{branch}."):]] = value
+    student.load_state_dict(state, strict=True)
+    param = next(model.parameters())
+    return student.to(device=param.device, dtype=param.dtype).train(model.training)
+
+
+def student_paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    """(weights, spec) paths for `x.safetensors`, `x.json` or the stem `x`."""
+    path = Path(path)
+    if path.suffix in (".safetensors", ".json"):
+        path = path.with_suffix("")
+    return path.with_suffix(".safetensors"), path.with_suffix(".json")
+
+
+def save_student(student: HourglassNet, spec: ModelSpec, path: str | os.PathLike) -> Path:
+    """Write weights and spec atomically; returns the weights path."""
+    from safetensors.torch import save_file
+
+    weights_path, spec_path = student_paths(path)
+    weights_path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in student.state_dict().items()}
+    tmp = weights_path.with_name(weights_path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={"format": "pt", "okdhp_spec": spec.to_json()})
+    os.replace(tmp, weights_path)
+    spec.save(spec_path)
+    return weights_path
+
+
+def load_student(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[HourglassNet, ModelSpec]:
+    """Rebuild a student from its spec and load its weights (eval mode). Never unpickles."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    weights_path, spec_path = student_paths(path)
+    if not weights_path.is_file():
+        raise StudentFileError(f"{weights_path}: student weights not found (expected NAME.safetensors next to NAME.json)")
+    try:
+        spec = ModelSpec.load(spec_path)
+    except SpecError as err:
+        raise StudentFileError(str(err)) from None
+    try:
+        tensors = load_file(str(weights_path), device=str(device))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise StudentFileError(f"{weights_path}: cannot read safetensors ({err}); the file is corrupt or truncated, re-export it") from None
+    model = HourglassNet(spec.arch)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise StudentFileError(
+            f"{weights_path}: weights do not match the architecture in {spec_path} "
+            f"(missing {len(missing)}: {missing[:3]}, unexpected {len(unexpected)}: {unexpected[:3]})"
+        )
+    for key, tensor in tensors.items():
+        if tensor.shape != expected[key].shape:
+            raise StudentFileError(
+                f"{weights_path}: tensor {key!r} has shape {tuple(tensor.shape)} but {spec_path} implies {tuple(expected[key].shape)}"
+            )
+    model.load_state_dict(tensors, strict=True)
+    return model.to(device).eval(), spec
