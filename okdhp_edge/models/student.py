@@ -10,11 +10,15 @@ from pathlib import Path
 
 import torch
 
-from ..spec import ModelSpec, SpecError
-from .okdhp import OKDHPNet
+from ..spec import InputSpec, ModelSpec, SpecError
+from .cost import Cost, count_cost
+from .okdhp import OKDHPNet, OKDHPSpec
 from .posenet import HourglassNet
+from .presets import Preset
 
-__all__ = ["extract_student", "save_student", "load_student", "student_paths", "StudentFileError"]
+__all__ = [
+    "StudentFileError", "branch_costs", "describe_student", "extract_student", "load_student", "save_student", "student_paths",
+]
 
 
 class StudentFileError(ValueError):
@@ -91,3 +95,33 @@ def load_student(path: str | os.PathLike, device: str | torch.device = "cpu") ->
             )
     model.load_state_dict(tensors, strict=True)
     return model.to(device).eval(), spec
+
+
+def branch_costs(net_spec: OKDHPSpec, input_size: tuple[int, int]) -> list[Cost]:
+    """Cost of every branch's student (trunk + branch) at `input_size` (width, height)."""
+    return [count_cost(HourglassNet(net_spec.student_arch(b)), input_size) for b in range(len(net_spec.branches))]
+
+
+def describe_student(
+    preset: Preset,
+    branch: int,
+    net_spec: OKDHPSpec | None = None,
+    provenance: dict | None = None,
+) -> ModelSpec:
+    """The ModelSpec of branch `branch`'s student: architecture, geometry, cost, compression rate.
+
+    Compression rate = this student's MACs / the most expensive branch's student MACs.
+    """
+    net_spec = net_spec or preset.network_spec()
+    costs = branch_costs(net_spec, preset.input_size)
+    b = net_spec.branches[branch]
+    return ModelSpec(
+        name=f"{preset.name}-b{branch}-{b.stacks}x{b.channels}",
+        arch=net_spec.student_arch(branch),
+        skeleton=preset.get_skeleton(),
+        input=InputSpec(width=preset.input_size[0], height=preset.input_size[1]),
+        compression_rate=round(costs[branch].macs / max(c.macs for c in costs), 4),
+        params=costs[branch].params,
+        macs=costs[branch].macs,
+        provenance={"preset": preset.name, "branch": branch, **(provenance or {})},
+    )
