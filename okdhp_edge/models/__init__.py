@@ -1,5 +1,5 @@
 """Torch networks: stacked hourglass students, the multi-branch OKDHP net, presets, costs."""
-from .cost import Cost, count_cost
+from .cost import Cost, count_cost, meta_device
 from .hourglass import Hourglass, HourglassStack, Residual, Stem
 from .okdhp import BranchSpec, FeatureAggregationUnit, OKDHPNet, OKDHPSpec
 from .posenet import Branch, HourglassNet, hg2, hg4, hg8, stacked_hourglass
@@ -10,7 +10,7 @@ from .student import (
 
 __all__ = [
     "Branch", "BranchSpec", "Cost", "FeatureAggregationUnit", "Hourglass", "HourglassNet", "HourglassStack",
-    "OKDHPNet", "OKDHPSpec", "PRESETS", "Preset", "Residual", "Stem", "StudentFileError", "branch_costs", "count_cost", "describe_student",
+    "OKDHPNet", "OKDHPSpec", "PRESETS", "meta_device", "Preset", "Residual", "Stem", "StudentFileError", "branch_costs", "count_cost", "describe_student",
     "extract_student", "get_preset", "hg2", "hg4", "hg8", "load_student", "save_student", "stacked_hourglass",
     "student_paths",
 ]

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["Cost", "count_cost"]
+__all__ = ["Cost", "count_cost", "meta_device"]
+
+meta_device = torch.device("meta")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ def count_cost(model: nn.Module, input_size: tuple[int, int], params_of: nn.Modu
     was_training = model.training
     model.eval()
     try:
+        # Shapes are all the count needs: on the meta device the forward does no arithmetic.
         device = next(model.parameters()).device
         with torch.no_grad():
             model(torch.zeros(1, 3, input_size[1], input_size[0], device=device))

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from ..spec import InputSpec, ModelSpec, SpecError
-from .cost import Cost, count_cost
+from .cost import Cost, count_cost, meta_device
 from .okdhp import OKDHPNet, OKDHPSpec
 from .posenet import HourglassNet
 from .presets import Preset
@@ -91,7 +91,8 @@ def load_student(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     for key, tensor in tensors.items():
         if tensor.shape != expected[key].shape:
             raise StudentFileError(
-                f"{weights_path}: tensor {key!r} has shape {tuple(tensor.shape)} but {spec_path} implies {tuple(expected[key].shape)}"
+                f"{weights_path}: weights do not match the architecture in {spec_path} "
+                f"(tensor {key!r} has shape {tuple(tensor.shape)}, the spec implies {tuple(expected[key].shape)})"
             )
     model.load_state_dict(tensors, strict=True)
     return model.to(device).eval(), spec
@@ -99,7 +100,9 @@ def load_student(path: str | os.PathLike, device: str | torch.device = "cpu") ->
 
 def branch_costs(net_spec: OKDHPSpec, input_size: tuple[int, int]) -> list[Cost]:
     """Cost of every branch's student (trunk + branch) at `input_size` (width, height)."""
-    return [count_cost(HourglassNet(net_spec.student_arch(b)), input_size) for b in range(len(net_spec.branches))]
+    with meta_device:  # no weights are allocated: counting is instant even for paper-size nets
+        nets = [HourglassNet(net_spec.student_arch(b)) for b in range(len(net_spec.branches))]
+    return [count_cost(net, input_size) for net in nets]
 
 
 def describe_student(

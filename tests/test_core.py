@@ -1,0 +1,146 @@
+"""Torch-free core: skeletons, crop geometry, heatmap codec, specs, preprocessing."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from okdhp_edge import (
+    COCO17, MPII16, HeatmapCodec, InputSpec, ModelSpec, ArchSpec, SpecError,
+    apply_affine, box_to_center_size, crop_affine, decode_heatmaps, flip_heatmaps, get_skeleton, invert_affine,
+)
+from okdhp_edge.preprocess import crop_people, normalize
+
+
+def test_skeletons_are_consistent():
+    assert COCO17.num_keypoints == 17 and len(COCO17.sigmas) == 17
+    assert MPII16.num_keypoints == 16
+    for sk in (COCO17, MPII16):
+        idx = sk.flip_index
+        assert sorted(idx) == list(range(sk.num_keypoints))
+        assert [idx[i] for i in idx] == list(range(sk.num_keypoints))  # an involution
+        for a, b in sk.flip_pairs:
+            swapped = {sk.keypoints[a].replace("left", "L").replace("right", "left").replace("L", "right")}
+            assert swapped == {sk.keypoints[b]}
+    with pytest.raises(ValueError, match="valid: coco17, mpii16"):
+        get_skeleton("body25")
+
+
+def test_box_to_center_size_pads_to_aspect():
+    center, size = box_to_center_size([10, 20, 50, 220], aspect_ratio=0.75, padding=1.25)
+    np.testing.assert_allclose(center, [30, 120])
+    np.testing.assert_allclose(size, [200 * 0.75 * 1.25, 200 * 1.25])
+    with pytest.raises(ValueError, match="non-finite"):
+        box_to_center_size([0, 0, np.nan, 5], 1.0)
+
+
+def test_affine_round_trip_and_center_mapping():
+    center, size = np.array([100.0, 80.0]), np.array([60.0, 80.0])
+    m = crop_affine(center, size, (96, 128), rotation_deg=30)
+    np.testing.assert_allclose(apply_affine(center[None], m)[0], [47.5, 63.5], atol=1e-4)
+    pts = np.random.default_rng(0).uniform(0, 200, (20, 2))
+    back = apply_affine(apply_affine(pts, m), invert_affine(m))
+    np.testing.assert_allclose(back, pts, atol=1e-3)
+
+
+def test_mirrored_window_equals_mirrored_crop():
+    """Flipping a crop (x -> W-1-x) must equal cropping the mirrored image: flip test relies on it."""
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    spec = InputSpec(width=48, height=64)
+    box = np.array([[40.0, 20.0, 100.0, 110.0]])
+    crops, _ = crop_people(image, box, spec)
+    mirrored = image[:, ::-1].copy()
+    w = image.shape[1]
+    mbox = np.array([[w - 1 - 100.0, 20.0, w - 1 - 40.0, 110.0]])
+    mcrops, _ = crop_people(mirrored, mbox, spec)
+    diff = np.abs(crops[0, :, ::-1].astype(int) - mcrops[0].astype(int))
+    assert diff.mean() < 1.0
+
+
+@pytest.mark.parametrize("size", [((96, 128), (24, 32)), ((256, 256), (64, 64)), ((192, 256), (48, 64))])
+def test_codec_round_trip_within_quarter_pixel(size):
+    codec = HeatmapCodec(*size)
+    rng = np.random.default_rng(0)
+    w, h = size[0]
+    pts = np.stack([rng.uniform(12, w - 12, 200), rng.uniform(12, h - 12, 200)], axis=1)
+    for chunk in np.split(pts, 10):
+        hm, weight = codec.encode(chunk, np.ones(len(chunk)))
+        assert weight.all() and np.isclose(hm.max(axis=(1, 2)), 1.0, atol=0.1).all()
+        decoded, scores = codec.decode(hm)
+        err = np.abs(codec.input_to_heatmap(decoded) - codec.input_to_heatmap(chunk))
+        assert err.max() <= 0.25 + 1e-5
+        assert (scores > 0.7).all()
+
+
+def test_codec_weights_zero_for_invisible_and_far_outside():
+    codec = HeatmapCodec((64, 64), (16, 16), sigma=2.0)
+    hm, weight = codec.encode(np.array([[30, 30], [30, 30], [-200, 30], [70, 30]]), np.array([2, 0, 2, 2]))
+    assert weight.tolist() == [1, 0, 0, 1]  # (70,30) is off the map but its Gaussian still reaches it
+    assert hm[1].max() == 0 and hm[2].max() == 0
+
+
+def test_decode_handles_batches_and_borders():
+    hm = np.zeros((2, 3, 8, 8), np.float32)
+    hm[0, 0, 0, 0] = 1
+    hm[1, 2, 4, 7] = 1
+    hm[1, 2, 4, 6] = 0.5
+    coords, scores = decode_heatmaps(hm)
+    assert coords.shape == (2, 3, 2) and scores.shape == (2, 3)
+    np.testing.assert_allclose(coords[0, 0], [0, 0])
+    np.testing.assert_allclose(coords[1, 2], [7, 4])  # no step off the border
+
+
+def test_flip_heatmaps_is_exact_mirror():
+    codec = HeatmapCodec((96, 128), (24, 32))
+    pts = np.array([[20.3, 50.1], [70.0, 40.2]])
+    hm, _ = codec.encode(pts, np.ones(2))
+    flipped = flip_heatmaps(hm[None], [1, 0])[0]
+    mirrored_pts = np.array([[95 - 70.0, 40.2], [95 - 20.3, 50.1]])
+    expected, _ = codec.encode(mirrored_pts, np.ones(2))
+    np.testing.assert_allclose(flipped, expected, atol=1e-5)
+
+
+def _spec_dict():
+    return ModelSpec(name="s", arch=ArchSpec(num_joints=17), skeleton=COCO17).to_dict()
+
+
+def test_spec_round_trip_and_errors(tmp_path):
+    spec = ModelSpec(name="s", arch=ArchSpec(num_joints=17), skeleton=COCO17, input=InputSpec(96, 128), compression_rate=0.5)
+    path = tmp_path / "s.json"
+    spec.save(path)
+    loaded = ModelSpec.load(path)
+    assert loaded.to_dict() == spec.to_dict() and loaded.heatmap_size == (24, 32)
+    bad = _spec_dict()
+    bad["arch"]["num_joints"] = 16
+    with pytest.raises(SpecError, match="num_joints=16"):
+        ModelSpec.from_dict(bad, "x.json")
+    bad = _spec_dict()
+    bad["arch"]["widht"] = 3
+    with pytest.raises(SpecError, match=r"x.json: arch: unknown field\(s\) \['widht'\]"):
+        ModelSpec.from_dict(bad, "x.json")
+    path.write_text(json.dumps(_spec_dict())[:50])
+    with pytest.raises(SpecError, match="corrupt or truncated"):
+        ModelSpec.load(path)
+    with pytest.raises(SpecError, match="not found"):
+        ModelSpec.load(tmp_path / "missing.json")
+
+
+def test_normalize_colour_order_and_layout():
+    spec = InputSpec(width=4, height=2, mean=(0, 0, 0), std=(1, 1, 1))
+    crop = np.zeros((1, 2, 4, 3), np.uint8)
+    crop[..., 0] = 10  # blue in BGR
+    x = normalize(crop, spec, bgr=True)
+    assert x.shape == (1, 3, 2, 4) and x.dtype == np.float32
+    assert (x[0, 2] == 10).all() and (x[0, 0] == 0).all()  # blue is the last RGB channel
+    assert (normalize(crop, spec, bgr=False)[0, 0] == 10).all()
+
+
+def test_core_does_not_import_torch():
+    code = (
+        "import sys, okdhp_edge, okdhp_edge.codec, okdhp_edge.geometry, okdhp_edge.skeleton, "
+        "okdhp_edge.spec, okdhp_edge.preprocess\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
