@@ -1,0 +1,132 @@
+"""`build_dataset(source, split, ...)`: one entry point for synthetic, COCO and MPII data.
+
+Sources: "synthetic" (generated once into a cache directory keyed by its parameters),
+"synthetic:DIR" (a set written by the CLI, or generated into DIR when DIR has no such split),
+"coco:PATH" and "mpii:PATH". A synthetic set carries both COCO-17 and MPII-16 annotations; the
+skeleton picks which one is read.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+from ..skeleton import Skeleton
+from ..spec import InputSpec
+from .base import DatasetError, PoseDataset
+from .coco import load_coco
+from .mpii import load_mpii
+from .synthetic import GENERATOR_VERSION, SceneConfig, coco_annotation_path, generate_split
+from .transforms import AugmentConfig
+
+__all__ = ["build_dataset", "default_cache_dir", "ensure_synthetic", "SYNTHETIC_DEFAULT_IMAGES"]
+
+SYNTHETIC_DEFAULT_IMAGES = {"train": 4000, "val": 500}
+
+
+def default_cache_dir() -> Path:
+    """$OKDHP_EDGE_CACHE/synthetic, else ~/.cache/okdhp_edge/synthetic."""
+    base = os.environ.get("OKDHP_EDGE_CACHE")
+    return (Path(base).expanduser() if base else Path.home() / ".cache" / "okdhp_edge") / "synthetic"
+
+
+def ensure_synthetic(
+    split: str,
+    num_images: int,
+    data_seed: int = 0,
+    cache_dir: str | os.PathLike | None = None,
+    config: SceneConfig | None = None,
+) -> Path:
+    """Directory holding this synthetic split, generating it on first use.
+
+    The directory name hashes everything that changes the images, so a cached set is reused
+    only when it is exactly the one asked for. Generation goes to a temporary sibling that is
+    renamed into place, so concurrent or interrupted runs never see half a set.
+    """
+    if split not in SYNTHETIC_DEFAULT_IMAGES:
+        raise DatasetError(f"synthetic: split must be 'train' or 'val', got {split!r}")
+    config = config or SceneConfig()
+    key = json.dumps({"v": GENERATOR_VERSION, "seed": int(data_seed), "split": split, "n": int(num_images),
+                      "config": asdict(config)}, sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    final = base / f"{split}-{num_images}-{digest}"
+    if coco_annotation_path(final, split).is_file():
+        return final
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=base))
+    try:
+        generate_split(tmp, split, num_images, data_seed, config)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not coco_annotation_path(final, split).is_file():  # not a lost race: a real failure
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _synthetic_dir(spec: str, split: str, num_images: int | None, data_seed: int, cache_dir) -> Path:
+    n = int(num_images) if num_images is not None else SYNTHETIC_DEFAULT_IMAGES.get(split, 0)
+    if n < 1:
+        raise DatasetError(f"synthetic: synthetic_images must be >= 1, got {num_images}")
+    if spec == "synthetic":
+        return ensure_synthetic(split, n, data_seed, cache_dir)
+    root = Path(spec.split(":", 1)[1]).expanduser()
+    if not coco_annotation_path(root, split).is_file():
+        if root.exists() and any(p for p in root.iterdir() if p.name not in ("images", "annotations", "annot", "synthetic.json")):
+            raise DatasetError(f"{root}: has no synthetic {split!r} split and holds other files; pick an empty or new directory")
+        generate_split(root, split, n, data_seed)
+    return root
+
+
+def build_dataset(
+    source: str,
+    split: str,
+    input_spec: InputSpec,
+    skeleton: Skeleton,
+    *,
+    heatmap_stride: int = 4,
+    sigma: float = 2.0,
+    train: bool = False,
+    augment: AugmentConfig | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    synthetic_images: int | None = None,
+    seed: int = 0,
+    data_seed: int = 0,
+    detections: str | os.PathLike | None = None,
+    min_box_score: float = 0.0,
+) -> PoseDataset:
+    """A top-down PoseDataset for `split` ("train" or "val") of `source`.
+
+    `seed` seeds augmentation; `data_seed` seeds the synthetic generator (keep it fixed so
+    runs with different seeds are scored on the same validation images). `synthetic_images`
+    is the image count of the requested split (default 4000 train / 500 val). `detections`
+    (COCO sources) takes person boxes from a detection results JSON instead of ground truth.
+    With `train=True` and no `augment`, AugmentConfig() defaults apply.
+    """
+    if split not in ("train", "val"):
+        raise DatasetError(f"split must be 'train' or 'val', got {split!r}")
+    kind, _, path = source.partition(":")
+    if kind == "synthetic":
+        root = _synthetic_dir(source, split, synthetic_images, data_seed, cache_dir)
+        kind = "mpii" if skeleton.num_keypoints == 16 else "coco"
+    elif kind in ("coco", "mpii") and path:
+        root = Path(path).expanduser()
+    else:
+        raise DatasetError(f"unknown data source {source!r}; use 'synthetic', 'synthetic:DIR', 'coco:PATH' or 'mpii:PATH'")
+    options = dict(heatmap_stride=heatmap_stride, sigma=sigma, train=train, augment=augment, seed=seed)
+    if kind == "coco":
+        data = load_coco(root, split, skeleton, detections, min_box_score)
+        return PoseDataset(data.samples, skeleton, "coco", input_spec, annotation_file=data.annotation_file,
+                           num_skipped=data.num_skipped, source=f"{source} [{split}]", **options)
+    if detections is not None:
+        raise DatasetError(f"{source}: detection boxes are supported for COCO-layout data only")
+    data = load_mpii(root, split, skeleton)
+    return PoseDataset(data.samples, skeleton, "mpii", input_spec, annotation_file=None,
+                       num_skipped=data.num_skipped, source=f"{source} [{split}]", **options)
