@@ -42,12 +42,19 @@ def crop_people(
 
 def normalize(crops: np.ndarray, spec: InputSpec, bgr: bool = True) -> np.ndarray:
     """uint8 crops (N, H, W, 3) -> float32 network input in the spec's colour order and layout."""
-    x = np.asarray(crops, dtype=np.float32)
+    x = np.asarray(crops)
     if x.ndim == 3:
         x = x[None]
-    if bgr == (spec.color.upper() == "RGB"):
-        x = x[..., ::-1]
-    x = (x - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
-    if spec.layout.upper() == "NCHW":
-        x = x.transpose(0, 3, 1, 2)
-    return np.ascontiguousarray(x, dtype=np.float32)
+    order = (2, 1, 0) if bgr == (spec.color.upper() == "RGB") else (0, 1, 2)
+    mean = np.asarray(spec.mean, np.float32)
+    std = np.asarray(spec.std, np.float32)
+    n, h, w, _ = x.shape
+    nchw = spec.layout.upper() == "NCHW"
+    # Channel by channel into a preallocated output: no float copy of the whole batch and no
+    # transpose, which made normalisation the largest pre-processing cost at runtime.
+    out = np.empty((n, 3, h, w) if nchw else (n, h, w, 3), np.float32)
+    for c, src in enumerate(order):
+        dst = out[:, c] if nchw else out[..., c]
+        np.subtract(x[..., src], mean[c], out=dst, dtype=np.float32)
+        np.divide(dst, std[c], out=dst)
+    return out

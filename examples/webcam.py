@@ -1,0 +1,151 @@
+#!/usr/bin/env python
+"""Live pose from a webcam or a video file, with skeleton and FPS overlay.
+
+    python examples/webcam.py --model edge-b2-1x64-int8.onnx                 # camera 0, window
+    python examples/webcam.py --model m.onnx --source clip.mp4 --save out.mp4 --no-show
+
+One person is tracked from frame to frame (PoseTracker); q or Esc quits the window. Showing a
+window needs the GUI build of OpenCV (`pip install okdhp-edge[demo]`); with the headless build
+use --no-show (and --save to keep the annotated video).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import cv2
+
+from okdhp_edge.runtime import (
+    BackendUnavailableError, InputError, ModelFileError, PoseTracker, Predictor, TrackerConfig, draw_fps, draw_pose,
+)
+
+WINDOW = "okdhp-edge pose (q/Esc quits)"
+FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+
+
+class DemoError(Exception):
+    """A problem the user can fix; printed as one line, never as a traceback."""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="exported model (.onnx, .tflite, .engine, .mlpackage) or .safetensors student")
+    parser.add_argument("--source", default="0", help="camera index (0, 1, ...) or a video file (default: 0)")
+    parser.add_argument("--save", type=Path, help="write the annotated video here (.mp4 or .avi)")
+    parser.add_argument("--no-show", action="store_true", help="do not open a window (headless machines)")
+    parser.add_argument("--backend", help="force a backend (default: from the model's suffix)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, tensorrt, coreml (default: auto)")
+    parser.add_argument("--threads", type=int, help="CPU threads for the backend")
+    parser.add_argument("--flip-test", action="store_true", help="average with the mirrored crop (2x the compute)")
+    parser.add_argument("--min-score", type=float, default=0.3, help="hide keypoints below this score (default: 0.3)")
+    parser.add_argument("--max-frames", type=int, help="stop after this many frames")
+    return parser.parse_args(argv)
+
+
+def open_source(source: str) -> cv2.VideoCapture:
+    """Open a camera index or a video file and check that a frame can be read."""
+    if source.isdigit():
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our message replaces OpenCV's probe warnings
+        capture = cv2.VideoCapture(int(source))
+        if not capture.isOpened():
+            raise DemoError(f"cannot open camera {source}: no camera with that index, or it is in use; "
+                            "try another --source index, or pass a video file (--source clip.mp4)")
+        return capture
+    path = Path(source)
+    if not path.is_file():
+        raise DemoError(f"video file not found: {path}")
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise DemoError(f"cannot read video file {path}: not a video, or a codec this OpenCV build lacks")
+    return capture
+
+
+def check_gui() -> None:
+    """Fail early, with the fix, when this OpenCV build cannot open windows."""
+    try:
+        cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
+    except cv2.error:
+        raise DemoError(
+            "this OpenCV build has no GUI support (opencv-python-headless), so it cannot show a window. "
+            "Install the GUI build with `pip install okdhp-edge[demo]` (if both builds end up installed, "
+            "`pip uninstall opencv-python-headless` and reinstall opencv-python), or run with --no-show --save out.mp4"
+        ) from None
+
+
+def open_writer(path: Path, frame_shape: tuple[int, ...], fps: float) -> cv2.VideoWriter:
+    fourcc = FOURCC.get(path.suffix.lower())
+    if fourcc is None:
+        raise DemoError(f"--save {path}: unsupported suffix; use one of {', '.join(FOURCC)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    height, width = frame_shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
+    if not writer.isOpened():
+        raise DemoError(f"cannot write {path}: this OpenCV build has no {fourcc} encoder or the folder is not writable")
+    return writer
+
+
+def run(args: argparse.Namespace) -> int:
+    show = not args.no_show
+    if show:
+        check_gui()
+    try:
+        predictor = Predictor(args.model, backend=args.backend, device=args.device, num_threads=args.threads)
+    except (ModelFileError, BackendUnavailableError, ValueError) as err:
+        raise DemoError(str(err)) from None
+    tracker = PoseTracker(predictor, config=TrackerConfig(flip_test=args.flip_test))
+    capture = open_source(args.source)
+    ok, frame = capture.read()
+    if not ok or frame is None:
+        capture.release()
+        raise DemoError(f"cannot read a frame from {args.source}: the camera gives no image, or the video is empty/corrupt")
+    source_fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+    writer = open_writer(args.save, frame.shape, source_fps) if args.save else None
+    frames, fps, started = 0, 0.0, time.perf_counter()
+    try:
+        while ok:
+            tick = time.perf_counter()
+            try:
+                result = tracker.update(frame)
+            except InputError as err:
+                raise DemoError(f"frame {frames}: {err}") from None
+            draw_pose(frame, result, min_score=args.min_score)
+            instant = 1.0 / max(time.perf_counter() - tick, 1e-6)
+            fps = instant if frames == 0 else 0.9 * fps + 0.1 * instant
+            draw_fps(frame, fps, predictor.backend.name)
+            frames += 1
+            if writer is not None:
+                writer.write(frame)
+            if show:
+                cv2.imshow(WINDOW, frame)
+                if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                    break
+            if args.max_frames and frames >= args.max_frames:
+                break
+            ok, frame = capture.read()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        capture.release()
+        if writer is not None:
+            writer.release()
+        if show:
+            cv2.destroyAllWindows()
+    elapsed = time.perf_counter() - started
+    print(f"{frames} frames in {elapsed:.1f} s ({frames / max(elapsed, 1e-9):.1f} FPS overall) with {predictor.backend.describe()}"
+          + (f"; annotated video written to {args.save}" if args.save else ""))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except DemoError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

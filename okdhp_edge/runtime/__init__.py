@@ -1,0 +1,20 @@
+"""Torch-free inference for exported okdhp-edge students.
+
+    from okdhp_edge.runtime import Predictor
+    predictor = Predictor("edge-b2-1x64-int8.onnx")
+    result = predictor.predict(frame_bgr, boxes)  # keypoints (N, K, 2) in image pixels
+
+The backend is chosen from the file suffix; everything else (input size, normalisation,
+skeleton, layouts) is read from the metadata that travels with the artifact. Only the
+torch-free core of okdhp_edge is imported here; torch loads only for `.safetensors` students.
+"""
+from .draw import draw_fps, draw_pose
+from .errors import BackendUnavailableError, InputError, ModelFileError
+from .predictor import Predictor, PreparedBatch
+from .result import PoseResult, StageTimes
+from .tracker import PoseTracker, TrackerConfig
+
+__all__ = [
+    "BackendUnavailableError", "InputError", "ModelFileError", "PoseResult", "PoseTracker", "Predictor", "PreparedBatch",
+    "StageTimes", "TrackerConfig", "draw_fps", "draw_pose",
+]

@@ -1,0 +1,56 @@
+"""Torch backend for `.safetensors` students: development and reference runs only.
+
+torch is imported inside this backend, never at module level, so the runtime stays torch-free
+for every other format. Weights are read with safetensors (no pickle) by `load_student`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BackendUnavailableError, ModelFileError
+from ..metadata import TensorInfo
+from .base import Backend
+
+__all__ = ["TorchBackend"]
+
+
+class TorchBackend(Backend):
+    name = "torch"
+
+    def __init__(self, path: Path, device: str = "auto", num_threads: int | None = None) -> None:
+        try:
+            import torch
+
+            from ...models import StudentFileError, load_student
+        except ImportError:
+            raise BackendUnavailableError(
+                f"{path}: .safetensors students run through torch, which the runtime install leaves out; "
+                "pip install 'okdhp-edge[train]', or export the student (okdhp_edge.export) and run the .onnx/.tflite"
+            ) from None
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"unknown device {device!r} for torch; valid: auto, cpu, cuda")
+        if device == "cuda" and not torch.cuda.is_available():
+            raise BackendUnavailableError(f"{path}: device='cuda' but this torch build sees no CUDA GPU")
+        if num_threads:
+            torch.set_num_threads(int(num_threads))  # process-wide: torch has no per-model thread pool
+        try:
+            self.model, spec = load_student(path, device=device)
+        except StudentFileError as err:
+            raise ModelFileError(str(err)) from None
+        self._torch = torch
+        self._device = torch.device(device)
+        w, h = spec.input_size
+        hw, hh = spec.heatmap_size
+        k = spec.skeleton.num_keypoints
+        inp = TensorInfo("input", (None, 3, h, w), "float32")
+        out = TensorInfo("heatmaps", (None, k, hh, hw), "float32")
+        super().__init__(path, spec, inp, out, device=device)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        with self._torch.inference_mode():
+            y = self.model(self._torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self._device))
+        return y.float().cpu().numpy()

@@ -1,0 +1,115 @@
+"""Demos: the webcam example runs headless on a video file; bad sources are messages, not tracebacks."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from runtime_artifacts import export_onnx, make_student, person_frame, write_video
+
+REPO = Path(__file__).resolve().parents[1]
+WEBCAM = REPO / "examples" / "webcam.py"
+PREDICT_IMAGE = REPO / "examples" / "predict_image.py"
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("webcam-model")
+    return export_onnx(make_student(out), out)
+
+
+def run(script: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120, cwd=REPO)
+
+
+def read_frames(path: Path) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    ok, frame = capture.read()
+    while ok:
+        frames.append(frame)
+        ok, frame = capture.read()
+    capture.release()
+    return frames
+
+
+def test_webcam_runs_headless_on_a_video_and_writes_annotations(model, tmp_path):
+    video = write_video(tmp_path / "walk.mp4", frames=10)
+    out = tmp_path / "out" / "annotated.mp4"
+    proc = run(WEBCAM, "--model", str(model), "--source", str(video), "--save", str(out), "--no-show", "--threads", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "10 frames" in proc.stdout and str(out) in proc.stdout
+    original, annotated = read_frames(video), read_frames(out)
+    assert len(annotated) == len(original) == 10
+    assert annotated[0].shape == original[0].shape
+    # the FPS overlay is drawn in the top-left corner of every frame
+    for before, after in zip(original, annotated):
+        corner = np.abs(after[:30, :120].astype(int) - before[:30, :120].astype(int))
+        assert corner.mean() > 10
+
+
+def test_webcam_max_frames(model, tmp_path):
+    video = write_video(tmp_path / "walk.mp4", frames=8)
+    proc = run(WEBCAM, "--model", str(model), "--source", str(video), "--no-show", "--max-frames", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("3 frames")
+
+
+@pytest.mark.parametrize("source, match", [
+    ("missing.mp4", "video file not found: missing.mp4"),
+    ("7", "cannot open camera 7"),
+])
+def test_webcam_bad_source_is_a_message(model, source, match):
+    proc = run(WEBCAM, "--model", str(model), "--source", source, "--no-show")
+    assert proc.returncode == 2
+    assert match in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_webcam_unreadable_video_is_a_message(model, tmp_path):
+    junk = tmp_path / "junk.mp4"
+    junk.write_text("this is not a video\n" * 50)
+    proc = run(WEBCAM, "--model", str(model), "--source", str(junk), "--no-show")
+    assert proc.returncode == 2
+    assert "junk.mp4" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_webcam_bad_model_is_a_message(tmp_path):
+    video = write_video(tmp_path / "walk.mp4", frames=2)
+    proc = run(WEBCAM, "--model", str(tmp_path / "nope.onnx"), "--source", str(video), "--no-show")
+    assert proc.returncode == 2
+    assert "nope.onnx: model file not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def gui_available() -> bool:
+    found = re.search(r"^\s*GUI:\s*(\S+)", cv2.getBuildInformation(), re.MULTILINE)
+    return bool(found) and found.group(1) != "NONE"
+
+
+@pytest.mark.skipif(gui_available(), reason="this OpenCV has a GUI; the missing-GUI message needs opencv-python-headless")
+def test_webcam_without_gui_suggests_the_demo_extra(model, tmp_path):
+    video = write_video(tmp_path / "walk.mp4", frames=2)
+    proc = run(WEBCAM, "--model", str(model), "--source", str(video))
+    assert proc.returncode == 2
+    assert "okdhp-edge[demo]" in proc.stderr and "--no-show" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_predict_image_example(model, tmp_path):
+    image = tmp_path / "person.png"
+    cv2.imwrite(str(image), person_frame())
+    out, js = tmp_path / "pose.jpg", tmp_path / "pose.json"
+    proc = run(PREDICT_IMAGE, "--model", str(model), "--image", str(image), "--box", "110,20,210,230",
+               "--box", "10,40,100,200", "--out", str(out), "--json", str(js), "--min-score", "-1")
+    assert proc.returncode == 0, proc.stderr
+    assert cv2.imread(str(out)).shape == (240, 320, 3)
+    people = json.loads(js.read_text())["people"]
+    assert len(people) == 2 and len(people[0]["keypoints"]) == 17
+    missing = run(PREDICT_IMAGE, "--model", str(model), "--image", str(tmp_path / "none.jpg"))
+    assert missing.returncode == 2 and "none.jpg: not found" in missing.stderr and "Traceback" not in missing.stderr
+    bad_box = run(PREDICT_IMAGE, "--model", str(model), "--image", str(image), "--box", "500,500,600,600")
+    assert bad_box.returncode == 2 and "outside" in bad_box.stderr and "Traceback" not in bad_box.stderr
