@@ -1,0 +1,67 @@
+"""Runtime latency of exported students: the Predictor end to end, per artifact, side by side.
+
+Exports each student of a preset (trained ones from --students, else untrained ones: latency
+does not depend on the weights) to ONNX FP32/INT8 and TFLite FP32/INT8, then times
+`Predictor.predict` on one 640x480 frame with one person, and reports the share spent in pre-
+and post-processing (goal: at most 15 % for the smallest edge student on ONNX INT8).
+
+    python benchmarks/runtime_latency.py                       # edge preset, untrained students
+    python benchmarks/runtime_latency.py --students runs/x/students --runs 200
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+FORMATS = (("onnx", "fp32"), ("onnx", "int8"), ("tflite", "fp32"), ("tflite", "int8"))
+
+
+def untrained_students(preset_name: str, out_dir: Path) -> list[Path]:
+    from okdhp_edge.models import OKDHPNet, describe_student, extract_student, get_preset, save_student
+
+    preset = get_preset(preset_name)
+    net = OKDHPNet(preset.network_spec()).eval()
+    return [
+        save_student(extract_student(net, b), describe_student(preset, b, provenance={"trained": False}), out_dir / f"b{b}")
+        for b in range(len(preset.branches))
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="edge")
+    parser.add_argument("--students", type=Path, help="directory of trained students (*.safetensors)")
+    parser.add_argument("--branches", default="all", help="comma-separated branch indices, or 'all'")
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--calib-images", type=int, default=64)
+    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "runtime_latency.json")
+    args = parser.parse_args(argv)
+
+    from okdhp_edge.export import export
+    from okdhp_edge.runtime.benchmark import benchmark, format_table
+
+    work = Path(tempfile.mkdtemp(prefix="okdhp-runtime-bench-"))
+    students = sorted(args.students.glob("*.safetensors")) if args.students else untrained_students(args.preset, work / "students")
+    if args.branches != "all":
+        keep = {int(b) for b in args.branches.split(",")}
+        students = [s for i, s in enumerate(students) if i in keep]
+    results = []
+    for student in students:
+        for fmt, precision in FORMATS:
+            built = export(student, format=fmt, precision=precision, out_dir=work / "exports",
+                           calib_images=args.calib_images, verify_images=0)
+            results.append(benchmark(built.artifact, threads=args.threads, runs=args.runs, warmup=10))
+            print(format_table(results[-1:]), flush=True)
+    print("\n" + format_table(results))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"preset": args.preset, "trained": bool(args.students), "threads": args.threads,
+                                     "results": [asdict(r) for r in results]}, indent=2))
+    print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""The spec that travels with every artifact: a sidecar JSON plus a copy inside the file.
+
+Sidecar: `<artifact filename>.json` (e.g. `x-int8.onnx.json`) holding the full ModelSpec dict
+with its `export` field filled. Embedded: ONNX `metadata_props["okdhp_spec"]`, TFLite model
+metadata entry `okdhp_spec`, Core ML user metadata `okdhp_spec`.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..spec import ModelSpec, SpecError, write_json_atomic
+from .errors import ExportError
+
+__all__ = [
+    "SPEC_KEY", "artifact_spec", "embed_onnx", "embed_tflite", "read_artifact_spec", "read_embedded_spec",
+    "sha256_file", "sidecar_path", "write_sidecar",
+]
+
+SPEC_KEY = "okdhp_spec"
+EXPORT_KEYS = (
+    "format", "precision", "input_name", "output_name", "input_layout", "output_layout", "input_dtype",
+    "batch", "source_sha256", "created", "okdhp_edge_version", "device_specific",
+)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def artifact_spec(spec: ModelSpec, **export: Any) -> ModelSpec:
+    """A copy of `spec` describing one artifact; `export` must hold every contract key.
+
+    The input layout in `spec.input` follows the artifact, so `preprocess.normalize(crops,
+    spec.input)` produces exactly the tensor the artifact takes.
+    """
+    missing = [k for k in EXPORT_KEYS if k not in export and k not in ("created", "okdhp_edge_version")]
+    if missing:
+        raise ExportError(f"artifact metadata is missing {missing} (internal error: every exporter must set them)")
+    out = copy.deepcopy(spec)
+    out.export = {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "okdhp_edge_version": __version__,
+        **export,
+    }
+    out.input.layout = export["input_layout"]
+    return out
+
+
+def sidecar_path(artifact: str | os.PathLike) -> Path:
+    artifact = Path(artifact)
+    return artifact.with_name(artifact.name + ".json")
+
+
+def write_sidecar(artifact: str | os.PathLike, spec: ModelSpec) -> Path:
+    path = sidecar_path(artifact)
+    write_json_atomic(path, spec.to_dict())
+    return path
+
+
+def embed_onnx(path: str | os.PathLike, spec: ModelSpec) -> None:
+    """Store the spec JSON in the model's metadata_props (replacing an older copy)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    kept = [p for p in model.metadata_props if p.key != SPEC_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    model.metadata_props.add(key=SPEC_KEY, value=spec.to_json())
+    model.doc_string = f"okdhp-edge pose student {spec.name}: input {spec.input.width}x{spec.input.height}, heatmaps (N,K,h,w)"
+    tmp = Path(str(path) + ".tmp")
+    onnx.save(model, str(tmp))
+    os.replace(tmp, path)
+
+
+def embed_tflite(path: str | os.PathLike, spec: ModelSpec) -> bool:
+    """Add the spec as TFLite model metadata `okdhp_spec`; False when the file keeps tensors
+    outside the flatbuffer (>2 GB models), where only the sidecar carries it."""
+    import flatbuffers
+    import numpy as np
+    from ai_edge_litert import schema_py_generated as schema
+
+    path = Path(path)
+    data = path.read_bytes()
+    root = schema.Model.GetRootAs(data, 0)
+    if any(root.Buffers(i).Offset() > 1 for i in range(root.BuffersLength())):
+        return False
+    model = schema.ModelT.InitFromObj(root)
+    model.metadata = [m for m in (model.metadata or []) if m.name not in (SPEC_KEY, SPEC_KEY.encode())]
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(spec.to_json().encode("utf-8"), dtype=np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = SPEC_KEY
+    entry.buffer = len(model.buffers) - 1
+    model.metadata.append(entry)
+    builder = flatbuffers.Builder(len(data) + (1 << 16))
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(builder.Output())
+    os.replace(tmp, path)
+    return True
+
+
+def read_embedded_spec(path: str | os.PathLike) -> ModelSpec:
+    """The spec stored inside an .onnx, .tflite or .mlpackage artifact."""
+    path = Path(path)
+    text = None
+    if path.suffix == ".onnx":
+        import onnx
+
+        model = onnx.load(str(path), load_external_data=False)
+        text = next((p.value for p in model.metadata_props if p.key == SPEC_KEY), None)
+    elif path.suffix == ".tflite":
+        from ai_edge_litert import schema_py_generated as schema
+
+        data = path.read_bytes()
+        root = schema.Model.GetRootAs(data, 0)
+        for i in range(root.MetadataLength()):
+            entry = root.Metadata(i)
+            if entry.Name() == SPEC_KEY.encode():
+                text = root.Buffers(entry.Buffer()).DataAsNumpy().tobytes().decode("utf-8")
+    elif path.suffix == ".mlpackage":
+        import coremltools as ct
+
+        spec = ct.utils.load_spec(str(path))
+        text = spec.description.metadata.userDefined.get(SPEC_KEY)
+    else:
+        raise ExportError(f"{path}: no embedded metadata for this file type; read its sidecar {sidecar_path(path).name}")
+    if text is None:
+        raise ExportError(f"{path}: no embedded {SPEC_KEY!r} metadata; re-export it with `python -m okdhp_edge.export`")
+    return ModelSpec.from_json(text, f"{path} (embedded {SPEC_KEY})")
+
+
+def read_artifact_spec(path: str | os.PathLike) -> ModelSpec:
+    """The spec of an exported artifact: its sidecar JSON, else the copy embedded in the file."""
+    path = Path(path)
+    sidecar = sidecar_path(path)
+    if sidecar.is_file():
+        return ModelSpec.load(sidecar)
+    if not path.exists():
+        raise ExportError(f"{path}: artifact not found")
+    try:
+        return read_embedded_spec(path)
+    except SpecError:
+        raise
+    except ExportError as err:
+        raise ExportError(f"{err} (no sidecar {sidecar.name} either)") from None

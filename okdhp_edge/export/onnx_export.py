@@ -1,0 +1,104 @@
+"""PyTorch student -> one self-contained ONNX file (opset >= 17, dynamic batch), FP32 or FP16."""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..spec import ModelSpec
+from .errors import ConversionError, conversion_error, require
+from .graph import prepare_student
+
+__all__ = ["INPUT_NAME", "OUTPUT_NAME", "convert_to_fp16", "export_onnx", "onnx_io"]
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "heatmaps"
+
+
+def export_onnx(model: nn.Module, spec: ModelSpec, path: str | os.PathLike, *, opset: int = 18, nhwc: bool = False) -> Path:
+    """Write the FP32 student to `path`: BatchNorms folded, batch axis dynamic, weights inline."""
+    onnx = require("onnx", "export", "ONNX export")
+    require("onnxscript", "export", "ONNX export (torch.onnx dynamo exporter)")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    net = prepare_student(model, nhwc=nhwc)
+    w, h = spec.input_size
+    example = torch.zeros((2, h, w, 3) if nhwc else (2, 3, h, w))
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    chatter = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(chatter), torch.no_grad():
+            program = torch.onnx.export(
+                net, (example,), dynamo=True, external_data=False, opset_version=opset,
+                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_shapes=({0: batch},), verbose=False,
+            )
+    except Exception as err:  # the exporter raises many types; name the operator for the user
+        raise conversion_error("onnx", err) from err
+    tmp = path.with_name(path.name + ".tmp")
+    program.save(str(tmp), external_data=False)
+    model = onnx.load(str(tmp))
+    _strip_trace_metadata(model)
+    onnx.save(model, str(tmp))
+    os.replace(tmp, path)
+    onnx.checker.check_model(str(path))
+    return path
+
+
+def _strip_trace_metadata(model) -> None:
+    """Drop the exporter's per-node stack traces and module paths: they were 40% of the file
+    and leak the exporting machine's source paths."""
+    for node in model.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
+
+
+def convert_to_fp16(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """FP16 weights and compute with float32 input/output, so the runtime feeds the same tensor."""
+    onnx = require("onnx", "export", "ONNX FP16 conversion")
+    float16 = require("onnxruntime.transformers.float16", "export", "ONNX FP16 conversion")
+    model = float16.convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    _sort_nodes(model.graph)  # the converter appends its boundary Casts at the end of the node list
+    dst = Path(dst)
+    tmp = dst.with_name(dst.name + ".tmp")
+    onnx.save(model, str(tmp))
+    os.replace(tmp, dst)
+    onnx.checker.check_model(str(dst))
+    return dst
+
+
+def _sort_nodes(graph) -> None:
+    """Reorder graph nodes topologically in place (ONNX requires producers before consumers)."""
+    available = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    pending = list(graph.node)
+    ordered = []
+    while pending:
+        ready = [n for n in pending if all(name in available for name in n.input)]
+        if not ready:
+            raise ConversionError("FP16 conversion produced a graph with a cycle or a dangling input")
+        for node in ready:
+            available.update(node.output)
+        ordered.extend(ready)
+        ready_ids = {id(n) for n in ready}
+        pending = [n for n in pending if id(n) not in ready_ids]
+    del graph.node[:]
+    graph.node.extend(ordered)
+
+
+def onnx_io(path: str | os.PathLike) -> dict[str, object]:
+    """Names, dtypes and batch of the graph's single input and output as written in the file."""
+    onnx = require("onnx", "export", "reading ONNX models")
+    model = onnx.load(str(path), load_external_data=False)
+    graph_in, graph_out = model.graph.input[0], model.graph.output[0]
+    dim0 = graph_in.type.tensor_type.shape.dim[0]
+    return {
+        "input_name": graph_in.name,
+        "output_name": graph_out.name,
+        "input_dtype": onnx.helper.tensor_dtype_to_np_dtype(graph_in.type.tensor_type.elem_type).name,
+        "batch": dim0.dim_value if dim0.HasField("dim_value") else "dynamic",
+        "opset": max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
+    }
+

@@ -1,0 +1,93 @@
+"""What an export run should produce: format, precision and the knobs of each converter."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from .errors import ExportError
+
+__all__ = ["CALIB_METHODS", "ExportConfig", "FORMATS", "INT8_SCHEMES", "PRECISIONS", "SUFFIXES", "TRT_ROUTES"]
+
+FORMATS = ("onnx", "tflite", "coreml", "tensorrt")
+PRECISIONS = ("fp32", "fp16", "int8")
+SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite", "coreml": ".mlpackage", "tensorrt": ".engine"}
+CALIB_METHODS = ("minmax", "entropy", "percentile")
+INT8_SCHEMES = ("auto", "qdq", "symmetric", "calibrator")
+TRT_ROUTES = ("onnx", "torch_tensorrt")
+
+
+@dataclass
+class ExportConfig:
+    """One export: which artifact to build and how to calibrate and verify it.
+
+    int8_scheme: "qdq" (uint8 activations, fastest on ONNX Runtime CPU), "symmetric" (int8
+    activations with zero point 0: the QDQ ONNX TensorRT builds INT8 engines from),
+    "calibrator" (TensorRT's own entropy calibrator; needs `tensorrt` here) or "auto" (qdq for
+    onnx, symmetric for tensorrt). `metric` is the accuracy that `max_drop` applies to.
+    `synthetic_images` sizes a generated synthetic val split (None: the data module's default).
+    """
+
+    format: str = "onnx"
+    precision: str = "fp32"
+    out_dir: Path = Path("exports")
+    opset: int = 18
+    nhwc: bool = False
+    calib_data: str = "synthetic"
+    calib_images: int = 128
+    calib_method: str = "minmax"
+    int8_scheme: str = "auto"
+    image_input: bool = False
+    max_batch: int = 32
+    verify_images: int = 64
+    max_drop: float | None = None
+    metric: str = "pck@0.2"
+    synthetic_images: int | None = None
+    num_threads: int = 2
+    seed: int = 0
+    trt_route: str = "onnx"
+    trt_workspace_gb: float = 2.0
+    cache_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        self.out_dir = Path(self.out_dir)
+        self.format = str(self.format).lower()
+        self.precision = str(self.precision).lower()
+        _choice("format", self.format, FORMATS)
+        _choice("precision", self.precision, PRECISIONS)
+        _choice("calib_method", self.calib_method, CALIB_METHODS)
+        _choice("int8_scheme", self.int8_scheme, INT8_SCHEMES)
+        _choice("trt_route", self.trt_route, TRT_ROUTES)
+        if self.opset < 17:
+            raise ExportError(f"opset {self.opset} is too old: use opset >= 17 (default 18)")
+        if self.calib_images < 1:
+            raise ExportError(f"calib_images must be >= 1, got {self.calib_images}")
+        if self.verify_images < 0:
+            raise ExportError(f"verify_images must be >= 0 (0 skips verification), got {self.verify_images}")
+        if self.max_batch < 1:
+            raise ExportError(f"max_batch must be >= 1, got {self.max_batch}")
+        if self.max_drop is not None and self.max_drop < 0:
+            raise ExportError(f"max_drop must be >= 0 accuracy points, got {self.max_drop}")
+        if self.nhwc and self.format in ("coreml", "tensorrt"):
+            raise ExportError(f"--nhwc applies to onnx and tflite only; {self.format} takes NCHW input")
+        if self.int8_scheme == "calibrator" and self.format != "tensorrt":
+            raise ExportError("int8_scheme='calibrator' is TensorRT's calibrator: use it with format='tensorrt'")
+        if self.int8_scheme == "qdq" and self.format == "tensorrt":
+            raise ExportError("TensorRT INT8 needs symmetric quantization: use int8_scheme='symmetric' or 'calibrator'")
+        if self.image_input and self.format != "coreml":
+            raise ExportError("image_input applies to Core ML only (format='coreml')")
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        return sorted(f.name for f in fields(cls))
+
+    @property
+    def scheme(self) -> str:
+        """The INT8 scheme actually used ("auto" resolved for the format)."""
+        if self.int8_scheme != "auto":
+            return self.int8_scheme
+        return "symmetric" if self.format == "tensorrt" else "qdq"
+
+
+def _choice(name: str, value: str, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise ExportError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")

@@ -1,0 +1,118 @@
+"""PyTorch student -> LiteRT (.tflite) through litert-torch: FP32, FP16 weights, full-integer INT8.
+
+- fp32: litert_torch.convert of the BatchNorm-folded student.
+- fp16: the FP32 file with its convolution weights cast to float16 by ai-edge-quantizer
+  (float-casting recipe); GPU delegates run it in FP16, the CPU dequantizes weights once.
+- int8: PT2E static quantization (symmetric, per-channel weights, histogram-calibrated int8
+  activations) on a representative data set, converted by litert-torch into a full-integer
+  model whose input and output are int8 tensors carrying their own scale and zero point.
+LiteRT models have a fixed batch of 1 (what mobile delegates want).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..spec import ModelSpec
+from .errors import ExportError, conversion_error, require
+from .graph import prepare_student
+
+__all__ = ["export_tflite", "tflite_io"]
+
+
+def export_tflite(
+    model: nn.Module,
+    spec: ModelSpec,
+    path: str | os.PathLike,
+    precision: str = "fp32",
+    *,
+    nhwc: bool = False,
+    calibration: np.ndarray | None = None,
+) -> Path:
+    """Convert to `path`; `calibration` (N, input shape) is required for int8."""
+    litert_torch = require("litert_torch", "tflite", "TFLite export")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    net = prepare_student(model, nhwc=nhwc)
+    w, h = spec.input_size
+    example = (torch.zeros((1, h, w, 3) if nhwc else (1, 3, h, w)),)
+    tmp = path.with_name(path.name + ".tmp")
+    if precision == "int8":
+        if calibration is None or len(calibration) == 0:
+            raise ExportError("TFLite INT8 needs a representative data set: pass calibration crops (calib_images >= 1)")
+        edge_model = _convert_int8(litert_torch, net, example, calibration)
+    elif precision in ("fp32", "fp16"):
+        edge_model = _quiet(lambda: litert_torch.convert(net, example), "tflite")
+    else:
+        raise ExportError(f"unknown precision {precision!r}; valid: fp32, fp16, int8")
+    _quiet(lambda: edge_model.export(str(tmp)), "tflite")
+    if precision == "fp16":
+        _cast_weights_fp16(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def _quiet(fn, fmt: str):
+    """Run a converter step, keeping its console chatter out of our progress bars."""
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
+            return fn()
+    except (ExportError, MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as err:
+        raise conversion_error(fmt, err) from err
+
+
+def _convert_int8(litert_torch, net: nn.Module, example: tuple[torch.Tensor], calibration: np.ndarray):
+    pt2e = require("litert_torch.quantize.pt2e_quantizer", "tflite", "TFLite INT8 quantization")
+    quant_config = require("litert_torch.quantize.quant_config", "tflite", "TFLite INT8 quantization")
+    pt2e_api = require("torchao.quantization.pt2e.quantize_pt2e", "tflite", "TFLite INT8 quantization")
+    quantizer = pt2e.PT2EQuantizer().set_global(pt2e.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+    # strict (dynamo) export records which source op each node came from; the quantizer needs that to
+    # find the residual adds and max-pools, which non-strict export would leave in float
+    graph = _quiet(lambda: pt2e_api.prepare_pt2e(torch.export.export(net, example, strict=True).module(), quantizer),
+                   "tflite int8 (pt2e prepare)")
+    with torch.no_grad():
+        for crop in tqdm(calibration, desc="calibrating tflite int8", unit="crop", leave=False):
+            graph(torch.from_numpy(np.ascontiguousarray(crop[None], dtype=np.float32)))
+    graph = _quiet(lambda: pt2e_api.convert_pt2e(graph, fold_quantize=False), "tflite int8 (pt2e convert)")
+    config = quant_config.QuantConfig(pt2e_quantizer=quantizer)
+    return _quiet(lambda: litert_torch.convert(graph, example, quant_config=config), "tflite int8")
+
+
+def _cast_weights_fp16(path: Path) -> None:
+    """Store convolution weights as float16 (half the file), computing in float as before."""
+    aeq = require("ai_edge_quantizer", "tflite", "TFLite FP16 conversion")
+    quantizer = aeq.Quantizer(str(path))
+    quantizer.add_weight_only_config(
+        regex=".*", operation_name=aeq.qtyping.TFLOperationName.ALL_SUPPORTED, num_bits=16,
+        algorithm_key=aeq.algorithm_manager.AlgorithmName.FLOAT_CASTING,
+    )
+    result = _quiet(lambda: quantizer.quantize(enable_progress_report=False), "tflite fp16")
+    path.write_bytes(bytes(result.quantized_model))
+
+
+def tflite_io(path: str | os.PathLike) -> dict[str, object]:
+    """Name, dtype, shape and quantization of the model's input and output, as LiteRT reports them."""
+    interpreter_mod = require("ai_edge_litert.interpreter", "tflite", "reading TFLite models")
+    interpreter = interpreter_mod.Interpreter(model_path=str(path))
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    info: dict[str, object] = {
+        "input_name": inp["name"],
+        "output_name": out["name"],
+        "input_dtype": np.dtype(inp["dtype"]).name,
+        "output_dtype": np.dtype(out["dtype"]).name,
+        "batch": int(inp["shape"][0]),
+    }
+    for role, detail in (("input", inp), ("output", out)):
+        scale, zero_point = detail["quantization"]
+        if scale:
+            info[f"{role}_quantization"] = {"scale": float(scale), "zero_point": int(zero_point)}
+    return info

@@ -1,0 +1,120 @@
+"""`python -m okdhp_edge.train`: unbalanced OKDHP training from the command line (torchrun-ready).
+
+With no arguments: the `tiny` preset on synthetic data on the CPU, finishing in minutes.
+Multi-GPU / multi-node: `torchrun --nproc_per_node N -m okdhp_edge.train ...` (batch size is per process).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..data import DatasetError
+from .checkpoint import CheckpointError, load_checkpoint, resolve_resume
+from .config import MODES, ConfigError, available_presets, load_config, parse_override
+from .trainer import NonFiniteLossError, train
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m okdhp_edge.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("what to train")
+    g.add_argument("--preset", help=f"network + recipe preset (default tiny; valid: {', '.join(available_presets())})")
+    g.add_argument("--config", metavar="FILE", help="YAML file merged over the preset's config (same sections)")
+    g.add_argument("--mode", choices=MODES, help="okdhp (default), independent branches without distillation, or one student alone")
+    g.add_argument("--branches", metavar="SxW,...", help='branch specs, stacks x width each, e.g. "2x64,1x48,1x32"')
+    g.add_argument("--compression", metavar="F,...", help="branch costs as fractions of the largest preset branch, e.g. 1.0,0.5,0.25")
+    g.add_argument("--target", type=int, help="index of the branch you deploy (default: the cheapest)")
+    g.add_argument("--data", metavar="SOURCE", help="synthetic (default), synthetic:DIR, coco:PATH or mpii:PATH")
+    g = p.add_argument_group("recipe")
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--batch-size", type=int, help="per process")
+    g.add_argument("--lr", type=float)
+    g.add_argument("--seed", type=int)
+    g.add_argument("--workers", type=int, help="data loader worker processes")
+    g.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="any config value, e.g. --set loss.kl_temperature=0.5 (repeatable)")
+    g = p.add_argument_group("system")
+    g.add_argument("--device", help="auto (cuda when available), cpu, cuda or cuda:N")
+    g.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="mixed precision on CUDA (bf16 where supported, else fp16)")
+    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
+    g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile the network")
+    g = p.add_argument_group("run")
+    g.add_argument("--out", metavar="DIR", help="run directory (default runs/<preset>-<timestamp>)")
+    g.add_argument("--resume", metavar="PATH|auto", help="continue from a checkpoint, a run directory, or auto (= --out's checkpoint-last.pt)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    g.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    return p
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Only the flags the user gave, as a nested config dict."""
+    out: dict[str, Any] = {}
+
+    def put(section: str | None, key: str, value: Any) -> None:
+        if value is not None:
+            (out.setdefault(section, {}) if section else out)[key] = value
+
+    put(None, "mode", args.mode)
+    if args.branches is not None:
+        put("model", "branches", [b.strip() for b in args.branches.split(",") if b.strip()])
+        out["model"]["compression"] = None
+    if args.compression is not None:
+        try:
+            fractions = [float(c) for c in args.compression.split(",") if c.strip()]
+        except ValueError:
+            raise ConfigError(f"--compression {args.compression!r}: expected comma-separated numbers, e.g. 1.0,0.5,0.25") from None
+        put("model", "compression", fractions)
+        out["model"]["branches"] = None
+    put("model", "target", args.target)
+    put("data", "source", args.data)
+    put("data", "workers", args.workers)
+    put("optim", "epochs", args.epochs)
+    put("optim", "batch_size", args.batch_size)
+    put("optim", "lr", args.lr)
+    put("system", "seed", args.seed)
+    put("system", "device", args.device)
+    put("system", "amp", args.amp)
+    put("system", "channels_last", args.channels_last)
+    put("system", "compile", args.compile)
+    for item in args.set:
+        _merge(out, parse_override(item))
+    return out
+
+
+def _merge(base: dict, extra: dict) -> None:
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _merge(base[k], v)
+        else:
+            base[k] = v
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        overrides = overrides_from_args(args)
+        out = Path(args.out) if args.out else None
+        resume = resolve_resume(args.resume, out)
+        if args.resume == "auto" and resume is None:
+            print(f"--resume auto: no checkpoint-last.pt in {out}; starting a new run", file=sys.stderr)
+        if resume is not None:
+            base = load_checkpoint(resume)["config"]
+            cfg = load_config(args.preset, args.config, overrides, base=base)
+            out = out or resume.parent
+        else:
+            cfg = load_config(args.preset, args.config, overrides)
+        if args.print_config:
+            print(cfg.to_yaml(), end="")
+            return 0
+        train(cfg, out, resume, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print("\ninterrupted (exit 130)", file=sys.stderr)
+        return 130
+    except (ConfigError, CheckpointError, DatasetError, NonFiniteLossError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,375 @@
+"""Training configuration: dataclasses, packaged per-preset YAML files, strict validation.
+
+A run's config is the preset's YAML (`okdhp_edge/configs/<preset>.yaml`), then an optional
+user YAML, then command-line overrides, merged in that order. Every key and value is checked
+so that a typo fails at once with the list of valid keys or values instead of hours later.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "ConfigError", "DataConfig", "EvalConfig", "LossConfig", "MODES", "ModelConfig", "OptimConfig",
+    "SystemConfig", "TrainConfig", "available_presets", "load_config", "parse_branches", "parse_override",
+]
+
+MODES = ("okdhp", "independent", "single")
+SCHEDULES = ("step", "cosine")
+METRICS = ("auto", "pck@0.2", "ap", "pckh@0.5")
+_BRANCH_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot describe a run; the message names the source and the fix."""
+
+
+@dataclass
+class ModelConfig:
+    """Which network: a preset, optionally with other branches (explicit or by compression rate)."""
+
+    preset: str = "tiny"
+    branches: list[str] | None = None  # "STACKSxWIDTH" per branch, e.g. ["2x64", "1x48", "1x32"]
+    compression: list[float] | None = None  # fractions of the largest branch's MACs, e.g. [1.0, 0.5, 0.25]
+    target: int | None = None  # the branch you deploy; None = the cheapest (the paper's unbalanced target)
+
+
+@dataclass
+class DataConfig:
+    """Where the images come from and how targets are made."""
+
+    source: str = "synthetic"  # "synthetic", "synthetic:DIR", "coco:PATH" or "mpii:PATH"
+    train_images: int | None = None  # synthetic only: images generated for the train split
+    val_images: int | None = None  # synthetic only: images generated for the val split
+    sigma: float = 2.0  # Gaussian target sigma in heatmap pixels
+    cache_dir: str | None = None
+    workers: int = 0
+    augment: dict[str, Any] = field(default_factory=dict)  # fields of okdhp_edge.data.AugmentConfig
+
+
+@dataclass
+class LossConfig:
+    """L = sum MSE + alpha * MSE(ensemble) + beta * ramp(epoch) * sum KL(ensemble || branch output)."""
+
+    alpha: float = 1.0
+    beta: float = 2.0
+    ramp_epochs: float = 90.0  # ramp(t) = exp(-5 (1 - t/T)^2) for t < T, 1 after; 0 = no ramp
+    kl_temperature: float = 0.1  # heatmap logits are divided by T before the spatial softmax
+    detach_target: bool = True  # the ensemble teaches the branches without being pulled towards them
+
+
+@dataclass
+class OptimConfig:
+    """Adam with a warm-up and a step or cosine decay."""
+
+    epochs: int = 150
+    batch_size: int = 16
+    lr: float = 2.5e-4
+    weight_decay: float = 0.0
+    schedule: str = "step"
+    lr_steps: list[int] = field(default_factory=lambda: [90, 120])  # epochs where lr *= lr_factor (step)
+    lr_factor: float = 0.1
+    warmup_iters: int = 0
+    grad_clip: float | None = None  # max global gradient norm; None = no clipping
+
+
+@dataclass
+class SystemConfig:
+    """Device and speed options (AMP, channels_last, torch.compile only act on CUDA)."""
+
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    seed: int = 0
+    threads: int | None = None  # torch CPU threads per process; None = auto (cores not already busy)
+
+
+@dataclass
+class EvalConfig:
+    """Validation during and after training."""
+
+    every: int = 1  # evaluate every N epochs (and always after the last)
+    flip_test: bool = False
+    samples: int = 6  # validation crops drawn in samples.png
+    metric: str = "auto"  # picks checkpoint-best on the target branch; auto = ap (COCO) / pckh@0.5 (MPII)
+
+
+@dataclass
+class TrainConfig:
+    mode: str = "okdhp"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    system: SystemConfig = field(default_factory=SystemConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "<config>") -> "TrainConfig":
+        cfg = _build(cls, data, source)
+        cfg.validate(source)
+        return cfg
+
+    def validate(self, source: str = "<config>") -> None:
+        """Value checks beyond types; raises ConfigError naming the key and the valid values."""
+        from ..models import PRESETS
+
+        def fail(key: str, msg: str) -> None:
+            raise ConfigError(f"{source}: {key}: {msg}")
+
+        if self.mode not in MODES:
+            fail("mode", f"{self.mode!r} is not valid; valid: {', '.join(MODES)}")
+        m = self.model
+        if m.preset not in PRESETS:
+            fail("model.preset", f"unknown preset {m.preset!r}; valid: {', '.join(PRESETS)}")
+        if m.branches is not None and m.compression is not None:
+            fail("model", "give either branches or compression, not both")
+        if m.branches is not None:
+            try:
+                parse_branches(m.branches)
+            except ValueError as err:
+                fail("model.branches", str(err))
+        if m.compression is not None:
+            if not m.compression or any(not 0 < c <= 1 for c in m.compression):
+                fail("model.compression", f"{m.compression}: need one fraction in (0, 1] per branch, e.g. [1.0, 0.5, 0.25]")
+        n_branches = len(m.branches or m.compression or PRESETS[m.preset].branches)
+        if m.target is not None and not 0 <= m.target < n_branches:
+            fail("model.target", f"{m.target} is not a branch index; valid: 0..{n_branches - 1}, or null (= the cheapest branch)")
+        d = self.data
+        if not (d.source == "synthetic" or d.source.split(":", 1)[0] in ("synthetic", "coco", "mpii") and ":" in d.source):
+            fail("data.source", f"{d.source!r} is not valid; valid: synthetic, synthetic:DIR, coco:PATH, mpii:PATH")
+        for key in ("train_images", "val_images"):
+            value = getattr(d, key)
+            if value is not None and value < 1:
+                fail(f"data.{key}", "must be >= 1 or null")
+        if d.sigma <= 0:
+            fail("data.sigma", "must be > 0")
+        if d.workers < 0:
+            fail("data.workers", "must be >= 0")
+        _check_augment(d.augment, source)
+        lo = self.loss
+        for key in ("alpha", "beta", "ramp_epochs"):
+            if getattr(lo, key) < 0:
+                fail(f"loss.{key}", "must be >= 0")
+        if lo.kl_temperature <= 0:
+            fail("loss.kl_temperature", "must be > 0")
+        o = self.optim
+        if o.epochs < 1:
+            fail("optim.epochs", "must be >= 1")
+        if o.batch_size < 1:
+            fail("optim.batch_size", "must be >= 1")
+        if o.lr <= 0:
+            fail("optim.lr", "must be > 0")
+        if o.schedule not in SCHEDULES:
+            fail("optim.schedule", f"{o.schedule!r} is not valid; valid: {', '.join(SCHEDULES)}")
+        if any(s < 1 for s in o.lr_steps) or list(o.lr_steps) != sorted(o.lr_steps):
+            fail("optim.lr_steps", f"{o.lr_steps}: need increasing epochs >= 1")
+        if not 0 < o.lr_factor <= 1:
+            fail("optim.lr_factor", "must be in (0, 1]")
+        if o.warmup_iters < 0 or o.weight_decay < 0:
+            fail("optim", "warmup_iters and weight_decay must be >= 0")
+        if o.grad_clip is not None and o.grad_clip <= 0:
+            fail("optim.grad_clip", "must be > 0 or null")
+        s = self.system
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", s.device):
+            fail("system.device", f"{s.device!r} is not valid; valid: auto, cpu, cuda, cuda:N")
+        if s.threads is not None and s.threads < 1:
+            fail("system.threads", "must be >= 1 or null")
+        e = self.eval
+        if e.every < 1:
+            fail("eval.every", "must be >= 1")
+        if e.samples < 0:
+            fail("eval.samples", "must be >= 0")
+        if e.metric not in METRICS:
+            fail("eval.metric", f"{e.metric!r} is not valid; valid: {', '.join(METRICS)}")
+
+
+def parse_branches(specs: list[str] | str) -> list[tuple[int, int]]:
+    """["2x64", "1x48"] or "2x64,1x48" -> [(2, 64), (1, 48)] (stacks, width)."""
+    items = specs.split(",") if isinstance(specs, str) else list(specs)
+    out = []
+    for item in items:
+        match = _BRANCH_RE.match(str(item))
+        if not match:
+            raise ValueError(f"branch {item!r} is not STACKSxWIDTH (e.g. 2x64)")
+        stacks, width = int(match.group(1)), int(match.group(2))
+        if stacks < 1 or width < 8:
+            raise ValueError(f"branch {item!r}: needs >= 1 stack and width >= 8")
+        out.append((stacks, width))
+    if not out:
+        raise ValueError("need at least one branch")
+    return out
+
+
+def available_presets() -> list[str]:
+    """Presets that ship a YAML config."""
+    root = resources.files("okdhp_edge") / "configs"
+    return sorted(p.name[: -len(".yaml")] for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_config(
+    preset: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    base: dict[str, Any] | None = None,
+) -> TrainConfig:
+    """Preset YAML (or `base`, e.g. a checkpoint's config) <- user YAML <- overrides (nested dict)."""
+    user = _read_yaml(Path(config_file)) if config_file else {}
+    overrides = copy.deepcopy(overrides or {})
+    from_base = base is not None
+    if base is None:
+        name = (
+            preset
+            or overrides.get("model", {}).get("preset")
+            or (user.get("model") or {}).get("preset")
+            or "tiny"
+        )
+        base = _preset_yaml(name)
+        base.setdefault("model", {})["preset"] = name
+    if preset:
+        overrides.setdefault("model", {})["preset"] = preset
+    merged = _merge(_merge(copy.deepcopy(base), user), overrides)
+    sources = [f"preset {merged.get('model', {}).get('preset')!r}" if not from_base else "checkpoint config"]
+    sources += [str(config_file)] if config_file else []
+    sources += ["command line"] if overrides else []
+    return TrainConfig.from_dict(merged, " + ".join(sources))
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """'optim.lr=1e-3' -> {'optim': {'lr': 0.001}} (the value is read as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected SECTION.KEY=VALUE, e.g. optim.lr=1e-3")
+    key, value = text.split("=", 1)
+    parts = key.strip().split(".")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"--set {text!r}: value is not valid YAML ({err})") from None
+    out: dict[str, Any] = {}
+    node = out
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = parsed
+    return out
+
+
+def _preset_yaml(name: str) -> dict[str, Any]:
+    path = resources.files("okdhp_edge") / "configs" / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"no config for preset {name!r}; valid presets: {', '.join(available_presets())}")
+    return _parse_yaml(path.read_text(encoding="utf-8"), f"okdhp_edge/configs/{name}.yaml")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    return _parse_yaml(path.read_text(encoding="utf-8"), str(path))
+
+
+def _parse_yaml(text: str, source: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{source}: not valid YAML ({err})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections (mode, model, data, loss, optim, system, eval)")
+    return data
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict) and key != "augment":
+            _merge(base[key], value)
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
+            base[key] = {**base[key], **value}
+        else:
+            base[key] = value
+    return base
+
+
+def _build(cls: type, data: Any, source: str, prefix: str = ""):
+    where = f"{source}: {prefix.rstrip('.') or 'top level'}"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    valid = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(valid))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid: {', '.join(valid)}")
+    return cls(**{name: _coerce(data[name], hints[name], source, f"{prefix}{name}") for name in valid if name in data})
+
+
+def _coerce(value: Any, hint: Any, source: str, key: str) -> Any:
+    """Check `value` against a type hint (int, float, bool, str, X | None, list[X], dict, dataclass)."""
+    where = f"{source}: {key}"
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], source, key)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value if value is not None else {}, source, f"{key}.")
+    if origin is list:
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            value = [v.strip() for v in value.split(",")] if isinstance(value, str) else [value]
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_coerce(v, args[0], source, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {hint!r} at {where}")
+
+
+def _check_augment(augment: dict[str, Any], source: str) -> None:
+    """Augmentation keys must be fields of okdhp_edge.data.AugmentConfig (when the data package is present)."""
+    try:
+        from ..data import AugmentConfig
+    except ImportError:
+        return
+    valid = [f.name for f in dataclasses.fields(AugmentConfig)]
+    unknown = sorted(set(augment) - set(valid))
+    if unknown:
+        raise ConfigError(f"{source}: data.augment: unknown key(s) {unknown}; valid: {', '.join(valid)}")

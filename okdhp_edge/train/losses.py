@@ -1,0 +1,112 @@
+"""OKDHP losses: heatmap MSE, pixel-wise KL from the ensemble to every branch, and the ramp.
+
+L = sum_o MSE(o) + alpha * MSE(ensemble) + beta * ramp(epoch) * sum_o KL(ensemble || o)
+
+where the MSE sum runs over every supervised output (trunk stacks once, every stack of every
+branch) and the KL sum over every branch stack. Modes drop terms: `independent` keeps only the
+MSE sum (same network, no distillation), `single` trains one plain student (MSE only).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["LossParts", "OKDHPLoss", "heatmap_mse", "ramp", "spatial_kl"]
+
+
+def heatmap_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """0.5 * mean over (N, K, h, w) of the per-joint-weighted squared error.
+
+    Same value as the pose field's JointsMSELoss with target weights: a joint with weight 0
+    (unlabelled or outside the crop) contributes nothing, yet still counts in the mean.
+    """
+    w = weight.to(pred.dtype)[:, :, None, None]
+    return 0.5 * ((pred - target) * w).pow(2).mean()
+
+
+def spatial_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0, detach_target: bool = True) -> torch.Tensor:
+    """KL(teacher || student) between per-joint softmaxes over the h*w positions.
+
+    Heatmaps (N, K, h, w) are used as logits divided by `temperature`. Summed over joints and
+    pixels, divided by N*h*w (the paper's normalisation). Raw heatmaps lie in [0, 1], so at
+    temperature 1 both softmaxes are nearly uniform and the term almost vanishes; a small
+    temperature sharpens them.
+    """
+    n, k, h, w = student.shape
+    if detach_target:
+        teacher = teacher.detach()
+    log_q = F.log_softmax(student.float().reshape(n, k, h * w) / temperature, dim=-1)
+    log_p = F.log_softmax(teacher.float().reshape(n, k, h * w) / temperature, dim=-1)
+    kl = (log_p.exp() * (log_p - log_q)).sum()
+    return kl / (n * h * w)
+
+
+def ramp(epoch: float, ramp_epochs: float) -> float:
+    """exp(-5 (1 - t/T)^2) for t < T, 1 from T on (T = 0 disables the ramp)."""
+    if ramp_epochs <= 0 or epoch >= ramp_epochs:
+        return 1.0
+    return math.exp(-5.0 * (1.0 - epoch / ramp_epochs) ** 2)
+
+
+@dataclass
+class LossParts:
+    """The total and its terms, kept as detached tensors so logging syncs with the device once."""
+
+    total: torch.Tensor
+    mse_trunk: torch.Tensor
+    mse_branches: list[torch.Tensor]  # per branch, summed over its stacks
+    mse_ensemble: torch.Tensor
+    kl_branches: list[torch.Tensor]  # per branch, summed over its stacks, before beta * ramp
+    ramp: float
+
+    def as_dict(self) -> dict[str, float]:
+        values = torch.stack([self.total, self.mse_trunk, self.mse_ensemble, *self.mse_branches, *self.kl_branches]).detach()
+        total, trunk, ens, *rest = values.float().cpu().tolist()
+        b = len(self.mse_branches)
+        out = {"loss": total, "mse_trunk": trunk, "mse_ensemble": ens, "kl": sum(rest[b:]), "ramp": self.ramp}
+        for i in range(b):
+            out[f"mse_b{i}"] = rest[i]
+            out[f"kl_b{i}"] = rest[b + i]
+        return out
+
+
+class OKDHPLoss:
+    """The training objective for one of the modes (okdhp, independent, single)."""
+
+    def __init__(self, mode: str = "okdhp", alpha: float = 1.0, beta: float = 2.0, ramp_epochs: float = 90.0,
+                 kl_temperature: float = 1.0, detach_target: bool = True) -> None:
+        if mode not in ("okdhp", "independent", "single"):
+            raise ValueError(f"unknown mode {mode!r}; valid: okdhp, independent, single")
+        self.mode = mode
+        self.alpha = alpha
+        self.beta = beta
+        self.ramp_epochs = ramp_epochs
+        self.kl_temperature = kl_temperature
+        self.detach_target = detach_target
+
+    def __call__(self, outputs: dict, target: torch.Tensor, weight: torch.Tensor, epoch: float) -> LossParts:
+        """`outputs` as returned by OKDHPNet (or the single-mode adapter: no ensemble)."""
+        target = target.to(torch.float32)
+        mse_trunk = sum((heatmap_mse(o.float(), target, weight) for o in outputs["trunk"]), target.new_zeros(()))
+        mse_branches = [sum((heatmap_mse(o.float(), target, weight) for o in outs), target.new_zeros(())) for outs in outputs["branches"]]
+        total = mse_trunk + sum(mse_branches)
+        mse_ens = target.new_zeros(())
+        kls = [target.new_zeros(()) for _ in outputs["branches"]]
+        r = ramp(epoch, self.ramp_epochs)
+        if self.mode == "okdhp":
+            ensemble = outputs["ensemble"].float()
+            mse_ens = heatmap_mse(ensemble, target, weight)
+            kls = [sum((spatial_kl(o, ensemble, self.kl_temperature, self.detach_target) for o in outs), target.new_zeros(()))
+                   for outs in outputs["branches"]]
+            total = total + self.alpha * mse_ens + self.beta * r * sum(kls)
+        return LossParts(
+            total=total,
+            mse_trunk=mse_trunk.detach(),
+            mse_branches=[m.detach() for m in mse_branches],
+            mse_ensemble=mse_ens.detach(),
+            kl_branches=[k.detach() for k in kls],
+            ramp=r if self.mode == "okdhp" else 0.0,
+        )

@@ -1,0 +1,133 @@
+"""The network a run trains, per mode, and the students it hands out.
+
+okdhp / independent: the multi-branch OKDHPNet (independent simply drops the distillation
+terms). single: trunk + the target branch as a plain HourglassNet, trained alone with
+intermediate supervision: the baseline OKDHP has to beat.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..models import (
+    BranchSpec, HourglassNet, OKDHPNet, OKDHPSpec, Preset, count_cost, describe_student, extract_student, save_student,
+)
+from ..spec import ArchSpec, ModelSpec
+from .config import ModelConfig, parse_branches
+
+__all__ = ["BranchChoice", "SingleNet", "build_network", "choose_branches", "network_spec", "student_models", "target_branch", "write_students"]
+
+
+class SingleNet(HourglassNet):
+    """A plain student whose forward returns the training dict (trunk stacks, one branch, no ensemble).
+
+    Its state_dict is exactly HourglassNet's, so the student file is its weights as they are.
+    """
+
+    def forward(self, x: torch.Tensor) -> dict[str, list]:  # type: ignore[override]
+        outs = self.forward_all(x)
+        t = self.arch.trunk_stacks
+        return {"trunk": outs[:t], "branches": [outs[t:]]}
+
+
+@dataclass(frozen=True)
+class BranchChoice:
+    """One branch picked for a requested compression fraction."""
+
+    requested: float
+    branch: BranchSpec
+    macs: int
+    achieved: float
+
+
+def network_spec(preset: Preset, model_cfg: ModelConfig) -> tuple[OKDHPSpec, list[BranchChoice]]:
+    """The multi-branch spec for a run: preset branches, explicit `branches`, or by `compression`."""
+    if model_cfg.branches is not None:
+        return preset.network_spec([BranchSpec(s, c) for s, c in parse_branches(model_cfg.branches)]), []
+    if model_cfg.compression is not None:
+        choices = choose_branches(preset, model_cfg.compression)
+        return preset.network_spec([c.branch for c in choices]), choices
+    return preset.network_spec(), []
+
+
+def target_branch(spec: OKDHPSpec, preset: Preset, target: int | None) -> int:
+    """The deployed branch: as given, or the cheapest one (the paper's unbalanced target)."""
+    if target is not None:
+        if target >= len(spec.branches):
+            raise ValueError(f"model.target={target} but the network has {len(spec.branches)} branches (valid: 0..{len(spec.branches) - 1})")
+        return target
+    costs = [_student_macs(spec, b, preset.input_size) for b in spec.branches]
+    return min(range(len(costs)), key=lambda b: (costs[b], b))
+
+
+def choose_branches(preset: Preset, fractions: list[float]) -> list[BranchChoice]:
+    """Per fraction, the (stacks, width) branch whose student MACs best match fraction * the largest
+    preset branch's student MACs, from a grid of depths 1..max preset depth and widths 16..max width."""
+    spec = preset.network_spec()
+    max_stacks = max(b.stacks for b in spec.branches)
+    max_width = max(b.channels for b in spec.branches)
+    widths = {w for w in range(16, min(max_width, 64) + 1, 8)} | {w for w in range(64, max_width + 1, 16 if max_width <= 128 else 32)}
+    widths |= {b.channels for b in spec.branches}
+    grid = [BranchSpec(s, w) for s in range(1, max_stacks + 1) for w in sorted(widths)]
+    costs = {b: _student_macs(spec, b, preset.input_size) for b in grid}
+    reference = max(_student_macs(spec, b, preset.input_size) for b in spec.branches)
+    choices = []
+    for f in fractions:
+        best = min(grid, key=lambda b: (abs(math.log(costs[b] / (f * reference))), costs[b]))
+        choices.append(BranchChoice(requested=f, branch=best, macs=costs[best], achieved=costs[best] / reference))
+    return choices
+
+
+def _student_macs(spec: OKDHPSpec, branch: BranchSpec, input_size: tuple[int, int]) -> int:
+    """MACs of trunk + `branch` as a student. Stacks of one width are identical, so MACs are linear
+    in the stack count: two counts per width give every depth."""
+    one, two = (_counted_macs(spec.num_joints, spec.trunk_stacks, spec.trunk_channels, s, branch.channels,
+                              spec.hourglass_depth, input_size) for s in (1, 2))
+    return one + (branch.stacks - 1) * (two - one)
+
+
+@lru_cache(maxsize=None)
+def _counted_macs(joints: int, trunk_stacks: int, trunk_channels: int, stacks: int, channels: int, depth: int,
+                  input_size: tuple[int, int]) -> int:
+    """MACs of a trunk + branch student, counted on the meta device (no memory, no real compute)."""
+    arch = ArchSpec(num_joints=joints, trunk_stacks=trunk_stacks, trunk_channels=trunk_channels,
+                    branch_stacks=stacks, branch_channels=channels, hourglass_depth=depth)
+    with torch.device("meta"):
+        model = HourglassNet(arch)
+    return count_cost(model, input_size).macs
+
+
+def build_network(mode: str, spec: OKDHPSpec, target: int) -> nn.Module:
+    """OKDHPNet for okdhp/independent, SingleNet (trunk + target branch) for single."""
+    if mode == "single":
+        return SingleNet(spec.student_arch(target))
+    return OKDHPNet(spec)
+
+
+def student_models(model: nn.Module, mode: str, target: int) -> dict[int, HourglassNet]:
+    """branch index -> its standalone student (copied weights, eval mode)."""
+    if mode == "single":
+        student = HourglassNet(model.arch)
+        student.load_state_dict(model.state_dict())
+        return {target: student.eval()}
+    return {b: extract_student(model, b).eval() for b in range(len(model.branches))}
+
+
+def write_students(
+    model: nn.Module, mode: str, target: int, preset: Preset, spec: OKDHPSpec, out_dir: Path, provenance: dict,
+    metrics: dict[int, dict] | None = None,
+) -> dict[int, tuple[Path, ModelSpec]]:
+    """Save every trained branch's student as `out_dir/<name>.safetensors` + `.json`."""
+    written = {}
+    for b, student in student_models(model, mode, target).items():
+        extra = {**provenance, "target": b == target}
+        if metrics and b in metrics:
+            extra["metrics"] = metrics[b]
+        desc = describe_student(preset, b, spec, provenance=extra)
+        written[b] = (save_student(student, desc, out_dir / desc.name), desc)
+    return written

@@ -1,0 +1,235 @@
+"""Training: config validation, branch choice, one optimisation step, and small end-to-end runs
+(artifacts, student files, resume, non-finite loss, Ctrl-C, the baseline modes)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from okdhp_edge.codec import HeatmapCodec
+from okdhp_edge.models import PRESETS, OKDHPNet, OKDHPSpec, get_preset, load_student
+from okdhp_edge.train import ConfigError, OKDHPLoss, choose_branches, load_config
+from okdhp_edge.train.cli import main
+from okdhp_edge.train.network import network_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("synthetic-cache")
+
+
+def small_run(cache: Path, out: Path, *extra: str) -> list[str]:
+    """CLI arguments for a tiny run: ~20 training people, 2 threads, constant lr (epoch-count independent)."""
+    return [
+        "--out", str(out), "--no-progress", "--batch-size", "8",
+        "--set", f"data.cache_dir={cache}", "--set", "data.train_images=12", "--set", "data.val_images=4",
+        "--set", "optim.schedule=step", "--set", "optim.lr_steps=[]", "--set", "optim.warmup_iters=0",
+        "--set", "system.threads=2", "--set", "eval.samples=2", "--set", "loss.ramp_epochs=2",
+        *extra,
+    ]
+
+
+# ----------------------------------------------------------------------------- config
+
+def test_default_config_is_tiny_okdhp_on_synthetic_cpu_friendly_data(capsys):
+    cfg = load_config()
+    assert (cfg.model.preset, cfg.mode, cfg.data.source, cfg.system.device) == ("tiny", "okdhp", "synthetic", "auto")
+    assert main(["--print-config"]) == 0
+    printed = capsys.readouterr().out
+    assert "preset: tiny" in printed and "kl_temperature" in printed
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_ships_a_valid_yaml(name):
+    cfg = load_config(name)
+    assert cfg.model.preset == name
+    assert network_spec(get_preset(name), cfg.model)[0].num_joints == get_preset(name).get_skeleton().num_keypoints
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        ({"optim": {"lrr": 1}}, r"optim: unknown key\(s\) \['lrr'\]; valid: epochs, batch_size, lr"),
+        ({"bogus": {}}, r"unknown key\(s\) \['bogus'\]; valid: mode, model, data"),
+        ({"mode": "distill"}, r"mode: 'distill' is not valid; valid: okdhp, independent, single"),
+        ({"optim": {"epochs": "ten"}}, r"optim.epochs: expected an integer"),
+        ({"optim": {"schedule": "linear"}}, r"valid: step, cosine"),
+        ({"system": {"amp": "yes"}}, r"system.amp: expected true or false"),
+        ({"system": {"device": "tpu"}}, r"valid: auto, cpu, cuda, cuda:N"),
+        ({"model": {"branches": ["2x64", "big"]}}, r"'big' is not STACKSxWIDTH"),
+        ({"model": {"branches": ["2x64"], "compression": [1.0]}}, r"either branches or compression"),
+        ({"model": {"target": 5}}, r"model.target: 5 is not a branch index; valid: 0..2"),
+        ({"data": {"source": "imagenet"}}, r"valid: synthetic, synthetic:DIR, coco:PATH, mpii:PATH"),
+        ({"data": {"augment": {"rot": 3}}}, r"data.augment: unknown key\(s\) \['rot'\]; valid: scale, rotation"),
+        ({"loss": {"kl_temperature": 0}}, r"loss.kl_temperature: must be > 0"),
+    ],
+)
+def test_config_errors_name_the_key_and_the_valid_values(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(overrides=overrides)
+
+
+def test_user_yaml_merges_over_the_preset(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("model: {preset: edge}\noptim: {lr: 0.001}\ndata: {augment: {rotation: 10.0}}\n")
+    cfg = load_config(config_file=path)
+    assert cfg.model.preset == "edge" and cfg.optim.lr == 0.001
+    assert cfg.data.augment["rotation"] == 10.0 and cfg.data.augment["half_body_prob"] == 0.3  # rest of edge.yaml kept
+    (tmp_path / "bad.yaml").write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="bad.yaml: expected a mapping"):
+        load_config(config_file=tmp_path / "bad.yaml")
+
+
+def test_compression_picks_branches_close_to_the_requested_cost():
+    preset = get_preset("tiny")
+    choices = choose_branches(preset, [1.0, 0.5])
+    assert (choices[0].branch.stacks, choices[0].branch.channels) == (2, 64)
+    assert choices[0].achieved == pytest.approx(1.0)
+    assert abs(choices[1].achieved - 0.5) < 0.05
+    spec, _ = network_spec(preset, load_config(overrides={"model": {"compression": [1.0, 0.5]}}).model)
+    assert spec.branches == [c.branch for c in choices]
+
+
+# ----------------------------------------------------------------------------- one step
+
+def test_one_okdhp_step_decreases_the_loss_on_a_fixed_batch():
+    torch.manual_seed(0)
+    spec = OKDHPSpec(num_joints=4, trunk_stacks=1, trunk_channels=16, branches=[(2, 16), (1, 8)], hourglass_depth=2)
+    net = OKDHPNet(spec)
+    codec = HeatmapCodec((32, 32), (8, 8))
+    rng = np.random.default_rng(0)
+    targets = [codec.encode(rng.uniform(4, 28, (4, 2)), np.ones(4)) for _ in range(4)]
+    target = torch.from_numpy(np.stack([t[0] for t in targets]))
+    weight = torch.from_numpy(np.stack([t[1] for t in targets]))
+    images = torch.randn(4, 3, 32, 32)
+    loss_fn = OKDHPLoss("okdhp", kl_temperature=0.1, ramp_epochs=0)  # ramp = 1: every term active
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    before = loss_fn(net(images), target, weight, epoch=0)
+    assert before.as_dict()["kl"] > 0 and before.as_dict()["mse_ensemble"] > 0
+    optimizer.zero_grad()
+    before.total.backward()
+    assert all(p.grad is not None for p in net.fau.parameters())  # the ensemble MSE trains the FAU
+    optimizer.step()
+    after = loss_fn(net(images), target, weight, epoch=0)
+    assert after.total.item() < before.total.item()
+
+
+# ----------------------------------------------------------------------------- end to end
+
+@pytest.fixture(scope="module")
+def run_dir(cache_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "okdhp"
+    assert main(small_run(cache_dir, out, "--epochs", "2")) == 0
+    return out
+
+
+def test_run_writes_every_artifact(run_dir):
+    for name in ("config.yaml", "metrics.jsonl", "metrics.json", "curves.png", "samples.png", "checkpoint-last.pt", "checkpoint-best.pt"):
+        assert (run_dir / name).is_file() and (run_dir / name).stat().st_size > 0, name
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in lines] == [0, 1]
+    assert set(lines[-1]["val"]) == {"b0", "b1", "b2", "ensemble"}
+    assert lines[-1]["train"]["kl"] > 0 and lines[-1]["train"]["loss"] > 0
+    report = json.loads((run_dir / "metrics.json").read_text())
+    assert report["target"] == "tiny-b2-1x32"
+    rows = {row["head"]: row for row in report["rows"]}
+    assert set(rows) == {"b0", "b1", "b2", "ensemble", "ref"}
+    for head in ("b0", "b1", "b2"):
+        assert {"pck@0.2", "pck@0.1", "ap", "params", "gmacs", "compression_rate", "stacks", "width"} <= set(rows[head])
+        assert 0 <= rows[head]["pck@0.1"] <= rows[head]["pck@0.2"] <= 100
+    assert rows["ref"]["params"] == 0 and 0 < rows["ref"]["pck@0.2"] < 100  # the mean-pose guess
+    assert rows["b0"]["compression_rate"] == 1.0 and rows["b2"]["compression_rate"] < rows["b1"]["compression_rate"] < 1
+    assert load_config(config_file=run_dir / "config.yaml").to_dict()["optim"]["epochs"] == 2
+    state = torch.load(run_dir / "checkpoint-last.pt", weights_only=True)  # no pickled objects inside
+    assert state["epoch"] == 2 and state["network"]["branches"] == [[2, 64], [1, 48], [1, 32]]
+
+
+def test_students_load_back_with_outputs_equal_to_their_branch(run_dir):
+    state = torch.load(run_dir / "checkpoint-last.pt", weights_only=True)
+    net = OKDHPNet(get_preset("tiny").network_spec())
+    net.load_state_dict(state["model"])
+    net.eval()
+    x = torch.randn(2, 3, 128, 96)
+    students = sorted((run_dir / "students").glob("*.safetensors"))
+    assert [p.stem for p in students] == ["tiny-b0-2x64", "tiny-b1-1x48", "tiny-b2-1x32"]
+    with torch.no_grad():
+        for b, path in enumerate(students):
+            student, spec = load_student(path)
+            assert spec.provenance["branch"] == b and spec.provenance["mode"] == "okdhp"
+            assert spec.provenance["target"] == (b == 2) and "pck@0.2" in spec.provenance["metrics"]
+            assert torch.equal(student(x), net.branch_forward(x, b))
+
+
+def test_resume_reproduces_the_uninterrupted_run(run_dir, cache_dir, tmp_path):
+    out = tmp_path / "resumed"
+    assert main(small_run(cache_dir, out, "--epochs", "1")) == 0
+    assert torch.load(out / "checkpoint-last.pt", weights_only=True)["epoch"] == 1
+    assert main(small_run(cache_dir, out, "--epochs", "2", "--resume", "auto")) == 0
+    a = torch.load(run_dir / "checkpoint-last.pt", weights_only=True)
+    b = torch.load(out / "checkpoint-last.pt", weights_only=True)
+    assert b["epoch"] == 2 and len(b["history"]) == 2
+    for key, value in a["model"].items():
+        assert torch.allclose(value.float(), b["model"][key].float(), rtol=0, atol=1e-6), key
+    assert a["history"][1]["train"]["loss"] == pytest.approx(b["history"][1]["train"]["loss"], rel=1e-5)
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_resume_with_another_network_is_refused(run_dir, cache_dir, tmp_path, capsys):
+    code = main(small_run(cache_dir, tmp_path / "x", "--epochs", "3", "--branches", "1x16,1x8", "--resume", str(run_dir / "checkpoint-last.pt")))
+    assert code == 1
+    assert "differs from this run's" in capsys.readouterr().err
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(run_dir, cache_dir, tmp_path, capsys):
+    out = tmp_path / "nan"
+    out.mkdir()
+    (out / "checkpoint-last.pt").write_bytes((run_dir / "checkpoint-last.pt").read_bytes())
+    before = (out / "checkpoint-last.pt").read_bytes()
+    code = main(small_run(cache_dir, out, "--epochs", "3", "--lr", "1e30", "--resume", "auto"))
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "non-finite loss at epoch 3" in err and "is left as it was" in err
+    assert (out / "checkpoint-last.pt").read_bytes() == before
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_130(cache_dir, tmp_path):
+    out = tmp_path / "interrupted"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "okdhp_edge.train", *small_run(cache_dir, out, "--epochs", "50")],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 90
+    while not (out / "metrics.jsonl").is_file() or not (out / "metrics.jsonl").read_text().strip():
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()[1][-2000:]
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted: saved" in err
+    state = torch.load(out / "checkpoint-last.pt", weights_only=True)
+    assert state["interrupted"] is True and state["epoch"] >= 1
+
+
+def test_single_mode_trains_one_student_and_independent_mode_has_no_ensemble(cache_dir, tmp_path):
+    single = tmp_path / "single"
+    assert main(small_run(cache_dir, single, "--epochs", "1", "--mode", "single", "--set", "eval.samples=0")) == 0
+    assert [p.name for p in (single / "students").glob("*.safetensors")] == ["tiny-b2-1x32.safetensors"]
+    rows = json.loads((single / "metrics.json").read_text())["rows"]
+    assert [r["head"] for r in rows] == ["b2", "ref"]
+    student, spec = load_student(single / "students" / "tiny-b2-1x32")
+    assert spec.provenance["mode"] == "single" and spec.arch.branch_channels == 32
+    independent = tmp_path / "independent"
+    assert main(small_run(cache_dir, independent, "--epochs", "1", "--mode", "independent", "--set", "eval.samples=0")) == 0
+    rows = json.loads((independent / "metrics.json").read_text())["rows"]
+    assert [r["head"] for r in rows] == ["b0", "b1", "b2", "ref"]
+    history = [json.loads(line) for line in (independent / "metrics.jsonl").read_text().splitlines()]
+    assert history[0]["train"]["kl"] == 0.0 and history[0]["train"]["mse_ensemble"] == 0.0
