@@ -203,6 +203,12 @@ def _goals(rows: list[dict]) -> dict[str, dict]:
     return goals
 
 
+def _drop_verdict(goal: dict, trained: bool) -> str:
+    if not trained:
+        return "not judged: untrained student"
+    return "met" if goal["drop_ok"] else "NOT met"
+
+
 def _table(rows: list[dict], header: bool = True) -> str:
     lines = []
     if header:
@@ -231,6 +237,10 @@ def _markdown(data: dict) -> str:
         f"{s['calib_data']} val crops (calibration: {s['calib_images']} other crops).",
         "",
     ]
+    stalled = [r for r in data["rows"] if r["torch_ms"] > 3 * r["torch_min_ms"] or r["latency_ms"] > 3 * r["latency_min_ms"]]
+    if stalled:
+        lines += [f"**Note: {len(stalled)} row(s) have a median more than 3x their minimum: the machine was busy with "
+                  "other work while they were timed; read their minima.**", ""]
     if data["accuracy_note"]:
         lines += [f"**Note: {data['accuracy_note']}.**", ""]
     lines += [_table(data["rows"]), "",
@@ -241,7 +251,7 @@ def _markdown(data: dict) -> str:
         drop = "n/a" if g["drop"] is None else f"{g['drop']:.2f}"
         lines.append(f"- {name}: speedup {g['speedup']:.2f}x (median {g['speedup_median']:.2f}x) "
                      f"({'met' if g['speedup_ok'] else 'NOT met'}), "
-                     f"drop {drop} ({'met' if g['drop_ok'] else 'NOT met' if data['trained'] else 'untrained'})")
+                     f"drop {drop} ({_drop_verdict(g, data['trained'])})")
     return "\n".join(lines) + "\n"
 
 

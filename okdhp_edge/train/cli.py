@@ -12,7 +12,7 @@ from typing import Any
 
 from ..data import DatasetError
 from .checkpoint import CheckpointError, load_checkpoint, resolve_resume
-from .config import MODES, ConfigError, available_presets, load_config, parse_override
+from .config import MODES, ConfigError, available_presets, load_config, merge_config, parse_override
 from .trainer import NonFiniteLossError, train
 
 __all__ = ["build_parser", "main"]
@@ -81,16 +81,8 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     put("system", "channels_last", args.channels_last)
     put("system", "compile", args.compile)
     for item in args.set:
-        _merge(out, parse_override(item))
+        merge_config(out, parse_override(item))
     return out
-
-
-def _merge(base: dict, extra: dict) -> None:
-    for k, v in extra.items():
-        if isinstance(v, dict) and isinstance(base.get(k), dict):
-            _merge(base[k], v)
-        else:
-            base[k] = v
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,7 @@ import yaml
 
 __all__ = [
     "ConfigError", "DataConfig", "EvalConfig", "LossConfig", "MODES", "ModelConfig", "OptimConfig",
-    "SystemConfig", "TrainConfig", "available_presets", "load_config", "parse_branches", "parse_override",
+    "SystemConfig", "TrainConfig", "available_presets", "load_config", "merge_config", "parse_branches", "parse_override",
 ]
 
 MODES = ("okdhp", "independent", "single")
@@ -244,7 +244,7 @@ def load_config(
         base.setdefault("model", {})["preset"] = name
     if preset:
         overrides.setdefault("model", {})["preset"] = preset
-    merged = _merge(_merge(copy.deepcopy(base), user), overrides)
+    merged = merge_config(merge_config(copy.deepcopy(base), user), overrides)
     sources = [f"preset {merged.get('model', {}).get('preset')!r}" if not from_base else "checkpoint config"]
     sources += [str(config_file)] if config_file else []
     sources += ["command line"] if overrides else []
@@ -294,12 +294,11 @@ def _parse_yaml(text: str, source: str) -> dict[str, Any]:
     return data
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def merge_config(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Deep merge: mappings merge key by key, anything else replaces."""
     for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict) and key != "augment":
-            _merge(base[key], value)
-        elif isinstance(value, dict) and isinstance(base.get(key), dict):
-            base[key] = {**base[key], **value}
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merge_config(base[key], value)
         else:
             base[key] = value
     return base

@@ -15,9 +15,10 @@ from ..spec import InputSpec  # noqa: E402
 __all__ = ["plot_curves", "plot_samples"]
 
 
-def plot_curves(history: list[dict], path: Path, metric: str) -> Path:
-    """Left: training loss terms per epoch (log scale). Right: `metric` of every head per epoch."""
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+def plot_curves(history: list[dict], path: Path, metrics: list[str]) -> Path:
+    """Training loss terms per epoch (log scale), then one panel per validation metric with every head."""
+    fig, axes = plt.subplots(1, 1 + len(metrics), figsize=(5.5 * (1 + len(metrics)), 4), squeeze=False)
+    ax_loss, *ax_metrics = axes[0]
     epochs = [row["epoch"] + 1 for row in history]
     for key, label in (("loss", "total"), ("mse", "MSE (all outputs)"), ("kl", "KL (before beta*ramp)")):
         values = [row["train"].get(key) for row in history]
@@ -26,14 +27,15 @@ def plot_curves(history: list[dict], path: Path, metric: str) -> Path:
     ax_loss.set(xlabel="epoch", ylabel="training loss", yscale="log", title="losses")
     ax_loss.legend()
     heads = sorted({h for row in history for h in row.get("val", {})})
-    for head in heads:
-        pts = [(row["epoch"] + 1, row["val"][head].get(metric)) for row in history if head in row.get("val", {})]
-        pts = [(e, v) for e, v in pts if v is not None]
-        if pts:
-            ax_acc.plot(*zip(*pts), marker="o", label=head)
-    ax_acc.set(xlabel="epoch", ylabel=f"{metric} (%)", title=f"validation {metric}")
-    if heads:
-        ax_acc.legend()
+    for ax, metric in zip(ax_metrics, metrics):
+        for head in heads:
+            pts = [(row["epoch"] + 1, row["val"][head].get(metric)) for row in history if head in row.get("val", {})]
+            pts = [(e, v) for e, v in pts if v is not None]
+            if pts:
+                ax.plot(*zip(*pts), marker="o", label=head)
+        ax.set(xlabel="epoch", ylabel=f"{metric} (%)", title=f"validation {metric}")
+        if heads:
+            ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -73,9 +73,11 @@ def train(
     NonFiniteLossError on NaN/inf, re-raises KeyboardInterrupt after saving checkpoint-last.pt.
     """
     ctx = setup(cfg.system.device)
+    threads = torch.get_num_threads()
     try:
         return _Run(cfg, ctx, out_dir, Path(resume) if resume else None, progress).run()
     finally:
+        torch.set_num_threads(threads)  # the run's CPU thread choice does not outlive it
         cleanup(ctx)
 
 
@@ -417,7 +419,7 @@ class _Run:
             "target": target_name, "selection_metric": self.metric, "best": self.best, "time_s": round(elapsed, 1),
             "rows": [r.to_dict() for r in rows],
         }))
-        plot_curves(self.history, self.out_dir / "curves.png", self.metric)
+        plot_curves(self.history, self.out_dir / "curves.png", list(dict.fromkeys(["pck@0.2", self.metric])))
         if cfg.eval.samples:
             self._samples()
         self.log("\n" + table)
