@@ -1,6 +1,6 @@
 """Training throughput (images/s per optimisation step) of a preset, with the trainer's own step.
 
-CPU: fp32 at a small batch. CUDA (when present): fp32, AMP + channels_last, and AMP +
+CPU: fp32 at a small batch, NCHW and channels_last. CUDA (when present): fp32, AMP + channels_last, and AMP +
 channels_last + torch.compile, with peak GPU memory. Random images with real Gaussian targets;
 the step is okdhp_edge.train.step.TrainStep, i.e. exactly what `python -m okdhp_edge.train` runs.
 
@@ -100,8 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for mode in args.modes:
         if not args.no_cpu:
-            results.append(measure(args.preset, mode, torch.device("cpu"), args.cpu_batch, args.steps, args.warmup))
-            print(results[-1], flush=True)
+            for channels_last in (False, True):
+                results.append(measure(args.preset, mode, torch.device("cpu"), args.cpu_batch, args.steps, args.warmup,
+                                       channels_last=channels_last))
+                print(results[-1], flush=True)
         if torch.cuda.is_available():
             cuda = torch.device("cuda")
             variants = [dict(), dict(amp=True, channels_last=True)]

@@ -18,7 +18,8 @@ from okdhp_edge.codec import HeatmapCodec
 from okdhp_edge.models import PRESETS, OKDHPNet, OKDHPSpec, get_preset, load_student
 from okdhp_edge.train import ConfigError, OKDHPLoss, choose_branches, load_config
 from okdhp_edge.train.cli import main
-from okdhp_edge.train.network import network_spec
+from okdhp_edge.train.evaluate import predict_heads
+from okdhp_edge.train.network import SingleNet, network_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -132,6 +133,19 @@ def test_one_okdhp_step_decreases_the_loss_on_a_fixed_batch(one_thread):
     optimizer.step()
     after = loss_fn(net(images), target, weight, epoch=0)
     assert after.total.item() < before.total.item()
+
+
+def test_predict_heads_returns_the_named_branch_and_the_ensemble(one_thread):
+    torch.manual_seed(0)
+    net = OKDHPNet(OKDHPSpec(num_joints=3, trunk_stacks=1, trunk_channels=16, branches=[(1, 16), (1, 8), (1, 8)], hourglass_depth=2)).eval()
+    x = torch.randn(2, 3, 32, 32)
+    heads = predict_heads(net, x, ["b2", "ensemble"])
+    with torch.no_grad():
+        assert np.array_equal(heads["b2"], net.branch_forward(x, 2).numpy())
+        assert np.array_equal(heads["ensemble"], net(x)["ensemble"].numpy())
+    single = SingleNet(net.spec.student_arch(1)).eval()
+    with torch.no_grad():
+        assert np.array_equal(predict_heads(single, x, ["b1"])["b1"], single.forward_all(x)[-1].numpy())
 
 
 # ----------------------------------------------------------------------------- end to end

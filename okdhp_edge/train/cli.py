@@ -13,6 +13,7 @@ from typing import Any
 from ..data import DatasetError
 from .checkpoint import CheckpointError, load_checkpoint, resolve_resume
 from .config import MODES, ConfigError, available_presets, load_config, merge_config, parse_override
+from .distributed import DeviceError
 from .trainer import NonFiniteLossError, train
 
 __all__ = ["build_parser", "main"]
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted (exit 130)", file=sys.stderr)
         return 130
-    except (ConfigError, CheckpointError, DatasetError, NonFiniteLossError) as err:
+    except (ConfigError, CheckpointError, DatasetError, DeviceError, NonFiniteLossError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -12,7 +12,11 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["DistContext", "all_finite", "barrier", "cleanup", "resolve_device", "setup", "unwrap", "wrap_ddp"]
+__all__ = ["DeviceError", "DistContext", "all_finite", "barrier", "cleanup", "resolve_device", "setup", "unwrap", "wrap_ddp"]
+
+
+class DeviceError(RuntimeError):
+    """The requested device is not usable here."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,7 @@ def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
         preference = "cuda" if torch.cuda.is_available() else "cpu"
     if preference.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise RuntimeError(f"--device {preference}: CUDA is not available in this torch build/machine; use --device cpu or auto")
+            raise DeviceError(f"--device {preference}: CUDA is not available in this torch build/machine; use --device cpu or auto")
         return torch.device(preference if ":" in preference else f"cuda:{local_rank}")
     return torch.device("cpu")
 

@@ -31,10 +31,14 @@ def head_names(mode: str, num_branches: int, target: int) -> list[str]:
 
 
 def _heads(outputs: dict, names: list[str]) -> dict[str, torch.Tensor]:
+    """The requested heads' final heatmaps: 'b<i>' is branch i (in single mode, the one branch there is)."""
     finals = [outs[-1] for outs in outputs["branches"]]
-    heads = dict(zip([n for n in names if n != "ensemble"], finals))
-    if "ensemble" in names:
-        heads["ensemble"] = outputs["ensemble"]
+    heads = {}
+    for name in names:
+        if name == "ensemble":
+            heads[name] = outputs["ensemble"]
+        else:
+            heads[name] = finals[0] if len(finals) == 1 else finals[int(name[1:])]
     return heads
 
 
