@@ -42,7 +42,7 @@ GOAL_SPEEDUP, GOAL_DROP = 2.0, 1.0
 def _students(args, work: Path) -> tuple[list[Path], bool]:
     """(student files, trained?)"""
     if args.students:
-        found = sorted(Path(args.students).glob("*.safetensors"))
+        found = sorted(p for p in Path(args.students).glob("*.safetensors") if p.stem != "target")  # target.* duplicates a branch
         if not found:
             sys.exit(f"error: no *.safetensors students in {args.students} (expected RUN/students from training)")
         return found, True

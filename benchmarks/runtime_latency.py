@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     from okdhp_edge.runtime.benchmark import benchmark, format_table
 
     work = Path(tempfile.mkdtemp(prefix="okdhp-runtime-bench-"))
-    students = sorted(args.students.glob("*.safetensors")) if args.students else untrained_students(args.preset, work / "students")
+    students = sorted(p for p in args.students.glob("*.safetensors") if p.stem != "target") if args.students else untrained_students(args.preset, work / "students")
     if args.branches != "all":
         keep = {int(b) for b in args.branches.split(",")}
         students = [s for i, s in enumerate(students) if i in keep]

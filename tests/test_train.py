@@ -185,8 +185,11 @@ def test_students_load_back_with_outputs_equal_to_their_branch(run_dir, one_thre
     net.eval()
     x = torch.randn(2, 3, 128, 96)
     students = sorted((run_dir / "students").glob("*.safetensors"))
-    assert [p.stem for p in students] == ["tiny-b0-2x64", "tiny-b1-1x48", "tiny-b2-1x32"]
+    assert [p.stem for p in students] == ["target", "tiny-b0-2x64", "tiny-b1-1x48", "tiny-b2-1x32"]
+    alias, alias_spec = load_student(students.pop(0))  # target.* is the target student (b2) under a fixed name
+    assert alias_spec.name == "tiny-b2-1x32" and alias_spec.provenance["target"] is True
     with torch.no_grad():
+        assert torch.equal(alias(x), net.branch_forward(x, 2))
         for b, path in enumerate(students):
             student, spec = load_student(path)
             assert spec.provenance["branch"] == b and spec.provenance["mode"] == "okdhp"
@@ -246,7 +249,7 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(cache_dir, tmp_path):
 def test_single_mode_trains_one_student_and_independent_mode_has_no_ensemble(cache_dir, tmp_path):
     single = tmp_path / "single"
     assert main(small_run(cache_dir, single, "--epochs", "1", "--mode", "single", "--set", "eval.samples=0")) == 0
-    assert [p.name for p in (single / "students").glob("*.safetensors")] == ["tiny-b2-1x32.safetensors"]
+    assert sorted(p.name for p in (single / "students").glob("*.safetensors")) == ["target.safetensors", "tiny-b2-1x32.safetensors"]
     rows = json.loads((single / "metrics.json").read_text())["rows"]
     assert [r["head"] for r in rows] == ["b2", "ref"]
     student, spec = load_student(single / "students" / "tiny-b2-1x32")

@@ -34,7 +34,7 @@ class ExportConfig:
     nhwc: bool = False
     calib_data: str = "synthetic"
     calib_images: int = 128
-    calib_method: str = "minmax"
+    calib_method: str = "entropy"  # measured: a third of minmax's PCK loss on the tiny demo student
     int8_scheme: str = "auto"
     image_input: bool = False
     max_batch: int = 32

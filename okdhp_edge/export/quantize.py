@@ -29,7 +29,7 @@ def quantize_onnx(
     calibration: np.ndarray,
     *,
     input_name: str,
-    method: str = "minmax",
+    method: str = "entropy",
     scheme: str = "qdq",
     batch_size: int = 8,
 ) -> Path:

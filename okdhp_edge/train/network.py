@@ -22,6 +22,8 @@ from .config import ModelConfig, parse_branches
 
 __all__ = ["BranchChoice", "SingleNet", "build_network", "choose_branches", "network_spec", "student_models", "target_branch", "write_students"]
 
+TARGET_ALIAS = "target"  # file stem of the copy of the target student in RUN/students/
+
 
 class SingleNet(HourglassNet):
     """A plain student whose forward returns the training dict (trunk stacks, one branch, no ensemble).
@@ -122,7 +124,11 @@ def write_students(
     model: nn.Module, mode: str, target: int, preset: Preset, spec: OKDHPSpec, out_dir: Path, provenance: dict,
     metrics: dict[int, dict] | None = None,
 ) -> dict[int, tuple[Path, ModelSpec]]:
-    """Save every trained branch's student as `out_dir/<name>.safetensors` + `.json`."""
+    """Save every trained branch's student as `out_dir/<name>.safetensors` + `.json`.
+
+    The target student is also written as `out_dir/target.*`, so scripts and docs can name the
+    student to deploy without knowing the preset's branch names.
+    """
     written = {}
     for b, student in student_models(model, mode, target).items():
         extra = {**provenance, "target": b == target}
@@ -130,4 +136,6 @@ def write_students(
             extra["metrics"] = metrics[b]
         desc = describe_student(preset, b, spec, provenance=extra)
         written[b] = (save_student(student, desc, out_dir / desc.name), desc)
+        if b == target:
+            save_student(student, desc, out_dir / TARGET_ALIAS)
     return written

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -86,7 +87,8 @@ def generate_split(
     (root / "images" / split).mkdir(parents=True, exist_ok=True)
     jobs = [(str(root), split, int(seed), i, config, int(jpeg_quality)) for i in range(num_images)]
     if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # spawn, not fork: a caller that already runs threads (torch, JAX) can deadlock a forked child.
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             results = _progress(pool.map(_render_one, jobs, chunksize=16), num_images, split, progress)
             results = list(results)
     else:
