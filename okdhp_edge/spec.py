@@ -14,9 +14,14 @@ from typing import Any
 
 from .skeleton import Skeleton
 
-__all__ = ["ArchSpec", "InputSpec", "ModelSpec", "SpecError", "SPEC_VERSION", "write_json_atomic"]
+__all__ = [
+    "ArchSpec", "InputSpec", "ModelSpec", "SPEC_METADATA_KEY", "SPEC_VERSION", "SpecError", "sidecar_path",
+    "write_json_atomic",
+]
 
 SPEC_VERSION = 1
+# Key of the spec embedded in an artifact (ONNX metadata_props, TFLite metadata, Core ML user metadata).
+SPEC_METADATA_KEY = "okdhp_spec"
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 
@@ -167,3 +172,10 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
     os.replace(tmp, path)
+
+
+def sidecar_path(artifact: str | os.PathLike) -> Path:
+    """The spec file that travels next to an exported artifact: `x-int8.onnx` -> `x-int8.onnx.json`
+    (also for `.mlpackage` directories)."""
+    artifact = Path(artifact)
+    return artifact.with_name(artifact.name + ".json")

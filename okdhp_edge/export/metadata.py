@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..spec import ModelSpec, SpecError, write_json_atomic
+from ..spec import SPEC_METADATA_KEY, ModelSpec, SpecError, sidecar_path, write_json_atomic
 from .errors import ExportError
 
 __all__ = [
@@ -22,7 +22,7 @@ __all__ = [
     "sha256_file", "sidecar_path", "write_sidecar",
 ]
 
-SPEC_KEY = "okdhp_spec"
+SPEC_KEY = SPEC_METADATA_KEY
 EXPORT_KEYS = (
     "format", "precision", "input_name", "output_name", "input_layout", "output_layout", "input_dtype",
     "batch", "source_sha256", "created", "okdhp_edge_version", "device_specific",
@@ -54,11 +54,6 @@ def artifact_spec(spec: ModelSpec, **export: Any) -> ModelSpec:
     }
     out.input.layout = export["input_layout"]
     return out
-
-
-def sidecar_path(artifact: str | os.PathLike) -> Path:
-    artifact = Path(artifact)
-    return artifact.with_name(artifact.name + ".json")
 
 
 def write_sidecar(artifact: str | os.PathLike, spec: ModelSpec) -> Path:

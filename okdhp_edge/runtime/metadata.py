@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..spec import ModelSpec, SpecError
+from ..spec import SPEC_METADATA_KEY, ModelSpec, SpecError, sidecar_path
 from .errors import ModelFileError
 
 __all__ = ["SPEC_KEY", "ExportInfo", "TensorInfo", "check_io", "load_spec_text", "missing_spec_error", "read_sidecar", "sidecar_path"]
 
-SPEC_KEY = "okdhp_spec"  # metadata key of the embedded spec (ONNX metadata_props, TFLite metadata)
+SPEC_KEY = SPEC_METADATA_KEY
 LAYOUTS = ("NCHW", "NHWC")
 DTYPES = ("float32", "float16", "int8", "uint8")
 
@@ -74,11 +74,6 @@ class ExportInfo:
             if value not in valid:
                 raise ModelFileError(f"{source}: export.{field_name}={value!r} is not one of {list(valid)}; re-export the model")
         return info
-
-
-def sidecar_path(model_path: Path) -> Path:
-    """`x-int8.onnx` -> `x-int8.onnx.json` (also for `.mlpackage` directories)."""
-    return model_path.with_name(model_path.name + ".json")
 
 
 def load_spec_text(text: str, source: str) -> ModelSpec:
