@@ -39,18 +39,19 @@ RUNNABLE = {"onnx": ("fp32", "fp16", "int8"), "tflite": ("fp32", "fp16", "int8")
 GOAL_SPEEDUP, GOAL_DROP = 2.0, 1.0
 
 
-def _students(args, work: Path) -> tuple[list[Path], bool]:
-    """(student files, trained?)"""
-    if args.students:
-        found = sorted(p for p in Path(args.students).glob("*.safetensors") if p.stem != "target")  # target.* duplicates a branch
+def find_students(students_dir: str | Path | None, preset_name: str, branches: list[int], work: Path) -> tuple[list[Path], bool]:
+    """(student files, trained?): the trained students in `students_dir` (RUN/students, without its
+    `target.*` copy of one of them), else untrained students of the preset's `branches` in `work`."""
+    if students_dir:
+        found = sorted(p for p in Path(students_dir).glob("*.safetensors") if p.stem != "target")
         if not found:
-            sys.exit(f"error: no *.safetensors students in {args.students} (expected RUN/students from training)")
+            sys.exit(f"error: no *.safetensors students in {students_dir} (expected RUN/students from training)")
         return found, True
-    preset = get_preset(args.preset)
+    preset = get_preset(preset_name)
     torch.manual_seed(0)
     net = OKDHPNet(preset.network_spec()).eval()
     paths = []
-    for b in args.branches:
+    for b in branches:
         spec = describe_student(preset, b, provenance={"note": "untrained: export_matrix benchmark"})
         paths.append(save_student(extract_student(net, b).eval(), spec, work / "students" / spec.name))
     return paths, False
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="okdhp-export-matrix-") as tmp:
         work = Path(args.keep) if args.keep else Path(tmp)
-        students, trained = _students(args, work)
+        students, trained = find_students(args.students, args.preset, args.branches, work)
         rows = []
         for student_path in students:
             model, spec = load_student(student_path)

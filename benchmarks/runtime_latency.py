@@ -19,17 +19,6 @@ from pathlib import Path
 FORMATS = (("onnx", "fp32"), ("onnx", "int8"), ("tflite", "fp32"), ("tflite", "int8"))
 
 
-def untrained_students(preset_name: str, out_dir: Path) -> list[Path]:
-    from okdhp_edge.models import OKDHPNet, describe_student, extract_student, get_preset, save_student
-
-    preset = get_preset(preset_name)
-    net = OKDHPNet(preset.network_spec()).eval()
-    return [
-        save_student(extract_student(net, b), describe_student(preset, b, provenance={"trained": False}), out_dir / f"b{b}")
-        for b in range(len(preset.branches))
-    ]
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="edge")
@@ -41,13 +30,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "runtime_latency.json")
     args = parser.parse_args(argv)
 
+    from export_matrix import find_students  # same student selection as the export matrix
     from okdhp_edge.export import export
+    from okdhp_edge.models import get_preset
     from okdhp_edge.runtime.benchmark import benchmark, format_table
 
     work = Path(tempfile.mkdtemp(prefix="okdhp-runtime-bench-"))
-    students = sorted(p for p in args.students.glob("*.safetensors") if p.stem != "target") if args.students else untrained_students(args.preset, work / "students")
-    if args.branches != "all":
-        keep = {int(b) for b in args.branches.split(",")}
+    every = range(len(get_preset(args.preset).branches))
+    keep = list(every) if args.branches == "all" else [int(b) for b in args.branches.split(",")]
+    students, _ = find_students(args.students, args.preset, keep, work)
+    if args.students:
         students = [s for i, s in enumerate(students) if i in keep]
     results = []
     for student in students:
