@@ -34,7 +34,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="tiny")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--modes", nargs="+", default=["single", "independent", "okdhp"], choices=["single", "independent", "okdhp"])
+    p.add_argument("--modes", nargs="*", default=["single", "independent", "okdhp"], choices=["single", "independent", "okdhp"],
+                   help="baseline rows to run; give none (bare --modes) to run only the ablation rows")
     p.add_argument("--epochs", type=int, help="default: the preset's")
     p.add_argument("--train-images", type=int, help="synthetic training images (default: the preset's)")
     p.add_argument("--val-images", type=int, help="synthetic validation images (default: the preset's)")

@@ -26,7 +26,9 @@ from okdhp_edge.export import (
 from okdhp_edge.export.__main__ import main as cli_main
 from okdhp_edge.export.calibration import load_crops, open_held_out
 from okdhp_edge.export.errors import require
+from okdhp_edge.export.equalize import equalize_activations
 from okdhp_edge.export.graph import fold_batchnorm
+from okdhp_edge.export.quantize import residual_stream_nodes
 from okdhp_edge.export.metadata import EXPORT_KEYS
 from okdhp_edge.models import BranchSpec, OKDHPNet, Preset, describe_student, extract_student, load_student, save_student
 from okdhp_edge.preprocess import crop_people, normalize
@@ -91,7 +93,9 @@ def onnx_results(workspace):
 
 @pytest.fixture(scope="module")
 def tflite_results(workspace):
-    return {"fp32": run_export(workspace, "tflite", "fp32"), "int8": run_export(workspace, "tflite", "int8", nhwc=True)}
+    return {"fp32": run_export(workspace, "tflite", "fp32"),
+            "int8": run_export(workspace, "tflite", "int8", nhwc=True, int8_residual="int8"),
+            "int8-mixed": run_export(workspace, "tflite", "int8", sub="tflite-mixed")}
 
 
 def ort_run(path: Path, x: np.ndarray) -> np.ndarray:
@@ -188,6 +192,19 @@ def test_onnx_fp16_has_half_weights_float_io(onnx_results):
     assert v["heatmap_max_abs_diff"] < 0.02 * v["heatmap_peak"] and v["kp_agreement@0.05"] >= 95.0
 
 
+def _conv_weight_types(model) -> dict[bool, set]:
+    """{depthwise?: weight element types} of every Conv: int8 behind a DequantizeLinear, else float."""
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    producers = {o: n for n in model.graph.node for o in n.output}
+    kinds: dict[bool, set] = {True: set(), False: set()}
+    for conv in (n for n in model.graph.node if n.op_type == "Conv"):
+        depthwise = next((a.i for a in conv.attribute if a.name == "group"), 1) > 1
+        dq = producers.get(conv.input[1])
+        kinds[depthwise].add(inits[dq.input[0]].dtype.name if dq is not None and dq.op_type == "DequantizeLinear"
+                             else inits[conv.input[1]].dtype.name)
+    return kinds
+
+
 def test_onnx_int8_is_static_per_channel_qdq(onnx_results):
     result = onnx_results["int8"]
     model = onnx.load(str(result.artifact))
@@ -200,15 +217,72 @@ def test_onnx_int8_is_static_per_channel_qdq(onnx_results):
     assert per_channel, "conv weights should carry one scale per output channel"
     zero_points = [inits[n.input[2]] for n in model.graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2]
     assert zero_points and all(z.dtype == np.uint8 for z in zero_points)
-    producers = {o: n for n in model.graph.node for o in n.output}
-    for conv in (n for n in model.graph.node if n.op_type == "Conv"):
-        dq = producers[conv.input[1]]
-        assert dq.op_type == "DequantizeLinear" and inits[dq.input[0]].dtype == np.int8, "every conv weight is int8"
+    # default residual = float: every full conv in int8, the pre-activation BatchNorms (depthwise) in float
+    assert _conv_weight_types(model) == {False: {"int8"}, True: {"float32"}}
+    quantized = {n.input[0] for n in model.graph.node if n.op_type == "QuantizeLinear"}
+    assert any(n.op_type == "Add" and n.output[0] not in quantized for n in model.graph.node), "sums stay float"
     v = result.report["verification"]
     # 0.05 of the box is ~2.5 px in this 48x64 crop, under one heatmap pixel (4 px): a strict bar
     assert v["kp_agreement@0.05"] >= 65.0 and v["drop"] < 10.0
     spec = read_artifact_spec(result.artifact)
     assert spec.export["int8_scheme"] == "qdq" and spec.export["calibration"]["images"] == DATA["calib_images"]
+    assert spec.export["int8_residual"] == "float" and spec.export["equalized"] is True
+    assert spec.export["equalization"]["domains"] > 0
+
+
+def test_onnx_int8_residual_int8_quantizes_every_conv(workspace, onnx_results):
+    result = run_export(workspace, "onnx", "int8", sub="full-int8", int8_residual="int8")
+    model = onnx.load(str(result.artifact))
+    assert _conv_weight_types(model) == {False: {"int8"}, True: {"int8"}}
+    quantized = {n.input[0] for n in model.graph.node if n.op_type == "QuantizeLinear"}
+    assert all(n.output[0] in quantized for n in model.graph.node if n.op_type == "Add"), "every sum in int8"
+    assert read_artifact_spec(result.artifact).export["int8_residual"] == "int8"
+    assert result.report["verification"]["drop"] < 10.0
+    with pytest.raises(ExportError, match="Core ML INT8 quantizes weights only"):
+        resolve_config("coreml", "int8", int8_residual="float")
+
+
+def test_residual_stream_nodes_are_sums_pools_upsamplings_and_batchnorms(onnx_results):
+    model = onnx.load(str(onnx_results["fp32"].artifact))
+    names = set(residual_stream_nodes(onnx_results["fp32"].artifact))
+    kinds = {n.name: n.op_type for n in model.graph.node}
+    assert {kinds[n] for n in names} == {"Add", "MaxPool", "Resize", "Conv"}
+    assert all(n in names for n, kind in kinds.items() if kind in ("Add", "MaxPool", "Resize"))
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    assert 0 < sum(n.name in names for n in convs) < len(convs), "only the depthwise (BatchNorm) convs"
+
+
+def test_equalization_is_exact_in_float_and_evens_channel_ranges(workspace):
+    model, _ = load_student(workspace["student"])
+    folded = fold_batchnorm(model)
+    x = torch.randn(4, 3, 64, 48)
+    with torch.no_grad():
+        before = folded(x)
+    calibration = np.random.default_rng(0).normal(size=(8, 3, 64, 48)).astype(np.float32)
+    report = equalize_activations(folded, calibration)
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), before, atol=1e-4, rtol=1e-4)
+    summary = report.to_dict()
+    assert summary["domains"] > 5 and summary["skipped_domains"] == 0
+    assert summary["spread_after"]["median"] < summary["spread_before"]["median"]
+
+
+def test_equalization_leaves_a_domain_that_reaches_the_output_alone():
+    class SumOut(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = torch.nn.Conv2d(3, 4, 1), torch.nn.Conv2d(3, 4, 1)
+
+        def forward(self, x):
+            return torch.relu(self.a(x) + self.b(x))
+
+    net = torch.fx.symbolic_trace(SumOut())
+    with torch.no_grad():
+        net.a.weight[0] *= 100.0  # channel 0 is 100x wider: a domain equalization would rescale
+    weights = net.a.weight.detach().clone()
+    report = equalize_activations(net, np.random.default_rng(0).normal(size=(4, 3, 8, 8)).astype(np.float32))
+    assert report.domains == [] and report.skipped == 1
+    assert torch.equal(net.a.weight, weights), "the network output must keep its values"
 
 
 def test_report_files_collect_every_artifact(onnx_results, workspace):
@@ -241,6 +315,17 @@ def test_tflite_int8_full_integer_nhwc(tflite_results):
     ops = tflite_operators(result.artifact)
     assert ops["CONV_2D"] > 0 and ops["ADD"] > 0
     assert "DEQUANTIZE" not in ops, f"full-integer: no op may fall back to float ({ops})"
+    v = result.report["verification"]
+    assert v["ran"] and v["kp_agreement@0.05"] >= 65.0 and v["drop"] < 10.0
+    assert spec.export["int8_residual"] == "int8" and spec.export["equalized"] is True
+
+
+def test_tflite_int8_default_keeps_the_residual_stream_float(tflite_results):
+    result = tflite_results["int8-mixed"]
+    spec = read_artifact_spec(result.artifact)
+    assert spec.export["int8_residual"] == "float"
+    ops = tflite_operators(result.artifact)
+    assert ops["CONV_2D"] > 0 and ops.get("ADD", 0) > 0 and ops.get("QUANTIZE", 0) > 0 and ops.get("DEQUANTIZE", 0) > 0, ops
     v = result.report["verification"]
     assert v["ran"] and v["kp_agreement@0.05"] >= 65.0 and v["drop"] < 10.0
 
@@ -326,7 +411,8 @@ def test_bad_choices_list_the_valid_ones(kwargs, words):
 def test_targets_pick_format_and_precision():
     assert (resolve_config(target="cpu").format, resolve_config(target="cpu").precision) == ("onnx", "int8")
     android = resolve_config(target="android")
-    assert (android.format, android.precision, android.nhwc) == ("tflite", "int8", True)
+    assert (android.format, android.precision, android.nhwc, android.residual) == ("tflite", "int8", True, "int8")
+    assert resolve_config("tflite", "int8").residual == "float"
     assert resolve_config(target="jetson-orin").scheme == "symmetric"
     assert resolve_config(target="jetson-nano").precision == "fp16"
     assert resolve_config(target="iphone").format == "coreml"

@@ -11,7 +11,7 @@ import sys
 
 from .api import export
 from .errors import ConversionError, ExportError, MissingDependencyError
-from .options import CALIB_METHODS, FORMATS, INT8_SCHEMES, PRECISIONS, TRT_ROUTES
+from .options import CALIB_METHODS, FORMATS, INT8_RESIDUALS, INT8_SCHEMES, PRECISIONS, TRT_ROUTES
 from .report import REPORT_JSON, REPORT_MD, markdown_table
 from .targets import TARGETS
 
@@ -34,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--calib-method", default="entropy", choices=CALIB_METHODS, help="ONNX INT8 calibration (default entropy: it lost the least accuracy on our students)")
     p.add_argument("--int8-scheme", default="auto", choices=INT8_SCHEMES,
                    help="auto (qdq for onnx, symmetric for tensorrt) | qdq | symmetric (TensorRT-friendly) | calibrator")
+    p.add_argument("--int8-residual", default="auto", choices=INT8_RESIDUALS,
+                   help="auto (float; the android target: int8) | float (sums, pooling, upsampling and "
+                        "pre-activation BatchNorms stay float: most accurate) | int8 (full-integer: fastest, and what "
+                        "integer-only accelerators need)")
+    p.add_argument("--no-equalize", dest="equalize", action="store_false",
+                   help="INT8: skip the per-channel activation equalization done before calibration")
     p.add_argument("--verify-images", type=int, default=64, help="held-out crops to verify on (0: skip; default 64)")
     p.add_argument("--max-drop", type=float, help="fail (exit 1) when --metric drops by more than this many points")
     p.add_argument("--metric", default="pck@0.2", help="accuracy metric for --max-drop (pck@0.2, ap, pckh@0.5, ...)")
@@ -54,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     options = dict(
         calib_data=args.calib_data, calib_images=args.calib_images, calib_method=args.calib_method,
-        int8_scheme=args.int8_scheme, verify_images=args.verify_images, max_drop=args.max_drop, metric=args.metric,
+        int8_scheme=args.int8_scheme, int8_residual=args.int8_residual, equalize=args.equalize,
+        verify_images=args.verify_images, max_drop=args.max_drop, metric=args.metric,
         image_input=args.image_input, opset=args.opset, max_batch=args.max_batch, num_threads=args.threads,
         seed=args.seed, synthetic_images=args.synthetic_images, cache_dir=args.cache_dir, trt_route=args.trt_route,
         trt_workspace_gb=args.trt_workspace_gb,

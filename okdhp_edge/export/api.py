@@ -20,7 +20,9 @@ from torch import nn
 from ..models import StudentFileError, load_student, student_paths
 from ..spec import ModelSpec
 from .calibration import Crops, HeldOut, load_crops, open_held_out
+from .equalize import equalize_activations
 from .errors import ExportError
+from .graph import fold_batchnorm
 from .metadata import artifact_spec, embed_onnx, embed_tflite, sha256_file, sidecar_path, write_sidecar
 from .options import SUFFIXES, ExportConfig
 from .report import update_report
@@ -68,11 +70,24 @@ class _Job:
     source_sha256: str
     work_dir: Path
     held_out: HeldOut | None
+    _calibration: np.ndarray | None = None
 
     def calibration(self, layout: str = "NCHW") -> np.ndarray:
+        """The calibration crops (loaded once) in `layout`."""
         if self.held_out is None:
             raise ExportError("INT8 export needs calibration data (calib_data)")
-        return load_crops(self.held_out.dataset, self.held_out.calib_indices, layout, "calibration crops").images
+        if self._calibration is None:
+            self._calibration = load_crops(self.held_out.dataset, self.held_out.calib_indices, "NCHW", "calibration crops").images
+        return np.ascontiguousarray(self._calibration.transpose(0, 2, 3, 1)) if layout.upper() == "NHWC" else self._calibration
+
+    def int8_model(self) -> tuple[nn.Module, dict[str, Any]]:
+        """The student as INT8 calibration should see it: BatchNorms folded and, unless turned off,
+        activation channels equalized on the calibration crops; plus what to report about it."""
+        if not self.config.equalize:
+            return self.model, {"equalized": False}
+        model = fold_batchnorm(self.model)
+        result = equalize_activations(model, self.calibration("NCHW"))
+        return model, {"equalized": True, "equalization": result.to_dict()}
 
     def path(self, precision: str | None = None, suffix: str | None = None, tag: str = "") -> Path:
         precision = precision or self.config.precision
@@ -106,6 +121,7 @@ def resolve_config(
         if format == t.format:
             options.setdefault("nhwc", t.nhwc)
             options.setdefault("int8_scheme", t.int8_scheme)
+            options.setdefault("int8_residual", t.int8_residual)
     return ExportConfig(format=format or "onnx", precision=precision or "fp32", out_dir=Path(out_dir), **options)
 
 
@@ -224,14 +240,17 @@ def _onnx_model(job: _Job, dst: Path, precision: str, scheme: str) -> dict[str, 
     if precision == "fp32":
         export_onnx(job.model, job.spec, dst, opset=config.opset, nhwc=config.nhwc)
         return {"opset": onnx_io(dst)["opset"]}
-    fp32 = export_onnx(job.model, job.spec, job.work_dir / "fp32.onnx", opset=config.opset, nhwc=config.nhwc)
     if precision == "fp16":
+        fp32 = export_onnx(job.model, job.spec, job.work_dir / "fp32.onnx", opset=config.opset, nhwc=config.nhwc)
         convert_to_fp16(fp32, dst)
         return {"opset": onnx_io(dst)["opset"]}
+    model, equalization = job.int8_model()
+    fp32 = export_onnx(model, job.spec, job.work_dir / "fp32.onnx", opset=config.opset, nhwc=config.nhwc)
     calibration = job.calibration("NHWC" if config.nhwc else "NCHW")
+    float_residual = config.residual == "float"
     quantize_onnx(fp32, dst, calibration, input_name=onnx_io(fp32)["input_name"],
-                  method=config.calib_method, scheme=scheme)
-    return {"opset": onnx_io(dst)["opset"], "int8_scheme": scheme,
+                  method=config.calib_method, scheme=scheme, float_residual=float_residual)
+    return {"opset": onnx_io(dst)["opset"], "int8_scheme": scheme, "int8_residual": config.residual, **equalization,
             "calibration": {"method": config.calib_method, "images": int(len(calibration)), "source": config.calib_data}}
 
 
@@ -247,6 +266,9 @@ def _export_onnx(job: _Job) -> _Built:
     if job.config.precision == "fp16":
         notes.append("FP16 weights/compute with float32 I/O; ONNX Runtime's CPU provider runs many FP16 ops via "
                      "inserted casts, so FP16 pays off on GPUs, not here")
+    if job.config.precision == "int8" and job.config.residual == "float":
+        notes.append("INT8 convolutions with the residual stream in float (most accurate); "
+                     "--int8-residual int8 quantizes everything (faster, less accurate)")
     return _Built(path, fields_, embed_onnx, notes)
 
 
@@ -255,17 +277,24 @@ def _export_tflite(job: _Job) -> _Built:
 
     config = job.config
     path = job.path()
-    calibration = job.calibration("NHWC" if config.nhwc else "NCHW") if config.precision == "int8" else None
-    export_tflite(job.model, job.spec, path, config.precision, nhwc=config.nhwc, calibration=calibration)
+    model, calibration, extra = job.model, None, {}
+    if config.precision == "int8":
+        model, extra = job.int8_model()
+        calibration = job.calibration("NHWC" if config.nhwc else "NCHW")
+        extra["int8_residual"] = config.residual
+    export_tflite(model, job.spec, path, config.precision, nhwc=config.nhwc, calibration=calibration,
+                  float_residual=config.residual == "float")
     io = tflite_io(path)
-    extra: dict[str, Any] = {k: io[k] for k in ("output_dtype", "input_quantization", "output_quantization") if k in io}
+    extra.update({k: io[k] for k in ("output_dtype", "input_quantization", "output_quantization") if k in io})
     if calibration is not None:
         extra["calibration"] = {"method": "pt2e-histogram", "images": int(len(calibration)), "source": config.calib_data}
     fields_ = job.base_fields("tflite", config.precision, input_name=io["input_name"], output_name=io["output_name"],
                               input_dtype=io["input_dtype"], batch=io["batch"], **extra)
     notes = ["LiteRT models have a fixed batch of 1: run crops one at a time"]
-    if config.precision == "int8":
+    if config.precision == "int8" and config.residual == "int8":
         notes.append("full-integer INT8: int8 input/output tensors carry their own scale and zero point")
+    elif config.precision == "int8":
+        notes.append("mixed INT8: convolutions in int8, residual stream in float (not for integer-only delegates)")
     return _Built(path, fields_, embed_tflite, notes)
 
 

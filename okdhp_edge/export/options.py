@@ -6,13 +6,14 @@ from pathlib import Path
 
 from .errors import ExportError
 
-__all__ = ["CALIB_METHODS", "ExportConfig", "FORMATS", "INT8_SCHEMES", "PRECISIONS", "SUFFIXES", "TRT_ROUTES"]
+__all__ = ["CALIB_METHODS", "ExportConfig", "FORMATS", "INT8_RESIDUALS", "INT8_SCHEMES", "PRECISIONS", "SUFFIXES", "TRT_ROUTES"]
 
 FORMATS = ("onnx", "tflite", "coreml", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
 SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite", "coreml": ".mlpackage", "tensorrt": ".engine"}
 CALIB_METHODS = ("minmax", "entropy", "percentile")
 INT8_SCHEMES = ("auto", "qdq", "symmetric", "calibrator")
+INT8_RESIDUALS = ("auto", "float", "int8")
 TRT_ROUTES = ("onnx", "torch_tensorrt")
 
 
@@ -24,6 +25,11 @@ class ExportConfig:
     activations with zero point 0: the QDQ ONNX TensorRT builds INT8 engines from),
     "calibrator" (TensorRT's own entropy calibrator; needs `tensorrt` here) or "auto" (qdq for
     onnx, symmetric for tensorrt). `metric` is the accuracy that `max_drop` applies to.
+    int8_residual: "float" keeps the residual stream (skip sums, pooling, upsampling and the
+    pre-activation BatchNorms) in float while every convolution runs in INT8 (ONNX/TensorRT; the
+    most accurate INT8), "int8" quantizes everything (full-integer: faster, and what integer-only
+    accelerators such as NNAPI/DSP delegates need), "auto" = float (the `android` target: int8). `equalize` rescales activation channels
+    before INT8 calibration (exact in float, see equalize.py).
     `synthetic_images` sizes a generated synthetic val split (None: the data module's default).
     """
 
@@ -36,6 +42,8 @@ class ExportConfig:
     calib_images: int = 128
     calib_method: str = "entropy"  # measured: a third of minmax's PCK loss on the tiny demo student
     int8_scheme: str = "auto"
+    int8_residual: str = "auto"
+    equalize: bool = True
     image_input: bool = False
     max_batch: int = 32
     verify_images: int = 64
@@ -57,6 +65,7 @@ class ExportConfig:
         _choice("calib_method", self.calib_method, CALIB_METHODS)
         _choice("int8_scheme", self.int8_scheme, INT8_SCHEMES)
         _choice("trt_route", self.trt_route, TRT_ROUTES)
+        _choice("int8_residual", self.int8_residual, INT8_RESIDUALS)
         if self.opset < 17:
             raise ExportError(f"opset {self.opset} is too old: use opset >= 17 (default 18)")
         if self.calib_images < 1:
@@ -73,6 +82,8 @@ class ExportConfig:
             raise ExportError("int8_scheme='calibrator' is TensorRT's calibrator: use it with format='tensorrt'")
         if self.int8_scheme == "qdq" and self.format == "tensorrt":
             raise ExportError("TensorRT INT8 needs symmetric quantization: use int8_scheme='symmetric' or 'calibrator'")
+        if self.int8_residual != "auto" and self.format == "coreml":
+            raise ExportError("int8_residual applies to onnx, tflite and tensorrt; Core ML INT8 quantizes weights only")
         if self.image_input and self.format != "coreml":
             raise ExportError("image_input applies to Core ML only (format='coreml')")
 
@@ -86,6 +97,13 @@ class ExportConfig:
         if self.int8_scheme != "auto":
             return self.int8_scheme
         return "symmetric" if self.format == "tensorrt" else "qdq"
+
+    @property
+    def residual(self) -> str:
+        """Where the residual stream runs in INT8 exports ("auto" resolved for the format)."""
+        if self.int8_residual != "auto":
+            return self.int8_residual
+        return "float"
 
 
 def _choice(name: str, value: str, valid: tuple[str, ...]) -> None:

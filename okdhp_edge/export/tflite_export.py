@@ -35,8 +35,12 @@ def export_tflite(
     *,
     nhwc: bool = False,
     calibration: np.ndarray | None = None,
+    float_residual: bool = False,
 ) -> Path:
-    """Convert to `path`; `calibration` (N, input shape) is required for int8."""
+    """Convert to `path`; `calibration` (N, input shape) is required for int8.
+
+    `float_residual` (int8 only) leaves the sums, max-pools and depthwise (BatchNorm) convolutions
+    unquantized: a mixed model for CPU/GPU delegates instead of a full-integer one."""
     litert_torch = require("litert_torch", "tflite", "TFLite export")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -47,7 +51,7 @@ def export_tflite(
     if precision == "int8":
         if calibration is None or len(calibration) == 0:
             raise ExportError("TFLite INT8 needs a representative data set: pass calibration crops (calib_images >= 1)")
-        edge_model = _convert_int8(litert_torch, net, example, calibration)
+        edge_model = _convert_int8(litert_torch, net, example, calibration, float_residual)
     elif precision in ("fp32", "fp16"):
         edge_model = _quiet(lambda: litert_torch.convert(net, example), "tflite")
     else:
@@ -70,11 +74,13 @@ def _quiet(fn, fmt: str):
         raise conversion_error(fmt, err) from err
 
 
-def _convert_int8(litert_torch, net: nn.Module, example: tuple[torch.Tensor], calibration: np.ndarray):
+def _convert_int8(litert_torch, net: nn.Module, example: tuple[torch.Tensor], calibration: np.ndarray,
+                  float_residual: bool = False):
     pt2e = require("litert_torch.quantize.pt2e_quantizer", "tflite", "TFLite INT8 quantization")
     quant_config = require("litert_torch.quantize.quant_config", "tflite", "TFLite INT8 quantization")
     pt2e_api = require("torchao.quantization.pt2e.quantize_pt2e", "tflite", "TFLite INT8 quantization")
-    quantizer = pt2e.PT2EQuantizer().set_global(pt2e.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+    quantizer = (_float_residual_quantizer(pt2e) if float_residual else pt2e.PT2EQuantizer())
+    quantizer.set_global(pt2e.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
     # strict (dynamo) export records which source op each node came from; the quantizer needs that to
     # find the residual adds and max-pools, which non-strict export would leave in float
     graph = _quiet(lambda: pt2e_api.prepare_pt2e(torch.export.export(net, example, strict=True).module(), quantizer),
@@ -85,6 +91,23 @@ def _convert_int8(litert_torch, net: nn.Module, example: tuple[torch.Tensor], ca
     graph = _quiet(lambda: pt2e_api.convert_pt2e(graph, fold_quantize=False), "tflite int8 (pt2e convert)")
     config = quant_config.QuantConfig(pt2e_quantizer=quantizer)
     return _quiet(lambda: litert_torch.convert(graph, example, quant_config=config), "tflite int8")
+
+
+def _float_residual_quantizer(pt2e):
+    """A PT2E quantizer that annotates no sums or max-pools and no depthwise (BatchNorm) conv."""
+
+    def is_depthwise(node) -> bool:
+        return node.target == torch.ops.aten.conv2d.default and len(node.args) > 6 and node.args[6] > 1
+
+    class FloatResidualQuantizer(pt2e.PT2EQuantizer):
+        STATIC_OPS = [op for op in pt2e.PT2EQuantizer.STATIC_OPS if op not in ("add", "add_relu", "max_pool2d")]
+
+        def _annotate_all_static_patterns(self, model, quantization_config, filter_fn=None):
+            def keep(node) -> bool:
+                return not is_depthwise(node) and (filter_fn is None or filter_fn(node))
+            return super()._annotate_all_static_patterns(model, quantization_config, keep)
+
+    return FloatResidualQuantizer()
 
 
 def _cast_weights_fp16(path: Path) -> None:
