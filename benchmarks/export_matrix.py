@@ -35,9 +35,9 @@ from okdhp_edge.models import OKDHPNet, describe_student, extract_student, get_p
 from okdhp_edge.spec import write_json_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results"
-RUNNABLE = {"onnx": ("fp32", "fp16", "int8", "int8-full"), "tflite": ("fp32", "fp16", "int8")}
-# "int8-full": ONNX INT8 with the residual stream quantized too (int8_residual="int8"); plain "int8" is
-# the export default (onnx: residual stream in float; tflite: always full-integer)
+RUNNABLE = {"onnx": ("fp32", "fp16", "int8", "int8-full"), "tflite": ("fp32", "fp16", "int8", "int8-full")}
+# "int8-full": INT8 with the residual stream quantized too (int8_residual="int8", full-integer);
+# plain "int8" is the export default (residual stream in float)
 VARIANTS = {"int8-full": ("int8", {"int8_residual": "int8"})}
 GOAL_SPEEDUP, GOAL_DROP = 2.0, 1.0
 
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--branches", default="0,1,2", help="preset branches to build when --students is not given")
     p.add_argument("--formats", default="onnx,tflite")
     p.add_argument("--precisions", default="fp32,fp16,int8,int8-full",
-                   help="int8-full: ONNX INT8 with the residual stream quantized too (int8_residual=int8)")
+                   help="int8-full: INT8 with the residual stream quantized too (int8_residual=int8)")
     p.add_argument("--runs", type=int, default=50, help="timed runs per artifact (>= 50 for the README figures)")
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--rounds", type=int, default=10, help="alternations between artifact and PyTorch timing blocks")
