@@ -116,14 +116,12 @@ def read_embedded_spec(path: str | os.PathLike) -> ModelSpec:
         model = onnx.load(str(path), load_external_data=False)
         text = next((p.value for p in model.metadata_props if p.key == SPEC_KEY), None)
     elif path.suffix == ".tflite":
-        from ai_edge_litert import schema_py_generated as schema
+        from ..runtime.backends.litert import read_tflite_metadata
 
-        data = path.read_bytes()
-        root = schema.Model.GetRootAs(data, 0)
-        for i in range(root.MetadataLength()):
-            entry = root.Metadata(i)
-            if entry.Name() == SPEC_KEY.encode():
-                text = root.Buffers(entry.Buffer()).DataAsNumpy().tobytes().decode("utf-8")
+        try:
+            text = read_tflite_metadata(path.read_bytes(), SPEC_KEY)
+        except ValueError as err:
+            raise ExportError(f"{path}: {err}; re-export it with `python -m okdhp_edge.export`") from None
     elif path.suffix == ".mlpackage":
         import coremltools as ct
 

@@ -112,25 +112,35 @@ class LiteRTBackend(Backend):
         return np.asarray(y, dtype=np.float32)
 
 
-def _embedded_spec(path: Path):
-    """The spec in the flatbuffer's `okdhp_spec` metadata entry (used when the sidecar is missing)."""
-    try:
-        from ai_edge_litert import schema_py_generated as schema
-    except ImportError:
-        raise missing_spec_error(path) from None
-    data = path.read_bytes()
+def read_tflite_metadata(data: bytes, name: str) -> str | None:
+    """The UTF-8 text of the flatbuffer's model metadata entry `name`, or None when absent.
+    Raises ImportError without ai-edge-litert and ValueError for a file that is no TFLite model."""
+    from ai_edge_litert import schema_py_generated as schema
+
     try:
         model = schema.Model.GetRootAs(data, 0)
         for i in range(model.MetadataLength()):
             entry = model.Metadata(i)
-            if entry.Name() == SPEC_KEY.encode():
-                text = model.Buffers(entry.Buffer()).DataAsNumpy().tobytes().decode("utf-8")
-                return load_spec_text(text, f"{path} (metadata {SPEC_KEY})")
-    except (IndexError, TypeError, ValueError, AttributeError, UnicodeDecodeError, struct.error):
+            if entry.Name() == name.encode():
+                return model.Buffers(entry.Buffer()).DataAsNumpy().tobytes().decode("utf-8")
+    except (IndexError, TypeError, ValueError, AttributeError, UnicodeDecodeError, struct.error) as err:
+        raise ValueError(f"not a readable TFLite flatbuffer ({type(err).__name__})") from None
+    return None
+
+
+def _embedded_spec(path: Path):
+    """The spec in the flatbuffer's `okdhp_spec` metadata entry (used when the sidecar is missing)."""
+    try:
+        text = read_tflite_metadata(path.read_bytes(), SPEC_KEY)
+    except ImportError:
+        raise missing_spec_error(path) from None
+    except ValueError:
         raise ModelFileError(
             f"{path}: not a readable TFLite flatbuffer (truncated, corrupt or another format); re-export it with okdhp_edge.export"
         ) from None
-    raise missing_spec_error(path, f" or an {SPEC_KEY!r} metadata entry in the .tflite file")
+    if text is None:
+        raise missing_spec_error(path, f" or an {SPEC_KEY!r} metadata entry in the .tflite file")
+    return load_spec_text(text, f"{path} (metadata {SPEC_KEY})")
 
 
 def _tensor(details: dict[str, Any], aliases: dict[int, str]) -> TensorInfo:
