@@ -4,7 +4,7 @@ INT8 runtimes quantize an activation tensor with one scale for all of its channe
 pre-activation hourglass the residual stream (every skip sum, pooling and upsampling on the way)
 carries channels whose ranges differ by 10-50x, so one scale leaves the small channels a handful
 of levels; the BatchNorm that follows then scales that noise back up. Measured on a trained tiny
-student: PCK@0.2 fell 4.6 points under ONNX INT8, almost all of it from the stream.
+student: PCK@0.2 fell 4.9 points under full ONNX INT8, 0.4 after equalization (docs/export.md).
 
 The fix is exact in float. A "domain" is a set of tensors tied together by ops that commute with
 a positive per-channel scale (add, max-pool, nearest upsampling, ReLU, identity). Its channels
