@@ -94,8 +94,8 @@ def onnx_results(workspace):
 @pytest.fixture(scope="module")
 def tflite_results(workspace):
     return {"fp32": run_export(workspace, "tflite", "fp32"),
-            "int8": run_export(workspace, "tflite", "int8", nhwc=True, int8_residual="int8"),
-            "int8-mixed": run_export(workspace, "tflite", "int8", sub="tflite-mixed")}
+            "int8": run_export(workspace, "tflite", "int8", nhwc=True),
+            "int8-mixed": run_export(workspace, "tflite", "int8", sub="tflite-mixed", int8_residual="float")}
 
 
 def ort_run(path: Path, x: np.ndarray) -> np.ndarray:
@@ -217,26 +217,26 @@ def test_onnx_int8_is_static_per_channel_qdq(onnx_results):
     assert per_channel, "conv weights should carry one scale per output channel"
     zero_points = [inits[n.input[2]] for n in model.graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2]
     assert zero_points and all(z.dtype == np.uint8 for z in zero_points)
-    # default residual = float: every full conv in int8, the pre-activation BatchNorms (depthwise) in float
-    assert _conv_weight_types(model) == {False: {"int8"}, True: {"float32"}}
+    # default: full INT8, every conv weight (the BatchNorm depthwise ones too) and every sum
+    assert _conv_weight_types(model) == {False: {"int8"}, True: {"int8"}}
     quantized = {n.input[0] for n in model.graph.node if n.op_type == "QuantizeLinear"}
-    assert any(n.op_type == "Add" and n.output[0] not in quantized for n in model.graph.node), "sums stay float"
+    assert all(n.output[0] in quantized for n in model.graph.node if n.op_type == "Add"), "every sum in int8"
     v = result.report["verification"]
     # 0.05 of the box is ~2.5 px in this 48x64 crop, under one heatmap pixel (4 px): a strict bar
     assert v["kp_agreement@0.05"] >= 65.0 and v["drop"] < 10.0
     spec = read_artifact_spec(result.artifact)
     assert spec.export["int8_scheme"] == "qdq" and spec.export["calibration"]["images"] == DATA["calib_images"]
-    assert spec.export["int8_residual"] == "float" and spec.export["equalized"] is True
-    assert spec.export["equalization"]["domains"] > 0
+    assert spec.export["int8_residual"] == "int8" and spec.export["equalized"] is True
+    assert spec.export["equalization"]["domains"] > 0 and spec.export["calibration"]["method"] == "average"
 
 
-def test_onnx_int8_residual_int8_quantizes_every_conv(workspace, onnx_results):
-    result = run_export(workspace, "onnx", "int8", sub="full-int8", int8_residual="int8")
+def test_onnx_int8_residual_float_keeps_sums_and_batchnorms_float(workspace, onnx_results):
+    result = run_export(workspace, "onnx", "int8", sub="int8-mixed", int8_residual="float")
     model = onnx.load(str(result.artifact))
-    assert _conv_weight_types(model) == {False: {"int8"}, True: {"int8"}}
+    assert _conv_weight_types(model) == {False: {"int8"}, True: {"float32"}}
     quantized = {n.input[0] for n in model.graph.node if n.op_type == "QuantizeLinear"}
-    assert all(n.output[0] in quantized for n in model.graph.node if n.op_type == "Add"), "every sum in int8"
-    assert read_artifact_spec(result.artifact).export["int8_residual"] == "int8"
+    assert any(n.op_type == "Add" and n.output[0] not in quantized for n in model.graph.node), "sums stay float"
+    assert read_artifact_spec(result.artifact).export["int8_residual"] == "float"
     assert result.report["verification"]["drop"] < 10.0
     with pytest.raises(ExportError, match="Core ML INT8 quantizes weights only"):
         resolve_config("coreml", "int8", int8_residual="float")
@@ -320,7 +320,7 @@ def test_tflite_int8_full_integer_nhwc(tflite_results):
     assert spec.export["int8_residual"] == "int8" and spec.export["equalized"] is True
 
 
-def test_tflite_int8_default_keeps_the_residual_stream_float(tflite_results):
+def test_tflite_int8_residual_float_is_a_mixed_model(tflite_results):
     result = tflite_results["int8-mixed"]
     spec = read_artifact_spec(result.artifact)
     assert spec.export["int8_residual"] == "float"
@@ -412,7 +412,7 @@ def test_targets_pick_format_and_precision():
     assert (resolve_config(target="cpu").format, resolve_config(target="cpu").precision) == ("onnx", "int8")
     android = resolve_config(target="android")
     assert (android.format, android.precision, android.nhwc, android.residual) == ("tflite", "int8", True, "int8")
-    assert resolve_config("tflite", "int8").residual == "float"
+    assert resolve_config("tflite", "int8", int8_residual="float").residual == "float"
     assert resolve_config(target="jetson-orin").scheme == "symmetric"
     assert resolve_config(target="jetson-nano").precision == "fp16"
     assert resolve_config(target="iphone").format == "coreml"

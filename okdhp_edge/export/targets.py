@@ -2,8 +2,7 @@
 
 The defaults follow what the hardware accelerates: INT8 tensor cores on Jetson Orin, FP16 on
 the Maxwell GPU of a Jetson Nano (no INT8 there), the Neural Engine's FP16 on iPhone,
-full-integer INT8 for Android NPUs/DSPs/XNNPACK (integer-only delegates need every op in int8),
-and static QDQ INT8 for ONNX Runtime on CPUs.
+full-integer INT8 for Android NPUs/DSPs/XNNPACK, and static QDQ INT8 for ONNX Runtime on CPUs.
 """
 from __future__ import annotations
 
@@ -21,7 +20,6 @@ class Target:
     precision: str
     description: str
     int8_scheme: str = "auto"
-    int8_residual: str = "auto"
     nhwc: bool = False
 
 
@@ -33,7 +31,7 @@ TARGETS: dict[str, Target] = {
         Target("jetson-nano", "tensorrt", "fp16", "Jetson Nano (Maxwell GPU has no INT8): FP16 TensorRT engine"),
         Target("iphone", "coreml", "fp16", "iPhone / iPad: Core ML mlprogram in FP16 for the Neural Engine"),
         Target("android", "tflite", "int8", "Android: full-integer INT8 LiteRT for XNNPACK, NNAPI and DSP delegates",
-               int8_residual="int8", nhwc=True),
+               nhwc=True),
         Target("cpu", "onnx", "int8", "x86/ARM CPU: ONNX Runtime with static QDQ INT8 (per-channel weights)"),
     )
 }
