@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--int8-residual", default="auto", choices=INT8_RESIDUALS,
                    help="auto = int8 (full-integer: fastest, and what integer-only accelerators need) | float "
                         "(sums, pooling, upsampling and pre-activation BatchNorms stay float: a little more "
-                        "accurate, ~30%% slower on ONNX Runtime)")
+                        "accurate, 15-35%% slower on ONNX Runtime)")
     p.add_argument("--no-equalize", dest="equalize", action="store_false",
                    help="INT8: skip the per-channel activation equalization done before calibration")
     p.add_argument("--verify-images", type=int, default=64, help="held-out crops to verify on (0: skip; default 64)")

@@ -267,7 +267,7 @@ def _export_onnx(job: _Job) -> _Built:
                      "inserted casts, so FP16 pays off on GPUs, not here")
     if job.config.precision == "int8" and job.config.residual == "float":
         notes.append("INT8 convolutions with the residual stream in float (--int8-residual float): "
-                     "a little more accurate, about 30 % slower on ONNX Runtime than full INT8")
+                     "a little more accurate, 15-35 % slower on ONNX Runtime than full INT8")
     return _Built(path, fields_, embed_onnx, notes)
 
 

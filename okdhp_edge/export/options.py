@@ -28,8 +28,8 @@ class ExportConfig:
     int8_residual: "int8" (= "auto") quantizes everything (full-integer: fastest, and what
     integer-only accelerators such as NNAPI/DSP delegates need); "float" keeps the residual
     stream (skip sums, pooling, upsampling and the pre-activation BatchNorms) in float while every
-    other convolution runs in INT8: a little more accurate, about 30 % slower on ONNX Runtime. `equalize` rescales activation channels
-    before INT8 calibration (exact in float, see equalize.py).
+    other convolution runs in INT8: a little more accurate, 15-35 % slower on ONNX Runtime.
+    `equalize` rescales activation channels before INT8 calibration (exact in float, see equalize.py).
     `synthetic_images` sizes a generated synthetic val split (None: the data module's default).
     """
 

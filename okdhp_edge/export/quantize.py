@@ -9,7 +9,7 @@ With `float_residual`, the residual stream stays float: the skip sums, max-pools
 the pre-activation BatchNorms (1x1 depthwise convolutions after export/graph.py) are left out of
 quantization, so every other convolution runs in INT8 on inputs taken after BatchNorm + ReLU, whose
 channels BatchNorm has already brought to one scale. On trained students this cuts the INT8
-loss further, at the price of about 30 % of ONNX Runtime's speed (docs/export.md).
+loss further, at the price of 15-35 % of ONNX Runtime's speed (docs/export.md).
 Calibration "average" (the default) takes a moving average of each crop's min/max (batches of
 one crop): the typical range, where minmax takes the extreme one and ONNX Runtime's entropy
 method comes close to it; on our trained students it was the only method that lost nothing.
