@@ -286,7 +286,7 @@ def _export_tflite(job: _Job) -> _Built:
     io = tflite_io(path)
     extra.update({k: io[k] for k in ("output_dtype", "input_quantization", "output_quantization") if k in io})
     if calibration is not None:
-        extra["calibration"] = {"method": "pt2e-histogram", "images": int(len(calibration)), "source": config.calib_data}
+        extra["calibration"] = {"method": "pt2e-moving-average-minmax", "images": int(len(calibration)), "source": config.calib_data}
     fields_ = job.base_fields("tflite", config.precision, input_name=io["input_name"], output_name=io["output_name"],
                               input_dtype=io["input_dtype"], batch=io["batch"], **extra)
     notes = ["LiteRT models have a fixed batch of 1: run crops one at a time"]

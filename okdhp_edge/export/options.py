@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .errors import ExportError
 
-__all__ = ["CALIB_METHODS", "ExportConfig", "FORMATS", "INT8_RESIDUALS", "INT8_SCHEMES", "PRECISIONS", "SUFFIXES", "TRT_ROUTES"]
+__all__ = ["CALIB_AVERAGING", "CALIB_METHODS", "ExportConfig", "FORMATS", "INT8_RESIDUALS", "INT8_SCHEMES", "PRECISIONS", "SUFFIXES", "TRT_ROUTES"]
 
 FORMATS = ("onnx", "tflite", "coreml", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -14,6 +14,7 @@ SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite", "coreml": ".mlpackage", "tenso
 CALIB_METHODS = ("average", "minmax", "entropy", "percentile")
 INT8_SCHEMES = ("auto", "qdq", "symmetric", "calibrator")
 INT8_RESIDUALS = ("auto", "float", "int8")
+CALIB_AVERAGING = 0.01  # "average" calibration: weight of each new crop's min/max in the running range
 TRT_ROUTES = ("onnx", "torch_tensorrt")
 
 

@@ -27,6 +27,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .errors import ExportError, conversion_error, require
+from .options import CALIB_AVERAGING
 
 __all__ = ["quantize_onnx", "residual_stream_nodes"]
 
@@ -60,7 +61,7 @@ def quantize_onnx(
     if method == "percentile":
         extra["CalibPercentile"] = 99.999
     if method == "average":  # moving average of each crop's min/max: the typical range
-        extra.update(CalibMovingAverage=True, CalibMovingAverageConstant=0.01)
+        extra.update(CalibMovingAverage=True, CalibMovingAverageConstant=CALIB_AVERAGING)
         batch_size = 1
     with tempfile.TemporaryDirectory(prefix="okdhp-quant-") as tmp:
         prepared = Path(tmp) / "prepared.onnx"

@@ -28,10 +28,9 @@ from tqdm.auto import tqdm
 from ..spec import ModelSpec
 from .errors import ExportError, conversion_error, require
 from .graph import prepare_student
+from .options import CALIB_AVERAGING
 
-__all__ = ["CALIBRATION_AVERAGING", "export_tflite", "tflite_io"]
-
-CALIBRATION_AVERAGING = 0.01  # weight of each new crop's min/max in the running activation range
+__all__ = ["export_tflite", "tflite_io"]
 
 
 def export_tflite(
@@ -104,7 +103,7 @@ def _typical_range_config(pt2e):
     """The symmetric per-channel config with activation ranges averaged over calibration crops."""
     observer = require("torchao.quantization.pt2e.observer", "tflite", "TFLite INT8 quantization")
     config = pt2e.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False)
-    average = observer.MovingAverageMinMaxObserver.with_args(averaging_constant=CALIBRATION_AVERAGING, eps=2**-12)
+    average = observer.MovingAverageMinMaxObserver.with_args(averaging_constant=CALIB_AVERAGING, eps=2**-12)
     activation = dataclasses.replace(config.input_activation, observer_or_fake_quant_ctr=average)
     return dataclasses.replace(config, input_activation=activation, output_activation=activation)
 
