@@ -8,6 +8,10 @@
 CLI: `python -m okdhp_edge.export STUDENT --target cpu --out DIR` (see docs/export.md).
 Needs torch (the `export` extra); each format names its own extra when it is missing.
 """
+from . import quiet
+
+quiet.install()  # before the converters are imported: some speak at import time
+
 from .api import ExportResult, export, resolve_config
 from .errors import ConversionError, ExportError, MissingDependencyError
 from .metadata import SPEC_KEY, read_artifact_spec, read_embedded_spec, sidecar_path

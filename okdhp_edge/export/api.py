@@ -139,7 +139,7 @@ def export(
     A failed accuracy check (max_drop) keeps the artifact and marks the report "failed".
     """
     config = resolve_config(format, precision, out_dir, target, **options)
-    weights, _ = student_paths(student_path)
+    weights, _ = student_paths(_student_file(Path(student_path)))
     try:
         model, spec = load_student(weights)
     except StudentFileError as err:
@@ -159,6 +159,24 @@ def export(
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     return _finish(job, built, seconds)
+
+
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+
+
+def _student_file(path: Path) -> Path:
+    """`path` unless it is a training checkpoint or run directory: those hold the whole multi-branch
+    net and optimizer state, while an export takes one student, which training writes separately."""
+    if path.suffix.lower() in CHECKPOINT_SUFFIXES:
+        run, what = path.parent, "a training checkpoint"
+    elif path.is_dir():
+        run, what = (path.parent if path.name == "students" else path), "a directory"
+    else:
+        return path
+    raise ExportError(
+        f"{path} is {what}, not a student: export one of the students the training run wrote, "
+        f"RUN/students/<name>.safetensors, usually the one to deploy: {run / 'students' / 'target.safetensors'}"
+    )
 
 
 def _finish(job: _Job, built: _Built, seconds: float) -> ExportResult:

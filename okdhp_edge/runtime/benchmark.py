@@ -21,7 +21,7 @@ import numpy as np
 from .errors import BackendUnavailableError, InputError, ModelFileError
 from .predictor import Predictor
 
-__all__ = ["BenchmarkResult", "benchmark", "main"]
+__all__ = ["BenchmarkResult", "benchmark", "build_parser", "main"]
 
 
 @dataclass
@@ -123,19 +123,25 @@ def _frame_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m okdhp_edge.runtime.benchmark", description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+", metavar="MODEL", help="exported model(s) or .safetensors student(s)")
     parser.add_argument("--backend", help="force a backend (default: from each model's suffix)")
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--device", default="auto",
+                        help="where the backend runs: auto (default; the backend's fastest for this file), cpu, cuda, "
+                             "tensorrt, coreml; Core ML also ane, gpu (see docs/runtime.md)")
     parser.add_argument("--threads", type=int, help="CPU threads for the backend (default: the backend's own)")
     parser.add_argument("--batch", type=int, default=1, help="people per frame (default 1)")
-    parser.add_argument("--runs", type=int, default=50)
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--flip-test", action="store_true")
+    parser.add_argument("--runs", type=int, default=50, help="timed predict calls per model (default 50)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed calls first, for lazy initialisation (default 5)")
+    parser.add_argument("--flip-test", action="store_true", help="also run the mirrored crops and average (2x the inference)")
     parser.add_argument("--frame", type=_frame_size, default=(640, 480), metavar="WxH", help="frame size (default 640x480)")
     parser.add_argument("--json", type=Path, help="also write the results (and machine info) as JSON here")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     results = []
     for model in args.models:
         try:
