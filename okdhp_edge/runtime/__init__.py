@@ -8,6 +8,7 @@ The backend is chosen from the file suffix; everything else (input size, normali
 skeleton, layouts) is read from the metadata that travels with the artifact. Only the
 torch-free core of okdhp_edge is imported here; torch loads only for `.safetensors` students.
 """
+from .detector import Detector, DetectorConfig
 from .draw import draw_fps, draw_pose
 from .errors import BackendUnavailableError, InputError, ModelFileError
 from .predictor import Predictor, PreparedBatch
@@ -15,6 +16,6 @@ from .result import PoseResult, StageTimes
 from .tracker import PoseTracker, TrackerConfig
 
 __all__ = [
-    "BackendUnavailableError", "InputError", "ModelFileError", "PoseResult", "PoseTracker", "Predictor", "PreparedBatch",
+    "BackendUnavailableError", "Detector", "DetectorConfig", "InputError", "ModelFileError", "PoseResult", "PoseTracker", "Predictor", "PreparedBatch",
     "StageTimes", "TrackerConfig", "draw_fps", "draw_pose",
 ]

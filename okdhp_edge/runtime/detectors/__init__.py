@@ -1,0 +1,1 @@
+"""Person detector families, one module each (like `runtime.backends`); `runtime.Detector` picks one."""

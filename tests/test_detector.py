@@ -1,0 +1,215 @@
+"""Detector: YOLO decoders on hand-built tensors, a tiny YOLO-layout network exported to ONNX and run
+through Detector against boxes worked out by hand, and bad detector files / outputs / frames."""
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from okdhp_edge.runtime import Detector, InputError, ModelFileError
+from okdhp_edge.runtime.boxes import iou_matrix, nms, oks_matrix
+from okdhp_edge.runtime.detectors.yolo import decode, detect_layout, letterbox
+
+CELL, SIZE = 8, 64  # the tiny network: one anchor per 8x8 cell of a 64x64 input, 64 anchors
+
+
+def v8_tensor(xywh: list[list[float]], scores: list[list[float]], anchors: int = 50) -> np.ndarray:
+    """(1, 4 + C, anchors) with the given boxes first and zero-score padding after them."""
+    c = len(scores[0])
+    out = np.zeros((1, 4 + c, anchors), np.float32)
+    out[0, :2] = 10.0
+    out[0, 2:4] = 5.0
+    for i, (box, s) in enumerate(zip(xywh, scores)):
+        out[0, :4, i] = box
+        out[0, 4:, i] = s
+    return out
+
+
+def test_layouts_from_shape():
+    assert detect_layout((1, 84, 8400)) == "v8"
+    assert detect_layout((1, 5, 2100)) == "v8"  # one class
+    assert detect_layout((1, 25200, 85)) == "v5"
+    assert detect_layout((1, 300, 6)) == "end2end"
+    assert detect_layout((1, 25200, 6)) == "v5"  # one-class v5: too many rows for an end-to-end export
+    for bad in [(1, 17, 64, 48), (1, 4, 4), (2, 84, 8400), (1, 1000)]:
+        with pytest.raises(ValueError, match="not"):
+            detect_layout(bad)
+
+
+def test_decode_v8_keeps_person_scores_and_converts_boxes():
+    out = v8_tensor([[100, 50, 40, 80], [200, 100, 20, 20]], [[0.9, 0.1], [0.2, 0.8]])
+    found = decode(out, "v8", 640, 640)
+    assert found.shape == (50, 5)
+    np.testing.assert_allclose(found[0], [80, 10, 120, 90, 0.9])
+    np.testing.assert_allclose(found[1], [190, 90, 210, 110, 0.2])  # class 1's score is not the person's
+    assert np.all(found[2:, 4] == 0)
+
+
+def test_decode_v5_multiplies_objectness_and_class():
+    out = np.zeros((1, 30, 7), np.float32)
+    out[0, :, 2:4] = 4.0
+    out[0, 0] = [100, 50, 40, 80, 0.8, 0.5, 0.1]
+    found = decode(out, "v5", 640, 640)
+    np.testing.assert_allclose(found[0], [80, 10, 120, 90, 0.4])
+
+
+def test_decode_end2end_keeps_class_zero_only():
+    out = np.zeros((1, 300, 6), np.float32)
+    out[0, 0] = [10, 20, 110, 220, 0.95, 0]
+    out[0, 1] = [50, 50, 90, 90, 0.99, 2]  # a car
+    found = decode(out, "end2end", 640, 640)
+    np.testing.assert_allclose(found, [[10, 20, 110, 220, 0.95]])  # zero-size padding rows dropped
+
+
+def test_normalised_tflite_coordinates_are_scaled():
+    out = v8_tensor([[0.5, 0.25, 0.1, 0.2]], [[0.7]])
+    out[0, :4, 1:] = 0.01
+    found = decode(out, "v8", 640, 320)
+    np.testing.assert_allclose(found[0], [288, 48, 352, 112, 0.7], rtol=1e-5)
+
+
+def test_letterbox_maps_boxes_back_to_the_image():
+    image = np.zeros((240, 320, 3), np.uint8)
+    canvas, box = letterbox(image, 640, 640)
+    assert canvas.shape == (640, 640, 3)
+    assert box.scale == 2 and box.pad_x == 0 and box.pad_y == 80
+    assert (canvas[:80] == 114).all() and (canvas[80:560] == 0).all() and (canvas[560:] == 114).all()
+    # a person at image (10, 20)-(110, 220) is at input (20, 120)-(220, 520)
+    out = v8_tensor([[120, 320, 200, 400]], [[0.9]])
+    found = decode(out, "v8", 640, 640)
+    np.testing.assert_allclose(box.to_image(found[:1, :4]), [[10, 20, 110, 220]])
+
+
+def test_nms_iou_and_oks():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 10]], np.float32)
+    np.testing.assert_allclose(iou_matrix(boxes[:1], boxes)[0], [1, 81 / 119, 0, 1])
+    assert nms(boxes, np.array([0.9, 0.8, 0.7, 0.95]), 0.5).tolist() == [3, 2]
+    assert nms(boxes, np.array([0.9, 0.8, 0.7, 0.95]), 0.9).tolist() == [3, 1, 2]
+    assert nms(boxes[:0], np.zeros(0), 0.5).size == 0
+    pose = np.random.default_rng(0).uniform(0, 100, (1, 17, 2))
+    oks = oks_matrix(pose, np.concatenate([pose, pose + 30]), areas=np.array([100.0 * 100]))
+    assert oks[0, 0] == pytest.approx(1.0) and oks[0, 1] < 0.1
+
+
+# -- a tiny network with the YOLO output layout, exported to ONNX --------------------------------
+
+def export_tiny_yolo(path: Path, layout: str = "v8", poison: str | None = None) -> Path:
+    """Person score of each 8x8 cell = mean red of the cell (input is RGB in [0, 1]); box = the cell.
+
+    poison="nan" puts NaN in the box of cell 0; "negative" makes every score negative.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    g = SIZE // CELL
+    ys, xs = np.meshgrid(np.arange(g), np.arange(g), indexing="ij")
+    xywh = np.stack([(xs.ravel() + 0.5) * CELL, (ys.ravel() + 0.5) * CELL, np.full(g * g, CELL), np.full(g * g, CELL)]).astype(np.float32)
+    if poison == "nan":
+        xywh[0, 0] = np.nan
+
+    class TinyYolo(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("xywh", torch.from_numpy(xywh)[None])
+
+        def forward(self, x):
+            pooled = F.avg_pool2d(x, CELL).flatten(2)  # (1, 3, A)
+            person, other = pooled[:, 0:1], pooled[:, 1:2]
+            if poison == "negative":
+                person = person - 2.0
+            if layout == "v5":
+                obj = torch.ones_like(person)
+                return torch.cat([self.xywh, obj, person, other], 1).transpose(1, 2)
+            return torch.cat([self.xywh, person, other], 1)
+
+    with contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
+        program = torch.onnx.export(TinyYolo().eval(), (torch.zeros(1, 3, SIZE, SIZE),), dynamo=True,
+                                    input_names=["images"], output_names=["output0"], verbose=False)
+    program.save(str(path))
+    return path
+
+
+def red_patches(width: int, height: int, cells: list[tuple[int, int, int, int]]) -> np.ndarray:
+    frame = np.zeros((height, width, 3), np.uint8)
+    for x1, y1, x2, y2 in cells:
+        frame[y1:y2, x1:x2] = (0, 0, 255)  # BGR red
+    return frame
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("tiny-yolo")
+    return {name: export_tiny_yolo(out / f"{name}.onnx", *args) for name, args in {
+        "v8": ("v8",), "v5": ("v5",), "nan": ("v8", "nan"), "negative": ("v8", "negative"),
+    }.items()}
+
+
+@pytest.mark.parametrize("layout", ["v8", "v5"])
+def test_tiny_yolo_through_detector_matches_hand_worked_boxes(tiny, layout):
+    detector = Detector(tiny[layout], num_threads=1, score_threshold=0.5)
+    assert detector.family.layout == layout and (detector.family.width, detector.family.height) == (SIZE, SIZE)
+    # 128x128 image -> scale 0.5, no padding: a red 16x16 patch at (32, 32) fills input cell (2, 2)
+    found = detector.detect(red_patches(128, 128, [(32, 32, 48, 48)]))
+    np.testing.assert_allclose(found, [[32, 32, 48, 48, 1.0]], atol=1e-5)
+    # 128x64 -> scale 0.5 and 16 rows of padding on top: image (32, 16)-(48, 32) is input row 24..32
+    found = detector.detect(red_patches(128, 64, [(32, 16, 48, 32), (96, 0, 112, 16)]))
+    # equal scores keep anchor order: input row 2 (y 16..24) comes before row 3
+    np.testing.assert_allclose(found, [[96, 0, 112, 16, 1.0], [32, 16, 48, 32, 1.0]], atol=1e-5)
+    # half-covered cell: score 0.5 and the cell's full box; sorted below the full one
+    found = detector.detect(red_patches(128, 128, [(0, 0, 8, 16), (64, 64, 80, 80)]))
+    np.testing.assert_allclose(found, [[64, 64, 80, 80, 1.0], [0, 0, 16, 16, 0.5]], atol=1e-5)
+
+
+def test_zero_and_fifty_people(tiny):
+    detector = Detector(tiny["v8"], num_threads=1)
+    assert detector.detect(np.zeros((128, 128, 3), np.uint8)).shape == (0, 5)
+    crowd = [(x, y, x + 16, y + 16) for y in range(0, 128, 16) for x in range(0, 128, 16)][:50]
+    frame = red_patches(128, 128, crowd)
+    assert len(detector.detect(frame)) == 20  # the default max_people
+    found = Detector(tiny["v8"], num_threads=1, max_people=50).detect(frame)
+    assert len(found) == 50 and (found[:, 4] > 0.99).all()
+    assert Detector(tiny["v8"], max_people=0).detect(frame).shape == (0, 5)
+
+
+def test_frames_of_any_size_and_bad_frames(tiny):
+    detector = Detector(tiny["v8"], num_threads=1, score_threshold=0.5)  # the grey padding (114) scores 0.45
+    for w, h in [(128, 128), (640, 360), (37, 91), (1, 1)]:
+        assert detector(np.zeros((h, w, 3), np.uint8)).shape == (0, 5)
+    assert len(detector(red_patches(32, 256, [(0, 100, 32, 132)]))) >= 1
+    assert len(detector(cv2.cvtColor(red_patches(128, 128, [(32, 32, 48, 48)]), cv2.COLOR_BGR2GRAY))) == 0
+    with pytest.raises(InputError, match="empty"):
+        detector(np.zeros((0, 10, 3), np.uint8))
+    with pytest.raises(InputError, match="None"):
+        detector(None)
+
+
+def test_nan_and_negative_outputs_are_dropped(tiny):
+    frame = red_patches(128, 128, [(0, 0, 16, 16), (64, 64, 80, 80)])
+    found = Detector(tiny["nan"], num_threads=1).detect(frame)
+    np.testing.assert_allclose(found, [[64, 64, 80, 80, 1.0]], atol=1e-5)  # the NaN cell is gone, not a crash
+    assert Detector(tiny["negative"], num_threads=1).detect(frame).shape == (0, 5)
+
+
+def test_bad_detector_files(tiny, tmp_path):
+    with pytest.raises(ModelFileError, match=r"missing\.onnx: model file not found.*YOLO"):
+        Detector(tmp_path / "missing.onnx")
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(tiny["v8"].read_bytes()[:200])
+    with pytest.raises(ModelFileError, match=r"truncated\.onnx: onnxruntime cannot load.*export it again"):
+        Detector(truncated)
+    with pytest.raises(ModelFileError, match=r"weights\.pt: unknown model type"):
+        Detector(tmp_path / "weights.pt")
+    with pytest.raises(ModelFileError, match="needs a person detector file"):
+        Detector()
+
+
+def test_wrong_layout_file_names_the_file(tmp_path):
+    from runtime_artifacts import export_onnx, make_student
+
+    pose_model = export_onnx(make_student(tmp_path), tmp_path)  # a pose network: heatmaps, not boxes
+    with pytest.raises(ModelFileError, match=rf"{pose_model.name}: output shape .* YOLO detection export"):
+        Detector(pose_model)
