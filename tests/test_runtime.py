@@ -209,28 +209,26 @@ def test_tracker_follows_keypoints_and_reinitialises(predictors):
     predictor = predictors["onnx"]
     frames = [person_frame(seed=s, box=(60 + 10 * s, 20, 160 + 10 * s, 230)) for s in range(4)]
     # Untrained weights give low scores, so thresholds are set to keep tracking on every frame.
-    keep = TrackerConfig(keypoint_score=-1.0, lost_score=-1.0, min_keypoints=4)
+    keep = TrackerConfig(keypoint_score=-1.0, lost_score=-1.0, min_keypoints=4, smoothing=None)
     calls = []
 
     def detector(frame):
         calls.append(frame.shape)
         return np.array([[60, 20, 160, 230, 0.9]], np.float32)  # a score column is dropped
 
-    tracker = PoseTracker(predictor, detector, keep)
-    first = tracker.update(frames[0])
-    np.testing.assert_array_equal(first.boxes, [[60, 20, 160, 230]])
-    expected_next = keypoint_box(first.keypoints[0], first.scores[0], keep, 320, 240)
-    second = tracker.update(frames[1])
-    np.testing.assert_allclose(second.boxes[0], expected_next)
-    assert len(calls) == 1 and tracker.reinitialisations == 1
+    tracker = PoseTracker(predictor, detector, keep, detect_every=0)  # detect only when nobody is tracked
+    (first,) = tracker.update(frames[0])
+    np.testing.assert_allclose(first.keypoints, predictor.predict(frames[0], [[60, 20, 160, 230]]).keypoints[0])
+    next_crop = keypoint_box(first.keypoints, first.scores, keep, 320, 240)
+    (second,) = tracker.update(frames[1])  # the crop follows the keypoints, no detector call
+    np.testing.assert_allclose(second.keypoints, predictor.predict(frames[1], next_crop).keypoints[0])
+    assert second.track_id == first.track_id and second.age == 1
+    assert len(calls) == 1 and tracker.detections == 1
 
-    lost = TrackerConfig(lost_score=10.0)  # no pose is ever good enough: re-initialise every frame
+    lost = TrackerConfig(lost_score=10.0)  # no pose is ever good enough: nobody is tracked
     tracker = PoseTracker(predictor, None, lost)
     for frame in frames:
-        result = tracker.update(frame)
-        np.testing.assert_array_equal(result.boxes, [[0, 0, 319, 239]])  # whole frame without a detector
-        assert tracker.boxes is None
-    assert tracker.reinitialisations == len(frames)
+        assert tracker.update(frame) == [] and not tracker.tracks
 
 
 def test_draw_pose_and_fps_change_pixels(predictors):

@@ -9,13 +9,15 @@ skeleton, layouts) is read from the metadata that travels with the artifact. Onl
 torch-free core of okdhp_edge is imported here; torch loads only for `.safetensors` students.
 """
 from .detector import Detector, DetectorConfig
-from .draw import draw_fps, draw_pose
+from .draw import draw_fps, draw_pose, draw_tracks, tracks_result
 from .errors import BackendUnavailableError, InputError, ModelFileError
+from .one_euro import OneEuroConfig, OneEuroFilter
 from .predictor import Predictor, PreparedBatch
 from .result import PoseResult, StageTimes
-from .tracker import PoseTracker, TrackerConfig
+from .tracker import PoseTracker, TrackedPose, TrackerConfig
 
 __all__ = [
-    "BackendUnavailableError", "Detector", "DetectorConfig", "InputError", "ModelFileError", "PoseResult", "PoseTracker", "Predictor", "PreparedBatch",
-    "StageTimes", "TrackerConfig", "draw_fps", "draw_pose",
+    "BackendUnavailableError", "Detector", "DetectorConfig", "InputError", "ModelFileError", "OneEuroConfig", "OneEuroFilter",
+    "PoseResult", "PoseTracker", "Predictor", "PreparedBatch", "StageTimes", "TrackedPose", "TrackerConfig",
+    "draw_fps", "draw_pose", "draw_tracks", "tracks_result",
 ]

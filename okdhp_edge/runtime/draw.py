@@ -1,4 +1,4 @@
-"""Drawing helpers for demos: skeletons (left/right coloured), boxes, scores and an FPS line.
+"""Drawing helpers for demos: skeletons (left/right coloured), boxes, scores, track IDs and an FPS line.
 
 All functions draw in place on a BGR uint8 image and return it.
 """
@@ -7,9 +7,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..skeleton import Skeleton
 from .result import PoseResult
+from .tracker import TrackedPose
 
-__all__ = ["draw_fps", "draw_pose"]
+__all__ = ["draw_fps", "draw_pose", "draw_tracks", "tracks_result"]
 
 LEFT = (0, 165, 255)  # BGR orange
 RIGHT = (255, 144, 30)  # BGR blue
@@ -56,11 +58,47 @@ def draw_pose(
     return image
 
 
+def tracks_result(tracks: list[TrackedPose], skeleton: Skeleton) -> PoseResult:
+    """The tracker's people as a PoseResult (for draw_pose or to_dict)."""
+    k = skeleton.num_keypoints
+    return PoseResult(
+        keypoints=np.array([t.keypoints for t in tracks], np.float32).reshape(-1, k, 2),
+        scores=np.array([t.scores for t in tracks], np.float32).reshape(-1, k),
+        boxes=np.array([t.box for t in tracks], np.float32).reshape(-1, 4),
+        keypoint_names=skeleton.keypoints,
+        limbs=skeleton.limbs,
+    )
+
+
+def _label(image: np.ndarray, text: str, origin: tuple[int, int], scale: float, color: tuple[int, int, int]) -> None:
+    """White text on a filled box: readable on any background, and the box always fits the text."""
+    thickness = max(1, round(scale * 2))
+    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    x, y = origin
+    pad = max(2, round(4 * scale))
+    cv2.rectangle(image, (x, y - h - pad), (x + w + 2 * pad, y + base + pad // 2), color, -1)
+    cv2.putText(image, text, (x + pad, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+
+
+def _id_color(track_id: int) -> tuple[int, int, int]:
+    hue = (track_id * 47) % 180  # well-spread hues for consecutive IDs
+    bgr = cv2.cvtColor(np.array([[[hue, 200, 170]]], np.uint8), cv2.COLOR_HSV2BGR)[0, 0]
+    return int(bgr[0]), int(bgr[1]), int(bgr[2])
+
+
+def draw_tracks(image: np.ndarray, tracks: list[TrackedPose], skeleton: Skeleton, min_score: float = 0.3) -> np.ndarray:
+    """Draw each tracked person's skeleton and box, with its ID above the box in the ID's colour."""
+    draw_pose(image, tracks_result(tracks, skeleton), min_score=min_score, draw_boxes=True)
+    scale = max(0.4, min(image.shape[:2]) / 900)
+    for t in tracks:
+        x, y = int(t.box[0]), max(int(t.box[1]), int(24 * scale) + 4)
+        _label(image, f"#{t.track_id}", (x, y), scale, _id_color(t.track_id))
+    return image
+
+
 def draw_fps(image: np.ndarray, fps: float, extra: str = "") -> np.ndarray:
-    """Write 'NN.N FPS' (and `extra`) in the top-left corner, outlined so it reads on any background."""
-    text = f"{fps:5.1f} FPS" + (f"  {extra}" if extra else "")
+    """Write 'NN.N FPS' (and `extra`) in the top-left corner on a dark box sized to the text."""
+    text = f"{fps:.1f} FPS" + (f"  {extra}" if extra else "")
     scale = max(0.5, min(image.shape[:2]) / 720)
-    origin = (8, int(24 * scale + 4))
-    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 4, cv2.LINE_AA)
-    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    _label(image, text, (4, int(24 * scale + 6)), scale, (40, 40, 40))
     return image

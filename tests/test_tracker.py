@@ -1,0 +1,297 @@
+"""PoseTracker on a scripted video of three people who cross, enter and leave; One-Euro smoothing.
+
+The people are known poses moving on known paths. A scripted detector returns their boxes (and
+misses the one behind during the crossing, as real detectors do), and a scripted pose network
+returns, for each crop, the noisy pose of the person the crop covers most: the tracker's own logic
+(crop placement, detection schedule, OKS-NMS, matching, ageing, smoothing) runs for real. The last
+tests wire the real ONNX Predictor and Detector through the tracker.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from okdhp_edge.runtime import InputError, OneEuroConfig, OneEuroFilter, PoseTracker, TrackerConfig, draw_tracks
+from okdhp_edge.runtime.boxes import iou_matrix
+from okdhp_edge.runtime.result import PoseResult
+from okdhp_edge.skeleton import COCO17
+from runtime_artifacts import POSE
+
+REPO = Path(__file__).resolve().parents[1]
+W, H, FRAMES = 640, 480, 90
+
+
+def person(box: tuple[float, float, float, float]) -> np.ndarray:
+    x1, y1, x2, y2 = box
+    return (POSE * [x2 - x1, y2 - y1] + [x1, y1]).astype(np.float32)
+
+
+def scene(frame: int) -> dict[str, tuple[float, float, float, float]]:
+    """Visible people's boxes: A (near, tall) walks right, B (far, short) walks left and crosses A
+    around frame 30, C walks in from the right at frame 40, A walks out on the right at frame ~75."""
+    people = {}
+    ax = 60 + 8 * frame
+    people["A"] = (ax, 100, ax + 90, 420)
+    bx = 480 - 6 * frame
+    people["B"] = (bx, 150, bx + 60, 350)
+    if frame >= 40:
+        cx = W - 4 * (frame - 40)
+        people["C"] = (cx, 120, cx + 80, 400)
+    return {k: b for k, b in people.items() if b[0] < W - 20 and b[2] > 20}
+
+
+class ScriptedDetector:
+    """Boxes of the visible people; the smaller of two overlapping people is hidden (occluded)."""
+
+    def __init__(self) -> None:
+        self.frame = 0
+        self.extra: list[list[float]] = []
+        self.calls: list[int] = []
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        self.calls.append(self.frame)
+        people = scene(self.frame)
+        boxes = np.array(list(people.values()), np.float32)
+        overlap = iou_matrix(boxes, boxes) - np.eye(len(boxes))
+        areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        hidden = [i for i in range(len(boxes)) if any(overlap[i, j] > 0.1 and areas[j] > areas[i] for j in range(len(boxes)))]
+        keep = np.delete(boxes, hidden, axis=0)
+        scores = np.linspace(0.9, 0.6, len(keep))[:, None]
+        return np.concatenate([np.concatenate([keep, scores], 1), np.array(self.extra, np.float32).reshape(-1, 5)])
+
+
+class ScriptedPoseNet:
+    """Stands in for Predictor: each crop gets the pose of the visible person it covers most
+    (plus noise), or a lost pose (score 0.05) when it covers nobody."""
+
+    skeleton = COCO17
+
+    def __init__(self, noise: float = 1.0, seed: int = 0) -> None:
+        self.frame = 0
+        self.noise = noise
+        self.rng = np.random.default_rng(seed)
+        self.crops: list[np.ndarray] = []
+
+    def predict(self, image, boxes=None, rgb=False, flip_test=False) -> PoseResult:
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        self.crops.append(boxes)
+        people = scene(self.frame)
+        names = list(people)
+        truth = np.array([people[n] for n in names], np.float32).reshape(-1, 4)
+        cover = iou_matrix(boxes, truth)
+        keypoints = np.zeros((len(boxes), 17, 2), np.float32)
+        scores = np.full((len(boxes), 17), 0.05, np.float32)
+        for i in range(len(boxes)):
+            if cover.shape[1] and cover[i].max() > 0.1:
+                keypoints[i] = person(tuple(truth[cover[i].argmax()])) + self.rng.normal(0, self.noise, (17, 2))
+                scores[i] = 0.9
+        return PoseResult(keypoints, scores, boxes, COCO17.keypoints, COCO17.limbs)
+
+
+def run_scene(detect_every: int = 5, frames: int = FRAMES, **kwargs):
+    net, detector = ScriptedPoseNet(), ScriptedDetector()
+    tracker = PoseTracker(net, detector, detect_every=detect_every, max_age=10, **kwargs)
+    history = []
+    for f in range(frames):
+        net.frame = detector.frame = f
+        tracks = tracker.update(np.zeros((H, W, 3), np.uint8))
+        history.append(tracks)
+    return history, tracker, detector
+
+
+def identities(tracks, frame: int) -> dict[str, int]:
+    """Ground-truth person -> track ID (IoU > 0.5 with the person's box clipped to the frame),
+    for people not overlapping anyone (who is who inside an occlusion is not defined)."""
+    people = scene(frame)
+    names = list(people)
+    truth = np.array([people[n] for n in names], np.float32).reshape(-1, 4).clip(0, [W - 1, H - 1, W - 1, H - 1])
+    apart = (iou_matrix(truth, truth) - np.eye(len(truth))).max(axis=1, initial=0) == 0
+    boxes = np.array([t.box for t in tracks], np.float32).reshape(-1, 4)
+    overlap = iou_matrix(truth, boxes)
+    return {
+        names[i]: tracks[int(overlap[i].argmax())].track_id
+        for i in range(len(names)) if apart[i] and len(tracks) and overlap[i].max() > 0.5
+    }
+
+
+def on(track, box) -> bool:
+    """The track's box centre lies inside `box` (a person only partly in the frame has a small box)."""
+    cx, cy = (track.box[:2] + track.box[2:]) / 2
+    return box[0] <= cx <= box[2] and box[1] <= cy <= box[3]
+
+
+def test_ids_survive_the_crossing_and_newcomers_are_picked_up():
+    history, tracker, detector = run_scene(detect_every=5)
+    seen: dict[str, set[int]] = {}
+    first_seen: dict[str, int] = {}
+    for f, tracks in enumerate(history):
+        for name, tid in identities(tracks, f).items():
+            seen.setdefault(name, set()).add(tid)
+            first_seen.setdefault(name, f)
+    assert {k: len(v) for k, v in seen.items()} == {"A": 1, "B": 1, "C": 1}, seen  # one ID each, all along
+    assert len(set.union(*seen.values())) == 3  # and three different IDs
+    # A and B overlap on frames 24-34; both are back on their own IDs after it
+    for f in range(38, 54):
+        assert {"A", "B"} <= set(identities(history[f], f)), f
+    # C walks in and gets a new ID at the next detection, within detect_every frames
+    enters = min(f for f in range(FRAMES) if "C" in scene(f))
+    found = min(f for f in range(FRAMES) if "C" in scene(f) and any(on(t, scene(f)["C"]) for t in history[f]))
+    assert enters <= found < enters + 5, (enters, found)
+    assert first_seen["C"] >= found
+    assert len(detector.calls) < FRAMES / 2  # the detector did not run on every frame
+
+
+def test_a_person_who_leaves_is_dropped_after_max_age():
+    history, tracker, _ = run_scene(detect_every=5)
+    gone = max(f for f in range(FRAMES) if "A" in scene(f)) + 1
+    a_id = identities(history[45], 45)["A"]
+    assert all(t.track_id != a_id for t in history[gone + 1])  # not reported once it has no pose
+    assert all(t.track_id != a_id for t in tracker.tracks) == (FRAMES - gone > 10)  # forgotten after max_age
+
+
+def test_newcomer_found_on_its_first_frame_with_detect_every_1():
+    history, _, detector = run_scene(detect_every=1, frames=50)
+    assert len(detector.calls) == 50
+    enters = min(f for f in range(50) if "C" in scene(f))
+    assert any(on(t, scene(enters)["C"]) and t.age == 0 for t in history[enters])
+
+
+def test_duplicate_crops_are_merged():
+    net, detector = ScriptedPoseNet(), ScriptedDetector()
+    tracker = PoseTracker(net, detector, detect_every=1)
+    # a second, looser box around A: its crop finds the same person, OKS-NMS keeps one pose
+    net.frame = detector.frame = 0
+    a = scene(0)["A"]
+    detector.extra = [[a[0] - 40, a[1] - 40, a[2] + 40, a[3] + 40, 0.5]]
+    tracks = tracker.update(np.zeros((H, W, 3), np.uint8))
+    assert len(net.crops[-1]) == 3  # A, B and the duplicate were all cropped
+    assert len(tracks) == 2 and set(identities(tracks, 0)) == {"A", "B"}
+
+
+def test_tracks_age_and_max_people():
+    history, _, _ = run_scene(detect_every=5, frames=20)
+    a_id = identities(history[0], 0)["A"]
+    assert [next(t.age for t in h if t.track_id == a_id) for h in history[:4]] == [0, 1, 2, 3]
+    history, _, _ = run_scene(detect_every=1, frames=5, max_people=1)
+    assert all(len(h) == 1 for h in history)
+
+
+def jitter(sequence: np.ndarray) -> float:
+    """Mean frame-to-frame keypoint displacement (pixels)."""
+    return float(np.linalg.norm(np.diff(sequence, axis=0), axis=-1).mean())
+
+
+def still_noisy_pose(frames: int = 120, noise: float = 2.0, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return person((200, 100, 290, 420))[None] + rng.normal(0, noise, (frames, 17, 2)).astype(np.float32)
+
+
+def test_one_euro_cuts_jitter_of_a_still_pose():
+    raw = still_noisy_pose()
+    smooth = OneEuroFilter()
+    out = np.stack([smooth(p, i / 30) for i, p in enumerate(raw)])
+    factor = jitter(raw) / jitter(out[10:])
+    assert factor > 3.5, factor  # measured figure: docs/runtime.md
+    assert np.abs(out[10:].mean(axis=0) - raw.mean(axis=0)).max() < 1.0  # no drift
+
+
+def test_one_euro_follows_motion_and_honours_timestamps():
+    # a keypoint moving at 300 px/s: the filter's lag stays a few pixels
+    t = np.arange(60) / 30
+    moving = np.stack([np.stack([100 + 300 * t, 50 + 0 * t], 1)] * 1, 1)  # (60, 1, 2)
+    f = OneEuroFilter()
+    out = np.stack([f(p, ti) for p, ti in zip(moving, t)])
+    assert np.abs(out[-1] - moving[-1]).max() < 15
+    # the same noisy samples at 5 FPS are smoothed less per frame than at 30 FPS (no over-smoothing
+    # of a slow camera), and a still filter with no time passing returns its last value
+    raw = still_noisy_pose(frames=60)
+    lag = {}
+    for fps in (30, 5):
+        f = OneEuroFilter()
+        lag[fps] = jitter(np.stack([f(p, i / fps) for i, p in enumerate(raw)])[10:])
+    assert lag[5] > 1.5 * lag[30]
+    f = OneEuroFilter()
+    first = f(raw[0], 1.0)
+    np.testing.assert_array_equal(f(raw[1], 1.0), first)
+    with pytest.raises(ValueError, match="min_cutoff"):
+        OneEuroConfig(min_cutoff=0)
+
+
+def test_tracker_smoothing_switch_and_timestamps():
+    raw = still_noisy_pose(frames=40)
+
+    class StillNet(ScriptedPoseNet):
+        def predict(self, image, boxes=None, rgb=False, flip_test=False):
+            boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+            return PoseResult(raw[self.frame][None].copy(), np.full((1, 17), 0.9, np.float32), boxes[:1], COCO17.keypoints, COCO17.limbs)
+
+    outputs = {}
+    for smoothing in (True, False):
+        net = StillNet()
+        tracker = PoseTracker(net, None, smoothing=smoothing)
+        seq = []
+        for f in range(40):
+            net.frame = f
+            (track,) = tracker.update(np.zeros((H, W, 3), np.uint8), timestamp=f / 30)
+            seq.append(track.keypoints)
+            assert track.track_id == 1
+        outputs[smoothing] = np.stack(seq)
+    np.testing.assert_allclose(outputs[False], raw)  # off: the network's keypoints as they are
+    assert jitter(outputs[True][10:]) < jitter(raw) / 3
+    tracker = PoseTracker(StillNet(), None)
+    tracker.update(np.zeros((H, W, 3), np.uint8), timestamp=2.0)
+    with pytest.raises(InputError, match="timestamp 1.0 must be finite and increase"):
+        tracker.update(np.zeros((H, W, 3), np.uint8), timestamp=1.0)
+    with pytest.raises(InputError, match="timestamp nan"):
+        tracker.update(np.zeros((H, W, 3), np.uint8), timestamp=float("nan"))
+
+
+def test_frames_of_changing_size_restart_the_tracks():
+    net, detector = ScriptedPoseNet(), ScriptedDetector()
+    tracker = PoseTracker(net, detector, detect_every=5)
+    assert len(tracker.update(np.zeros((H, W, 3), np.uint8))) == 2
+    small = tracker.update(np.zeros((240, 320, 3), np.uint8))  # boxes of the old size are forgotten
+    assert tracker.detections == 2 and all(t.age == 0 for t in small)
+    with pytest.raises(InputError, match="empty"):
+        tracker.update(np.zeros((0, 0, 3), np.uint8))
+
+
+def test_real_predictor_and_detector_through_the_tracker(tmp_path):
+    """The real ONNX student and a tiny ONNX YOLO-layout detector, end to end (untrained weights:
+    keypoint thresholds are opened up so every pose counts)."""
+    import cv2
+
+    from okdhp_edge.runtime import Detector, Predictor, tracks_result
+    from runtime_artifacts import export_onnx, make_student
+    from test_detector import export_tiny_yolo
+
+    predictor = Predictor(export_onnx(make_student(tmp_path), tmp_path), num_threads=1)
+    detector = Detector(export_tiny_yolo(tmp_path / "tiny.onnx"), num_threads=1, score_threshold=0.5)
+    config = TrackerConfig(keypoint_score=-1.0, lost_score=-1.0)
+    tracker = PoseTracker(predictor, detector, config, detect_every=3)
+    for f in range(6):
+        frame = np.zeros((128, 128, 3), np.uint8)
+        frame[16:80, 16 + 2 * f:48 + 2 * f] = (0, 0, 255)  # one red 'person' the tiny detector finds
+        tracks = tracker.update(frame)
+        assert len(tracks) >= 1 and tracks[0].keypoints.shape == (17, 2) and tracks[0].scores.shape == (17,)
+        drawn = draw_tracks(frame.copy(), tracks, predictor.skeleton, min_score=-1)
+        assert np.abs(drawn.astype(int) - frame).sum() > 0
+    assert tracker.detections == 2  # frames 0 and 3
+    assert tracks_result(tracks, predictor.skeleton).keypoints.shape == (len(tracks), 17, 2)
+    assert cv2.imencode(".png", drawn)[0]
+
+
+def test_tracker_and_detector_stay_torch_free():
+    script = (
+        "import sys, numpy as np\n"
+        "from okdhp_edge.runtime import Detector, PoseTracker, OneEuroFilter, draw_tracks\n"
+        "leaked = sorted(m for m in sys.modules if m == 'torch' or m.startswith(('torch.', 'okdhp_edge.models', 'okdhp_edge.train', 'okdhp_edge.data')))\n"
+        "print('LEAKED', leaked)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert "LEAKED []" in proc.stdout, proc.stdout
