@@ -1,12 +1,14 @@
 #!/usr/bin/env python
-"""Live pose from a webcam or a video file, with skeleton and FPS overlay.
+"""Live multi-person pose from a webcam or a video file: skeletons, track IDs and an FPS overlay.
 
-    python examples/webcam.py --model edge-b2-1x64-int8.onnx                 # camera 0, window
-    python examples/webcam.py --model m.onnx --source clip.mp4 --save out.mp4 --no-show
+    python examples/webcam.py --model edge-b2-1x64-int8.onnx --detector yolo11n.onnx   # camera 0, window
+    python examples/webcam.py --model m.onnx --detector d.onnx --source clip.mp4 --save out.mp4 --no-show
 
-One person is tracked from frame to frame (PoseTracker); q or Esc quits the window. Showing a
-window needs the GUI build of OpenCV (`pip install okdhp-edge[demo]`); with the headless build
-use --no-show (and --save to keep the annotated video).
+A person detector (--detector: a YOLO .onnx/.tflite export) finds people every --detect-every
+frames; PoseTracker follows them in between, keeps their IDs and smooths their keypoints
+(--no-smooth turns that off). Without a detector the whole frame is one person. q or Esc quits
+the window. Showing a window needs the GUI build of OpenCV (`pip install okdhp-edge[demo]`); with
+the headless build use --no-show (and --save to keep the annotated video).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from pathlib import Path
 import cv2
 
 from okdhp_edge.runtime import (
-    BackendUnavailableError, InputError, ModelFileError, PoseTracker, Predictor, TrackerConfig, draw_fps, draw_pose,
+    BackendUnavailableError, Detector, InputError, ModelFileError, PoseTracker, Predictor, TrackerConfig, draw_fps, draw_tracks,
 )
 
 WINDOW = "okdhp-edge pose (q/Esc quits)"
@@ -38,6 +40,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--backend", help="force a backend (default: from the model's suffix)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, tensorrt, coreml (default: auto)")
     parser.add_argument("--threads", type=int, help="CPU threads for the backend")
+    parser.add_argument("--detector", help="person detector: a YOLO .onnx or .tflite export (default: none, one person)")
+    parser.add_argument("--detect-every", type=int, default=5, help="run the detector every N frames (1: every frame; default: 5)")
+    parser.add_argument("--max-people", type=int, default=8, help="the most people tracked at once (default: 8)")
+    parser.add_argument("--no-smooth", action="store_true", help="show raw keypoints (no One-Euro smoothing)")
     parser.add_argument("--flip-test", action="store_true", help="average with the mirrored crop (2x the compute)")
     parser.add_argument("--min-score", type=float, default=0.3, help="hide keypoints below this score (default: 0.3)")
     parser.add_argument("--max-frames", type=int, help="stop after this many frames")
@@ -92,28 +98,33 @@ def run(args: argparse.Namespace) -> int:
         check_gui()
     try:
         predictor = Predictor(args.model, backend=args.backend, device=args.device, num_threads=args.threads)
+        detector = Detector(args.detector, device=args.device, num_threads=args.threads) if args.detector else None
+        config = TrackerConfig(flip_test=args.flip_test)
+        tracker = PoseTracker(predictor, detector, config, detect_every=args.detect_every, max_people=args.max_people,
+                              smoothing=not args.no_smooth)
     except (ModelFileError, BackendUnavailableError, ValueError) as err:
         raise DemoError(str(err)) from None
-    tracker = PoseTracker(predictor, config=TrackerConfig(flip_test=args.flip_test))
     capture = open_source(args.source)
     ok, frame = capture.read()
     if not ok or frame is None:
         capture.release()
         raise DemoError(f"cannot read a frame from {args.source}: the camera gives no image, or the video is empty/corrupt")
     source_fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+    camera = args.source if args.source.isdigit() else None
     writer = open_writer(args.save, frame.shape, source_fps) if args.save else None
     frames, fps, started = 0, 0.0, time.perf_counter()
     try:
         while ok:
             tick = time.perf_counter()
+            timestamp = frames / source_fps if camera is None else tick  # seconds, for the smoothing
             try:
-                result = tracker.update(frame)
+                tracks = tracker.update(frame, timestamp)
             except InputError as err:
                 raise DemoError(f"frame {frames}: {err}") from None
-            draw_pose(frame, result, min_score=args.min_score)
+            draw_tracks(frame, tracks, predictor.skeleton, min_score=args.min_score)
             instant = 1.0 / max(time.perf_counter() - tick, 1e-6)
             fps = instant if frames == 0 else 0.9 * fps + 0.1 * instant
-            draw_fps(frame, fps, predictor.backend.name)
+            draw_fps(frame, fps, f"{len(tracks)} people  {predictor.backend.name}")
             frames += 1
             if writer is not None:
                 writer.write(frame)

@@ -54,6 +54,22 @@ def test_webcam_runs_headless_on_a_video_and_writes_annotations(model, tmp_path)
         assert corner.mean() > 10
 
 
+def test_webcam_with_a_detector_tracks_people(model, tmp_path):
+    from test_detector import export_tiny_yolo
+
+    detector = export_tiny_yolo(tmp_path / "tiny-yolo.onnx")
+    video = write_video(tmp_path / "walk.mp4", frames=6)
+    out = tmp_path / "tracked.avi"
+    for extra in ([], ["--no-smooth", "--detect-every", "1", "--max-people", "2"]):
+        proc = run(WEBCAM, "--model", str(model), "--detector", str(detector), "--source", str(video), "--save", str(out),
+                   "--no-show", "--threads", "1", "--min-score", "-1", *extra)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.startswith("6 frames") and len(read_frames(out)) == 6
+    missing = run(WEBCAM, "--model", str(model), "--detector", str(tmp_path / "nope.onnx"), "--source", str(video), "--no-show")
+    assert missing.returncode == 2
+    assert "nope.onnx: model file not found" in missing.stderr and "Traceback" not in missing.stderr
+
+
 def test_webcam_max_frames(model, tmp_path):
     video = write_video(tmp_path / "walk.mp4", frames=8)
     proc = run(WEBCAM, "--model", str(model), "--source", str(video), "--no-show", "--max-frames", "3")
