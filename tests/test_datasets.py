@@ -74,7 +74,7 @@ def test_coco_layout_read_from_generated_set(root):
 def test_mpii_layout_read_from_generated_set(root):
     ds = build_dataset(f"mpii:{root}", "val", SPEC, MPII16)
     entries = json.loads(mpii_annotation_path(root, "val").read_text())
-    assert ds.kind == "mpii" and ds.annotation_file is None and len(ds) == len(entries)
+    assert ds.kind == "mpii" and ds.annotation_file == mpii_annotation_path(root, "val") and len(ds) == len(entries)
     item = ds[0]
     assert item["target"].shape == (16, 32, 24) and item["joints"].shape == (16, 3)
     hb = np.asarray(entries[0]["head_box"])

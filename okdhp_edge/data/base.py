@@ -72,6 +72,8 @@ class PoseDataset:
     Keys: image (3,H,W), target (K,h,w), target_weight (K,), joints (K,3), crop_to_image (2,3),
     bbox (4,) xyxy, area, box_score, head_size (float32), image_id, index (int64) and flipped
     (bool; a mirrored training crop, whose channel k maps back to joint skeleton.flip_index[k]).
+    `detections` names the detector results file when the boxes are not the annotated ones,
+    which tells evaluation to apply the detection-box protocol (OKS-NMS, every image scored).
     With `train=True` (and an AugmentConfig) each item is augmented from a generator seeded by
     (seed, epoch, index): call `set_epoch(e)` before each epoch so every worker draws fresh,
     reproducible augmentations no matter which worker loads which item.
@@ -92,6 +94,7 @@ class PoseDataset:
         annotation_file: Path | None = None,
         num_skipped: int = 0,
         source: str = "",
+        detections: Path | None = None,
     ) -> None:
         if not samples:
             raise DatasetError(f"{source or 'dataset'}: no usable person samples; check the path, split and annotation file")
@@ -108,6 +111,7 @@ class PoseDataset:
         self.kind = kind
         self.input_spec = input_spec
         self.annotation_file = annotation_file
+        self.detections = detections  # the detection results file the boxes came from; None = ground-truth boxes
         self.source = source
         self.train = train
         self.seed = int(seed)

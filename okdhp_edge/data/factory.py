@@ -124,9 +124,10 @@ def build_dataset(
     if kind == "coco":
         data = load_coco(root, split, skeleton, detections, min_box_score)
         return PoseDataset(data.samples, skeleton, "coco", input_spec, annotation_file=data.annotation_file,
-                           num_skipped=data.num_skipped, source=f"{source} [{split}]", **options)
+                           num_skipped=data.num_skipped, source=f"{source} [{split}]",
+                           detections=Path(detections) if detections is not None else None, **options)
     if detections is not None:
         raise DatasetError(f"{source}: detection boxes are supported for COCO-layout data only")
     data = load_mpii(root, split, skeleton)
-    return PoseDataset(data.samples, skeleton, "mpii", input_spec, annotation_file=None,
+    return PoseDataset(data.samples, skeleton, "mpii", input_spec, annotation_file=data.annotation_file,
                        num_skipped=data.num_skipped, source=f"{source} [{split}]", **options)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,24 @@ def _entry(entry: Any, i: int, path: Path, k: int, image_dir: Path, ids: dict[st
     return Sample(image_dir / name, image_id, box, out, float((2 * half) ** 2), 1.0, head_size)
 
 
+def _warn_missing_head_boxes(samples: list[Sample], path: Path) -> None:
+    """PCKh needs a head box per person: say so when validation people lack one, instead of scoring fewer silently."""
+    missing = sum(s.head_size <= 0 for s in samples)
+    if missing == len(samples):
+        warnings.warn(
+            f"{path}: no entry has a 'head_box', so PCKh (MPII's metric) cannot be computed on this split; add "
+            "'head_box': [x1, y1, x2, y2] to each entry (docs/data.md), or score and select checkpoints by PCK@0.2 "
+            "(--set eval.metric=pck@0.2)",
+            stacklevel=3,
+        )
+    elif missing:
+        warnings.warn(
+            f"{path}: {missing} of {len(samples)} people have no 'head_box'; PCKh leaves them out. Add "
+            "'head_box': [x1, y1, x2, y2] to those entries to score every person",
+            stacklevel=3,
+        )
+
+
 def load_mpii(root: str | os.PathLike, split: str, skeleton: Skeleton, progress: bool = True) -> MpiiSet:
     """Read an MPII-layout split; people without labelled joints are skipped."""
     path = find_mpii_file(root, split)
@@ -107,6 +126,8 @@ def load_mpii(root: str | os.PathLike, split: str, skeleton: Skeleton, progress:
     samples = [s for s in samples if (s.joints[:, 2] > 0).any()]
     if not samples:
         raise DatasetError(f"{path}: no person with labelled joints in split {split!r} ({len(data)} entries)")
+    if split == "val":
+        _warn_missing_head_boxes(samples, path)
     samples, bad = drop_unreadable(samples, str(image_dir), progress)
     if not samples:
         raise DatasetError(f"{image_dir}: none of the images of split {split!r} can be read; check the image directory")

@@ -4,6 +4,10 @@ Every data set gets box-normalised PCK@0.2; COCO-kind sets (with an annotation f
 OKS AP/AR from pycocotools on a results JSON written to disk; MPII-kind sets get PCKh@0.5 with
 the per-joint table. Only samples that received a prediction are scored (COCO AP on the
 images they come from), and the number left out is reported, so partial evaluation is honest.
+
+With detector boxes (a dataset built with `detections`) COCO AP follows the standard top-down
+protocol: duplicate poses of one person are removed by OKS-NMS, and a complete evaluation is
+scored on every image of the annotation file, so people the detector missed count as misses.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .coco_eval import coco_keypoint_ap, keypoint_results, write_keypoint_results
+from .oks_nms import OKS_NMS_THRESHOLD, oks_nms
 from .pck import pck, pckh
 
 __all__ = ["Evaluator"]
@@ -25,13 +30,20 @@ class Evaluator:
 
     `dataset` is a data.PoseDataset (anything with `skeleton`, `kind`, `annotation_file`,
     `__len__` and `ground_truth()`). A later prediction for the same index replaces the earlier.
+    `oks_nms`: OKS threshold of the NMS applied to COCO results when the dataset's boxes come
+    from a detector (None = off); with ground-truth boxes each person has one prediction and
+    nothing is suppressed.
     """
 
-    def __init__(self, dataset, pck_alpha: float = 0.2, pckh_threshold: float = 0.5) -> None:
+    def __init__(self, dataset, pck_alpha: float = 0.2, pckh_threshold: float = 0.5,
+                 oks_nms: float | None = OKS_NMS_THRESHOLD) -> None:
+        if oks_nms is not None and not 0.0 < oks_nms <= 1.0:
+            raise ValueError(f"Evaluator: oks_nms must be in (0, 1] or None (off), got {oks_nms}")
         self.dataset = dataset
         self.skeleton = dataset.skeleton
         self.pck_alpha = float(pck_alpha)
         self.pckh_threshold = float(pckh_threshold)
+        self.oks_nms = oks_nms
         k = self.skeleton.num_keypoints
         self._keypoints = np.full((len(dataset), k, 2), np.nan, np.float32)
         self._scores = np.zeros((len(dataset), k), np.float32)
@@ -72,12 +84,22 @@ class Evaluator:
             "missing": int(len(self._seen) - len(sel)),
         }
         if self.dataset.kind == "coco" and self.dataset.annotation_file is not None:
-            results = keypoint_results(pred, scores, gt["image_id"][sel], gt["box_score"][sel], self._category_id())
+            image_ids = gt["image_id"][sel]
+            results = keypoint_results(pred, scores, image_ids, gt["box_score"][sel], self._category_id())
+            detected = getattr(self.dataset, "detections", None) is not None
+            if detected and self.oks_nms is not None:
+                boxes = gt["bbox"][sel]
+                areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+                keep = oks_nms(pred, scores, [r["score"] for r in results], areas, image_ids, self._sigmas(), self.oks_nms)
+                results = [results[i] for i in keep]
+                metrics["suppressed"] = int(len(sel) - len(keep))
+            # detector boxes, all predicted: score every image, so people without a box are misses
+            scored_images = None if detected and metrics["missing"] == 0 else image_ids
             with contextlib.ExitStack() as stack:
                 folder = Path(out_dir) if out_dir is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
                 path = write_keypoint_results(results, folder / "keypoint_results.json")
                 sigmas = self.skeleton.sigmas or None
-                metrics.update(coco_keypoint_ap(self.dataset.annotation_file, path, gt["image_id"][sel], sigmas))
+                metrics.update(coco_keypoint_ap(self.dataset.annotation_file, path, scored_images, sigmas))
             if out_dir is not None:
                 metrics["results_file"] = str(path)
         if self.dataset.kind == "mpii":
@@ -89,6 +111,13 @@ class Evaluator:
                 metrics["pckh_table"] = result.table
                 metrics["pckh_per_joint"] = {n: float(v) for n, v in zip(self.skeleton.keypoints, result.per_joint)}
         return metrics
+
+    def _sigmas(self) -> tuple[float, ...]:
+        """The skeleton's OKS constants, which OKS-NMS cannot do without."""
+        if not self.skeleton.sigmas:
+            raise ValueError(f"Evaluator: skeleton {self.skeleton.name!r} has no OKS sigmas, which OKS-NMS needs; "
+                             "give the Skeleton its sigmas, or pass oks_nms=None")
+        return self.skeleton.sigmas
 
     def _category_id(self) -> int:
         """The person category id of the annotation file (1 in COCO), read once."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -54,6 +55,10 @@ class DataConfig:
     cache_dir: str | None = None
     workers: int = 0
     augment: dict[str, Any] = field(default_factory=dict)  # fields of okdhp_edge.data.AugmentConfig
+    # COCO-layout data: validate on the person boxes of a COCO detection results JSON (image_id, category_id,
+    # bbox xywh, score) instead of the annotated ones, with OKS-NMS (the standard top-down protocol); null = GT boxes
+    val_detections: str | None = None
+    val_min_box_score: float = 0.0  # with val_detections: detections scoring below this are dropped
 
 
 @dataclass
@@ -162,6 +167,12 @@ class TrainConfig:
             fail("data.sigma", "must be > 0")
         if d.workers < 0:
             fail("data.workers", "must be >= 0")
+        if d.val_detections is not None and not (d.source == "synthetic" or d.source.startswith(("coco:", "synthetic:"))):
+            fail("data.val_detections", f"detection boxes need COCO-layout data (coco:PATH or synthetic), not {d.source!r}")
+        if not math.isfinite(d.val_min_box_score) or d.val_min_box_score < 0:
+            fail("data.val_min_box_score", "must be a number >= 0")
+        if d.val_min_box_score > 0 and d.val_detections is None:
+            fail("data.val_min_box_score", "only applies to detection boxes: set data.val_detections to a COCO detection results JSON too")
         _check_augment(d.augment, source)
         lo = self.loss
         for key in ("alpha", "beta", "ramp_epochs"):

@@ -1,4 +1,5 @@
-"""Datasets and loaders for a run: train split (augmented, sharded across ranks) and val split."""
+"""Datasets and loaders for a run: train split (augmented, sharded across ranks) and val split
+(annotated person boxes, or a detector's with `data.val_detections`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ def build_run_data(cfg: DataConfig, input_spec: InputSpec, skeleton: Skeleton, b
             cfg.source, split, input_spec, skeleton, heatmap_stride=heatmap_stride, sigma=cfg.sigma,
             train=split == "train", augment=augment if split == "train" else None, cache_dir=cfg.cache_dir,
             synthetic_images=cfg.train_images if split == "train" else cfg.val_images, seed=seed,
+            detections=cfg.val_detections if split == "val" else None, min_box_score=cfg.val_min_box_score,
         )
 
     if not ctx.is_main:

@@ -18,8 +18,9 @@ from ..codec import HeatmapCodec
 from ..data import PoseDataset
 from ..eval import Evaluator, pck
 from ..eval.flip import flip_average
+from .config import ConfigError
 
-__all__ = ["evaluate_heads", "head_names", "predict_heads", "strict_pck"]
+__all__ = ["evaluate_heads", "head_names", "predict_heads", "selection_metric", "strict_pck"]
 
 
 def head_names(mode: str, num_branches: int, target: int) -> list[str]:
@@ -28,6 +29,28 @@ def head_names(mode: str, num_branches: int, target: int) -> list[str]:
         return [f"b{target}"]
     names = [f"b{i}" for i in range(num_branches)]
     return names + ["ensemble"] if mode == "okdhp" else names
+
+
+def selection_metric(requested: str, dataset: PoseDataset) -> str:
+    """The metric that picks checkpoint-best on `dataset` (`eval.metric`; auto = AP on COCO-kind data,
+    PCKh@0.5 on MPII-kind). Fails before training when the data can never produce it, since the run
+    would otherwise finish without a checkpoint-best and without saying why."""
+    metric = requested if requested != "auto" else ("ap" if dataset.kind == "coco" else "pckh@0.5")
+    chosen = f"eval.metric={requested}" + (f" (= {metric} on {dataset.kind.upper()} data)" if requested == "auto" else "")
+    where = dataset.annotation_file or dataset.source
+    if metric == "pckh@0.5" and dataset.kind == "mpii" and not (dataset.ground_truth()["head_size"] > 0).any():
+        raise ConfigError(
+            f"{where}: no validation entry has a 'head_box', so {chosen} can never be computed and no "
+            "checkpoint-best would be written. Add 'head_box': [x1, y1, x2, y2] to each entry (docs/data.md), "
+            "or select by PCK@0.2: --set eval.metric=pck@0.2"
+        )
+    if metric == "pckh@0.5" and dataset.kind != "mpii":
+        raise ConfigError(f"{where}: {chosen} needs MPII-kind data (head boxes); this is {dataset.kind} data. "
+                          "Use --set eval.metric=ap or pck@0.2")
+    if metric == "ap" and (dataset.kind != "coco" or dataset.annotation_file is None):
+        raise ConfigError(f"{where}: {chosen} needs COCO-kind data (OKS AP); this is {dataset.kind} data. "
+                          "Use --set eval.metric=pckh@0.5 or pck@0.2")
+    return metric
 
 
 def _heads(outputs: dict, names: list[str]) -> dict[str, torch.Tensor]:
