@@ -1,13 +1,15 @@
 #!/usr/bin/env python
 """Live multi-person pose from a webcam or a video file: skeletons, track IDs and an FPS overlay.
 
-    python examples/webcam.py --model edge-b2-1x64-int8.onnx --detector yolo11n.onnx   # camera 0, window
-    python examples/webcam.py --model m.onnx --detector d.onnx --source clip.mp4 --save out.mp4 --no-show
+    python examples/webcam.py --model edge-b2-1x64-int8.onnx                     # camera 0, window
+    python examples/webcam.py --model m.onnx --source clip.mp4 --save out.mp4 --no-show
+    python examples/webcam.py --model m.onnx --source vtest.avi --tiles 6 --detect-every 10 --save out.mp4 --no-show
 
-A person detector (--detector: a YOLO .onnx/.tflite export) finds people every --detect-every
-frames; PoseTracker follows them in between, keeps their IDs and smooths their keypoints
-(--no-smooth turns that off). Without a detector the whole frame is one person. q or Esc quits
-the window. Showing a window needs the GUI build of OpenCV (`pip install okdhp-edge[demo]`); with
+A person detector finds people every --detect-every frames: by default MediaPipe's pose detector
+(fetched once from the package index; good on people near the camera, --tiles N for small, far
+people at a cost in time), or --detector PATH (a YOLO .onnx/.tflite export), or --detector none
+(the whole frame is one person). PoseTracker follows people in between, keeps their IDs and
+smooths their keypoints (--no-smooth turns that off). q or Esc quits the window. Showing a window needs the GUI build of OpenCV (`pip install okdhp-edge[demo]`); with
 the headless build use --no-show (and --save to keep the annotated video).
 """
 from __future__ import annotations
@@ -40,7 +42,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--backend", help="force a backend (default: from the model's suffix)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, tensorrt, coreml (default: auto)")
     parser.add_argument("--threads", type=int, help="CPU threads for the backend")
-    parser.add_argument("--detector", help="person detector: a YOLO .onnx or .tflite export (default: none, one person)")
+    parser.add_argument("--detector", default="default",
+                        help="person detector: 'default' (MediaPipe pose detector), a YOLO .onnx/.tflite export, or 'none' (one person)")
+    parser.add_argument("--tiles", type=int, default=1, help="default detector: also search N overlapping tile columns for small people (default: 1)")
     parser.add_argument("--detect-every", type=int, default=5, help="run the detector every N frames (1: every frame; default: 5)")
     parser.add_argument("--max-people", type=int, default=8, help="the most people tracked at once (default: 8)")
     parser.add_argument("--no-smooth", action="store_true", help="show raw keypoints (no One-Euro smoothing)")
@@ -92,13 +96,20 @@ def open_writer(path: Path, frame_shape: tuple[int, ...], fps: float) -> cv2.Vid
     return writer
 
 
+def open_detector(args: argparse.Namespace) -> Detector | None:
+    if args.detector == "none":
+        return None
+    model = None if args.detector == "default" else args.detector
+    return Detector(model, device="cpu" if model is None else args.device, num_threads=args.threads, tiles=args.tiles)
+
+
 def run(args: argparse.Namespace) -> int:
     show = not args.no_show
     if show:
         check_gui()
     try:
         predictor = Predictor(args.model, backend=args.backend, device=args.device, num_threads=args.threads)
-        detector = Detector(args.detector, device=args.device, num_threads=args.threads) if args.detector else None
+        detector = open_detector(args)
         config = TrackerConfig(flip_test=args.flip_test)
         tracker = PoseTracker(predictor, detector, config, detect_every=args.detect_every, max_people=args.max_people,
                               smoothing=not args.no_smooth)

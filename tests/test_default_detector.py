@@ -1,0 +1,73 @@
+"""The default detector (MediaPipe's pose detector, fetched from the package index) on real
+footage (Debian's opencv-doc media). Skipped, with the reason, where either cannot be had."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from okdhp_edge.runtime import Detector
+from okdhp_edge.runtime.boxes import iou_matrix
+from okdhp_edge.runtime.detectors.blazepose import ssd_anchors, tile_grid
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from footage import footage_dir  # noqa: E402
+
+
+def test_anchor_layout_and_tiles():
+    anchors = ssd_anchors()
+    assert anchors.shape == (2254, 2)
+    np.testing.assert_allclose(anchors[:2], [[0.5 / 28, 0.5 / 28]] * 2)  # 2 anchors per cell, stride 8 first
+    np.testing.assert_allclose(anchors[1568:1570], [[0.5 / 14, 0.5 / 14]] * 2)  # then stride 16
+    np.testing.assert_allclose(anchors[-1], [6.5 / 7, 6.5 / 7])  # three stride-32 layers merged: 6 per cell
+    assert tile_grid(768, 576, 1) == []
+    tiles = tile_grid(768, 576, 4)
+    assert len(tiles) == 12
+    covered = np.zeros((576, 768), bool)
+    for x, y, w, h in tiles:
+        covered[y:y + h, x:x + w] = True
+    assert covered.all()
+
+
+@pytest.fixture(scope="module")
+def detector() -> Detector:
+    try:
+        return Detector(num_threads=2)
+    except Exception as err:  # no network to the package index, no pip: say why
+        pytest.skip(f"default detector not available: {err}")
+
+
+@pytest.fixture(scope="module")
+def media() -> Path:
+    try:
+        return footage_dir()
+    except (RuntimeError, OSError, StopIteration) as err:
+        pytest.skip(f"opencv-doc footage not available: {err}")
+
+
+def test_default_detector_finds_a_near_person(detector, media):
+    found = detector.detect(cv2.imread(str(media / "messi5.jpg")))
+    assert len(found) == 1 and found[0, 4] >= 0.5
+    x1, y1, x2, y2 = found[0, :4]
+    # Messi (boxed by eye) spans x 150-460, y 60-335; the box sits on his body, head to feet
+    assert 180 <= (x1 + x2) / 2 <= 340 and y1 < 120 and y2 > 300
+    assert detector.family.tiles == 1
+
+
+def test_tiles_find_small_far_people_on_vtest(media):
+    labels = json.loads((REPO / "benchmarks" / "data" / "vtest_people.json").read_text())["frames"]
+    capture = cv2.VideoCapture(str(media / "vtest.avi"))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, 615)
+    ok, frame = capture.read()
+    capture.release()
+    assert ok and frame.shape == (576, 768, 3)
+    truth = np.array(labels["615"], np.float32)
+    whole = Detector(num_threads=2).detect(frame)
+    tiled = Detector(num_threads=2, tiles=6).detect(frame)
+    recall = {name: int((iou_matrix(truth, f[:, :4]).max(axis=1, initial=0) >= 0.5).sum()) for name, f in (("whole", whole), ("tiled", tiled))}
+    assert recall["whole"] <= 1 and recall["tiled"] >= 4, recall  # of 7 people about 70-150 px tall
