@@ -1,0 +1,127 @@
+"""Detector + pose + tracker on a real clip: time per stage, frames per second, people per frame.
+
+Runs PoseTracker over the first frames of vtest.avi (Debian's opencv-doc, resized to 640x480)
+with the smallest `edge` student exported to INT8 ONNX, detection on every frame and on every
+Nth frame, at 2 threads; writes benchmarks/results/video_pipeline.json. Students are untrained
+unless --student is given (speed does not depend on the weights); untrained poses score low, so
+the tracker's keypoint thresholds are opened to follow every detected person as a trained
+student would.
+
+    python benchmarks/video_pipeline.py [--frames 100] [--every 1,5] [--tiles 1,6] [--detector yolo.onnx]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from footage import footage_dir
+from okdhp_edge.runtime import Detector, PoseTracker, Predictor, TrackerConfig
+
+HERE = Path(__file__).parent
+
+
+class Timed:
+    """Wraps the detector and the predictor so the tracker's calls to them are timed."""
+
+    def __init__(self, detector: Detector, predictor: Predictor) -> None:
+        self.detector, self.predictor = detector, predictor
+        self.skeleton = predictor.skeleton
+        self.detect_s = self.pose_s = 0.0
+        self.crops = 0
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        start = time.perf_counter()
+        found = self.detector.detect(frame)
+        self.detect_s += time.perf_counter() - start
+        return found
+
+    def predict(self, image, boxes=None, rgb=False, flip_test=False):
+        start = time.perf_counter()
+        result = self.predictor.predict(image, boxes, rgb, flip_test)
+        self.pose_s += time.perf_counter() - start
+        self.crops += len(result)
+        return result
+
+
+def read_clip(path: Path, frames: int, size: tuple[int, int]) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(path))
+    out = []
+    ok, frame = capture.read()
+    while ok and len(out) < frames:
+        out.append(cv2.resize(frame, size, interpolation=cv2.INTER_AREA))
+        ok, frame = capture.read()
+    capture.release()
+    return out
+
+
+def run(name: str, detector: Detector, predictor: Predictor, frames: list[np.ndarray], every: int) -> dict:
+    timed = Timed(detector, predictor)
+    config = TrackerConfig(keypoint_score=-1.0, lost_score=-1.0)
+    tracker = PoseTracker(timed, timed, config, detect_every=every)
+    tracker.update(frames[0], 0.0)  # warm-up, then start again
+    timed.detect_s = timed.pose_s = 0.0
+    timed.crops = 0
+    tracker = PoseTracker(timed, timed, config, detect_every=every)
+    people, total = [], 0.0
+    for i, frame in enumerate(frames):
+        start = time.perf_counter()
+        people.append(len(tracker.update(frame, i / 10)))
+        total += time.perf_counter() - start
+    n = len(frames)
+    row = {
+        "detector": name, "detect_every": every, "frames": n,
+        "fps": round(n / total, 1),
+        "ms_per_frame": round(1000 * total / n, 2),
+        "detector_ms_per_frame": round(1000 * timed.detect_s / n, 2),
+        "pose_ms_per_frame": round(1000 * timed.pose_s / n, 2),
+        "tracker_ms_per_frame": round(1000 * (total - timed.detect_s - timed.pose_s) / n, 2),
+        "people_per_frame": round(float(np.mean(people)), 2),
+        "crops_per_frame": round(timed.crops / n, 2),
+        "detector_calls": tracker.detections,
+    }
+    print(f"{name:34s} every {every:2d}: {row['fps']:6.1f} FPS  {row['ms_per_frame']:7.2f} ms = detector {row['detector_ms_per_frame']:6.2f} "
+          f"+ pose {row['pose_ms_per_frame']:6.2f} + tracker {row['tracker_ms_per_frame']:5.2f}; {row['people_per_frame']:.1f} people/frame", flush=True)
+    return row
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=100)
+    parser.add_argument("--every", default="1,5", help="detection schedules to time (detect_every values)")
+    parser.add_argument("--tiles", default="1,6", help="default-detector tile settings to time")
+    parser.add_argument("--detector", action="append", default=[], type=Path, help="also time this YOLO export")
+    parser.add_argument("--student", type=Path, help="a trained .safetensors student (default: untrained smallest edge student)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=HERE / "results" / "video_pipeline.json")
+    args = parser.parse_args(argv)
+
+    from export_matrix import find_students
+    from okdhp_edge.export import export
+
+    work = Path(tempfile.mkdtemp(prefix="okdhp-video-bench-"))
+    student = args.student or find_students(None, "edge", [2], work)[0][0]
+    model = export(student, format="onnx", precision="int8", out_dir=work / "exports", calib_images=64, verify_images=0).artifact
+    predictor = Predictor(model, num_threads=args.threads)
+    frames = read_clip(footage_dir() / "vtest.avi", args.frames, (640, 480))
+    detectors = [(f"mediapipe tiles={t}", Detector(num_threads=args.threads, tiles=int(t))) for t in args.tiles.split(",")]
+    detectors += [(p.name, Detector(p, num_threads=args.threads)) for p in args.detector]
+    rows = [run(name, d, predictor, frames, int(every)) for name, d in detectors for every in args.every.split(",")]
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({
+        "clip": "vtest.avi (opencv-doc), first frames resized to 640x480", "pose_model": model.name,
+        "trained_student": bool(args.student), "threads": args.threads,
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": __import__("os").cpu_count(), "python": platform.python_version()},
+        "results": rows,
+    }, indent=1) + "\n")
+    print(f"written {args.json}")
+
+
+if __name__ == "__main__":
+    main()
