@@ -366,7 +366,8 @@ def _coreml_checks(structure: dict[str, Any], fields_: dict[str, Any], config: E
 def _export_tensorrt(job: _Job) -> _Built:
     from .onnx_export import onnx_io
     from .tensorrt_export import (
-        build_engine, compile_with_torch_tensorrt, engine_io_names, tensorrt_available, trtexec_command,
+        build_engine, calibration_cache_path, compile_with_torch_tensorrt, engine_io_names, tensorrt_available,
+        trtexec_command,
     )
 
     config = job.config
@@ -388,7 +389,8 @@ def _export_tensorrt(job: _Job) -> _Built:
     onnx_extra = _onnx_model(job, onnx_path, source_precision, "symmetric")
     io = onnx_io(onnx_path)
     onnx_fields = job.base_fields("onnx", source_precision, input_name=io["input_name"], output_name=io["output_name"],
-                                  batch=io["batch"], purpose=f"TensorRT {config.precision} engine source", **onnx_extra)
+                                  batch=io["batch"], max_batch=config.max_batch,
+                                  purpose=f"TensorRT {config.precision} engine source", **onnx_extra)
     engine_fields.update(input_name=io["input_name"], output_name=io["output_name"], route="onnx",
                          onnx_source=onnx_path.name, **{k: v for k, v in onnx_extra.items() if k != "opset"})
     command = trtexec_command(onnx_path, engine, job.spec, config.precision, input_name=io["input_name"],
@@ -405,8 +407,9 @@ def _export_tensorrt(job: _Job) -> _Built:
     write_sidecar(onnx_path, artifact_spec(job.spec, **onnx_fields))
     embed_onnx(onnx_path, artifact_spec(job.spec, **onnx_fields))
     calibration = job.calibration() if config.precision == "int8" and scheme == "calibrator" else None
+    cache = None if calibration is None else calibration_cache_path(engine, job.source_sha256, calibration)
     build_engine(onnx_path, engine, job.spec, config.precision, input_name=io["input_name"], max_batch=config.max_batch,
-                 workspace_gb=config.trt_workspace_gb, calibration=calibration)
+                 workspace_gb=config.trt_workspace_gb, calibration=calibration, calibration_cache=cache)
     return _Built(engine, engine_fields, None, notes, {"onnx_source": onnx_path.name, "trtexec": command})
 
 

@@ -9,6 +9,7 @@ engine on the device.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import shlex
@@ -21,7 +22,7 @@ from ..spec import ModelSpec
 from .errors import ConversionError, ExportError, conversion_error, require
 from .graph import fold_batchnorm
 
-__all__ = ["build_engine", "compile_with_torch_tensorrt", "engine_io_names", "tensorrt_available", "torch_tensorrt_available", "trtexec_command"]
+__all__ = ["build_engine", "calibration_cache_path", "compile_with_torch_tensorrt", "engine_io_names", "tensorrt_available", "torch_tensorrt_available", "trtexec_command"]
 
 
 def tensorrt_available() -> bool:
@@ -53,13 +54,26 @@ def trtexec_command(onnx_path: Path, engine_path: Path, spec: ModelSpec, precisi
     return " ".join(shlex.quote(a) for a in args)
 
 
+def calibration_cache_path(engine_path: Path, weights_sha256: str, calibration: np.ndarray) -> Path:
+    """Where TensorRT's INT8 calibrator keeps its activation ranges for these weights and crops.
+
+    The ranges belong to one set of weights: the name carries a hash of the student's weights and
+    of the calibration crops, so a retrained student (or other crops) is calibrated afresh instead
+    of silently reusing the previous model's cache.
+    """
+    digest = hashlib.sha256(weights_sha256.encode())
+    digest.update(np.ascontiguousarray(calibration, dtype=np.float32).tobytes())
+    return engine_path.with_name(f"{engine_path.stem}-{digest.hexdigest()[:16]}.calib")
+
+
 def build_engine(onnx_path: Path, engine_path: Path, spec: ModelSpec, precision: str, *, input_name: str,
                  max_batch: int, opt_batch: int = 1, workspace_gb: float = 2.0,
-                 calibration: np.ndarray | None = None) -> Path:
+                 calibration: np.ndarray | None = None, calibration_cache: Path | None = None) -> Path:
     """Parse `onnx_path` and build a serialized engine with the TensorRT Python API.
 
-    `calibration` selects implicit INT8 (entropy calibrator over these crops, FP32 ONNX); without
-    it an INT8 build expects the symmetric QDQ ONNX (explicit quantization).
+    `calibration` selects implicit INT8 (entropy calibrator over these crops, FP32 ONNX, ranges
+    cached in `calibration_cache` when given, see `calibration_cache_path`); without it an INT8 build
+    expects the symmetric QDQ ONNX (explicit quantization).
     """
     trt = require("tensorrt", "tensorrt", "building TensorRT engines")
     logger = trt.Logger(trt.Logger.WARNING)
@@ -83,7 +97,7 @@ def build_engine(onnx_path: Path, engine_path: Path, spec: ModelSpec, precision:
     config.add_optimization_profile(profile)
     calibrator = None
     if precision == "int8" and calibration is not None:
-        calibrator = _entropy_calibrator(trt, calibration, engine_path.with_suffix(".calib"))
+        calibrator = _entropy_calibrator(trt, calibration, calibration_cache)
         config.int8_calibrator = calibrator
         config.set_calibration_profile(profile)
     serialized = builder.build_serialized_network(network, config)
@@ -96,7 +110,7 @@ def build_engine(onnx_path: Path, engine_path: Path, spec: ModelSpec, precision:
     return engine_path
 
 
-def _entropy_calibrator(trt, data: np.ndarray, cache_path: Path):
+def _entropy_calibrator(trt, data: np.ndarray, cache_path: Path | None):
     """TensorRT's IInt8EntropyCalibrator2 fed from our calibration crops (one crop per batch)."""
     import torch
 
@@ -121,10 +135,11 @@ def _entropy_calibrator(trt, data: np.ndarray, cache_path: Path):
             return [int(self.device.data_ptr())]
 
         def read_calibration_cache(self):
-            return cache_path.read_bytes() if cache_path.is_file() else None
+            return cache_path.read_bytes() if cache_path is not None and cache_path.is_file() else None
 
         def write_calibration_cache(self, cache) -> None:
-            cache_path.write_bytes(bytes(cache))
+            if cache_path is not None:
+                cache_path.write_bytes(bytes(cache))
 
     return EntropyCalibrator()
 

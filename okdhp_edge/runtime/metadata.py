@@ -47,6 +47,8 @@ class ExportInfo:
     output_layout: str = "NCHW"
     input_dtype: str = "float32"
     batch: int | None = None  # None: dynamic
+    max_batch: int | None = None  # the most crops one call may carry (TensorRT profile, Core ML range); None: no limit
+    int8_scheme: str | None = None  # INT8 ONNX: "qdq" (uint8 activations, CPU) or "symmetric" (TensorRT can build it)
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, source: str) -> "ExportInfo":
@@ -56,6 +58,9 @@ class ExportInfo:
             batch = None
         elif isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
             raise ModelFileError(f"{source}: export.batch must be 'dynamic' or a positive integer, got {batch!r}; re-export the model")
+        max_batch = data.get("max_batch")
+        if max_batch is not None and (isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1):
+            raise ModelFileError(f"{source}: export.max_batch must be a positive integer, got {max_batch!r}; re-export the model")
         info = cls(
             format=str(data.get("format", "safetensors")),
             precision=str(data.get("precision", "fp32")),
@@ -65,6 +70,8 @@ class ExportInfo:
             output_layout=str(data.get("output_layout", "NCHW")).upper(),
             input_dtype=str(data.get("input_dtype", "float32")),
             batch=batch,
+            max_batch=max_batch,
+            int8_scheme=data.get("int8_scheme"),
         )
         for field_name, value, valid in (
             ("input_layout", info.input_layout, LAYOUTS),

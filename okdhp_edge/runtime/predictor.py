@@ -7,7 +7,9 @@ then `HeatmapCodec.decode_to_image`. Inputs are checked here, before they reach 
 from __future__ import annotations
 
 import os
+import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +41,10 @@ class Predictor:
     backend: None picks it from the suffix (.onnx, .tflite, .engine, .mlpackage, .safetensors).
     device: "auto", "cpu", "cuda", "tensorrt", "coreml" (what each backend accepts differs).
     num_threads: CPU threads for the backend; None leaves the backend's default.
-    max_batch: most person crops per backend call when the model accepts any batch size.
+    max_batch: most person crops per backend call when the model accepts any batch size; an
+    artifact whose metadata sets a lower `max_batch` (TensorRT profile, Core ML range) lowers it.
+    One Predictor may be shared by threads: backends that cannot run concurrently (TensorRT,
+    Core ML) are called one at a time, the others (ONNX Runtime, LiteRT, torch) run in parallel.
     """
 
     def __init__(
@@ -59,8 +64,9 @@ class Predictor:
         self.skeleton: Skeleton = self.spec.skeleton
         self.codec = HeatmapCodec(self.spec.input_size, self.spec.heatmap_size)
         self.fixed_batch: int | None = self.backend.batch
-        self.batch_size = self.fixed_batch or max_batch
+        self.batch_size = self.fixed_batch or min(max_batch, self.backend.max_batch or max_batch)
         self.last_times = StageTimes()
+        self._run_lock = nullcontext() if self.backend.thread_safe else threading.Lock()
 
     def __repr__(self) -> str:
         return f"Predictor({str(self.model_path)!r}, {self.backend.describe()}, spec={self.spec.name!r})"
@@ -133,7 +139,8 @@ class Predictor:
         if self.fixed_batch and n < self.fixed_batch:  # pad a short last chunk to the engine's batch
             pad = np.zeros((self.fixed_batch - n, *chunk.shape[1:]), chunk.dtype)
             chunk = np.concatenate([chunk, pad])
-        out = self.backend.run(chunk)
+        with self._run_lock:
+            out = self.backend.run(chunk)
         if self.backend.info.output_layout == "NHWC" and out.ndim == 4:
             out = out.transpose(0, 3, 1, 2)
         w, h = self.spec.heatmap_size

@@ -20,6 +20,9 @@ class Backend(ABC):
     """
 
     name: str = "?"
+    # True when one instance may `run` from several threads at once; the Predictor serialises the
+    # calls of backends that are not (one TensorRT execution context, one Core ML model).
+    thread_safe: bool = False
 
     def __init__(self, path: Path, spec: ModelSpec, inp: TensorInfo, out: TensorInfo, device: str) -> None:
         self.path = path
@@ -29,6 +32,7 @@ class Backend(ABC):
         self.output = out
         self.device = device
         self.batch: int | None = check_io(spec, self.info, inp, out, path)
+        self.max_batch: int | None = self.info.max_batch  # most crops per `run`; None: no limit
 
     @abstractmethod
     def run(self, x: np.ndarray) -> np.ndarray:

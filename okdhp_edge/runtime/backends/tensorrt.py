@@ -76,6 +76,9 @@ class TensorRTBackend(Backend):
         out_name = wanted if wanted in outputs else outputs[0]
         self._outputs = outputs
         super().__init__(path, spec, self._tensor(inputs[0]), self._tensor(out_name), device="cuda")
+        if self.batch is None and self.engine.num_optimization_profiles:  # a dynamic batch ends at the profile's max
+            profile_max = int(self.engine.get_tensor_profile_shape(inputs[0], 0)[2][0])  # [min, opt, max] shapes
+            self.max_batch = min(profile_max, self.max_batch or profile_max)
         self._stream = _check(cudart.cudaStreamCreate())
         self._buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, bytes)
 

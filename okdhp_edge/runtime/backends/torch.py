@@ -18,6 +18,7 @@ __all__ = ["TorchBackend"]
 
 class TorchBackend(Backend):
     name = "torch"
+    thread_safe = True  # an eval-mode forward under inference_mode changes no module state
 
     def __init__(self, path: Path, device: str = "auto", num_threads: int | None = None) -> None:
         try:
