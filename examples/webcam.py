@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
             draw_tracks(frame, tracks, predictor.skeleton, min_score=args.min_score)
             instant = 1.0 / max(time.perf_counter() - tick, 1e-6)
             fps = instant if frames == 0 else 0.9 * fps + 0.1 * instant
-            draw_fps(frame, fps, f"{len(tracks)} people  {predictor.backend.name}")
+            draw_fps(frame, fps, f"{len(tracks)} {'person' if len(tracks) == 1 else 'people'}  {predictor.backend.name}")
             frames += 1
             if writer is not None:
                 writer.write(frame)

@@ -97,10 +97,11 @@ def test_nms_iou_and_oks():
 
 # -- a tiny network with the YOLO output layout, exported to ONNX --------------------------------
 
-def export_tiny_yolo(path: Path, layout: str = "v8", poison: str | None = None) -> Path:
+def tiny_yolo(layout: str = "v8", poison: str | None = None, normalised: bool = False):
     """Person score of each 8x8 cell = mean red of the cell (input is RGB in [0, 1]); box = the cell.
 
-    poison="nan" puts NaN in the box of cell 0; "negative" makes every score negative.
+    poison="nan" puts NaN in the box of cell 0; "negative" makes every score negative;
+    normalised=True gives boxes in [0, 1] as Ultralytics' TFLite exports do.
     """
     import torch
     import torch.nn.functional as F
@@ -110,6 +111,8 @@ def export_tiny_yolo(path: Path, layout: str = "v8", poison: str | None = None) 
     xywh = np.stack([(xs.ravel() + 0.5) * CELL, (ys.ravel() + 0.5) * CELL, np.full(g * g, CELL), np.full(g * g, CELL)]).astype(np.float32)
     if poison == "nan":
         xywh[0, 0] = np.nan
+    if normalised:
+        xywh /= SIZE
 
     class TinyYolo(torch.nn.Module):
         def __init__(self) -> None:
@@ -126,8 +129,15 @@ def export_tiny_yolo(path: Path, layout: str = "v8", poison: str | None = None) 
                 return torch.cat([self.xywh, obj, person, other], 1).transpose(1, 2)
             return torch.cat([self.xywh, person, other], 1)
 
+    return TinyYolo().eval()
+
+
+def export_tiny_yolo(path: Path, layout: str = "v8", poison: str | None = None) -> Path:
+    """The tiny network as ONNX (see tiny_yolo)."""
+    import torch
+
     with contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
-        program = torch.onnx.export(TinyYolo().eval(), (torch.zeros(1, 3, SIZE, SIZE),), dynamo=True,
+        program = torch.onnx.export(tiny_yolo(layout, poison), (torch.zeros(1, 3, SIZE, SIZE),), dynamo=True,
                                     input_names=["images"], output_names=["output0"], verbose=False)
     program.save(str(path))
     return path
@@ -162,6 +172,18 @@ def test_tiny_yolo_through_detector_matches_hand_worked_boxes(tiny, layout):
     # half-covered cell: score 0.5 and the cell's full box; sorted below the full one
     found = detector.detect(red_patches(128, 128, [(0, 0, 8, 16), (64, 64, 80, 80)]))
     np.testing.assert_allclose(found, [[64, 64, 80, 80, 1.0], [0, 0, 16, 16, 0.5]], atol=1e-5)
+
+
+def test_tiny_yolo_as_tflite_with_normalised_boxes(tmp_path):
+    litert_torch = pytest.importorskip("litert_torch", reason="TFLite conversion needs litert-torch (the export extra)")
+    import torch
+
+    path = tmp_path / "tiny.tflite"
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        litert_torch.convert(tiny_yolo(normalised=True), (torch.zeros(1, 3, SIZE, SIZE),)).export(str(path))
+    detector = Detector(path, num_threads=1, score_threshold=0.5)
+    found = detector.detect(red_patches(128, 64, [(32, 16, 48, 32)]))
+    np.testing.assert_allclose(found, [[32, 16, 48, 32, 1.0]], atol=1e-4)
 
 
 def test_zero_and_fifty_people(tiny):
@@ -203,8 +225,8 @@ def test_bad_detector_files(tiny, tmp_path):
         Detector(truncated)
     with pytest.raises(ModelFileError, match=r"weights\.pt: unknown model type"):
         Detector(tmp_path / "weights.pt")
-    with pytest.raises(ModelFileError, match="needs a person detector file"):
-        Detector()
+    with pytest.raises(ValueError, match="tiling is for MediaPipe"):
+        Detector(tiny["v8"], tiles=3)
 
 
 def test_wrong_layout_file_names_the_file(tmp_path):

@@ -163,11 +163,11 @@ class PoseTracker:
         live = [t for t in self.tracks if t.missed == 0]
         crops = clip_boxes(np.array([t.predicted()[0] for t in live], np.float32).reshape(-1, 4), width, height)
         every = self.config.detect_every
-        due = self.detector is not None and every > 0 and self._since_detect >= every
-        if due or not len(crops):
+        looked = not len(crops) or (self.detector is not None and every > 0 and self._since_detect >= every)
+        if looked:
             crops = self._initial_crops(frame, crops)
         poses = self._poses(frame, crops, rgb)
-        if not poses and live and not due:
+        if not poses and not looked:
             poses = self._poses(frame, self._initial_crops(frame, crops[:0]), rgb)  # every pose lost: look again now
         self._assign(poses, now)
         return [
