@@ -151,3 +151,10 @@ def test_tensorrt_calibration_cache_is_keyed_to_weights_and_crops(tmp_path):
     assert calibration_cache_path(engine, "a" * 64, crops.copy()) == first, "same weights and crops: the cache is reused"
     assert calibration_cache_path(engine, "b" * 64, crops) != first, "retrained weights: a new calibration"
     assert calibration_cache_path(engine, "a" * 64, crops[:3]) != first, "other crops: a new calibration"
+
+
+def test_litert_says_it_has_no_delegates(artifacts):
+    from okdhp_edge.runtime import BackendUnavailableError
+
+    with pytest.raises(BackendUnavailableError, match="no GPU, NNAPI or DSP delegates"):
+        Predictor(artifacts["tflite"], device="nnapi")

@@ -47,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", default="pck@0.2", help="accuracy metric for --max-drop (pck@0.2, ap, pckh@0.5, ...)")
     p.add_argument("--nhwc", action="store_true", default=None, help="NHWC input/output (onnx, tflite)")
     p.add_argument("--image-input", action="store_true", help="Core ML: RGB image input, normalised inside the model")
-    p.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17; default 18)")
+    p.add_argument("--opset", type=int,
+                   help="ONNX opset (default: the target's, else 18; 13-16 for fp32/fp16 TensorRT 8.2 only)")
     p.add_argument("--max-batch", type=int, default=32, help="largest batch for Core ML / TensorRT (default 32)")
     p.add_argument("--threads", type=int, default=2, help="CPU threads for verification (default 2)")
     p.add_argument("--seed", type=int, default=0, help="seed for the calibration/verification split")
@@ -64,12 +65,14 @@ def main(argv: list[str] | None = None) -> int:
         calib_data=args.calib_data, calib_images=args.calib_images, calib_method=args.calib_method,
         int8_scheme=args.int8_scheme, int8_residual=args.int8_residual, equalize=args.equalize,
         verify_images=args.verify_images, max_drop=args.max_drop, metric=args.metric,
-        image_input=args.image_input, opset=args.opset, max_batch=args.max_batch, num_threads=args.threads,
+        image_input=args.image_input, max_batch=args.max_batch, num_threads=args.threads,
         seed=args.seed, synthetic_images=args.synthetic_images, cache_dir=args.cache_dir, trt_route=args.trt_route,
         trt_workspace_gb=args.trt_workspace_gb,
     )
     if args.nhwc is not None:
         options["nhwc"] = True
+    if args.opset is not None:
+        options["opset"] = args.opset
     try:
         result = export(args.student, args.format, args.precision, args.out, target=args.target, **options)
     except (ExportError, MissingDependencyError, ConversionError) as err:

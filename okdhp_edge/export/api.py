@@ -121,6 +121,8 @@ def resolve_config(
         if format == t.format:
             options.setdefault("nhwc", t.nhwc)
             options.setdefault("int8_scheme", t.int8_scheme)
+            options.setdefault("opset", t.opset)
+            options.setdefault("trt_version", t.trt_version)
     return ExportConfig(format=format or "onnx", precision=precision or "fp32", out_dir=Path(out_dir), **options)
 
 
@@ -158,6 +160,8 @@ def export(
         seconds = time.perf_counter() - start
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
+    if target is not None and config.format == get_target(target).format:
+        built.notes.extend(get_target(target).notes)
     return _finish(job, built, seconds)
 
 
@@ -394,7 +398,7 @@ def _export_tensorrt(job: _Job) -> _Built:
     engine_fields.update(input_name=io["input_name"], output_name=io["output_name"], route="onnx",
                          onnx_source=onnx_path.name, **{k: v for k, v in onnx_extra.items() if k != "opset"})
     command = trtexec_command(onnx_path, engine, job.spec, config.precision, input_name=io["input_name"],
-                              max_batch=config.max_batch, workspace_gb=config.trt_workspace_gb)
+                              max_batch=config.max_batch, workspace_gb=config.trt_workspace_gb, trt_version=config.trt_version)
     engine_fields["build_command"] = command
     if not tensorrt_available():
         # the engine's sidecar is written now, so the engine trtexec builds is ready for the runtime

@@ -1,9 +1,11 @@
-"""PyTorch student -> one self-contained ONNX file (opset >= 17, dynamic batch), FP32 or FP16."""
+"""PyTorch student -> one self-contained ONNX file (dynamic batch), FP32 or FP16: opset 17+ through
+torch.export (dynamo), opsets 13-16 (TensorRT 8.2 on a Jetson Nano) through the TorchScript exporter."""
 from __future__ import annotations
 
 import contextlib
 import io
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -13,10 +15,14 @@ from ..spec import ModelSpec
 from .errors import ConversionError, conversion_error, require
 from .graph import prepare_student
 
-__all__ = ["INPUT_NAME", "OUTPUT_NAME", "convert_to_fp16", "export_onnx", "onnx_io"]
+__all__ = ["DYNAMO_MIN_OPSET", "INPUT_NAME", "MIN_OPSET", "OUTPUT_NAME", "convert_to_fp16", "export_onnx", "onnx_io"]
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "heatmaps"
+MIN_OPSET = 13  # TensorRT 8.2 (JetPack 4.6, Jetson Nano) parses up to opset 13
+# Below this the dynamo exporter's down-conversion fails on Shape/Resize and leaves opset 18 in the
+# file, so older opsets go through the TorchScript exporter, which writes them natively.
+DYNAMO_MIN_OPSET = 17
 
 
 def export_onnx(model: nn.Module, spec: ModelSpec, path: str | os.PathLike, *, opset: int = 18, nhwc: bool = False) -> Path:
@@ -28,24 +34,46 @@ def export_onnx(model: nn.Module, spec: ModelSpec, path: str | os.PathLike, *, o
     net = prepare_student(model, nhwc=nhwc)
     w, h = spec.input_size
     example = torch.zeros((2, h, w, 3) if nhwc else (2, 3, h, w))
-    batch = torch.export.Dim("batch", min=1, max=1024)
-    chatter = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(chatter), torch.no_grad():
-            program = torch.onnx.export(
-                net, (example,), dynamo=True, external_data=False, opset_version=opset,
-                input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_shapes=({0: batch},), verbose=False,
-            )
-    except Exception as err:  # the exporter raises many types; name the operator for the user
-        raise conversion_error("onnx", err) from err
+    if opset < MIN_OPSET:
+        raise ConversionError(f"opset {opset} is too old for this exporter: use opset >= {MIN_OPSET}")
     tmp = path.with_name(path.name + ".tmp")
-    program.save(str(tmp), external_data=False)
+    try:
+        if opset >= DYNAMO_MIN_OPSET:
+            _dynamo_export(net, example, tmp, opset)
+        else:
+            _torchscript_export(net, example, tmp, opset)
+    except Exception as err:  # the exporters raise many types; name the operator for the user
+        raise conversion_error("onnx", err) from err
     model = onnx.load(str(tmp))
+    written = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    if written != opset:
+        raise ConversionError(f"conversion to onnx failed: opset {opset} was asked for but the exporter wrote opset {written}")
     _strip_trace_metadata(model)
     onnx.save(model, str(tmp))
     os.replace(tmp, path)
     onnx.checker.check_model(str(path))
     return path
+
+
+def _dynamo_export(net: nn.Module, example: torch.Tensor, path: Path, opset: int) -> None:
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    with contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
+        program = torch.onnx.export(
+            net, (example,), dynamo=True, external_data=False, opset_version=opset,
+            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_shapes=({0: batch},), verbose=False,
+        )
+    program.save(str(path), external_data=False)
+
+
+def _torchscript_export(net: nn.Module, example: torch.Tensor, path: Path, opset: int) -> None:
+    """The TorchScript exporter, deprecated by torch in favour of dynamo but the one that writes
+    opsets below 17 natively; its deprecation notice is the price of that, not news to the user."""
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export", category=DeprecationWarning)
+        torch.onnx.export(
+            net, (example,), str(path), dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME], dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+        )
 
 
 def _strip_trace_metadata(model) -> None:

@@ -55,6 +55,7 @@ class ExportConfig:
     seed: int = 0
     trt_route: str = "onnx"
     trt_workspace_gb: float = 2.0
+    trt_version: str = "10"  # TensorRT on the device: "8.2" prints trtexec's --workspace, later ones --memPoolSize
     cache_dir: Path | None = None
 
     def __post_init__(self) -> None:
@@ -67,8 +68,11 @@ class ExportConfig:
         _choice("int8_scheme", self.int8_scheme, INT8_SCHEMES)
         _choice("trt_route", self.trt_route, TRT_ROUTES)
         _choice("int8_residual", self.int8_residual, INT8_RESIDUALS)
-        if self.opset < 17:
-            raise ExportError(f"opset {self.opset} is too old: use opset >= 17 (default 18)")
+        if self.opset < 13:
+            raise ExportError(f"opset {self.opset} is too old: use opset >= 13 (default 18; 13 is what TensorRT 8.2 parses)")
+        if self.opset < 17 and (self.precision == "int8" or self.format not in ("onnx", "tensorrt")):
+            raise ExportError(f"opset {self.opset} is for fp32/fp16 ONNX and TensorRT exports (TensorRT 8.2, Jetson Nano); "
+                              "INT8 and the other formats need opset >= 17")
         if self.calib_images < 1:
             raise ExportError(f"calib_images must be >= 1, got {self.calib_images}")
         if self.verify_images < 0:

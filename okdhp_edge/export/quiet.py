@@ -22,6 +22,9 @@ LOG_MESSAGES: dict[str, tuple[str, ...]] = {
     "torchao": ("Failed to load ",),
     # coremltools' prediction bindings, which exist only on macOS (the export says so in its notes)
     "coremltools": ("Failed to load _ML",),
+    # opset 17 is reached through ONNX's own converter; export_onnx checks the opset it wrote
+    "onnxscript.version_converter": ("The model version conversion is not supported by the onnxscript version converter "
+                                     "and fallback is enabled",),
 }
 
 

@@ -39,14 +39,23 @@ def _shapes(spec: ModelSpec, max_batch: int, opt_batch: int) -> tuple[tuple[int,
 
 
 def trtexec_command(onnx_path: Path, engine_path: Path, spec: ModelSpec, precision: str, *, input_name: str,
-                    max_batch: int, opt_batch: int = 1, workspace_gb: float = 2.0) -> str:
-    """The trtexec line that builds the same engine on the device (run it next to the ONNX file)."""
+                    max_batch: int, opt_batch: int = 1, workspace_gb: float = 2.0, trt_version: str = "10") -> str:
+    """The trtexec line that builds the same engine on the device (run it next to the ONNX file).
+
+    `trt_version` is the device's TensorRT: before 8.4 trtexec sizes the workspace with
+    `--workspace=MiB` and wants `--explicitBatch`; 8.4 replaced that with `--memPoolSize`, and 10
+    removed the old flags.
+    """
     lo, opt, hi = ("x".join(str(d) for d in shape) for shape in _shapes(spec, max_batch, opt_batch))
+    workspace_mib = int(workspace_gb * 1024)
     args = [
         "trtexec", f"--onnx={onnx_path.name}", f"--saveEngine={engine_path.name}",
         f"--minShapes={input_name}:{lo}", f"--optShapes={input_name}:{opt}", f"--maxShapes={input_name}:{hi}",
-        f"--memPoolSize=workspace:{int(workspace_gb * 1024)}M",
     ]
+    if _version(trt_version) < (8, 4):
+        args += ["--explicitBatch", f"--workspace={workspace_mib}"]
+    else:
+        args.append(f"--memPoolSize=workspace:{workspace_mib}M")
     if precision == "fp16":
         args.append("--fp16")
     elif precision == "int8":
@@ -64,6 +73,13 @@ def calibration_cache_path(engine_path: Path, weights_sha256: str, calibration: 
     digest = hashlib.sha256(weights_sha256.encode())
     digest.update(np.ascontiguousarray(calibration, dtype=np.float32).tobytes())
     return engine_path.with_name(f"{engine_path.stem}-{digest.hexdigest()[:16]}.calib")
+
+
+def _version(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split("."))
+    except ValueError:
+        raise ExportError(f"TensorRT version {text!r} is not like '8.2' or '10'") from None
 
 
 def build_engine(onnx_path: Path, engine_path: Path, spec: ModelSpec, precision: str, *, input_name: str,

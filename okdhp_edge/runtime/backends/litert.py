@@ -66,8 +66,8 @@ class LiteRTBackend(Backend):
     def __init__(self, path: Path, device: str = "auto", num_threads: int | None = None) -> None:
         if device not in ("auto", "cpu"):
             raise BackendUnavailableError(
-                f"{path}: the LiteRT backend runs on the CPU (device='auto' or 'cpu'), not {device!r}; "
-                "export to ONNX or TensorRT for GPUs"
+                f"{path}: the LiteRT backend runs on the CPU with XNNPACK (device='auto' or 'cpu'), not {device!r}: "
+                "it exposes no GPU, NNAPI or DSP delegates; export to ONNX or TensorRT for GPUs"
             )
         self._interpreter_class = _interpreter_class()
         self._num_threads = num_threads
