@@ -36,7 +36,8 @@ def small_run(cache: Path, out: Path, *extra: str) -> list[str]:
         "--out", str(out), "--no-progress", "--batch-size", "8",
         "--set", f"data.cache_dir={cache}", "--set", "data.train_images=12", "--set", "data.val_images=4",
         "--set", "optim.schedule=step", "--set", "optim.lr_steps=[]", "--set", "optim.warmup_iters=0",
-        "--set", "system.threads=1", "--set", "eval.samples=2", "--set", "loss.ramp_epochs=2",
+        "--set", "system.threads=1", "--set", "system.amp=off", "--set", "system.channels_last=false",
+        "--set", "eval.samples=2", "--set", "loss.ramp_epochs=2",
         *extra,
     ]
 
@@ -66,7 +67,7 @@ def test_every_preset_ships_a_valid_yaml(name):
         ({"mode": "distill"}, r"mode: 'distill' is not valid; valid: okdhp, independent, single"),
         ({"optim": {"epochs": "ten"}}, r"optim.epochs: expected an integer"),
         ({"optim": {"schedule": "linear"}}, r"valid: step, cosine"),
-        ({"system": {"amp": "yes"}}, r"system.amp: expected true or false"),
+        ({"system": {"amp": "yes"}}, r"system.amp: .yes. is not valid; valid: auto, off, bf16, fp16"),
         ({"system": {"device": "tpu"}}, r"valid: auto, cpu, cuda, cuda:N"),
         ({"model": {"branches": ["2x64", "big"]}}, r"'big' is not STACKSxWIDTH"),
         ({"model": {"branches": ["2x64"], "compression": [1.0]}}, r"either branches or compression"),
@@ -260,3 +261,67 @@ def test_single_mode_trains_one_student_and_independent_mode_has_no_ensemble(cac
     assert [r["head"] for r in rows] == ["b0", "b1", "b2", "ref"]
     history = [json.loads(line) for line in (independent / "metrics.jsonl").read_text().splitlines()]
     assert history[0]["train"]["kl"] == 0.0 and history[0]["train"]["mse_ensemble"] == 0.0
+
+
+# ----------------------------------------------------------------------------- speed switches and run hygiene
+
+def test_amp_modes_are_checked_against_the_device():
+    from okdhp_edge.train.step import AmpError, amp_candidates, native_bf16
+
+    cpu = torch.device("cpu")
+    with pytest.raises(AmpError, match="fp16 needs a CUDA device"):
+        amp_candidates("fp16", cpu)
+    assert amp_candidates("auto", cpu) == (["off", "bf16"] if native_bf16(cpu) else ["off"])
+    assert amp_candidates("off", cpu) == ["off"]
+    # configs written before amp modes (amp: true / false) still load
+    assert load_config(overrides={"system": {"amp": False}}).system.amp == "off"
+    assert load_config(overrides={"system": {"amp": True}}).system.amp == "auto"
+
+
+def test_measured_speed_switches_are_recorded_and_kept_on_resume(cache_dir, tmp_path, capsys):
+    out = tmp_path / "auto"
+    auto = ("--set", "system.amp=auto", "--set", "system.channels_last=null", "--set", "eval.samples=0")
+    assert main(small_run(cache_dir, out, "--epochs", "1", *auto)) == 0
+    log = capsys.readouterr().out
+    assert "speed switches measured on this device" in log and "fp32, NCHW" in log and "fp32, channels_last" in log
+    speed = torch.load(out / "checkpoint-last.pt", weights_only=True)["speed"]
+    assert speed["device"] == "cpu" and speed["amp"] in ("off", "bf16") and speed["threads"] == 1
+    assert main(small_run(cache_dir, out, "--epochs", "2", *auto, "--resume", "auto")) == 0
+    log = capsys.readouterr().out
+    assert "speed switches kept from the checkpoint" in log and "speed switches measured" not in log
+    assert torch.load(out / "checkpoint-last.pt", weights_only=True)["speed"] == speed
+
+
+def test_a_resumed_interrupted_epoch_redoes_its_learning_rate_schedule(cache_dir, tmp_path):
+    from okdhp_edge.train.checkpoint import save_checkpoint
+
+    warmup = ("--set", "optim.warmup_iters=1000", "--set", "eval.samples=0")  # lr grows every step, whatever the epochs
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert main(small_run(cache_dir, whole, "--epochs", "2", *warmup)) == 0
+    assert main(small_run(cache_dir, cut, "--epochs", "1", *warmup)) == 0
+    # what Ctrl-C one step into epoch 2 leaves: epoch 2 to redo, the schedule one step further on
+    state = torch.load(cut / "checkpoint-last.pt", weights_only=True)
+    state["scheduler"]["last_epoch"] += 1
+    state["interrupted"] = True
+    save_checkpoint(cut / "checkpoint-last.pt", state)
+    assert main(small_run(cache_dir, cut, "--epochs", "2", *warmup, "--resume", "auto")) == 0
+    lrs = [[json.loads(line)["lr"] for line in (run / "metrics.jsonl").read_text().splitlines()] for run in (whole, cut)]
+    assert lrs[1] == pytest.approx(lrs[0], rel=1e-9)
+
+
+def test_a_run_that_fails_on_its_data_leaves_no_run_directory(tmp_path, capsys):
+    out = tmp_path / "never"
+    assert main(["--out", str(out), "--data", f"coco:{tmp_path / 'missing'}", "--no-progress"]) == 1
+    assert "error:" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_compression_rate_has_one_definition_in_the_log_and_the_student_files():
+    from okdhp_edge.models import describe_student
+
+    preset = get_preset("edge")
+    choices = choose_branches(preset, [0.5, 0.25])
+    spec = preset.network_spec([c.branch for c in choices])
+    files = [describe_student(preset, b, spec).compression_rate for b in range(len(choices))]
+    assert files == [c.achieved for c in choices]  # the run's own largest branch is not the reference
+    assert files[0] == pytest.approx(0.5, abs=0.05) and files[1] == pytest.approx(0.25, abs=0.05)

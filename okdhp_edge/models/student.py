@@ -17,7 +17,7 @@ from .posenet import HourglassNet
 from .presets import Preset
 
 __all__ = [
-    "StudentFileError", "branch_costs", "describe_student", "extract_student", "load_student", "save_student", "student_paths",
+    "StudentFileError", "branch_costs", "compression_rate", "describe_student", "extract_student", "load_student", "save_student", "student_paths",
 ]
 
 
@@ -105,16 +105,23 @@ def branch_costs(net_spec: OKDHPSpec, input_size: tuple[int, int]) -> list[Cost]
     return [count_cost(net, input_size) for net in nets]
 
 
+def compression_rate(preset: Preset, macs: int) -> float:
+    """A student's MACs / the MACs of the largest student among the preset's own branches.
+
+    The one definition behind `--compression`, the training log and the student files: a run with
+    other branches is measured against the same reference, not against its own largest branch.
+    """
+    reference = max(c.macs for c in branch_costs(preset.network_spec(), preset.input_size))
+    return round(macs / reference, 4)
+
+
 def describe_student(
     preset: Preset,
     branch: int,
     net_spec: OKDHPSpec | None = None,
     provenance: dict | None = None,
 ) -> ModelSpec:
-    """The ModelSpec of branch `branch`'s student: architecture, geometry, cost, compression rate.
-
-    Compression rate = this student's MACs / the most expensive branch's student MACs.
-    """
+    """The ModelSpec of branch `branch`'s student: architecture, geometry, cost, compression rate."""
     net_spec = net_spec or preset.network_spec()
     costs = branch_costs(net_spec, preset.input_size)
     b = net_spec.branches[branch]
@@ -123,7 +130,7 @@ def describe_student(
         arch=net_spec.student_arch(branch),
         skeleton=preset.get_skeleton(),
         input=InputSpec(width=preset.input_size[0], height=preset.input_size[1]),
-        compression_rate=round(costs[branch].macs / max(c.macs for c in costs), 4),
+        compression_rate=compression_rate(preset, costs[branch].macs),
         params=costs[branch].params,
         macs=costs[branch].macs,
         provenance={"preset": preset.name, "branch": branch, **(provenance or {})},

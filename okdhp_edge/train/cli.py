@@ -12,7 +12,7 @@ from typing import Any
 
 from ..data import DatasetError
 from .checkpoint import CheckpointError, load_checkpoint, resolve_resume
-from .config import MODES, ConfigError, available_presets, load_config, merge_config, parse_override
+from .config import AMP_MODES, MODES, ConfigError, available_presets, load_config, merge_config, parse_override
 from .distributed import DeviceError
 from .trainer import NonFiniteLossError, train
 
@@ -20,6 +20,7 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    tiny = load_config("tiny")  # the defaults the help quotes come from the default preset's own YAML
     p = argparse.ArgumentParser(prog="python -m okdhp_edge.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("what to train")
@@ -31,17 +32,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--target", type=int, help="index of the branch you deploy (default: the cheapest)")
     g.add_argument("--data", metavar="SOURCE", help="synthetic (default), synthetic:DIR, coco:PATH or mpii:PATH")
     g = p.add_argument_group("recipe")
-    g.add_argument("--epochs", type=int)
-    g.add_argument("--batch-size", type=int, help="per process")
-    g.add_argument("--lr", type=float)
-    g.add_argument("--seed", type=int)
-    g.add_argument("--workers", type=int, help="data loader worker processes")
+    g.add_argument("--epochs", type=int, help=f"default: the preset's ({tiny.optim.epochs} for tiny)")
+    g.add_argument("--batch-size", type=int, help=f"per process; default: the preset's ({tiny.optim.batch_size} for tiny)")
+    g.add_argument("--lr", type=float, help=f"Adam learning rate; default: the preset's ({tiny.optim.lr:g} for tiny)")
+    g.add_argument("--seed", type=int, help=f"default {tiny.system.seed}")
+    g.add_argument("--workers", type=int, help=f"data loader worker processes; default: the preset's ({tiny.data.workers} for tiny)")
     g.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="any config value, e.g. --set loss.kl_temperature=0.5 (repeatable)")
     g = p.add_argument_group("system")
     g.add_argument("--device", help="auto (cuda when available), cpu, cuda or cuda:N")
-    g.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="mixed precision on CUDA (bf16 where supported, else fp16)")
-    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
+    g.add_argument("--amp", choices=AMP_MODES, nargs="?", const="auto", help="mixed precision: auto (default: bf16 or fp16 on CUDA; on the CPU bf16 where "
+                   "the CPU has it natively and it measures faster, else fp32), off, bf16, fp16 (CUDA only)")
+    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="NHWC memory format (default: measured at the start of the run)")
+    g.add_argument("--threads", type=int, help="CPU threads per process (default: the free cores or 1, whichever measures faster)")
     g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile the network")
     g = p.add_argument_group("run")
     g.add_argument("--out", metavar="DIR", help="run directory (default runs/<preset>-<timestamp>)")
@@ -80,6 +84,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     put("system", "device", args.device)
     put("system", "amp", args.amp)
     put("system", "channels_last", args.channels_last)
+    put("system", "threads", args.threads)
     put("system", "compile", args.compile)
     for item in args.set:
         merge_config(out, parse_override(item))

@@ -27,6 +27,7 @@ __all__ = [
 MODES = ("okdhp", "independent", "single")
 SCHEDULES = ("step", "cosine")
 METRICS = ("auto", "pck@0.2", "ap", "pckh@0.5")
+AMP_MODES = ("auto", "off", "bf16", "fp16")
 _BRANCH_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 
 
@@ -89,14 +90,15 @@ class OptimConfig:
 
 @dataclass
 class SystemConfig:
-    """Device and speed options (AMP, channels_last, torch.compile only act on CUDA)."""
+    """Device and speed options. `auto` / null switches are settled by timing a few training steps
+    of the run's own network on its device (okdhp_edge.train.autotune), then recorded in the run."""
 
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: bool = False
-    channels_last: bool = False
+    amp: str = "auto"  # auto | off | bf16 | fp16 (fp16: CUDA only, with a GradScaler)
+    channels_last: bool | None = None  # None = measured
     compile: bool = False
     seed: int = 0
-    threads: int | None = None  # torch CPU threads per process; None = auto (cores not already busy)
+    threads: int | None = None  # torch CPU threads per process; None = measured among the free cores and 1
 
 
 @dataclass
@@ -127,6 +129,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "<config>") -> "TrainConfig":
+        system = data.get("system")
+        if isinstance(system, dict) and isinstance(system.get("amp"), bool):  # configs before amp modes
+            data = {**data, "system": {**system, "amp": "auto" if system["amp"] else "off"}}
         cfg = _build(cls, data, source)
         cfg.validate(source)
         return cfg
@@ -200,6 +205,8 @@ class TrainConfig:
         s = self.system
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", s.device):
             fail("system.device", f"{s.device!r} is not valid; valid: auto, cpu, cuda, cuda:N")
+        if s.amp not in AMP_MODES:
+            fail("system.amp", f"{s.amp!r} is not valid; valid: {', '.join(AMP_MODES)}")
         if s.threads is not None and s.threads < 1:
             fail("system.threads", "must be >= 1 or null")
         e = self.eval

@@ -57,5 +57,8 @@ def build_run_data(cfg: DataConfig, input_spec: InputSpec, skeleton: Skeleton, b
     pin = ctx.device.type == "cuda"
     train_loader = DataLoader(train, batch_size=batch_size, sampler=sampler, num_workers=cfg.workers, drop_last=True,
                               pin_memory=pin)
-    val_loader = DataLoader(val, batch_size=batch_size * 2, shuffle=False, num_workers=cfg.workers, pin_memory=pin)
+    # every rank validates a shard (the padding repeats a few people; their predictions agree)
+    val_sampler = DistributedSampler(val, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=False) if ctx.distributed else None
+    val_loader = DataLoader(val, batch_size=batch_size * 2, sampler=val_sampler, shuffle=False, num_workers=cfg.workers,
+                            pin_memory=pin)
     return RunData(train=train, val=val, train_loader=train_loader, val_loader=val_loader, sampler=sampler)

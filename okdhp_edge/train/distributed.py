@@ -25,6 +25,7 @@ class DistContext:
     world_size: int
     local_rank: int
     device: torch.device
+    grouped: bool = False  # a process group is up (torchrun), even for one process
 
     @property
     def is_main(self) -> bool:
@@ -32,7 +33,7 @@ class DistContext:
 
     @property
     def distributed(self) -> bool:
-        return self.world_size > 1
+        return self.world_size > 1 or self.grouped
 
 
 def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
@@ -47,16 +48,22 @@ def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
 
 
 def setup(device_preference: str = "auto") -> DistContext:
-    """Join the torchrun process group if launched by torchrun (gloo on CPU, nccl on CUDA)."""
+    """Join the torchrun process group if launched by torchrun (gloo on CPU, nccl on CUDA).
+
+    torchrun with one process still gets a group (and DDP), so `--nproc_per_node 1` runs the
+    same collectives as a multi-GPU job: the cheap way to check a cluster setup on one GPU.
+    """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = resolve_device(device_preference, local_rank)
-    if world_size > 1 and not dist.is_initialized():
+    launched = world_size > 1 or "TORCHELASTIC_RUN_ID" in os.environ
+    if launched and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world_size)
-    return DistContext(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
+    return DistContext(rank=rank, world_size=world_size, local_rank=local_rank, device=device,
+                       grouped=dist.is_initialized())
 
 
 def cleanup(ctx: DistContext) -> None:
@@ -65,7 +72,11 @@ def cleanup(ctx: DistContext) -> None:
 
 
 def barrier(ctx: DistContext) -> None:
-    if ctx.distributed:
+    if not ctx.distributed:
+        return
+    if ctx.device.type == "cuda":
+        dist.barrier(device_ids=[ctx.device.index])  # NCCL needs to know the rank's GPU
+    else:
         dist.barrier()
 
 

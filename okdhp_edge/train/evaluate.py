@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
@@ -91,7 +92,11 @@ def evaluate_heads(
     out_dir: Path | None = None,
     progress: bool = True,
 ) -> dict[str, dict]:
-    """Metrics per head name (percent), with the model in eval mode; restores its previous mode."""
+    """Metrics per head name (percent), with the model in eval mode; restores its previous mode.
+
+    Under torch.distributed every rank runs its shard of `loader` (all ranks must call this), so a
+    long validation never leaves ranks waiting on a collective's timeout; rank 0 gets the metrics,
+    the others an empty dict."""
     spec = dataset.input_spec
     codec = HeatmapCodec((spec.width, spec.height), (spec.width // heatmap_stride, spec.height // heatmap_stride))
     evaluators = {name: Evaluator(dataset) for name in names}
@@ -99,6 +104,7 @@ def evaluate_heads(
     flip_index = dataset.skeleton.flip_index if flip_test else None
     was_training = model.training
     model.eval()
+    decoded: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
     try:
         for batch in tqdm(loader, desc="validate", unit="batch", leave=False, disable=not progress):
             images = batch["image"].to(device, non_blocking=True)
@@ -109,10 +115,18 @@ def evaluate_heads(
             indices = batch["index"].numpy()
             for name, heatmaps in heads.items():
                 keypoints, scores = codec.decode_to_image(heatmaps, back)
-                evaluators[name].add(keypoints, scores, indices)
-                predicted[name][indices] = keypoints
+                decoded.append((name, keypoints, scores, indices))
     finally:
         model.train(was_training)
+    if dist.is_available() and dist.is_initialized():  # each rank validated its shard; rank 0 scores them all
+        shards: list = [None] * dist.get_world_size()
+        dist.all_gather_object(shards, decoded)
+        if dist.get_rank() != 0:
+            return {}
+        decoded = [item for shard in shards for item in shard]
+    for name, keypoints, scores, indices in decoded:
+        evaluators[name].add(keypoints, scores, indices)
+        predicted[name][indices] = keypoints
     results = {name: ev.compute(out_dir / name if out_dir is not None else None) for name, ev in evaluators.items()}
     for name, metrics in results.items():
         metrics.update(strict_pck(dataset, predicted[name]))

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..models import (
-    BranchSpec, HourglassNet, OKDHPNet, OKDHPSpec, Preset, count_cost, describe_student, extract_student, save_student,
+    BranchSpec, HourglassNet, OKDHPNet, OKDHPSpec, Preset, compression_rate, count_cost, describe_student, extract_student, save_student,
 )
 from ..spec import ArchSpec, ModelSpec
 from .config import ModelConfig, parse_branches
@@ -81,7 +81,7 @@ def choose_branches(preset: Preset, fractions: list[float]) -> list[BranchChoice
     choices = []
     for f in fractions:
         best = min(grid, key=lambda b: (abs(math.log(costs[b] / (f * reference))), costs[b]))
-        choices.append(BranchChoice(requested=f, branch=best, macs=costs[best], achieved=costs[best] / reference))
+        choices.append(BranchChoice(requested=f, branch=best, macs=costs[best], achieved=compression_rate(preset, costs[best])))
     return choices
 
 

@@ -6,10 +6,8 @@ after every epoch) and everything a user wants at the end (students, metrics, pl
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
 import random
 import sys
 import time
@@ -31,13 +29,14 @@ from .checkpoint import CheckpointError, capture_rng, load_checkpoint, restore_r
 from .config import OptimConfig, TrainConfig
 from .data import RunData, build_run_data
 from .distributed import DistContext, barrier, cleanup, setup, wrap_ddp
-from .evaluate import evaluate_heads, head_names, predict_heads
+from .evaluate import evaluate_heads, head_names, predict_heads, selection_metric
 from .losses import OKDHPLoss
 from .network import BranchChoice, build_network, network_spec, target_branch, write_students
 from .plots import plot_curves, plot_samples
 from .reference import mean_pose_reference
 from .report import HeadRow, format_table
-from .step import TrainStep, amp_setup
+from .autotune import SpeedChoice, pick_speed, random_batch
+from .step import TrainStep, amp_candidates, amp_setup
 
 __all__ = ["NonFiniteLossError", "TrainResult", "default_out_dir", "train"]
 
@@ -96,21 +95,6 @@ def _lr_factor(optim: OptimConfig, iters_per_epoch: int) -> Callable[[int], floa
     return factor
 
 
-def _free_cores() -> int:
-    """This process's share of the CPU cores that are not already busy (1-minute load average).
-
-    Oversubscribing cores makes torch's OpenMP threads spin-wait for each other: on a shared
-    2-core machine 2 threads can run 10x slower than 1, so a busy machine gets fewer threads.
-    """
-    cores = os.cpu_count() or 1
-    try:
-        busy = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        busy = 0.0
-    ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    return max(1, min(cores, round(cores - busy)) // ranks)
-
-
 def _plain(obj: Any) -> Any:
     """numpy scalars/arrays -> Python values, so history fits JSON and weights_only checkpoints."""
     if isinstance(obj, dict):
@@ -167,13 +151,30 @@ class _Run:
         np.random.seed(seed)
         torch.manual_seed(seed)
 
-    def _amp(self) -> tuple[contextlib.AbstractContextManager, torch.amp.GradScaler]:
-        if self.cfg.system.amp and self.device.type != "cuda":
-            self.log("note: --amp only acts on CUDA devices; training in fp32 on the CPU")
-        autocast, scaler, label = amp_setup(self.cfg.system.amp, self.device)
-        if label != "fp32":
-            self.log(f"AMP: autocast {label}")
-        return autocast, scaler
+    def _pick_speed(self, model: nn.Module, loss: OKDHPLoss) -> SpeedChoice:
+        """The run's precision, memory format and CPU threads: fixed in the config, kept from the
+        checkpoint on a resume on the same kind of device, else measured (rank 0 decides for all)."""
+        s = self.cfg.system
+        recorded = (self._resume_state or {}).get("speed")
+        if recorded and recorded.get("device") == self.device.type:  # open switches as recorded, fixed ones as given
+            choice = SpeedChoice(recorded["amp"] if s.amp == "auto" else amp_candidates(s.amp, self.device)[0],
+                                 recorded["channels_last"] if s.channels_last is None else s.channels_last,
+                                 recorded["threads"] if s.threads is None else s.threads)
+            if choice.threads is not None:
+                torch.set_num_threads(choice.threads)
+            self.log(f"speed switches kept from the checkpoint: {choice.label()}")
+            return choice
+        w, h = self.input_spec.width, self.input_spec.height
+        joints = self.skeleton.num_keypoints
+        choice = [None]
+        if self.ctx.is_main:
+            choice[0] = pick_speed(model, loss, lambda n: random_batch(n, (w, h), joints, 4, self.device), self.device,
+                                   s.amp, s.channels_last, s.threads, self.cfg.optim.batch_size, self.log)
+        if self.ctx.distributed:
+            dist.broadcast_object_list(choice, src=0)
+            if choice[0].threads is not None:
+                torch.set_num_threads(choice[0].threads)
+        return choice[0]
 
     def _describe_network(self, choices: list[BranchChoice]) -> None:
         if choices:
@@ -188,10 +189,6 @@ class _Run:
 
     def _build(self) -> None:
         cfg = self.cfg
-        if self.device.type == "cpu":
-            threads = cfg.system.threads or _free_cores()
-            torch.set_num_threads(threads)
-            self.log(f"CPU threads per process: {threads}" + ("" if cfg.system.threads else " (auto: cores not already busy)"))
         self._seed()
         self.spec, choices = network_spec(self.preset, cfg.model)
         self.target = target_branch(self.spec, self.preset, cfg.model.target)
@@ -202,25 +199,31 @@ class _Run:
                                             cfg.system.seed, self.ctx)
         self.log(f"data: {cfg.data.source}: {len(self.data.train)} training people, {len(self.data.val)} validation people "
                  f"({self.data.val.kind} metrics); batch {cfg.optim.batch_size} x {self.ctx.world_size} process(es) "
-                 f"on {self.device}")
+                 f"on {self.device}" + (f" (DDP over {dist.get_backend()})" if self.ctx.distributed else ""))
         self.heads = head_names(cfg.mode, len(self.spec.branches), self.target)
-        self.metric = cfg.eval.metric if cfg.eval.metric != "auto" else ("ap" if self.data.val.kind == "coco" else "pckh@0.5")
+        self.metric = selection_metric(cfg.eval.metric, self.data.val)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN time its kernels once
         model = build_network(cfg.mode, self.spec, self.target).to(self.device)
-        if cfg.system.channels_last:
+        lo = cfg.loss
+        self.loss = OKDHPLoss(cfg.mode, lo.alpha, lo.beta, lo.ramp_epochs, lo.kl_temperature, lo.detach_target)
+        self._resume_state = load_checkpoint(self.resume) if self.resume is not None else None
+        self.speed = self._pick_speed(model, self.loss)
+        self.log(f"training in {self.speed.label()} on {self.device}")
+        if self.speed.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         o = cfg.optim
         self.optimizer = torch.optim.Adam(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
         self.iters_per_epoch = len(self.data.train_loader)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_factor(o, self.iters_per_epoch))
-        self.autocast, self.scaler = self._amp()
-        lo = cfg.loss
-        self.loss = OKDHPLoss(cfg.mode, lo.alpha, lo.beta, lo.ramp_epochs, lo.kl_temperature, lo.detach_target)
+        self.autocast, self.scaler, _ = amp_setup(self.speed.amp, self.device)
         self.history: list[dict] = []
         self.best: dict = {"metric": f"b{self.target} {self.metric}", "value": None, "epoch": None}
         self.start_epoch = 0
-        if self.resume is not None:
-            self._load(self.resume)
+        if self._resume_state is not None:
+            self._load(self.resume, self._resume_state)
+            self._resume_state = None
         # independent: the FAU gets no gradient, so DDP must not wait for it
         train_model = wrap_ddp(model, self.ctx, find_unused_parameters=cfg.mode == "independent")
         if cfg.system.compile:
@@ -228,14 +231,15 @@ class _Run:
             train_model = torch.compile(train_model)
         self.train_model = train_model
         self.step = TrainStep(train_model, self.loss, self.optimizer, self.scheduler, self.scaler, self.autocast, self.ctx,
-                              channels_last=cfg.system.channels_last, grad_clip=o.grad_clip)
+                              channels_last=self.speed.channels_last, grad_clip=o.grad_clip)
 
     def _network_record(self) -> dict:
         return {"preset": self.preset.name, "mode": self.cfg.mode, "target": self.target,
                 "branches": [[b.stacks, b.channels] for b in self.spec.branches]}
 
-    def _load(self, path: Path) -> None:
-        state = load_checkpoint(path, map_location=self.device)
+    def _load(self, path: Path, state: dict) -> None:
+        """Restore a checkpoint loaded on the CPU (RNG states must stay there; load_state_dict moves
+        weights and optimizer moments to the model's device)."""
         if state.get("network") != self._network_record():
             raise CheckpointError(
                 f"{path}: checkpoint network {state.get('network')} differs from this run's {self._network_record()}; "
@@ -244,7 +248,12 @@ class _Run:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
+        if state.get("interrupted"):  # the interrupted epoch is redone from its start: so is its schedule
+            self.scheduler.last_epoch = int(state["epoch"]) * self.iters_per_epoch
+        if self.scaler.is_enabled() and state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        elif self.scaler.is_enabled() or state["scaler"]:
+            self.log("note: the checkpoint was trained with another AMP setting; the fp16 loss scale starts afresh")
         # the run's lr (it may have been lowered for the resume) replaces the checkpoint's base lr
         self.scheduler.base_lrs = [self.cfg.optim.lr] * len(self.optimizer.param_groups)
         factor = _lr_factor(self.cfg.optim, self.iters_per_epoch)(self.scheduler.last_epoch)
@@ -267,6 +276,8 @@ class _Run:
             "epoch": next_epoch,
             "interrupted": interrupted,
             "rng": capture_rng(),
+            "speed": {"device": self.device.type, "amp": self.speed.amp, "channels_last": self.speed.channels_last,
+                      "threads": self.speed.threads},
             "config": self.cfg.to_dict(),
             "network": self._network_record(),
             "history": self.history,
@@ -281,10 +292,9 @@ class _Run:
 
     # ----------------------------------------------------------------- loop
     def run(self) -> TrainResult | None:
+        self._build()  # bad arguments or data fail here, before the run directory exists
         if self.ctx.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-        self._build()
-        if self.ctx.is_main:
             (self.out_dir / "config.yaml").write_text(self.cfg.to_yaml(), encoding="utf-8")
             self._write_history()
             self.log(f"run directory: {self.out_dir}")
@@ -297,8 +307,9 @@ class _Run:
                     path = save_checkpoint(self.out_dir / "checkpoint-last.pt", self._state(epoch, interrupted=True))
                     print(f"\ninterrupted: saved {path}; continue with --resume {path}", file=sys.stderr, flush=True)
                 raise
+        final = self._final_metrics()
         barrier(self.ctx)
-        return self._finish() if self.ctx.is_main else None
+        return self._finish(final) if self.ctx.is_main else None
 
     def _epoch(self, epoch: int) -> None:
         cfg = self.cfg
@@ -306,8 +317,10 @@ class _Run:
         start = time.perf_counter()
         train_stats = self._train_epoch(epoch)
         row: dict[str, Any] = {"epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"], "train": train_stats}
-        if self.ctx.is_main and ((epoch + 1) % cfg.eval.every == 0 or epoch + 1 == cfg.optim.epochs):
-            row["val"] = {head: _scalars(m) for head, m in self._validate().items()}
+        if (epoch + 1) % cfg.eval.every == 0 or epoch + 1 == cfg.optim.epochs:
+            metrics = self._validate()  # every rank validates its shard; rank 0 gets the metrics
+            if self.ctx.is_main:
+                row["val"] = {head: _scalars(m) for head, m in metrics.items()}
         row["time_s"] = round(time.perf_counter() - start, 2)
         if self.ctx.is_main:
             self.history.append(_plain(row))
@@ -385,16 +398,22 @@ class _Run:
     def _validate(self) -> dict[str, dict]:
         return evaluate_heads(
             self.model, self.data.val, self.data.val_loader, self.heads, self.device,
-            heatmap_stride=4, flip_test=self.cfg.eval.flip_test, channels_last=self.cfg.system.channels_last,
+            heatmap_stride=4, flip_test=self.cfg.eval.flip_test, channels_last=self.speed.channels_last,
             autocast=self.autocast, progress=self.progress,
         )
 
-    def _finish(self) -> TrainResult:
-        cfg = self.cfg
+    def _final_metrics(self) -> dict[str, dict]:
+        """The last epoch's validation; validated now (on every rank) only when the run had no epoch
+        left to train and its history lacks it. The history is the checkpoint's on every rank then."""
         last = self.history[-1] if self.history else {}
-        final = last.get("val") if last.get("epoch") == cfg.optim.epochs - 1 else None
-        if final is None:
-            final = {head: _scalars(m) for head, m in self._validate().items()}
+        if last.get("epoch") == self.cfg.optim.epochs - 1 and "val" in last:
+            return last["val"]
+        if self.start_epoch < self.cfg.optim.epochs:  # trained here: rank 0 holds the final row
+            return {}
+        return {head: _scalars(m) for head, m in self._validate().items()}
+
+    def _finish(self, final: dict[str, dict]) -> TrainResult:
+        cfg = self.cfg
         provenance = {"mode": cfg.mode, "epochs": cfg.optim.epochs, "data": cfg.data.source, "run": self.out_dir.name,
                       "seed": cfg.system.seed}
         metrics = {int(h[1:]): final[h] for h in final if h.startswith("b")}

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The prepared GPU check: on one CUDA GPU, in under 8 minutes, everything this project cannot run on a CPU.
+#
+#   bash benchmarks/gpu_check.sh [RESULTS_DIR]        # default RESULTS_DIR: benchmarks/results
+#
+# 1. the CUDA tests (`pytest -m cuda`: AMP bf16 and fp16 steps, auto precision, torch.compile, resume on
+#    CUDA after a kill with another AMP setting, single-process NCCL DDP through torchrun), plus the
+#    TensorRT engine export + Predictor test where `tensorrt` imports;
+# 2. benchmarks/train_throughput.py's GPU rows at batch 16 (fp32, channels_last, AMP, + torch.compile)
+#    beside the official OKDHP step on the same GPU, when its scratch copy is present
+#    (OFFICIAL_DIR, default /tmp/okdhp-official, from ../shared/anchors/official_setup.sh; OFFICIAL_STEP,
+#    default ../shared/anchors/official_step.py).
+# Writes RESULTS_DIR/gpu_tests.json, gpu_train_throughput.json and gpu_check.log. Each part runs under its
+# own time limit and the script goes on after a failure, so one bad part does not cost the others.
+# Python: $PYTHON (default python3) with torch (CUDA build), numpy, opencv, pyyaml, safetensors, tqdm,
+# matplotlib, pycocotools and pytest; wheels in $WHEELS (a folder) are installed into a scratch target first.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+RESULTS=${1:-benchmarks/results}
+PYTHON=${PYTHON:-python3}
+OFFICIAL_DIR=${OFFICIAL_DIR:-/tmp/okdhp-official}
+OFFICIAL_STEP=${OFFICIAL_STEP:-../shared/anchors/official_step.py}
+mkdir -p "$RESULTS"
+LOG="$RESULTS/gpu_check.log"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+if [ -n "${WHEELS:-}" ] && ls "$WHEELS"/*.whl >/dev/null 2>&1; then
+  "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --target /tmp/gpu_check_site "$WHEELS"/*.whl \
+    && export PYTHONPATH="$PYTHONPATH:/tmp/gpu_check_site"
+fi
+
+{
+  echo "== gpu_check $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1
+  "$PYTHON" -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda, \
+'gpu', torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)"
+} 2>&1 | tee "$LOG"
+
+status=0
+echo "== 1/2 CUDA tests" | tee -a "$LOG"
+tests=(tests/test_cuda.py)
+if "$PYTHON" -c "import tensorrt" 2>/dev/null; then
+  tests+=(tests/test_export.py::test_tensorrt_engine_builds_and_verifies)
+else
+  echo "tensorrt does not import here: the TensorRT engine test is not run" | tee -a "$LOG"
+fi
+timeout 330 "$PYTHON" -m pytest -m cuda -v -rs -p no:cacheprovider --junitxml "$RESULTS/gpu_tests.xml" "${tests[@]}" 2>&1 | tee -a "$LOG"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+"$PYTHON" - "$RESULTS" <<'EOF' 2>&1 | tee -a "$LOG"
+import json, sys, xml.etree.ElementTree as ET
+from pathlib import Path
+results = Path(sys.argv[1])
+cases = []
+for case in ET.parse(results / "gpu_tests.xml").getroot().iter("testcase"):
+    outcome = "passed"
+    for tag in ("failure", "error", "skipped"):
+        node = case.find(tag)
+        if node is not None:
+            outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[tag]
+            detail = (node.get("message") or "")[:500]
+            break
+    else:
+        detail = ""
+    cases.append({"test": f"{case.get('classname')}::{case.get('name')}", "outcome": outcome,
+                  "seconds": float(case.get("time", 0)), "detail": detail})
+import torch
+summary = {"gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "torch": torch.__version__,
+           "passed": sum(c["outcome"] == "passed" for c in cases), "failed": sum(c["outcome"] in ("failed", "error") for c in cases),
+           "skipped": sum(c["outcome"] == "skipped" for c in cases), "tests": cases}
+(results / "gpu_tests.json").write_text(json.dumps(summary, indent=2) + "\n")
+(results / "gpu_tests.xml").unlink()
+print(f"gpu_tests.json: {summary['passed']} passed, {summary['failed']} failed, {summary['skipped']} skipped")
+EOF
+
+echo "== 2/2 training throughput, ours beside the official step, batch 16" | tee -a "$LOG"
+timeout 300 "$PYTHON" benchmarks/train_throughput.py --no-cpu --gpu-batch 16 --modes okdhp --steps 10 --official-amp \
+  --official-dir "$OFFICIAL_DIR" --official-step "$OFFICIAL_STEP" --out "$RESULTS/gpu_train_throughput.json" 2>&1 | tee -a "$LOG"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+echo "== gpu_check done (status $status) $(date -u +%FT%TZ)" | tee -a "$LOG"
+exit $status

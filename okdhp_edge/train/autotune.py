@@ -1,0 +1,148 @@
+"""Speed switches picked by measurement: time a few steps of the run's own network, keep the fastest.
+
+Which precision, memory format and CPU thread count is fastest depends on the network and the
+device, not on habit: bf16 autocast doubles the step of wide hourglasses on a CPU with AVX512-BF16
+and makes narrow ones several times slower (docs/training.md has the figures). So `system.amp:
+auto`, `system.channels_last: null` and `system.threads: null` are settled here, once per run,
+on a copy of the network and a random batch: the run's weights, optimiser and RNG streams are
+untouched, and the choice is written to the config and the checkpoint so a resume keeps it.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .distributed import DistContext
+from .losses import OKDHPLoss
+from .step import TrainStep, amp_candidates, amp_setup
+
+__all__ = ["SpeedChoice", "free_cores", "measure_step", "pick_speed", "random_batch"]
+
+
+@dataclass(frozen=True)
+class SpeedChoice:
+    """The resolved switches, and how each candidate measured (images/s), for the log and the record."""
+
+    amp: str  # off | bf16 | fp16
+    channels_last: bool
+    threads: int | None  # CPU threads per process; None on CUDA
+    measured: tuple[tuple[str, float], ...] = ()
+
+    def label(self) -> str:
+        parts = [{"off": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 autocast + GradScaler"}[self.amp],
+                 "channels_last" if self.channels_last else "NCHW"]
+        if self.threads is not None:
+            parts.append(f"{self.threads} thread(s)")
+        return ", ".join(parts)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["measured"] = [list(m) for m in self.measured]
+        return out
+
+
+def random_batch(n: int, input_size: tuple[int, int], joints: int, stride: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """A training batch of the run's shapes from a private generator (the run's RNG streams stay as they were)."""
+    w, h = input_size
+    g = torch.Generator().manual_seed(0)
+    return {"image": torch.randn(n, 3, h, w, generator=g).to(device),
+            "target": torch.rand(n, joints, h // stride, w // stride, generator=g).to(device),
+            "target_weight": torch.ones(n, joints).to(device)}
+
+
+def measure_step(model: nn.Module, loss: OKDHPLoss, batch: dict[str, torch.Tensor], device: torch.device, amp: str,
+                 channels_last: bool, steps: int = 2, warmup: int = 1) -> float:
+    """Median seconds of one full training step (forward, loss, backward, Adam) of a copy of `model`."""
+    trial = copy.deepcopy(model).to(device)
+    if channels_last:
+        trial = trial.to(memory_format=torch.channels_last)
+    autocast, scaler, _ = amp_setup(amp, device)
+    step = TrainStep(trial, loss, torch.optim.Adam(trial.parameters(), lr=1e-6), None, scaler, autocast,
+                     DistContext(0, 1, 0, device), channels_last=channels_last)
+    times = []
+    for i in range(warmup + steps):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        step(batch, 0.0)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    del trial, step
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return sorted(times)[len(times) // 2]
+
+
+def pick_speed(
+    model: nn.Module,
+    loss: OKDHPLoss,
+    make_batch: Callable[[int], dict[str, torch.Tensor]],
+    device: torch.device,
+    amp: str,
+    channels_last: bool | None,
+    threads: int | None,
+    batch_size: int,
+    log: Callable[[str], None] = print,
+) -> SpeedChoice:
+    """Resolve amp ('auto'), channels_last (None) and CPU threads (None = the free cores or 1):
+    fixed values are kept; open precision x memory-format pairs are all measured (they interact: on
+    a GPU bf16 wins in channels_last and loses in NCHW), then the thread count on the winner. On the
+    CPU the trial batch is capped at 8 images, so wide networks measure in seconds."""
+    amps = amp_candidates(amp, device)
+    layouts = [False, True] if channels_last is None else [channels_last]
+    thread_options = [threads] if threads is not None or device.type != "cpu" else _thread_candidates()
+    if len(amps) == 1 and len(layouts) == 1 and len(thread_options) == 1:
+        if thread_options[0] is not None:
+            torch.set_num_threads(thread_options[0])
+        return SpeedChoice(amps[0], layouts[0], thread_options[0])
+    batch = make_batch(min(batch_size, 8) if device.type == "cpu" else batch_size)
+    images = len(batch["image"])
+    steps, warmup = (5, 3) if device.type == "cuda" else (3, 1)  # GPUs: let cuDNN settle first
+    measured: dict[tuple[str, bool, int | None], float] = {}
+
+    def rate(choice: tuple[str, bool, int | None]) -> float:
+        if choice not in measured:
+            if choice[2] is not None:
+                torch.set_num_threads(choice[2])
+            measured[choice] = images / measure_step(model, loss, batch, device, choice[0], choice[1], steps, warmup)
+        return measured[choice]
+
+    best = max(((a, c, thread_options[0]) for a in amps for c in layouts), key=rate)
+    best = max(((best[0], best[1], t) for t in thread_options), key=rate)
+    if best[2] is not None:
+        torch.set_num_threads(best[2])
+    table = tuple((SpeedChoice(*c).label(), round(r, 2)) for c, r in measured.items())
+    choice = SpeedChoice(best[0], best[1], best[2], table)
+    log("speed switches measured on this device (images/s of a full training step): "
+        + "; ".join(f"{name} {r:.2f}" for name, r in table) + f" -> {choice.label()}")
+    return choice
+
+
+def free_cores() -> int:
+    """This process's share of the CPU cores that are not already busy (1-minute load average).
+
+    Oversubscribed cores make torch's OpenMP threads spin-wait for each other: on a shared 2-core
+    machine 2 threads can run 10x slower than 1, so a busy machine gets fewer threads.
+    """
+    cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        busy = 0.0
+    ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, min(cores, round(cores - busy)) // ranks)
+
+
+def _thread_candidates() -> list[int]:
+    """All free cores first (the usual winner on a quiet machine), then one thread, which wins when
+    other processes keep the cores busy."""
+    n = free_cores()
+    return [n, 1] if n > 1 else [1]
