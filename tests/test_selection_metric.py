@@ -77,3 +77,17 @@ def _ground_truth_metrics(ds) -> dict:
     gt = ds.ground_truth()
     ev.add(gt["joints"][..., :2], (gt["joints"][..., 2] > 0).astype("float32"), range(len(ds)))
     return ev.compute()
+
+
+def test_training_on_mpii_without_head_boxes_stops_before_the_first_epoch(root, tmp_path, capsys):
+    from okdhp_edge.train.cli import main
+
+    copy, path, _ = _without_head_boxes(root, tmp_path)
+    out = tmp_path / "run"
+    with pytest.warns(UserWarning, match="head_box"):
+        code = main(["--preset", "paper-mpii", "--data", f"mpii:{copy}", "--out", str(out), "--batch-size", "1",
+                     "--no-progress", "--set", "data.workers=0"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert str(path) in err and "eval.metric=pck@0.2" in err
+    assert not out.exists()  # nothing trained, nothing written
