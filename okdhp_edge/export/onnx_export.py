@@ -70,6 +70,8 @@ def _torchscript_export(net: nn.Module, example: torch.Tensor, path: Path, opset
     opsets below 17 natively; its deprecation notice is the price of that, not news to the user."""
     with warnings.catch_warnings(), torch.no_grad():
         warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message="The feature will be removed", category=DeprecationWarning,
+                                module=r"torch\.onnx\._internal\.torchscript_exporter")
         torch.onnx.export(
             net, (example,), str(path), dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME], dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
