@@ -1,8 +1,11 @@
-"""Fetch the default person detector once: MediaPipe's pose_detection.tflite from the mediapipe
-wheel on the package index (`pip download --no-deps`), unpacked into a cache. mediapipe itself is
-never installed or imported; only the model file and the wheel's licence are kept.
+"""Fetch MediaPipe's pose models once: the person detector (`pose_detection.tflite`, the default
+`Detector`) and the BlazePose Full landmark model (`pose_landmark_full.tflite`, a labelling
+teacher), from the mediapipe wheel on the package index (`pip download --no-deps`), unpacked into
+a cache. mediapipe itself is never installed or imported; only the model files and the wheel's
+licence (Apache-2.0) are kept. One download unpacks every model the wheel carries.
 
-    python -m okdhp_edge.runtime.detectors.fetch          # prints the cached model's path
+    python -m okdhp_edge.runtime.detectors.fetch                       # the detector's path
+    python -m okdhp_edge.runtime.detectors.fetch pose_landmark_full    # the landmark model's path
 """
 from __future__ import annotations
 
@@ -12,58 +15,108 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CACHE", "default_model_path", "fetch_default_model"]
+__all__ = ["CACHE", "MODELS", "WheelModel", "default_model_path", "fetch_default_model", "fetch_model", "model_path"]
 
 CACHE = Path(os.environ.get("OKDHP_EDGE_CACHE", Path.home() / ".cache" / "okdhp_edge")) / "detectors"
 WHEEL = "mediapipe==0.10.14"  # the last wheels that carry the model files; Apache-2.0
-# Any platform's wheel holds the same model: pin one so the fetch works from every machine.
+# Any platform's wheel holds the same models: pin one so the fetch works from every machine.
 PIP_TARGET = ["--only-binary=:all:", "--platform", "manylinux_2_17_x86_64", "--python-version", "3.11", "--implementation", "cp"]
-MEMBER = "mediapipe/modules/pose_detection/pose_detection.tflite"
 LICENSE = "mediapipe-0.10.14.dist-info/LICENSE"
-SHA256 = "9ba9dd3d42efaaba86b4ff0122b06f29c4122e756b329d89dca1e297fd8f866c"
-NAME = "mediapipe-pose_detection.tflite"
+
+
+@dataclass(frozen=True)
+class WheelModel:
+    """A model file inside the wheel, checked by its digest, and the name it is cached under."""
+
+    member: str
+    sha256: str
+    name: str
+
+
+MODELS = {
+    "pose_detection": WheelModel(
+        "mediapipe/modules/pose_detection/pose_detection.tflite",
+        "9ba9dd3d42efaaba86b4ff0122b06f29c4122e756b329d89dca1e297fd8f866c",
+        "mediapipe-pose_detection.tflite",
+    ),
+    "pose_landmark_full": WheelModel(
+        "mediapipe/modules/pose_landmark/pose_landmark_full.tflite",
+        "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f",
+        "mediapipe-pose_landmark_full.tflite",
+    ),
+}
+# mediapipe downloads these at run time instead of shipping them in the wheel
+NOT_IN_WHEEL = {"pose_landmark_lite": "mediapipe-pose_landmark_lite.tflite", "pose_landmark_heavy": "mediapipe-pose_landmark_heavy.tflite"}
+
+
+def model_path(key: str) -> Path:
+    """Where model `key` (a MODELS or NOT_IN_WHEEL key) is cached."""
+    return CACHE / (MODELS[key].name if key in MODELS else NOT_IN_WHEEL[key])
 
 
 def default_model_path() -> Path:
-    return CACHE / NAME
+    return model_path("pose_detection")
 
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def fetch_default_model(quiet: bool = False) -> Path:
-    """The cached model file, downloading the wheel with pip first when it is not cached yet."""
-    target = default_model_path()
-    if target.is_file() and _sha256(target) == SHA256:
-        return target
+def fetch_model(key: str, quiet: bool = False) -> Path:
+    """The cached model file `key`, downloading the wheel with pip first when it is not cached yet.
+
+    Models the wheel does not carry (BlazePose lite and heavy) are used when a user copied them
+    into the cache; otherwise the error says where to put them.
+    """
     from ..errors import ModelFileError
 
+    if key in NOT_IN_WHEEL:
+        target = model_path(key)
+        if target.is_file():
+            return target
+        raise ModelFileError(
+            f"{target}: {key}.tflite does not ship in the mediapipe wheel (only pose_landmark_full does; mediapipe "
+            f"downloads lite and heavy at run time), so it cannot be fetched from the package index; copy the file to "
+            f"{target}, pass its path instead, or use blazepose-full"
+        )
+    if key not in MODELS:
+        raise ValueError(f"unknown MediaPipe model {key!r}; valid: {', '.join([*MODELS, *NOT_IN_WHEEL])}")
+    target = model_path(key)
+    if target.is_file() and _sha256(target) == MODELS[key].sha256:
+        return target
     CACHE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", WHEEL, *PIP_TARGET, "-d", tmp, "--quiet"]
         if not quiet:
-            print(f"okdhp_edge: fetching the default person detector from the package index ({WHEEL}, about 36 MB, once) into {CACHE}", file=sys.stderr)
+            print(f"okdhp_edge: fetching MediaPipe's pose models from the package index ({WHEEL}, about 36 MB, once) into {CACHE}", file=sys.stderr)
         proc = subprocess.run(cmd, capture_output=True, text=True)
         wheels = list(Path(tmp).glob("mediapipe-*.whl"))
         if proc.returncode != 0 or not wheels:
             last = (proc.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
+            fix = "or pass a YOLO export: Detector('yolo11n.onnx')" if key == "pose_detection" else "or pass the file's path"
             raise ModelFileError(
-                f"{target}: the default detector is not cached and `pip download {WHEEL}` failed ({last}); "
-                f"on an offline machine, copy {NAME} into {CACHE}, or pass a YOLO export: Detector('yolo11n.onnx')"
+                f"{target}: {key} is not cached and `pip download {WHEEL}` failed ({last}); "
+                f"on an offline machine, copy {target.name} into {CACHE}, {fix}"
             )
         with zipfile.ZipFile(wheels[0]) as wheel:
-            data = wheel.read(MEMBER)
+            files = {k: wheel.read(m.member) for k, m in MODELS.items()}
             (CACHE / "mediapipe-LICENSE").write_bytes(wheel.read(LICENSE))
-    if hashlib.sha256(data).hexdigest() != SHA256:
-        raise ModelFileError(f"{target}: the model in {wheels[0].name} is not the expected file (sha256 differs); report this")
-    partial = target.with_suffix(".part")
-    partial.write_bytes(data)
-    partial.replace(target)
+    for k, data in files.items():
+        if hashlib.sha256(data).hexdigest() != MODELS[k].sha256:
+            raise ModelFileError(f"{model_path(k)}: the model in {wheels[0].name} is not the expected file (sha256 differs); report this")
+        partial = model_path(k).with_suffix(".part")
+        partial.write_bytes(data)
+        partial.replace(model_path(k))
     return target
 
 
+def fetch_default_model(quiet: bool = False) -> Path:
+    """The default person detector, MediaPipe's pose_detection.tflite."""
+    return fetch_model("pose_detection", quiet)
+
+
 if __name__ == "__main__":
-    print(fetch_default_model())
+    print(fetch_model(sys.argv[1] if len(sys.argv) > 1 else "pose_detection"))

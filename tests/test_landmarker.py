@@ -1,0 +1,134 @@
+"""The BlazePose landmark teacher: its 33 -> COCO-17 mapping and crop geometry on synthetic
+inputs, and the real model (fetched from the mediapipe wheel) on a real photo (Debian's
+opencv-doc media). The real-model tests skip, with the reason, where either cannot be had."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from okdhp_edge.runtime.errors import ModelFileError
+from okdhp_edge.runtime.landmarker import (
+    BlazePoseLandmarker, LandmarkerConfig, roi_affine, roi_from_auxiliary, roi_to_image, square_roi, to_coco17,
+)
+from okdhp_edge.skeleton import COCO17
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from footage import footage_dir  # noqa: E402
+
+# BlazePose's published 33-landmark topology, in model output order
+BLAZEPOSE_NAMES = (
+    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye", "right_eye_outer",
+    "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder", "right_shoulder", "left_elbow",
+    "right_elbow", "left_wrist", "right_wrist", "left_pinky", "right_pinky", "left_index", "right_index",
+    "left_thumb", "right_thumb", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+    "left_heel", "right_heel", "left_foot_index", "right_foot_index",
+)
+
+
+def test_mapping_picks_the_coco_keypoints_by_name():
+    points = np.stack([np.arange(33), 100 + np.arange(33)], 1).astype(np.float32)[None]  # point i = (i, 100 + i)
+    scores = np.linspace(0, 1, 33)[None]
+    coco_points, coco_scores = to_coco17(points, scores)
+    assert coco_points.shape == (1, 17, 2) and coco_scores.shape == (1, 17)
+    picked = [BLAZEPOSE_NAMES[int(i)] for i in coco_points[0, :, 0]]
+    assert picked == list(COCO17.keypoints)
+    np.testing.assert_allclose(coco_points[0, :, 1], coco_points[0, :, 0] + 100)
+    np.testing.assert_allclose(coco_scores[0], scores[0, coco_points[0, :, 0].astype(int)])
+
+
+def test_square_roi_and_auxiliary_roi():
+    roi = square_roi(np.array([[10, 20, 50, 120]]), 1.25)
+    np.testing.assert_allclose(roi, [[30, 70, 125]])  # centred, 1.25 x the long side, square
+    np.testing.assert_allclose(roi_from_auxiliary(np.array([[100, 200], [100, 120]]), 1.25), [100, 200, 200])
+
+
+@pytest.mark.parametrize("roi", [(160.0, 90.0, 120.0), (30.0, 200.0, 300.0), (250.3, 60.7, 77.0)])
+def test_crop_and_back_are_inverse(roi):
+    """A dot drawn in the image is found in the 256x256 crop, and mapping the crop position back
+    (model outputs are continuous: crop pixel j covers [j, j + 1]) lands on the dot."""
+    image = np.zeros((240, 320, 3), np.uint8)
+    dot = np.array([roi[0] + 0.2 * roi[2], roi[1] - 0.15 * roi[2]])
+    cv2.circle(image, tuple(np.round(dot * 16).astype(int)), 3 * 16, (255, 255, 255), -1, cv2.LINE_AA, shift=4)
+    assert image.any()
+    crop = cv2.warpAffine(image, roi_affine(np.array(roi)), (256, 256), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    weight = crop[..., 0].astype(np.float64)
+    ys, xs = np.mgrid[:256, :256]
+    found = np.array([(weight * xs).sum(), (weight * ys).sum()]) / weight.sum()
+    back = roi_to_image(found + 0.5, np.array(roi))
+    assert np.abs(back - dot).max() < 0.1 * max(1.0, roi[2] / 256)
+    if roi[0] - roi[2] / 2 < 0:  # outside the image is black, like MediaPipe's zero border
+        assert crop[:, 0].max() == 0
+
+
+@pytest.fixture(scope="module")
+def teacher() -> BlazePoseLandmarker:
+    try:
+        return BlazePoseLandmarker.fetch("full", num_threads=2)
+    except Exception as err:  # no network to the package index, no pip: say why
+        pytest.skip(f"BlazePose Full not available: {err}")
+
+
+@pytest.fixture(scope="module")
+def media() -> Path:
+    try:
+        return footage_dir()
+    except (RuntimeError, OSError, StopIteration) as err:
+        pytest.skip(f"opencv-doc footage not available: {err}")
+
+
+def test_other_tflite_models_are_refused_with_the_fix(teacher):
+    from okdhp_edge.runtime.detectors.fetch import fetch_default_model
+
+    with pytest.raises(ModelFileError, match="not a MediaPipe BlazePose landmark model.*fetch"):
+        BlazePoseLandmarker(fetch_default_model())
+    if (teacher.model_path.parent / "mediapipe-pose_landmark_heavy.tflite").exists():
+        pytest.skip("a heavy model was copied into the cache")
+    with pytest.raises(ModelFileError, match="does not ship in the mediapipe wheel"):
+        BlazePoseLandmarker.fetch("heavy")
+
+
+def test_keypoints_land_on_a_real_person(teacher, media):
+    """basketball1.png: the man on the left, facing the camera, boxed by eye (x 35-160, y 80-475)."""
+    image = cv2.imread(str(media / "basketball1.png"))
+    box = np.array([35, 80, 160, 475], np.float32)
+    result = teacher.predict(image, box)
+    assert result.keypoints.shape == (1, 17, 2) and result.keypoint_names == COCO17.keypoints
+    k = dict(zip(COCO17.keypoints, result.keypoints[0]))
+    assert result.scores.mean() > 0.7
+    x1, y1, x2, y2 = box
+    assert ((result.keypoints[0] >= [x1 - 15, y1 - 15]) & (result.keypoints[0] <= [x2 + 15, y2 + 15])).all()
+    for top, below in [("nose", "left_shoulder"), ("left_shoulder", "left_hip"), ("left_hip", "left_knee"),
+                       ("left_knee", "left_ankle"), ("right_hip", "right_knee"), ("right_knee", "right_ankle")]:
+        assert k[top][1] < k[below][1], (top, below)
+    for part in ("shoulder", "hip"):  # facing the camera: his left is on the image's right
+        assert k[f"left_{part}"][0] > k[f"right_{part}"][0], part
+    # the same call with the image given as RGB is the same answer
+    again = teacher.predict(np.ascontiguousarray(image[..., ::-1]), box, rgb=True)
+    np.testing.assert_allclose(again.keypoints, result.keypoints, atol=1e-3)
+
+
+def test_refinement_and_presence_gate(teacher, media):
+    image = cv2.imread(str(media / "basketball1.png"))
+    box = np.array([35, 80, 160, 475], np.float32)
+    plain = BlazePoseLandmarker(teacher.model_path, 1, LandmarkerConfig(refine_roi=False)).predict(image, box)
+    refined = teacher.predict(image, box)
+    # both passes find the same person: keypoints within a few percent of the box height
+    assert np.median(np.linalg.norm(plain.keypoints - refined.keypoints, axis=-1)) < 0.05 * (box[3] - box[1])
+    blank = np.full((256, 256, 3), 127, np.uint8)  # no person: the pose-presence score gates every keypoint
+    assert (teacher.predict(blank).scores == 0).all()
+    assert (teacher.predict(image, box).scores > 0).all()
+
+
+def test_landmarker_imports_no_torch_and_no_training_code():
+    script = ("import sys\nfrom okdhp_edge.runtime import BlazePoseLandmarker\n"
+              "print('LEAKED', sorted(m for m in sys.modules if m == 'torch' or m.startswith(('torch.', 'okdhp_edge.models', "
+              "'okdhp_edge.train', 'okdhp_edge.data'))))\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert "LEAKED []" in proc.stdout, proc.stdout
