@@ -1,0 +1,75 @@
+"""Which teacher keypoints become labels: confident, self-consistent under a horizontal flip, and,
+in video, consistent with the teacher on the adjacent frames (same boxes: people move little in
+one frame, the teacher's jitter is what is caught). Pure numpy, so the rules are tested alone.
+
+Agreement between two predictions of one keypoint is COCO's per-keypoint similarity,
+exp(-d^2 / (2 s^2 (2 sigma)^2)) with s^2 the person box's area and sigma the keypoint's OKS
+constant: a tolerance that grows with the person and is tighter on the face than on the hips.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["DROP_REASONS", "FilterConfig", "flip_back", "judge", "similarity"]
+
+# why a keypoint was dropped, checked in this order
+DROP_REASONS = ("low_score", "flip", "temporal")
+
+
+@dataclass
+class FilterConfig:
+    """When a teacher keypoint is kept as a label (v=2)."""
+
+    min_score: float = 0.5  # the teacher's score on the frame itself
+    flip_agreement: float = 0.5  # similarity with the teacher's answer on the mirrored frame
+    temporal_agreement: float = 0.5  # similarity with the teacher on each adjacent video frame
+    min_keypoints: int = 3  # fewer kept keypoints: the person becomes an ignore entry (num_keypoints 0)
+
+    def __post_init__(self) -> None:
+        for name in ("flip_agreement", "temporal_agreement"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.min_keypoints < 1:
+            raise ValueError(f"min_keypoints must be >= 1, got {self.min_keypoints}")
+
+
+def similarity(a: np.ndarray, b: np.ndarray, area: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
+    """(N, K, 2) and (N, K, 2) points of N people with box areas (N,) -> (N, K) per-keypoint OKS."""
+    d2 = ((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2).sum(-1)
+    scale = np.maximum(np.asarray(area, np.float64), 1.0)[:, None] * (2 * np.asarray(sigmas, np.float64)) ** 2
+    return np.exp(-d2 / (2 * scale))
+
+
+def flip_back(keypoints: np.ndarray, width: int, flip_index: list[int]) -> np.ndarray:
+    """(N, K, 2) keypoints predicted on the mirrored frame, in the frame's own coordinates and order."""
+    points = np.asarray(keypoints, np.float64).copy()
+    points[..., 0] = width - 1 - points[..., 0]
+    return points[:, flip_index]
+
+
+def judge(
+    keypoints: np.ndarray,
+    scores: np.ndarray,
+    boxes: np.ndarray,
+    flipped: np.ndarray,
+    neighbours: list[np.ndarray],
+    sigmas: np.ndarray,
+    config: FilterConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keep-mask (N, K) and drop reason per keypoint (N, K; -1 kept, else an index into DROP_REASONS).
+
+    flipped: the teacher's (N, K, 2) keypoints on the mirrored frame, already `flip_back`-ed.
+    neighbours: the teacher's (N, K, 2) keypoints for the same boxes on the adjacent frames of a
+    video (empty for images); the temporal test needs agreement with every one of them.
+    """
+    area = np.prod(np.clip(boxes[:, 2:] - boxes[:, :2], 0, None), -1)
+    checks = [np.asarray(scores) >= config.min_score,
+              similarity(keypoints, flipped, area, sigmas) >= config.flip_agreement]
+    if neighbours:
+        checks.append(np.all([similarity(keypoints, other, area, sigmas) >= config.temporal_agreement for other in neighbours], axis=0))
+    reason = np.full(np.asarray(scores).shape, -1)
+    for r, passed in reversed(list(enumerate(checks))):
+        reason[~passed] = r
+    return reason == -1, reason

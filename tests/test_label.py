@@ -1,0 +1,179 @@
+"""Teacher labelling (okdhp_edge.data.label) with a known teacher: an exported student run here
+through the real ONNX Runtime, whose answers the tests recompute independently."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from okdhp_edge.data.base import DatasetError
+from okdhp_edge.data.coco import load_coco
+from okdhp_edge.data.label import LabelConfig, label, main
+from okdhp_edge.data.label_filter import DROP_REASONS, FilterConfig, flip_back, judge, similarity
+from okdhp_edge.runtime import Predictor
+from okdhp_edge.skeleton import COCO17
+from runtime_artifacts import export_onnx, make_student, person_frame, write_video
+
+SIGMAS = np.asarray(COCO17.sigmas)
+
+
+def test_rules_drop_low_scores_flip_and_temporal_disagreement():
+    box = np.array([[0, 0, 100, 200]], np.float64)
+    points = np.tile(np.linspace(10, 90, 17)[:, None], (1, 2))[None]
+    scores = np.full((1, 17), 0.9)
+    scores[0, 0] = 0.1  # low score
+    flipped = points.copy()
+    flipped[0, 5] += 40  # the mirror disagrees on the left shoulder
+    keep, reason = judge(points, scores, box, flipped, [], SIGMAS, FilterConfig())
+    assert DROP_REASONS[reason[0, 0]] == "low_score" and DROP_REASONS[reason[0, 5]] == "flip"
+    assert keep[0].sum() == 15 and (reason[0][keep[0]] == -1).all()
+    moved = points.copy()
+    moved[0, 11] += 60  # the hip jumped in the neighbouring frame
+    keep, reason = judge(points, scores, box, points, [points, moved], SIGMAS, FilterConfig())
+    assert DROP_REASONS[reason[0, 11]] == "temporal" and keep[0].sum() == 15  # every adjacent frame must agree
+    # flip_back undoes a mirror: x -> W - 1 - x and left/right swapped
+    back = flip_back(points, 101, COCO17.flip_index)
+    assert back[0, 5, 0] == 100 - points[0, 6, 0]
+    np.testing.assert_allclose(flip_back(back, 101, COCO17.flip_index), points)
+
+
+@pytest.fixture(scope="module")
+def teacher_path(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("teacher")
+    return export_onnx(make_student(root), root)
+
+
+@pytest.fixture()
+def frames(tmp_path) -> Path:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(4):
+        cv2.imwrite(str(folder / f"f{i}.png"), person_frame(seed=i, box=(100 + 10 * i, 20, 200 + 10 * i, 230)))
+    return folder
+
+
+def _annotations(out: Path) -> dict[str, dict]:
+    return {s: json.loads((out / "annotations" / f"person_keypoints_{s}.json").read_text()) for s in ("train", "val")}
+
+
+def test_kept_keypoints_are_the_teachers_and_flip_inconsistent_ones_dropped(teacher_path, frames, tmp_path):
+    predictor = Predictor(teacher_path)
+
+    def teacher_and_mirror(source: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The teacher's keypoints and scores on the frame, and its similarity with the mirror's answer."""
+        ref, mirror = predictor.predict(source), predictor.predict(np.ascontiguousarray(source[:, ::-1]))
+        back = mirror.keypoints[0][COCO17.flip_index].astype(np.float64)
+        back[:, 0] = source.shape[1] - 1 - back[:, 0]
+        box = ref.boxes[0]
+        area = np.array([(box[2] - box[0]) * (box[3] - box[1])])
+        return ref.keypoints[0], ref.scores[0], similarity(ref.keypoints.astype(np.float64), back[None], area, SIGMAS)[0]
+
+    # an untrained teacher: thresholds at its medians so that every rule has work to do
+    answers = [teacher_and_mirror(cv2.imread(str(p))) for p in sorted(frames.iterdir())]
+    min_score = float(np.median(np.concatenate([a[1] for a in answers])))
+    flip_agreement = float(np.median(np.concatenate([a[2] for a in answers])))
+    config = LabelConfig(val_fraction=0.25, filter=FilterConfig(min_score=min_score, flip_agreement=flip_agreement, min_keypoints=1))
+    summary = label([frames], teacher_path, tmp_path / "out", config=config, progress=False)
+    anns = _annotations(tmp_path / "out")
+    assert [len(anns[s]["images"]) for s in ("train", "val")] == [3, 1]
+    seen = {"kept": 0, "flip": 0, "low_score": 0}
+    for split in ("train", "val"):
+        for img, ann in zip(anns[split]["images"], anns[split]["annotations"]):
+            image = cv2.imread(str(tmp_path / "out" / "images" / split / img["file_name"]))
+            assert image is not None and ann["image_id"] == img["id"]
+            source = cv2.imread(str(frames / f"f{int(img['file_name'][-10:-4])}.png"))
+            keypoints, scores, sim = teacher_and_mirror(source)  # the teacher, recomputed on the source frame
+            agree, confident = sim >= flip_agreement, scores >= min_score
+            joints = np.array(ann["keypoints"]).reshape(17, 3)
+            kept = joints[:, 2] == 2
+            np.testing.assert_array_equal(kept, agree & confident)
+            np.testing.assert_allclose(joints[kept, :2], keypoints[kept], atol=0.01)
+            assert ann["num_keypoints"] == kept.sum() and (joints[~kept] == 0).all()
+            seen["kept"] += kept.sum()
+            seen["flip"] += (confident & ~agree).sum()
+            seen["low_score"] += (~confident).sum()
+    assert min(seen.values()) > 0, seen  # the run kept some and dropped some for each reason
+    assert summary["keypoints_kept"] == seen["kept"] and summary["dropped"]["flip"] == seen["flip"]
+    assert summary["dropped"]["low_score"] == seen["low_score"]
+    train = load_coco(tmp_path / "out", "train", COCO17)  # what `--data coco:OUT` reads
+    assert len(train.samples) == 3
+
+
+def test_people_without_enough_labels_become_ignore_entries(teacher_path, frames, tmp_path):
+    config = LabelConfig(val_fraction=0.0, filter=FilterConfig(min_score=0.0, flip_agreement=1.0, min_keypoints=17))
+    summary = label([frames], teacher_path, tmp_path / "out", config=config, progress=False)
+    anns = _annotations(tmp_path / "out")["train"]["annotations"]
+    assert len(anns) == 4 and summary["people_ignored"] == 4
+    assert all(a["num_keypoints"] == 0 and not any(a["keypoints"]) and a["iscrowd"] == 0 and a["bbox"][2] > 0 for a in anns)
+    with pytest.raises(DatasetError, match="4 skipped"):  # the COCO loader skips them (no labelled keypoint)
+        load_coco(tmp_path / "out", "train", COCO17)
+
+
+def test_resume_skips_finished_frames_and_redoes_a_cut_one(teacher_path, frames, tmp_path):
+    out = tmp_path / "out"
+    label([frames], teacher_path, out, progress=False)
+    progress = out / "progress.jsonl"
+    first = _annotations(out)
+    lines = progress.read_text().splitlines()
+    assert len(lines) == 4
+    progress.write_text("\n".join(lines[:2]) + "\n" + lines[2][:25])  # interrupted while writing frame 3
+    label([frames], teacher_path, out, progress=False)
+    names = [json.loads(line)["name"] for line in progress.read_text().splitlines()[2:]]
+    assert sorted(names) == sorted(json.loads(line)["name"] for line in lines[2:])  # only frames 3 and 4 redone
+    assert _annotations(out) == first
+    with pytest.raises(DatasetError, match="other settings \\(config\\)"):
+        label([frames], teacher_path, out, config=LabelConfig(every=2), progress=False)
+
+
+def test_video_frames_are_checked_against_their_neighbours(teacher_path, tmp_path):
+    video = write_video(tmp_path / "walk.mp4", frames=12)
+    config = LabelConfig(every=2, val_fraction=0.0, filter=FilterConfig(min_score=0.0, flip_agreement=0.0, temporal_agreement=0.9))
+    summary = label([video], teacher_path, tmp_path / "out", config=config, progress=False)
+    assert summary["frames"] == 6
+    assert summary["dropped"]["temporal"] > 0 and summary["dropped"]["flip"] == 0
+    records = [json.loads(line) for line in (tmp_path / "out" / "progress.jsonl").read_text().splitlines()]
+    assert [int(r["name"][-6:]) for r in records] == [0, 2, 4, 6, 8, 10]
+
+
+def test_bad_input_is_named_and_leaves_nothing(teacher_path, frames, tmp_path, capsys):
+    out = tmp_path / "out"
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00not a video" * 100)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no images")
+    not_pose = tmp_path / "teacher.onnx"
+    not_pose.write_bytes(b"garbage" * 50)
+    cases = [([str(broken)], str(teacher_path), "broken.mp4: OpenCV cannot read a frame.*re-encode"),
+             ([str(empty)], str(teacher_path), "empty: folder holds no images"),
+             ([str(frames)], str(not_pose), "teacher.onnx: not a pose model.*pass an okdhp_edge export")]
+    for sources, teacher, message in cases:
+        assert main([*sources, "--teacher", teacher, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert __import__("re").search(message, err), err
+        assert not out.exists()
+
+
+def test_video_frames_come_with_their_adjacent_frames(tmp_path):
+    from okdhp_edge.data.label_sources import find_sources
+
+    video = write_video(tmp_path / "walk.mp4", frames=7)
+    capture = cv2.VideoCapture(str(video))
+    decoded = []
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        decoded.append(image)
+    (source,) = find_sources([video])
+    frames = list(source.frames(3))
+    assert [f.index for f in frames] == [0, 3, 6] and source.length == 7
+    for frame in frames:
+        expected = [decoded[i] for i in (frame.index - 1, frame.index + 1) if 0 <= i < len(decoded)]
+        np.testing.assert_array_equal(frame.image, decoded[frame.index])
+        assert len(frame.neighbours) == len(expected)
+        for got, want in zip(frame.neighbours, expected):
+            np.testing.assert_array_equal(got, want)
