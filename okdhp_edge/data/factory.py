@@ -2,8 +2,9 @@
 
 Sources: "synthetic" (generated once into a cache directory keyed by its parameters),
 "synthetic:DIR" (a set written by the CLI, or generated into DIR when DIR has no such split),
-"coco:PATH" and "mpii:PATH". A synthetic set carries both COCO-17 and MPII-16 annotations; the
-skeleton picks which one is read.
+"coco:PATH" and "mpii:PATH", and mixtures of them joined by "+" ("synthetic+coco:DIR": the train
+split samples the parts by `weights`, the val split is one part, `val_source`). A synthetic set
+carries both COCO-17 and MPII-16 annotations; the skeleton picks which one is read.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from ..skeleton import Skeleton
 from ..spec import InputSpec
 from .base import DatasetError, PoseDataset
 from .coco import load_coco
+from .mixture import MixedDataset, split_sources
 from .mpii import load_mpii
 from .synthetic import GENERATOR_VERSION, SceneConfig, coco_annotation_path, generate_split
 from .transforms import AugmentConfig
@@ -101,7 +103,9 @@ def build_dataset(
     data_seed: int = 0,
     detections: str | os.PathLike | None = None,
     min_box_score: float = 0.0,
-) -> PoseDataset:
+    weights: list[float] | None = None,
+    val_source: str | None = None,
+) -> PoseDataset | MixedDataset:
     """A top-down PoseDataset for `split` ("train" or "val") of `source`.
 
     `seed` seeds augmentation; `data_seed` seeds the synthetic generator (keep it fixed so
@@ -109,9 +113,43 @@ def build_dataset(
     is the image count of the requested split (default 4000 train / 500 val). `detections`
     (COCO sources) takes person boxes from a detection results JSON instead of ground truth.
     With `train=True` and no `augment`, AugmentConfig() defaults apply.
+    A mixture "A+B": split "train" is a MixedDataset drawing from the parts' train splits in the
+    proportions `weights` (default equal); split "val" is the val split of `val_source` (one of the
+    parts; default the last, e.g. the real data in synthetic+coco:DIR).
     """
     if split not in ("train", "val"):
         raise DatasetError(f"split must be 'train' or 'val', got {split!r}")
+    parts = split_sources(source)
+    options = dict(heatmap_stride=heatmap_stride, sigma=sigma, train=train, augment=augment, cache_dir=cache_dir,
+                   synthetic_images=synthetic_images, seed=seed, data_seed=data_seed)
+    if len(parts) > 1 or weights is not None or val_source is not None:
+        val_part = val_source if val_source is not None else parts[-1]
+        if val_part not in parts:
+            raise DatasetError(f"val_source {val_source!r} is not one of the data sources {parts}")
+        if split == "val":
+            return _build_one(val_part, split, input_spec, skeleton, detections=detections, min_box_score=min_box_score, **options)
+        return MixedDataset([_build_one(part, split, input_spec, skeleton, **options) for part in parts], weights, seed)
+    return _build_one(source, split, input_spec, skeleton, detections=detections, min_box_score=min_box_score, **options)
+
+
+def _build_one(
+    source: str,
+    split: str,
+    input_spec: InputSpec,
+    skeleton: Skeleton,
+    *,
+    heatmap_stride: int,
+    sigma: float,
+    train: bool,
+    augment: AugmentConfig | None,
+    cache_dir: str | os.PathLike | None,
+    synthetic_images: int | None,
+    seed: int,
+    data_seed: int,
+    detections: str | os.PathLike | None = None,
+    min_box_score: float = 0.0,
+) -> PoseDataset:
+    """One source's split (build_dataset without mixtures)."""
     kind, _, path = source.partition(":")
     if kind == "synthetic":
         root = _synthetic_dir(source, split, synthetic_images, data_seed, cache_dir)
@@ -119,7 +157,7 @@ def build_dataset(
     elif kind in ("coco", "mpii") and path:
         root = Path(path).expanduser()
     else:
-        raise DatasetError(f"unknown data source {source!r}; use 'synthetic', 'synthetic:DIR', 'coco:PATH' or 'mpii:PATH'")
+        raise DatasetError(f"unknown data source {source!r}; use 'synthetic', 'synthetic:DIR', 'coco:PATH' or 'mpii:PATH', or A+B mixtures of them")
     options = dict(heatmap_stride=heatmap_stride, sigma=sigma, train=train, augment=augment, seed=seed)
     if kind == "coco":
         data = load_coco(root, split, skeleton, detections, min_box_score)

@@ -30,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--branches", metavar="SxW,...", help='branch specs, stacks x width each, e.g. "2x64,1x48,1x32"')
     g.add_argument("--compression", metavar="F,...", help="branch costs as fractions of the largest preset branch, e.g. 1.0,0.5,0.25")
     g.add_argument("--target", type=int, help="index of the branch you deploy (default: the cheapest)")
-    g.add_argument("--data", metavar="SOURCE", help="synthetic (default), synthetic:DIR, coco:PATH or mpii:PATH")
+    g.add_argument("--data", metavar="SOURCE", help="synthetic (default), synthetic:DIR, coco:PATH or mpii:PATH; "
+                   "mixtures joined by +, e.g. synthetic+coco:DIR (validated on the last part, data.val_source)")
+    g.add_argument("--data-weights", metavar="W,...", help="mixtures: sampling proportions of the parts in training, e.g. 1,2")
     g = p.add_argument_group("recipe")
     g.add_argument("--epochs", type=int, help=f"default: the preset's ({tiny.optim.epochs} for tiny)")
     g.add_argument("--batch-size", type=int, help=f"per process; default: the preset's ({tiny.optim.batch_size} for tiny)")
@@ -76,6 +78,11 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         out["model"]["branches"] = None
     put("model", "target", args.target)
     put("data", "source", args.data)
+    if args.data_weights is not None:
+        try:
+            put("data", "weights", [float(w) for w in args.data_weights.split(",") if w.strip()])
+        except ValueError:
+            raise ConfigError(f"--data-weights {args.data_weights!r}: expected comma-separated numbers, e.g. 1,2") from None
     put("data", "workers", args.workers)
     put("optim", "epochs", args.epochs)
     put("optim", "batch_size", args.batch_size)

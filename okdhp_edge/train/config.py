@@ -49,7 +49,9 @@ class ModelConfig:
 class DataConfig:
     """Where the images come from and how targets are made."""
 
-    source: str = "synthetic"  # "synthetic", "synthetic:DIR", "coco:PATH" or "mpii:PATH"
+    source: str = "synthetic"  # "synthetic", "synthetic:DIR", "coco:PATH" or "mpii:PATH", or a mixture "A+B"
+    weights: list[float] | None = None  # mixtures: the parts' sampling proportions in training; null = equal
+    val_source: str | None = None  # mixtures: the part validated on; null = the last one
     train_images: int | None = None  # synthetic only: images generated for the train split
     val_images: int | None = None  # synthetic only: images generated for the val split
     sigma: float = 2.0  # Gaussian target sigma in heatmap pixels
@@ -162,8 +164,15 @@ class TrainConfig:
         if m.target is not None and not 0 <= m.target < n_branches:
             fail("model.target", f"{m.target} is not a branch index; valid: 0..{n_branches - 1}, or null (= the cheapest branch)")
         d = self.data
-        if not (d.source == "synthetic" or d.source.split(":", 1)[0] in ("synthetic", "coco", "mpii") and ":" in d.source):
-            fail("data.source", f"{d.source!r} is not valid; valid: synthetic, synthetic:DIR, coco:PATH, mpii:PATH")
+        parts = [p.strip() for p in d.source.split("+")]
+        for part in parts:
+            if not (part == "synthetic" or part.split(":", 1)[0] in ("synthetic", "coco", "mpii") and ":" in part):
+                fail("data.source", f"{part!r} in {d.source!r} is not valid; valid: synthetic, synthetic:DIR, coco:PATH, mpii:PATH, "
+                     "or a mixture of them joined by + (synthetic+coco:DIR)")
+        if d.weights is not None and (len(d.weights) != len(parts) or not all(math.isfinite(w) and w > 0 for w in d.weights)):
+            fail("data.weights", f"{d.weights}: need one positive weight per data source ({len(parts)} in {d.source!r}), e.g. 1,2")
+        if d.val_source is not None and d.val_source not in parts:
+            fail("data.val_source", f"{d.val_source!r} is not one of the data sources {parts}")
         for key in ("train_images", "val_images"):
             value = getattr(d, key)
             if value is not None and value < 1:
@@ -172,8 +181,9 @@ class TrainConfig:
             fail("data.sigma", "must be > 0")
         if d.workers < 0:
             fail("data.workers", "must be >= 0")
-        if d.val_detections is not None and not (d.source == "synthetic" or d.source.startswith(("coco:", "synthetic:"))):
-            fail("data.val_detections", f"detection boxes need COCO-layout data (coco:PATH or synthetic), not {d.source!r}")
+        val_part = d.val_source or parts[-1]
+        if d.val_detections is not None and not (val_part == "synthetic" or val_part.startswith(("coco:", "synthetic:"))):
+            fail("data.val_detections", f"detection boxes need COCO-layout data (coco:PATH or synthetic), not {val_part!r}")
         if not math.isfinite(d.val_min_box_score) or d.val_min_box_score < 0:
             fail("data.val_min_box_score", "must be a number >= 0")
         if d.val_min_box_score > 0 and d.val_detections is None:

@@ -1,5 +1,6 @@
-"""Datasets and loaders for a run: train split (augmented, sharded across ranks) and val split
-(annotated person boxes, or a detector's with `data.val_detections`)."""
+"""Datasets and loaders for a run: train split (augmented, sharded across ranks; a mixture of
+sources is sampled by `data.weights`) and val split (annotated person boxes, or a detector's with
+`data.val_detections`; of `data.val_source` for a mixture)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ..data import AugmentConfig, PoseDataset, build_dataset
+from ..data.mixture import MixedDataset
 from ..skeleton import Skeleton
 from ..spec import InputSpec
 from .config import DataConfig
@@ -17,7 +19,7 @@ __all__ = ["RunData", "build_run_data"]
 
 @dataclass
 class RunData:
-    train: PoseDataset
+    train: PoseDataset | MixedDataset
     val: PoseDataset
     train_loader: DataLoader
     val_loader: DataLoader
@@ -34,12 +36,13 @@ def build_run_data(cfg: DataConfig, input_spec: InputSpec, skeleton: Skeleton, b
     """Rank 0 builds (and, for synthetic data, generates) the splits first; the others then read them."""
     augment = AugmentConfig(**cfg.augment)
 
-    def make(split: str) -> PoseDataset:
+    def make(split: str) -> PoseDataset | MixedDataset:
         return build_dataset(
             cfg.source, split, input_spec, skeleton, heatmap_stride=heatmap_stride, sigma=cfg.sigma,
             train=split == "train", augment=augment if split == "train" else None, cache_dir=cfg.cache_dir,
             synthetic_images=cfg.train_images if split == "train" else cfg.val_images, seed=seed,
             detections=cfg.val_detections if split == "val" else None, min_box_score=cfg.val_min_box_score,
+            weights=cfg.weights, val_source=cfg.val_source,
         )
 
     if not ctx.is_main:
