@@ -13,7 +13,8 @@ import pytest
 
 from okdhp_edge.runtime.errors import ModelFileError
 from okdhp_edge.runtime.landmarker import (
-    BlazePoseLandmarker, LandmarkerConfig, roi_affine, roi_from_auxiliary, roi_to_image, square_roi, to_coco17,
+    BlazePoseLandmarker, LandmarkerConfig, refine_from_heatmap, roi_affine, roi_from_auxiliary, roi_to_image, square_roi,
+    to_coco17,
 )
 from okdhp_edge.skeleton import COCO17
 
@@ -64,6 +65,20 @@ def test_crop_and_back_are_inverse(roi):
     assert np.abs(back - dot).max() < 0.1 * max(1.0, roi[2] / 256)
     if roi[0] - roi[2] / 2 < 0:  # outside the image is black, like MediaPipe's zero border
         assert crop[:, 0].max() == 0
+
+
+def test_heatmap_refinement_moves_confident_landmarks_to_the_local_mean():
+    """Heatmap cell (row, col) is input pixels [4 col, 4 col + 4) on a 64x64 map; landmark 0 sits
+    a cell from a sharp symmetric confident blob and moves onto its centre cell index; landmark 1's
+    heatmap never reaches the confidence bar and stays; landmark 2 is off the map and stays."""
+    logits = np.full((64, 64, 3), -20.0)
+    rows, cols = np.mgrid[:64, :64]
+    logits[..., 0] = np.maximum(6.0 - 4.0 * ((rows - 20) ** 2 + (cols - 30) ** 2), -20.0)
+    logits[..., 1] = -1.0  # sigmoid 0.27 everywhere
+    points = np.array([[31 * 4 + 1.0, 21 * 4 + 1.0], [50.0, 60.0], [-9.0, 100.0]])
+    refined = refine_from_heatmap(points, logits)
+    np.testing.assert_allclose(refined[0], [30 * 4, 20 * 4], atol=0.05)
+    np.testing.assert_allclose(refined[1:], points[1:])
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,8 @@ It exists to serve as a labelling teacher and a yardstick for students. MediaPip
 conventions are kept (docs/runtime.md): a square region around the person, 1.25x its size, fed
 as 256x256 RGB in [0, 1] with black outside the image; outputs decoded as 39 landmarks (33 body
 points, 2 auxiliary points that define the next region, 4 unused) with sigmoid visibility, and a
-pose-presence score. Unlike MediaPipe, the region is never rotated. With `refine_roi`, a second
+pose-presence score; landmark positions are refined from the heatmaps as MediaPipe does. Unlike
+MediaPipe, the region is never rotated. With `refine_roi`, a second
 pass runs on the region the auxiliary points give (MediaPipe's tracking region: centred on the
 mid-hip, twice the mid-hip-to-circle distance, 1.25x). Of the 33 points, the 17 COCO ones are kept.
 
@@ -30,12 +31,15 @@ from .result import PoseResult, StageTimes
 
 __all__ = [
     "BlazePoseLandmarker", "LandmarkerConfig", "COCO_FROM_BLAZEPOSE", "VARIANTS",
-    "is_blazepose_landmarker", "roi_affine", "roi_from_auxiliary", "roi_to_image", "square_roi", "to_coco17",
+    "is_blazepose_landmarker", "refine_from_heatmap", "roi_affine", "roi_from_auxiliary", "roi_to_image", "square_roi",
+    "to_coco17",
 ]
 
 SIZE = 256  # the landmark models' square input
 NUM_LANDMARKS = 39
 BODY = 33  # landmarks 33 and 34 are the auxiliary (region) points
+HEATMAP_WINDOW = 7  # heatmap cells around a landmark that refine it (MediaPipe's kernel_size)
+HEATMAP_CONFIDENCE = 0.5  # the window's peak (sigmoid) must reach this to move the landmark
 # BlazePose topology index of each COCO-17 keypoint: nose, eyes, ears, shoulders, elbows,
 # wrists, hips, knees, ankles (BlazePose's "left" is the person's left, as in COCO).
 COCO_FROM_BLAZEPOSE = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
@@ -50,6 +54,7 @@ class LandmarkerConfig:
     scale: float = 1.25  # region side / person size (MediaPipe's rect transformation)
     min_presence: float = 0.5  # pose-presence threshold; a person below it gets all scores 0
     refine_roi: bool = True  # second pass on the region the auxiliary landmarks give
+    refine_heatmap: bool = True  # move landmarks to their heatmap's local mean (MediaPipe's refinement)
 
     def __post_init__(self) -> None:
         if self.scale <= 0:
@@ -93,6 +98,29 @@ def to_coco17(points: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.nd
     return np.asarray(points)[..., index, :], np.asarray(scores)[..., index]
 
 
+def refine_from_heatmap(points: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
+    """(L, 2) landmarks in input pixels and (h, w, L) heatmap logits -> refined landmarks.
+
+    Each landmark whose heatmap peaks confidently in the HEATMAP_WINDOW-cell square around it
+    moves to the sigmoid-weighted mean of the cells' indices there (MediaPipe's refinement: cell
+    indices, not cell centres, which agrees with the regressed positions on average).
+    """
+    h, w, count = heatmap.shape
+    half = (HEATMAP_WINDOW - 1) // 2
+    out = np.array(points, np.float64)
+    for k in range(count):
+        col, row = int(out[k, 0] / SIZE * w), int(out[k, 1] / SIZE * h)
+        if not (0 <= col < w and 0 <= row < h):
+            continue
+        r0, r1, c0, c1 = max(0, row - half), min(h, row + half + 1), max(0, col - half), min(w, col + half + 1)
+        confidence = _sigmoid(heatmap[r0:r1, c0:c1, k].astype(np.float64))
+        if confidence.max() >= HEATMAP_CONFIDENCE:
+            rows, cols = np.mgrid[r0:r1, c0:c1]
+            total = confidence.sum()
+            out[k] = ((confidence * cols).sum() / total * SIZE / w, (confidence * rows).sum() / total * SIZE / h)
+    return out
+
+
 def is_blazepose_landmarker(model: RawModel) -> bool:
     """MediaPipe's landmark-model signature: one (1, 256, 256, 3) input and five outputs."""
     return tuple(model.input_shape) == (1, SIZE, SIZE, 3) and model.output_count == 5
@@ -127,8 +155,10 @@ class BlazePoseLandmarker:
         shapes = [o.shape for o in self.model.run(np.zeros((1, SIZE, SIZE, 3), np.float32))]
         self._landmarks = next((i for i, s in enumerate(shapes) if s == (1, NUM_LANDMARKS * 5)), None)
         self._flag = next((i for i, s in enumerate(shapes) if s == (1, 1)), None)
-        if self._landmarks is None or self._flag is None:
-            raise ModelFileError(f"{self.model_path}: outputs {shapes} lack BlazePose's (1, 195) landmarks and (1, 1) pose flag")
+        self._heatmap = next((i for i, s in enumerate(shapes) if len(s) == 4 and s[-1] == NUM_LANDMARKS), None)
+        if self._landmarks is None or self._flag is None or self._heatmap is None:
+            raise ModelFileError(f"{self.model_path}: outputs {shapes} lack BlazePose's (1, 195) landmarks, (1, 1) pose flag "
+                                 "and (1, h, w, 39) heatmaps")
         self.last_times = StageTimes()
 
     @classmethod
@@ -172,4 +202,5 @@ class BlazePoseLandmarker:
         outputs = self.model.run((crop.astype(np.float32) / 255.0)[None])
         raw = outputs[self._landmarks].reshape(NUM_LANDMARKS, 5)
         flag = float(outputs[self._flag].reshape(-1)[0])
-        return roi_to_image(raw[:, :2], roi), _sigmoid(raw[:, 3].astype(np.float64)), flag
+        points = refine_from_heatmap(raw[:, :2], outputs[self._heatmap][0]) if self.config.refine_heatmap else raw[:, :2]
+        return roi_to_image(points, roi), _sigmoid(raw[:, 3].astype(np.float64)), flag
