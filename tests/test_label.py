@@ -34,6 +34,11 @@ def test_rules_drop_low_scores_flip_and_temporal_disagreement():
     moved[0, 11] += 60  # the hip jumped in the neighbouring frame
     keep, reason = judge(points, scores, box, points, [points, moved], SIGMAS, FilterConfig())
     assert DROP_REASONS[reason[0, 11]] == "temporal" and keep[0].sum() == 15  # every adjacent frame must agree
+    walked = moved + [25.0, -10.0]  # the person walked: that movement is not held against the teacher
+    keep, reason = judge(points, scores, box, points, [walked], SIGMAS, FilterConfig())
+    assert DROP_REASONS[reason[0, 11]] == "temporal" and keep[0].sum() == 15
+    keep, _ = judge(points, scores, box, points, [points + [25.0, -10.0]], SIGMAS, FilterConfig())
+    assert keep[0].sum() == 16
     # flip_back undoes a mirror: x -> W - 1 - x and left/right swapped
     back = flip_back(points, 101, COCO17.flip_index)
     assert back[0, 5, 0] == 100 - points[0, 6, 0]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DROP_REASONS", "FilterConfig", "flip_back", "judge", "similarity"]
+__all__ = ["DROP_REASONS", "FilterConfig", "flip_back", "follow", "judge", "similarity"]
 
 # why a keypoint was dropped, checked in this order
 DROP_REASONS = ("low_score", "flip", "temporal")
@@ -49,6 +49,15 @@ def flip_back(keypoints: np.ndarray, width: int, flip_index: list[int]) -> np.nd
     return points[:, flip_index]
 
 
+def follow(keypoints: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """`other` (N, K, 2) moved back by each person's median keypoint displacement from `keypoints`:
+    a walking person moves a few pixels between frames, which is not the teacher's jitter."""
+    other = np.asarray(other, np.float64)
+    if other.size == 0:
+        return other
+    return other - np.median(other - np.asarray(keypoints, np.float64), axis=1, keepdims=True)
+
+
 def judge(
     keypoints: np.ndarray,
     scores: np.ndarray,
@@ -62,13 +71,15 @@ def judge(
 
     flipped: the teacher's (N, K, 2) keypoints on the mirrored frame, already `flip_back`-ed.
     neighbours: the teacher's (N, K, 2) keypoints for the same boxes on the adjacent frames of a
-    video (empty for images); the temporal test needs agreement with every one of them.
+    video (empty for images); the temporal test needs agreement with every one of them, after
+    `follow` takes out the person's own movement.
     """
     area = np.prod(np.clip(boxes[:, 2:] - boxes[:, :2], 0, None), -1)
     checks = [np.asarray(scores) >= config.min_score,
               similarity(keypoints, flipped, area, sigmas) >= config.flip_agreement]
     if neighbours:
-        checks.append(np.all([similarity(keypoints, other, area, sigmas) >= config.temporal_agreement for other in neighbours], axis=0))
+        checks.append(np.all([similarity(keypoints, follow(keypoints, other), area, sigmas) >= config.temporal_agreement
+                              for other in neighbours], axis=0))
     reason = np.full(np.asarray(scores).shape, -1)
     for r, passed in reversed(list(enumerate(checks))):
         reason[~passed] = r
