@@ -182,3 +182,36 @@ def test_video_frames_come_with_their_adjacent_frames(tmp_path):
         assert len(frame.neighbours) == len(expected)
         for got, want in zip(frame.neighbours, expected):
             np.testing.assert_array_equal(got, want)
+
+
+def test_command_line_prints_the_summary(teacher_path, frames, tmp_path, capsys):
+    assert main([str(frames), "--teacher", str(teacher_path), "--out", str(tmp_path / "out"), "--min-score", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "4 frames, 4 people" in out and "keypoints kept" in out and f"--data coco:{tmp_path / 'out'}" in out
+
+
+def test_blazepose_teacher_labels_a_real_person(tmp_path):
+    """basketball1.png through `--teacher blazepose-full --detector default`: the man facing the
+    camera on the left is found and nearly all his keypoints are kept, on him."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from footage import footage_dir
+
+    try:
+        media = footage_dir()
+        from okdhp_edge.runtime import BlazePoseLandmarker, Detector
+
+        teacher, detector = BlazePoseLandmarker.fetch("full", num_threads=2), Detector(num_threads=2)
+    except Exception as err:  # no apt-get / package index here: say why
+        pytest.skip(f"real photo or MediaPipe models not available: {err}")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "basketball1.png").write_bytes((media / "basketball1.png").read_bytes())
+    summary = label([folder], teacher, tmp_path / "out", detector=detector, config=LabelConfig(val_fraction=0.0), progress=False)
+    (ann,) = _annotations(tmp_path / "out")["train"]["annotations"]
+    joints = np.array(ann["keypoints"]).reshape(17, 3)
+    kept = joints[:, 2] == 2
+    assert kept.sum() >= 14 and summary["keypoints_kept"] == kept.sum()
+    x, y = joints[kept, 0], joints[kept, 1]
+    assert (x > 20).all() and (x < 180).all() and (y > 70).all() and (y < 480).all()  # on the man boxed by eye, x 35-160
