@@ -215,3 +215,10 @@ def test_blazepose_teacher_labels_a_real_person(tmp_path):
     assert kept.sum() >= 14 and summary["keypoints_kept"] == kept.sum()
     x, y = joints[kept, 0], joints[kept, 1]
     assert (x > 20).all() and (x < 180).all() and (y > 70).all() and (y < 480).all()  # on the man boxed by eye, x 35-160
+
+
+def test_an_unreadable_image_is_skipped_with_a_warning(teacher_path, frames, tmp_path):
+    (frames / "f9.png").write_bytes(b"\x89PNG truncated")
+    with pytest.warns(UserWarning, match="f9.png: OpenCV cannot read this image"):
+        summary = label([frames], teacher_path, tmp_path / "out", config=LabelConfig(val_fraction=0.0), progress=False)
+    assert summary["frames"] == 4

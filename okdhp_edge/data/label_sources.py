@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -48,8 +49,10 @@ class Source:
         if not self.is_video:
             for i in range(0, len(self.images), every):
                 image = cv2.imread(str(self.images[i]), cv2.IMREAD_COLOR)
-                if image is not None:
-                    yield Frame(f"{self.prefix}-{i:06d}", i, image)
+                if image is None:
+                    warnings.warn(f"{self.images[i]}: OpenCV cannot read this image (corrupt or truncated); skipped", stacklevel=2)
+                    continue
+                yield Frame(f"{self.prefix}-{i:06d}", i, image)
             return
         capture = cv2.VideoCapture(str(self.path))
         try:
