@@ -44,6 +44,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-detach-ablation", action="store_true", help="skip the okdhp run with a non-detached ensemble target")
     p.add_argument("--ablation-seeds", type=int, nargs="+", help="seeds for the ablation rows (default: --seeds)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"],
+                   help="one precision for every run (channels_last too), so variants differ only in what is compared; "
+                        "default off = fp32, as the committed results")
     p.add_argument("--workdir", type=Path, default=ROOT / "runs" / "bench-okdhp-vs-baselines")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "okdhp_vs_baselines.json")
     return p.parse_args(argv)
@@ -62,7 +65,8 @@ def variants(args: argparse.Namespace, base_temperature: float) -> list[dict]:
 
 
 def run_one(args: argparse.Namespace, variant: dict, seed: int) -> dict:
-    overrides: dict = {"mode": variant["mode"], "system": {"seed": seed}, "loss": dict(variant["loss"]), "eval": {"samples": 0}}
+    overrides: dict = {"mode": variant["mode"], "system": {"seed": seed, "amp": args.amp, "channels_last": True},
+                       "loss": dict(variant["loss"]), "eval": {"samples": 0}}
     data = {k: v for k, v in (("train_images", args.train_images), ("val_images", args.val_images)) if v is not None}
     if data:
         overrides["data"] = data

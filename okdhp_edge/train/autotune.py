@@ -22,7 +22,7 @@ from .distributed import DistContext
 from .losses import OKDHPLoss
 from .step import TrainStep, amp_candidates, amp_setup
 
-__all__ = ["SpeedChoice", "free_cores", "measure_step", "pick_speed", "random_batch"]
+__all__ = ["SpeedChoice", "core_share", "measure_step", "pick_speed", "random_batch"]
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def pick_speed(
     batch_size: int,
     log: Callable[[str], None] = print,
 ) -> SpeedChoice:
-    """Resolve amp ('auto'), channels_last (None) and CPU threads (None = the free cores or 1):
+    """Resolve amp ('auto'), channels_last (None) and CPU threads (None = the process's share of the cores, or 1):
     fixed values are kept; open precision x memory-format pairs are all measured (they interact: on
     a GPU bf16 wins in channels_last and loses in NCHW), then the thread count on the winner. On the
     CPU the trial batch is capped at 8 images, so wide networks measure in seconds."""
@@ -126,23 +126,14 @@ def pick_speed(
     return choice
 
 
-def free_cores() -> int:
-    """This process's share of the CPU cores that are not already busy (1-minute load average).
-
-    Oversubscribed cores make torch's OpenMP threads spin-wait for each other: on a shared 2-core
-    machine 2 threads can run 10x slower than 1, so a busy machine gets fewer threads.
-    """
-    cores = os.cpu_count() or 1
-    try:
-        busy = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        busy = 0.0
-    ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    return max(1, min(cores, round(cores - busy)) // ranks)
+def core_share() -> int:
+    """This process's share of the machine's cores (torchrun's LOCAL_WORLD_SIZE processes split them)."""
+    return max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
 def _thread_candidates() -> list[int]:
-    """All free cores first (the usual winner on a quiet machine), then one thread, which wins when
-    other processes keep the cores busy."""
-    n = free_cores()
+    """The process's share of the cores (the usual winner on a quiet machine), then one thread, which
+    wins when other processes keep the cores busy: oversubscribed OpenMP threads spin-wait for each
+    other, and on a shared 2-core machine 2 threads ran 10x slower than 1. The timing decides."""
+    n = core_share()
     return [n, 1] if n > 1 else [1]

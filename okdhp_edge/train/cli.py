@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "the CPU has it natively and it measures faster, else fp32), off, bf16, fp16 (CUDA only)")
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="NHWC memory format (default: measured at the start of the run)")
-    g.add_argument("--threads", type=int, help="CPU threads per process (default: the free cores or 1, whichever measures faster)")
+    g.add_argument("--threads", type=int, help="CPU threads per process (default: its share of the cores or 1, whichever measures faster)")
     g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile the network")
     g = p.add_argument_group("run")
     g.add_argument("--out", metavar="DIR", help="run directory (default runs/<preset>-<timestamp>)")

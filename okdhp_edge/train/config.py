@@ -100,7 +100,7 @@ class SystemConfig:
     channels_last: bool | None = None  # None = measured
     compile: bool = False
     seed: int = 0
-    threads: int | None = None  # torch CPU threads per process; None = measured among the free cores and 1
+    threads: int | None = None  # torch CPU threads per process; None = its share of the cores or 1, measured
 
 
 @dataclass
