@@ -56,7 +56,13 @@ def test_runtime_module_is_python_38_compatible(path):
     assert not evaluated, f"{path.name}:{evaluated[0].lineno}: `{ast.unparse(evaluated[0])}` is evaluated at run time (3.9+); use typing"
 
 
-@pytest.mark.skipif(importlib.util.find_spec("vermin") is None, reason="vermin is not installed (pip install vermin)")
+def _have_vermin() -> bool:
+    """The vermin package itself, not any folder named vermin on sys.path (a namespace package has no origin)."""
+    spec = importlib.util.find_spec("vermin")
+    return spec is not None and spec.origin is not None
+
+
+@pytest.mark.skipif(not _have_vermin(), reason="vermin is not installed (pip install vermin)")
 def test_vermin_finds_nothing_newer_than_python_38():
     args = ["--no-tips", "-t=3.8-", "--violations", *map(str, FILES)]
     done = subprocess.run([sys.executable, "-c", "import sys, vermin; sys.exit(vermin.main())", *args], capture_output=True, text=True)
