@@ -1,18 +1,17 @@
 """Speed switches picked by measurement: time a few steps of the run's own network, keep the fastest.
 
-Which precision, memory format and CPU thread count is fastest depends on the network and the
-device, not on habit: bf16 autocast doubles the step of wide hourglasses on a CPU with AVX512-BF16
-and makes narrow ones several times slower (docs/training.md has the figures). So `system.amp:
-auto`, `system.channels_last: null` and `system.threads: null` are settled here, once per run,
-on a copy of the network and a random batch: the run's weights, optimiser and RNG streams are
-untouched, and the choice is written to the config and the checkpoint so a resume keeps it.
+Which precision, memory format and CPU thread count is fastest depends on the network, the device
+and the load, not on habit (docs/training.md has the figures). So `system.amp: auto`,
+`system.channels_last: null` and `system.threads: null` are settled here, once per run, on a copy
+of the network and a random batch: the run's weights, optimiser and RNG streams are untouched, and
+the trainer records the choice in the checkpoint so a resume keeps it.
 """
 from __future__ import annotations
 
 import copy
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -40,11 +39,6 @@ class SpeedChoice:
         if self.threads is not None:
             parts.append(f"{self.threads} thread(s)")
         return ", ".join(parts)
-
-    def to_dict(self) -> dict:
-        out = asdict(self)
-        out["measured"] = [list(m) for m in self.measured]
-        return out
 
 
 def random_batch(n: int, input_size: tuple[int, int], joints: int, stride: int, device: torch.device) -> dict[str, torch.Tensor]:
