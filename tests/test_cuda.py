@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -114,16 +113,10 @@ def test_resume_on_cuda_after_a_kill_with_another_amp_setting(tmp_path):
     assert state["epoch"] == done + 1 and state["speed"]["amp"] == "fp16" and state["scaler"]  # the scaler ran
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_torchrun_one_process_trains_through_nccl_ddp(tmp_path):
+def test_torchrun_one_process_trains_through_nccl_ddp(tmp_path, free_port):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1", "--master_addr", "127.0.0.1",
-           "--master_port", str(free_port()), *small_run(out, tmp_path / "cache", "--epochs", "2")]
+           "--master_port", str(free_port), *small_run(out, tmp_path / "cache", "--epochs", "2")]
     proc = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,17 +14,12 @@ from okdhp_edge.models import load_student
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
-
-def test_two_gloo_processes_train_and_rank0_writes_the_run(tmp_path):
+def test_two_gloo_processes_train_and_rank0_writes_the_run(tmp_path, free_port):
     out = tmp_path / "ddp"
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-        "--master_port", str(free_port()), "-m", "okdhp_edge.train",
+        "--master_port", str(free_port), "-m", "okdhp_edge.train",
         "--out", str(out), "--device", "cpu", "--epochs", "2", "--batch-size", "4", "--no-progress",
         "--set", f"data.cache_dir={tmp_path / 'cache'}", "--set", "data.train_images=12", "--set", "data.val_images=4",
         "--set", "eval.samples=0", "--set", "system.threads=1", "--set", "eval.every=2",

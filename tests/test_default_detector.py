@@ -3,7 +3,6 @@ footage (Debian's opencv-doc media). Skipped, with the reason, where either cann
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import cv2
@@ -15,8 +14,6 @@ from okdhp_edge.runtime.boxes import iou_matrix
 from okdhp_edge.runtime.detectors.blazepose import ssd_anchors, tile_grid
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
-from footage import footage_dir  # noqa: E402
 
 
 def test_anchor_layout_and_tiles():
@@ -40,14 +37,6 @@ def detector() -> Detector:
         return Detector(num_threads=2)
     except Exception as err:  # no network to the package index, no pip: say why
         pytest.skip(f"default detector not available: {err}")
-
-
-@pytest.fixture(scope="module")
-def media() -> Path:
-    try:
-        return footage_dir()
-    except (RuntimeError, OSError, StopIteration) as err:
-        pytest.skip(f"opencv-doc footage not available: {err}")
 
 
 def test_default_detector_finds_a_near_person(detector, media):

@@ -19,8 +19,6 @@ from okdhp_edge.runtime.landmarker import (
 from okdhp_edge.skeleton import COCO17
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
-from footage import footage_dir  # noqa: E402
 
 # BlazePose's published 33-landmark topology, in model output order
 BLAZEPOSE_NAMES = (
@@ -87,14 +85,6 @@ def teacher() -> BlazePoseLandmarker:
         return BlazePoseLandmarker.fetch("full", num_threads=2)
     except Exception as err:  # no network to the package index, no pip: say why
         pytest.skip(f"BlazePose Full not available: {err}")
-
-
-@pytest.fixture(scope="module")
-def media() -> Path:
-    try:
-        return footage_dir()
-    except (RuntimeError, OSError, StopIteration) as err:
-        pytest.skip(f"opencv-doc footage not available: {err}")
 
 
 def test_other_tflite_models_are_refused_with_the_fix(teacher):

@@ -70,17 +70,14 @@ def test_webcam_with_a_detector_tracks_people(model, tmp_path):
     assert "nope.onnx: model file not found" in missing.stderr and "Traceback" not in missing.stderr
 
 
-def test_webcam_default_detector_on_real_footage(model, tmp_path):
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from footage import footage_dir
-
+def test_webcam_default_detector_on_real_footage(model, media, tmp_path):
+    clip = media / "vtest.avi"
     try:
-        clip = footage_dir() / "vtest.avi"
         from okdhp_edge.runtime import Detector
 
         Detector()
     except Exception as err:  # no package index or no apt: say why
-        pytest.skip(f"footage or default detector not available: {err}")
+        pytest.skip(f"default detector not available: {err}")
     out = tmp_path / "vtest-out.avi"
     proc = run(WEBCAM, "--model", str(model), "--source", str(clip), "--tiles", "2", "--max-frames", "4", "--save", str(out),
                "--no-show", "--threads", "2")
