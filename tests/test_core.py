@@ -1,7 +1,9 @@
 """Torch-free core: skeletons, crop geometry, heatmap codec, specs, preprocessing."""
+import ast
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -144,3 +146,30 @@ def test_core_does_not_import_torch():
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _imports(path: Path, package: str) -> set[str]:
+    """Absolute names of the modules a file imports, relative imports resolved against `package`."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_dependencies_run_one_way():
+    """The core imports nothing of ours above it; the runtime only the core (torch-side backends are
+    registered by module path, never imported by the runtime's own code)."""
+    root = Path(__file__).resolve().parents[1] / "okdhp_edge"
+    above = ("okdhp_edge.models", "okdhp_edge.train", "okdhp_edge.data", "okdhp_edge.export", "okdhp_edge.eval")
+    files = [p for p in root.glob("*.py")] + list((root / "runtime").rglob("*.py"))
+    for path in files:
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        package = ".".join(parts if parts[-1] == "__init__" else parts[:-1]).removesuffix(".__init__")
+        bad = sorted(n for n in _imports(path, package) if n.startswith(above) or n == "torch" or n.startswith("torch."))
+        assert not bad, f"{path.relative_to(root.parent)} imports {bad}"

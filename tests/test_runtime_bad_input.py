@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -208,3 +210,15 @@ def test_wrong_suffix_backend_and_device(artifacts, tmp_path):
         Predictor(artifacts["tflite"], device="cuda")
     with pytest.raises(ValueError, match="num_threads"):
         Predictor(artifacts["onnx"], num_threads=0)
+
+
+def test_safetensors_without_torch_names_the_install_line():
+    """The torch backend is registered by module path; with torch missing, opening a student says what to do."""
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from okdhp_edge.runtime import BackendUnavailableError, Predictor\n"
+            "try:\n    Predictor('student.safetensors')\n"
+            "except BackendUnavailableError as err:\n    print(err)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "student.safetensors: .safetensors students run through torch" in done.stdout
+    assert "pip install 'okdhp-edge[train]'" in done.stdout

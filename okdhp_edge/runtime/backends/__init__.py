@@ -1,5 +1,8 @@
 """Backend registry: the file suffix picks the backend; each backend module is imported only
 when a model needs it, so a device with only onnxruntime never touches LiteRT (or torch).
+
+Backends are registered by module path: the torch one lives with the torch code
+(`okdhp_edge.models.backend`), so nothing in the runtime imports it, or torch, by itself.
 """
 from __future__ import annotations
 
@@ -7,18 +10,23 @@ import importlib
 import os
 from pathlib import Path
 
-from ..errors import ModelFileError
+from ..errors import BackendUnavailableError, ModelFileError
 from .base import Backend
 
 __all__ = ["BACKENDS", "SUFFIXES", "Backend", "backend_for", "open_backend"]
 
-# backend name -> (module, class)
+# backend name -> (module path, class)
 BACKENDS: dict[str, tuple[str, str]] = {
-    "onnx": ("onnx", "OnnxBackend"),
-    "litert": ("litert", "LiteRTBackend"),
-    "tensorrt": ("tensorrt", "TensorRTBackend"),
-    "coreml": ("coreml", "CoreMLBackend"),
-    "torch": ("torch", "TorchBackend"),
+    "onnx": (f"{__name__}.onnx", "OnnxBackend"),
+    "litert": (f"{__name__}.litert", "LiteRTBackend"),
+    "tensorrt": (f"{__name__}.tensorrt", "TensorRTBackend"),
+    "coreml": (f"{__name__}.coreml", "CoreMLBackend"),
+    "torch": ("okdhp_edge.models.backend", "TorchBackend"),
+}
+# what to do when a backend's module cannot be imported (the others import their library lazily)
+MISSING = {
+    "torch": ".safetensors students run through torch, which the runtime install leaves out; "
+             "pip install 'okdhp-edge[train]', or export the student (okdhp_edge.export) and run the .onnx/.tflite",
 }
 ALIASES = {"onnxruntime": "onnx", "ort": "onnx", "tflite": "litert", "trt": "tensorrt", "pytorch": "torch"}
 SUFFIXES: dict[str, str] = {
@@ -60,5 +68,10 @@ def open_backend(
     if num_threads is not None and int(num_threads) < 1:
         raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
     module_name, class_name = BACKENDS[name]
-    module = importlib.import_module(f"{__name__}.{module_name}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        if name not in MISSING:
+            raise
+        raise BackendUnavailableError(f"{path}: {MISSING[name]} ({err})") from None
     return getattr(module, class_name)(path, device=device, num_threads=num_threads)

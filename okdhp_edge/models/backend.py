@@ -1,17 +1,20 @@
-"""Torch backend for `.safetensors` students: development and reference runs only.
+"""The runtime's torch backend for `.safetensors` students: development and reference runs only.
 
-torch is imported inside this backend, never at module level, so the runtime stays torch-free
-for every other format. Weights are read with safetensors (no pickle) by `load_student`.
+It lives with the torch code and the runtime's backend registry names it by module path, so
+`okdhp_edge.runtime` itself never imports torch or `okdhp_edge.models`. Weights are read with
+safetensors (no pickle) by `load_student`.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from ..errors import BackendUnavailableError, ModelFileError
-from ..metadata import TensorInfo
-from .base import Backend
+from ..runtime.backends.base import Backend
+from ..runtime.errors import BackendUnavailableError, ModelFileError
+from ..runtime.metadata import TensorInfo
+from .student import StudentFileError, load_student
 
 __all__ = ["TorchBackend"]
 
@@ -21,15 +24,6 @@ class TorchBackend(Backend):
     thread_safe = True  # an eval-mode forward under inference_mode changes no module state
 
     def __init__(self, path: Path, device: str = "auto", num_threads: int | None = None) -> None:
-        try:
-            import torch
-
-            from ...models import StudentFileError, load_student
-        except ImportError:
-            raise BackendUnavailableError(
-                f"{path}: .safetensors students run through torch, which the runtime install leaves out; "
-                "pip install 'okdhp-edge[train]', or export the student (okdhp_edge.export) and run the .onnx/.tflite"
-            ) from None
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device not in ("cpu", "cuda"):
@@ -42,7 +36,6 @@ class TorchBackend(Backend):
             self.model, spec = load_student(path, device=device)
         except StudentFileError as err:
             raise ModelFileError(str(err)) from None
-        self._torch = torch
         self._device = torch.device(device)
         w, h = spec.input_size
         hw, hh = spec.heatmap_size
@@ -52,6 +45,6 @@ class TorchBackend(Backend):
         super().__init__(path, spec, inp, out, device=device)
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        with self._torch.inference_mode():
-            y = self.model(self._torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self._device))
+        with torch.inference_mode():
+            y = self.model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self._device))
         return y.float().cpu().numpy()
