@@ -32,6 +32,7 @@ import torch
 
 from okdhp_edge.export import export
 from okdhp_edge.models import OKDHPNet, describe_student, extract_student, get_preset, load_student, save_student
+from okdhp_edge.runtime.backends import open_backend
 from okdhp_edge.spec import write_json_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -60,25 +61,13 @@ def find_students(students_dir: str | Path | None, preset_name: str, branches: l
 
 
 def _artifact_timer(path: Path, threads: int):
-    """A zero-argument function that runs the artifact once at batch 1 on a fixed input."""
-    if path.suffix == ".onnx":
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        meta = session.get_inputs()[0]
-        x = np.random.default_rng(0).standard_normal([1, *meta.shape[1:]]).astype(np.float32)
-        return lambda: session.run(None, {meta.name: x})
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(path), num_threads=threads)
-    interpreter.allocate_tensors()
-    detail = interpreter.get_input_details()[0]
-    x = np.zeros(detail["shape"], detail["dtype"])
-    interpreter.set_tensor(detail["index"], x)
-    return interpreter.invoke
+    """A zero-argument function that runs the artifact once at batch 1 on a fixed input, through
+    the runtime backend the Predictor uses (integer I/O quantized there, as in an app)."""
+    backend = open_backend(path, device="cpu", num_threads=threads)
+    w, h = backend.spec.input_size
+    shape = (1, 3, h, w) if backend.info.input_layout == "NCHW" else (1, h, w, 3)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    return lambda: backend.run(x)
 
 
 def _interleaved(fn_a, fn_b, runs: int, warmup: int, rounds: int) -> tuple[list[float], list[float]]:

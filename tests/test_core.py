@@ -173,3 +173,16 @@ def test_dependencies_run_one_way():
         package = ".".join(parts if parts[-1] == "__init__" else parts[:-1]).removesuffix(".__init__")
         bad = sorted(n for n in _imports(path, package) if n.startswith(above) or n == "torch" or n.startswith("torch."))
         assert not bad, f"{path.relative_to(root.parent)} imports {bad}"
+
+
+def test_export_runs_artifacts_only_through_the_runtime():
+    """Verification and the export benchmark run artifacts through the runtime's backends (the
+    Predictor's path): no export module opens a session, interpreter or engine to run it itself."""
+    repo = Path(__file__).resolve().parents[1]
+    files = list((repo / "okdhp_edge" / "export").rglob("*.py")) + [repo / "benchmarks" / "export_matrix.py"]
+    running = ("InferenceSession", ".invoke(", "execute_async", ".predict(")
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        found = [call for call in running if call in text]
+        assert not found, f"{path.relative_to(repo)} runs a model itself ({found}); use okdhp_edge.runtime.backends"
+    assert not (repo / "okdhp_edge" / "export" / "runners.py").exists()

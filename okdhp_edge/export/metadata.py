@@ -107,31 +107,15 @@ def embed_tflite(path: str | os.PathLike, spec: ModelSpec) -> bool:
 
 
 def read_embedded_spec(path: str | os.PathLike) -> ModelSpec:
-    """The spec stored inside an .onnx, .tflite or .mlpackage artifact."""
-    path = Path(path)
-    text = None
-    if path.suffix == ".onnx":
-        import onnx
+    """The spec stored inside an .onnx, .tflite or .mlpackage artifact, read by the runtime's reader
+    for the format (the one the Predictor uses when the sidecar is missing)."""
+    from ..runtime.backends import read_embedded_spec as runtime_read
+    from ..runtime.errors import BackendUnavailableError, ModelFileError
 
-        model = onnx.load(str(path), load_external_data=False)
-        text = next((p.value for p in model.metadata_props if p.key == SPEC_KEY), None)
-    elif path.suffix == ".tflite":
-        from ..runtime.backends.litert import read_tflite_metadata
-
-        try:
-            text = read_tflite_metadata(path.read_bytes(), SPEC_KEY)
-        except ValueError as err:
-            raise ExportError(f"{path}: {err}; re-export it with `python -m okdhp_edge.export`") from None
-    elif path.suffix == ".mlpackage":
-        import coremltools as ct
-
-        spec = ct.utils.load_spec(str(path))
-        text = spec.description.metadata.userDefined.get(SPEC_KEY)
-    else:
-        raise ExportError(f"{path}: no embedded metadata for this file type; read its sidecar {sidecar_path(path).name}")
-    if text is None:
-        raise ExportError(f"{path}: no embedded {SPEC_KEY!r} metadata; re-export it with `python -m okdhp_edge.export`")
-    return ModelSpec.from_json(text, f"{path} (embedded {SPEC_KEY})")
+    try:
+        return runtime_read(path)
+    except (ModelFileError, BackendUnavailableError) as err:
+        raise ExportError(str(err)) from None
 
 
 def read_artifact_spec(path: str | os.PathLike) -> ModelSpec:

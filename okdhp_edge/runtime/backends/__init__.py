@@ -9,11 +9,13 @@ from __future__ import annotations
 import importlib
 import os
 from pathlib import Path
+from types import ModuleType
 
+from ...spec import ModelSpec
 from ..errors import BackendUnavailableError, ModelFileError
 from .base import Backend
 
-__all__ = ["BACKENDS", "SUFFIXES", "Backend", "backend_for", "open_backend"]
+__all__ = ["BACKENDS", "SUFFIXES", "Backend", "backend_for", "open_backend", "read_embedded_spec"]
 
 # backend name -> (module path, class)
 BACKENDS: dict[str, tuple[str, str]] = {
@@ -67,11 +69,23 @@ def open_backend(
         raise ValueError(f"backend {name!r} cannot read {path.name}: {path.suffix} files are read by backend {by_suffix!r}")
     if num_threads is not None and int(num_threads) < 1:
         raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
-    module_name, class_name = BACKENDS[name]
+    return getattr(_module(name, path), BACKENDS[name][1])(path, device=device, num_threads=num_threads)
+
+
+def read_embedded_spec(path: str | os.PathLike) -> ModelSpec:
+    """The spec stored inside an artifact (ONNX metadata_props, the TFLite metadata entry, Core ML
+    user metadata), read by the backend module of its format; ModelFileError when there is none."""
+    path = Path(path)
+    reader = getattr(_module(backend_for(path), path), "embedded_spec", None)
+    if reader is None:
+        raise ModelFileError(f"{path}: {path.suffix} files carry no embedded okdhp-edge metadata; read its sidecar {path.name}.json")
+    return reader(path)
+
+
+def _module(name: str, path: Path) -> ModuleType:
     try:
-        module = importlib.import_module(module_name)
+        return importlib.import_module(BACKENDS[name][0])
     except ImportError as err:
         if name not in MISSING:
             raise
         raise BackendUnavailableError(f"{path}: {MISSING[name]} ({err})") from None
-    return getattr(module, class_name)(path, device=device, num_threads=num_threads)

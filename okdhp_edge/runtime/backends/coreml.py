@@ -19,7 +19,7 @@ from ..metadata import SPEC_KEY, TensorInfo, load_spec_text, missing_spec_error,
 from ...spec import ModelSpec
 from .base import Backend
 
-__all__ = ["CoreMLBackend", "read_package"]
+__all__ = ["CoreMLBackend", "embedded_spec", "read_package"]
 
 COMPUTE_UNITS = {"auto": "ALL", "coreml": "ALL", "ane": "CPU_AND_NE", "gpu": "CPU_AND_GPU", "cpu": "CPU_ONLY"}
 ARRAY_DTYPES = {"FLOAT32": "float32", "FLOAT16": "float16", "DOUBLE": "float64", "INT32": "int32"}
@@ -65,20 +65,35 @@ class CoreMLBackend(Backend):
         return np.concatenate([np.asarray(o, dtype=np.float32).reshape(1, *np.shape(o)[-3:]) for o in outs])
 
 
-def read_package(path: Path, ct) -> tuple[ModelSpec, TensorInfo, TensorInfo]:
-    """Spec and I/O of a Core ML package, read from its protobuf (works on any OS, no prediction)."""
+def embedded_spec(path: Path) -> ModelSpec:
+    """The spec in the package's `okdhp_spec` user metadata (readable on any OS)."""
+    try:
+        import coremltools as ct
+    except ImportError:
+        raise BackendUnavailableError(f"{path}: reading .mlpackage metadata needs coremltools: pip install 'okdhp-edge[coreml]'") from None
+    return _described_spec(_description(path, ct), path)
+
+
+def _described_spec(description, path: Path) -> ModelSpec:
+    embedded = description.metadata.userDefined.get(SPEC_KEY)
+    if embedded is None:
+        raise missing_spec_error(path, f" or {SPEC_KEY!r} in the package's user metadata")
+    return load_spec_text(embedded, f"{path} (user metadata {SPEC_KEY})")
+
+
+def _description(path: Path, ct):
     if not path.exists():
         raise ModelFileError(f"{path}: model file not found")
     try:
-        description = ct.utils.load_spec(str(path)).description
+        return ct.utils.load_spec(str(path)).description
     except Exception as err:  # coremltools raises generic exceptions for unreadable packages
         raise ModelFileError(f"{path}: coremltools cannot read this package ({err}); it is incomplete or not Core ML: re-export it") from None
-    spec = read_sidecar(path)
-    if spec is None:
-        embedded = description.metadata.userDefined.get(SPEC_KEY)
-        if embedded is None:
-            raise missing_spec_error(path, f" or {SPEC_KEY!r} in the package's user metadata")
-        spec = load_spec_text(embedded, f"{path} (user metadata {SPEC_KEY})")
+
+
+def read_package(path: Path, ct) -> tuple[ModelSpec, TensorInfo, TensorInfo]:
+    """Spec and I/O of a Core ML package, read from its protobuf (works on any OS, no prediction)."""
+    description = _description(path, ct)
+    spec = read_sidecar(path) or _described_spec(description, path)
     if len(description.input) != 1:
         raise ModelFileError(f"{path}: the model has {len(description.input)} inputs; a pose student has exactly one")
     wanted = spec.export.get("output_name")

@@ -12,11 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from ...spec import ModelSpec
 from ..errors import BackendUnavailableError, ModelFileError
 from ..metadata import SPEC_KEY, TensorInfo, load_spec_text, missing_spec_error, read_sidecar
 from .base import Backend, require_file
 
-__all__ = ["LiteRTBackend", "dequantize", "quantize"]
+__all__ = ["LiteRTBackend", "dequantize", "embedded_spec", "quantize", "read_tflite_metadata"]
 
 
 def _interpreter_class() -> type:
@@ -72,7 +73,7 @@ class LiteRTBackend(Backend):
         self._interpreter_class = _interpreter_class()
         self._num_threads = num_threads
         require_file(path, "TFLite")
-        spec = read_sidecar(path) or _embedded_spec(path)
+        spec = read_sidecar(path) or embedded_spec(path)
         interpreter = self._load(path)
         inputs = interpreter.get_input_details()
         if len(inputs) != 1:
@@ -129,6 +130,10 @@ class LiteRTBackend(Backend):
             return dequantize(y, out_scale, out_zero)
         return np.asarray(y, dtype=np.float32)
 
+    def describe(self) -> str:
+        library = self._interpreter_class.__module__.split(".")[0].replace("_", "-")
+        return f"{library} Interpreter (XNNPACK CPU)"
+
 
 def _signature_aliases(interpreter: Any) -> dict[int, str]:
     """Tensor index -> signature name ('args_0', 'output_0'), the names converters often report."""
@@ -160,8 +165,9 @@ def read_tflite_metadata(data: bytes, name: str) -> str | None:
     return None
 
 
-def _embedded_spec(path: Path):
+def embedded_spec(path: Path) -> ModelSpec:
     """The spec in the flatbuffer's `okdhp_spec` metadata entry (used when the sidecar is missing)."""
+    require_file(path, "TFLite")
     try:
         text = read_tflite_metadata(path.read_bytes(), SPEC_KEY)
     except ImportError:

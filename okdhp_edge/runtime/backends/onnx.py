@@ -21,7 +21,7 @@ from ..errors import BackendUnavailableError, ModelFileError
 from ..metadata import SPEC_KEY, ExportInfo, TensorInfo, load_spec_text, missing_spec_error, read_sidecar
 from .base import Backend, require_file
 
-__all__ = ["OnnxBackend", "select_providers", "tensorrt_provider_options"]
+__all__ = ["OnnxBackend", "embedded_spec", "select_providers", "tensorrt_provider_options"]
 
 DEVICE_PROVIDERS: dict[str, tuple[str, ...]] = {
     "auto": ("CUDAExecutionProvider", "CoreMLExecutionProvider", "CPUExecutionProvider"),
@@ -98,7 +98,7 @@ class OnnxBackend(Backend):
         spec, session = read_sidecar(path), None
         if spec is None:  # the embedded copy: read through a CPU session, reused when the CPU is the choice
             session = _open_session(ort, path, ["CPUExecutionProvider"], num_threads)
-            spec = _embedded_spec(session, path)
+            spec = _session_spec(session, path)
         info = ExportInfo.from_spec(spec, str(path))
         providers = select_providers(device, ort.get_available_providers(), quantized=info.precision == "int8")
         if session is None or providers != ["CPUExecutionProvider"]:
@@ -111,6 +111,7 @@ class OnnxBackend(Backend):
                 raise BackendUnavailableError(message)
             warnings.warn(message, RuntimeWarning, stacklevel=4)
         self._choice = _why(device, info.precision == "int8")
+        self._version = ort.__version__
 
         inputs = session.get_inputs()
         if len(inputs) != 1:
@@ -132,7 +133,7 @@ class OnnxBackend(Backend):
         return np.asarray(self.session.run([self._output_name], feed)[0], dtype=np.float32)
 
     def describe(self) -> str:
-        return f"{self.name} on {self.session.get_providers()[0]} ({self._choice})"
+        return f"{self.name} {self._version} on {self.session.get_providers()[0]} ({self._choice})"
 
 
 def _open_session(ort, path: Path, providers: list, num_threads: int | None):
@@ -153,7 +154,17 @@ def _open_session(ort, path: Path, providers: list, num_threads: int | None):
         ) from None
 
 
-def _embedded_spec(session, path: Path) -> ModelSpec:
+def embedded_spec(path: Path) -> ModelSpec:
+    """The spec in the file's `okdhp_spec` metadata property, read through a CPU session."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise BackendUnavailableError(f"{path}: reading .onnx metadata needs onnxruntime; pip install 'okdhp-edge[runtime]'") from None
+    require_file(path, "ONNX")
+    return _session_spec(_open_session(ort, path, ["CPUExecutionProvider"], 1), path)
+
+
+def _session_spec(session, path: Path) -> ModelSpec:
     embedded = session.get_modelmeta().custom_metadata_map.get(SPEC_KEY)
     if embedded is None:
         raise missing_spec_error(path, " or an 'okdhp_spec' metadata property in the ONNX file")
