@@ -19,6 +19,7 @@ from okdhp_edge.spec import InputSpec
 SPEC = InputSpec(width=96, height=128)
 KEYS = {
     "image": ((3, 128, 96), np.float32), "target": ((17, 32, 24), np.float32), "target_weight": ((17,), np.float32),
+    "ignore": ((32, 24), np.float32),
     "joints": ((17, 3), np.float32), "crop_to_image": ((2, 3), np.float32), "image_id": ((), np.int64),
     "bbox": ((4,), np.float32), "area": ((), np.float32), "box_score": ((), np.float32),
     "head_size": ((), np.float32), "index": ((), np.int64),
@@ -244,6 +245,33 @@ def test_crowd_and_keypointless_people_are_skipped(root, tmp_path):
     ]
     path.write_text(json.dumps(coco))
     assert len(build_dataset(f"coco:{data}", "val", SPEC, COCO17)) == n
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_unlabelled_people_become_ignore_pixels_of_their_image_s_crops(root, tmp_path, train):
+    data = _copy(root, tmp_path)
+    path = coco_annotation_path(data, "val")
+    coco = json.loads(path.read_text())
+    first = coco["annotations"][0]
+    x, y, w, h = first["bbox"]
+    # an unlabelled person standing over the left half of the first labelled person's box
+    coco["annotations"].append({"id": 9002, "image_id": first["image_id"], "category_id": 1, "iscrowd": 0,
+                                "bbox": [x, y, w / 2, h], "area": w * h / 2, "keypoints": [0] * 51, "num_keypoints": 0})
+    path.write_text(json.dumps(coco))
+    aug = AugmentConfig(rotation=30.0, rotation_prob=1.0, flip_prob=0.5, **NO_JITTER)
+    ds = build_dataset(f"coco:{data}", "val", SPEC, COCO17, train=train, augment=aug if train else None)
+    index = next(i for i, s in enumerate(ds.samples) if s.image_id == first["image_id"] and np.allclose(s.bbox[:2], [x, y], atol=1))
+    item = ds[index]
+    mask = item["ignore"]
+    assert set(np.unique(mask)) == {0.0, 1.0}
+    # the mask is the box warped into the heatmap: check at the box's own centre and far right of the person
+    to_heatmap = np.linalg.inv(np.vstack([item["crop_to_image"], [0, 0, 1]]))[:2]
+    inside = (apply_affine(np.array([[x + w / 4, y + h / 2]]), to_heatmap)[0] + 0.5) / 4 - 0.5
+    outside = (apply_affine(np.array([[x + w * 0.95, y + h / 2]]), to_heatmap)[0] + 0.5) / 4 - 0.5
+    assert mask[int(round(inside[1])), int(round(inside[0]))] == 1.0
+    assert mask[int(round(outside[1])), int(round(outside[0]))] == 0.0
+    others = [i for i, s in enumerate(ds.samples) if s.image_id != first["image_id"]]
+    assert not ds[others[0]]["ignore"].any()
 
 
 def test_empty_dataset_is_a_clear_error(root, tmp_path):

@@ -26,6 +26,21 @@ def test_heatmap_mse_is_half_mean_square_and_respects_joint_weights():
     assert heatmap_mse(target, target, torch.ones(2, 3)).item() == 0.0
 
 
+def test_ignored_pixels_give_no_gradient_except_under_a_labelled_joint():
+    target = gaussian_maps([(3.0, 8.0), (9.0, 8.0)])  # (1, 2, 16, 12): joint 0 inside the ignored left half
+    ignore = torch.zeros(1, 16, 12)
+    ignore[:, :, :6] = 1.0
+    pred = torch.full_like(target, 0.3, requires_grad=True)
+    heatmap_mse(pred, target, torch.ones(1, 2), ignore).backward()
+    grad, lit = pred.grad[0], target[0] >= 0.01
+    dropped = ignore.bool().expand_as(lit) & ~lit
+    assert (grad[dropped] == 0).all() and (grad[~dropped] != 0).all()
+    assert dropped[1, :, :3].all()  # joint 1's channel: the unlabelled person is no background
+    assert lit[0, 8, 3] and not dropped[0, 8, 3]  # joint 0 lies over them: its own peak still counts
+    assert heatmap_mse(pred, target, torch.ones(1, 2), torch.zeros(1, 16, 12)).item() == pytest.approx(
+        heatmap_mse(pred, target, torch.ones(1, 2)).item())
+
+
 @pytest.mark.parametrize("temperature", [1.0, 0.1])
 def test_kl_is_zero_for_identical_maps(temperature):
     maps = gaussian_maps([(3, 4), (8, 10)])

@@ -38,6 +38,7 @@ class Sample:
     area: float
     box_score: float = 1.0
     head_size: float = 0.0  # PCKh normaliser: 0.6 x head-box diagonal (MPII), else 0
+    ignore_boxes: np.ndarray | None = None  # (M, 4) xyxy: unlabelled people in the same image, whose pixels the loss skips
 
 
 def drop_unreadable(samples: list[Sample], source: str, progress: bool = True) -> tuple[list[Sample], int]:
@@ -69,7 +70,8 @@ def drop_unreadable(samples: list[Sample], source: str, progress: bool = True) -
 class PoseDataset:
     """Top-down person crops with heatmap targets; `dataset[i]` is a dict of numpy arrays.
 
-    Keys: image (3,H,W), target (K,h,w), target_weight (K,), joints (K,3), crop_to_image (2,3),
+    Keys: image (3,H,W), target (K,h,w), target_weight (K,), ignore (h,w) (1 where an unlabelled
+    person covers the heatmap: see TopDownTransform), joints (K,3), crop_to_image (2,3),
     bbox (4,) xyxy, area, box_score, head_size (float32), image_id, index (int64) and flipped
     (bool; a mirrored training crop, whose channel k maps back to joint skeleton.flip_index[k]).
     `detections` names the detector results file when the boxes are not the annotated ones,
@@ -170,7 +172,7 @@ class PoseDataset:
 
     def _item(self, i: int, sample: Sample, image: np.ndarray) -> dict[str, np.ndarray]:
         rng = np.random.default_rng([self.seed, self.epoch, i]) if self.train else None
-        out = self.transform(image, sample.bbox, sample.joints, rng)
+        out = self.transform(image, sample.bbox, sample.joints, rng, sample.ignore_boxes)
         out.update(
             joints=sample.joints.astype(np.float32),
             image_id=np.int64(sample.image_id),

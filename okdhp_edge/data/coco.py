@@ -140,6 +140,12 @@ def _parse_instance(ann: Any, i: int, path: Path, k: int, images: dict) -> tuple
     return image_id, np.array([x, y, x + w, y + h]), joints, area, crowd
 
 
+def _is_ignore_entry(ann: dict) -> bool:
+    """A person annotated with a box but no keypoints (COCO's small people, the labeller's
+    people the teacher could not label): not a sample, and the loss skips their pixels."""
+    return not ann.get("iscrowd", 0) and int(ann.get("num_keypoints", 0) or 0) == 0
+
+
 def _clip_box(box: np.ndarray, width: int, height: int) -> np.ndarray | None:
     """Clip to the image (when its size is known); None for boxes with no extent."""
     x1, y1, x2, y2 = box
@@ -210,6 +216,7 @@ def load_coco(
         raise DatasetError(f"{ann_path}: missing 'annotations' list")
     k = skeleton.num_keypoints
     gt: dict[int, list[tuple[np.ndarray, np.ndarray, float]]] = {}
+    ignore: dict[int, list[np.ndarray]] = {}  # image id -> boxes of people with no labelled keypoint
     skipped = 0
     for i, ann in enumerate(anns):
         if isinstance(ann, dict) and ann.get("category_id", person_id) != person_id:
@@ -219,13 +226,16 @@ def load_coco(
         clipped = None if crowd else _clip_box(box, width, height)
         if crowd or clipped is None or not (joints[:, 2] > 0).any():
             skipped += 1
+            if clipped is not None and _is_ignore_entry(ann):
+                ignore.setdefault(image_id, []).append(clipped)
             continue
         gt.setdefault(image_id, []).append((clipped, joints.astype(np.float32), area))
     samples: list[Sample] = []
     if detections is None:
         for image_id, people in gt.items():
             path = image_dir / images[image_id][0]
-            samples += [Sample(path, image_id, box, joints, area) for box, joints, area in people]
+            unlabelled = np.array(ignore[image_id], np.float32) if image_id in ignore else None
+            samples += [Sample(path, image_id, box, joints, area, ignore_boxes=unlabelled) for box, joints, area in people]
     else:
         for image_id, box, score in _detections(Path(detections), person_id, images, min_box_score):
             _, width, height = images[image_id]

@@ -83,8 +83,13 @@ class TopDownTransform:
         self._upper = upper_body_mask(skeleton)
         self._mirror = np.array([[-1.0, 0.0, w - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
 
-    def __call__(self, image: np.ndarray, bbox_xyxy: np.ndarray, joints: np.ndarray, rng: np.random.Generator | None = None) -> dict:
-        """Returns image (3,H,W), target (K,h,w), target_weight (K,), crop_to_image (2,3) float32, flipped.
+    def __call__(self, image: np.ndarray, bbox_xyxy: np.ndarray, joints: np.ndarray, rng: np.random.Generator | None = None,
+                 ignore_boxes: np.ndarray | None = None) -> dict:
+        """Returns image (3,H,W), target (K,h,w), target_weight (K,), ignore (h,w), crop_to_image (2,3) float32, flipped.
+
+        `ignore` is 1 on the heatmap pixels that `ignore_boxes` (image-space xyxy boxes of people
+        nobody labelled) cover after the crop's warp, else 0: a person the labels leave out is not
+        background, so the loss must not teach the network to answer zero there.
 
         When `flipped`, the crop is mirrored and its channels are relabelled (the person's left
         arm is now drawn where a right arm would be): mapping target channel k back through
@@ -104,9 +109,23 @@ class TopDownTransform:
             "image": normalize(crop[None], self.spec, bgr=True)[0],
             "target": target,
             "target_weight": weight,
+            "ignore": self._ignore_mask(ignore_boxes, crop_to_image),
             "crop_to_image": crop_to_image.astype(np.float32),
             "flipped": np.bool_(flipped),
         }
+
+    def _ignore_mask(self, boxes: np.ndarray | None, crop_to_image: np.ndarray) -> np.ndarray:
+        """Heatmap-sized mask, 1 inside the warped boxes (rotated crops map a box to a quadrilateral)."""
+        w, h = self.codec.heatmap_size
+        mask = np.zeros((h, w), np.uint8)
+        if boxes is None or len(boxes) == 0:
+            return mask.astype(np.float32)
+        to_crop = invert_affine(crop_to_image)
+        for x1, y1, x2, y2 in np.asarray(boxes, np.float64).reshape(-1, 4):
+            corners = apply_affine(np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]]), to_crop)
+            quad = self.codec.input_to_heatmap(corners.astype(np.float32))
+            cv2.fillConvexPoly(mask, np.round(np.clip(quad, -1e4, 1e4) * 16).astype(np.int32), 1, lineType=cv2.LINE_8, shift=4)
+        return mask.astype(np.float32)
 
     def _augmented(self, image, bbox_xyxy, joints, rng):
         aug, spec = self.augment, self.spec

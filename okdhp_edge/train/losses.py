@@ -16,14 +16,20 @@ import torch.nn.functional as F
 
 __all__ = ["LossParts", "OKDHPLoss", "heatmap_mse", "ramp", "spatial_kl"]
 
+IGNORE_KEEP_TARGET = 0.01  # target values from here up (within 3 sigma of a labelled joint) are never ignored
 
-def heatmap_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+
+def heatmap_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, ignore: torch.Tensor | None = None) -> torch.Tensor:
     """0.5 * mean over (N, K, h, w) of the per-joint-weighted squared error.
 
     Same value as the pose field's JointsMSELoss with target weights: a joint with weight 0
     (unlabelled or outside the crop) contributes nothing, yet still counts in the mean.
+    `ignore` (N, h, w), 1 over unlabelled people, drops those pixels from every channel except
+    where that channel's own target is lit (the labelled person's joint may lie over them).
     """
     w = weight.to(pred.dtype)[:, :, None, None]
+    if ignore is not None:
+        w = w * (1.0 - ignore.to(pred.dtype)[:, None] * (target < IGNORE_KEEP_TARGET).to(pred.dtype))
     return 0.5 * ((pred - target) * w).pow(2).mean()
 
 
@@ -87,18 +93,21 @@ class OKDHPLoss:
         self.kl_temperature = kl_temperature
         self.detach_target = detach_target
 
-    def __call__(self, outputs: dict, target: torch.Tensor, weight: torch.Tensor, epoch: float) -> LossParts:
-        """`outputs` as returned by OKDHPNet (or the single-mode adapter: no ensemble)."""
+    def __call__(self, outputs: dict, target: torch.Tensor, weight: torch.Tensor, epoch: float,
+                 ignore: torch.Tensor | None = None) -> LossParts:
+        """`outputs` as returned by OKDHPNet (or the single-mode adapter: no ensemble); `ignore`
+        as in heatmap_mse (the distillation terms need no labels and cover every pixel)."""
         target = target.to(torch.float32)
-        mse_trunk = sum((heatmap_mse(o.float(), target, weight) for o in outputs["trunk"]), target.new_zeros(()))
-        mse_branches = [sum((heatmap_mse(o.float(), target, weight) for o in outs), target.new_zeros(())) for outs in outputs["branches"]]
+        mse_trunk = sum((heatmap_mse(o.float(), target, weight, ignore) for o in outputs["trunk"]), target.new_zeros(()))
+        mse_branches = [sum((heatmap_mse(o.float(), target, weight, ignore) for o in outs), target.new_zeros(()))
+                        for outs in outputs["branches"]]
         total = mse_trunk + sum(mse_branches)
         mse_ens = target.new_zeros(())
         kls = [target.new_zeros(()) for _ in outputs["branches"]]
         r = ramp(epoch, self.ramp_epochs)
         if self.mode == "okdhp":
             ensemble = outputs["ensemble"].float()
-            mse_ens = heatmap_mse(ensemble, target, weight)
+            mse_ens = heatmap_mse(ensemble, target, weight, ignore)
             kls = [sum((spatial_kl(o, ensemble, self.kl_temperature, self.detach_target) for o in outs), target.new_zeros(()))
                    for outs in outputs["branches"]]
             total = total + self.alpha * mse_ens + self.beta * r * sum(kls)

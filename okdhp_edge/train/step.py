@@ -83,9 +83,10 @@ class TrainStep:
             images = images.contiguous(memory_format=torch.channels_last)
         target = batch["target"].to(device, non_blocking=True)
         weight = batch["target_weight"].to(device, non_blocking=True)
+        ignore = batch["ignore"].to(device, non_blocking=True) if "ignore" in batch else None
         with self.autocast:
             outputs = self.model(images)
-        parts = self.loss(outputs, target, weight, epoch)
+        parts = self.loss(outputs, target, weight, epoch, ignore)
         if not all_finite(parts.total, self.ctx):
             return parts, False
         self.optimizer.zero_grad(set_to_none=True)
