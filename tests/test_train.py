@@ -198,6 +198,32 @@ def test_students_load_back_with_outputs_equal_to_their_branch(run_dir, one_thre
             assert torch.equal(student(x), net.branch_forward(x, b))
 
 
+def test_init_from_students_restores_the_run_s_network_and_fine_tunes(run_dir, cache_dir, tmp_path, capsys):
+    from okdhp_edge.train.network import init_from_students
+
+    state = torch.load(run_dir / "checkpoint-last.pt", weights_only=True)["model"]
+    students = [str(p) for p in sorted((run_dir / "students").glob("tiny-b*.safetensors"))]
+    net = OKDHPNet(get_preset("tiny").network_spec())
+    assert len(init_from_students(net, students[::-1], (96, 128))) == 3  # any order: each finds its branch
+    restored = net.state_dict()
+    assert all(torch.equal(restored[k], v) for k, v in state.items() if not k.startswith("fau."))
+    with pytest.raises(ConfigError, match="no free branch 2x64"):
+        init_from_students(OKDHPNet(get_preset("tiny").network_spec()), [students[0], students[0]], (96, 128))
+    with pytest.raises(ConfigError, match="input 96x128"):
+        init_from_students(OKDHPNet(get_preset("edge").network_spec()), students[:1], (192, 256))
+    single = SingleNet(get_preset("tiny").network_spec().student_arch(0))
+    init_from_students(single, students[:1], (96, 128))
+    with pytest.raises(ConfigError, match="single-mode"):
+        init_from_students(single, students[1:2], (96, 128))
+    # the CLI: a fine-tuning run starts where the students left off (its first loss is the trained one's)
+    out = tmp_path / "tuned"
+    assert main(small_run(cache_dir, out, "--epochs", "1", "--init", ",".join(students))) == 0
+    assert "initialised from tiny-b0-2x64.safetensors -> trunk + b0" in capsys.readouterr().out
+    first = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])["train"]["mse_b2"]
+    fresh = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])["train"]["mse_b2"]
+    assert first < fresh
+
+
 def test_resume_reproduces_the_uninterrupted_run(run_dir, cache_dir, tmp_path):
     out = tmp_path / "resumed"
     assert main(small_run(cache_dir, out, "--epochs", "1")) == 0

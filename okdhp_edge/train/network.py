@@ -15,12 +15,16 @@ import torch
 from torch import nn
 
 from ..models import (
-    BranchSpec, HourglassNet, OKDHPNet, OKDHPSpec, Preset, compression_rate, count_cost, describe_student, extract_student, save_student,
+    BranchSpec, HourglassNet, OKDHPNet, OKDHPSpec, Preset, StudentFileError, compression_rate, count_cost, describe_student, extract_student,
+    load_student, save_student,
 )
 from ..spec import ArchSpec, ModelSpec
-from .config import ModelConfig, parse_branches
+from .config import ConfigError, ModelConfig, parse_branches
 
-__all__ = ["BranchChoice", "SingleNet", "build_network", "choose_branches", "network_spec", "student_models", "target_branch", "write_students"]
+__all__ = [
+    "BranchChoice", "SingleNet", "build_network", "choose_branches", "init_from_students", "network_spec", "student_models", "target_branch",
+    "write_students",
+]
 
 TARGET_ALIAS = "target"  # file stem of the copy of the target student in RUN/students/
 
@@ -109,6 +113,50 @@ def build_network(mode: str, spec: OKDHPSpec, target: int) -> nn.Module:
     if mode == "single":
         return SingleNet(spec.student_arch(target))
     return OKDHPNet(spec)
+
+
+def init_from_students(model: nn.Module, paths: list[str], input_size: tuple[int, int]) -> list[str]:
+    """Start `model` from trained student files (fine-tuning); returns what went where, for the log.
+
+    Each student (trunk + one branch) fills the trunk and the first branch of its shape not yet
+    filled; students of one earlier run share their trunk, so giving all of them restores that
+    run's network but its FAU. A single-mode network takes one student of its own shape.
+    """
+    filled: list[str] = []
+    state = model.state_dict()
+    taken: set[int] = set()
+    for path in paths:
+        try:
+            student, spec = load_student(path)
+        except StudentFileError as err:
+            raise ConfigError(f"model.init: {err}") from None
+        arch = spec.arch
+        where = f"model.init {path}"
+        if (spec.input.width, spec.input.height) != tuple(input_size):
+            raise ConfigError(f"{where}: trained at input {spec.input.width}x{spec.input.height}, this run's network takes "
+                              f"{input_size[0]}x{input_size[1]}; pick the preset it came from (its JSON names it)")
+        if isinstance(model, OKDHPNet):
+            net = model.spec
+            trunk = (net.num_joints, net.trunk_stacks, net.trunk_channels, net.hourglass_depth)
+            if (arch.num_joints, arch.trunk_stacks, arch.trunk_channels, arch.hourglass_depth) != trunk:
+                raise ConfigError(f"{where}: its trunk ({arch.trunk_stacks}x{arch.trunk_channels}, depth {arch.hourglass_depth}, "
+                                  f"{arch.num_joints} joints) is not this network's ({net.trunk_stacks}x{net.trunk_channels}, "
+                                  f"depth {net.hourglass_depth}, {net.num_joints} joints)")
+            shape = BranchSpec(arch.branch_stacks, arch.branch_channels)
+            branch = next((b for b, spec_b in enumerate(net.branches) if spec_b == shape and b not in taken), None)
+            if branch is None:
+                raise ConfigError(f"{where}: no free branch {shape} in this network ({', '.join(map(str, net.branches))})")
+            taken.add(branch)
+            for key, value in student.state_dict().items():
+                state[f"branches.{branch}.{key[len('branch.'):]}" if key.startswith("branch.") else key] = value
+            filled.append(f"{Path(path).name} -> trunk + b{branch}")
+        else:
+            if arch != model.arch or filled:
+                raise ConfigError(f"{where}: a single-mode run starts from one student of its own shape ({model.arch})")
+            state.update(student.state_dict())
+            filled.append(f"{Path(path).name} -> the student")
+    model.load_state_dict(state, strict=True)
+    return filled
 
 
 def student_models(model: nn.Module, mode: str, target: int) -> dict[int, HourglassNet]:

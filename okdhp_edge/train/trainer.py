@@ -31,7 +31,7 @@ from .data import RunData, build_run_data
 from .distributed import DistContext, barrier, cleanup, setup, wrap_ddp
 from .evaluate import evaluate_heads, head_names, predict_heads, selection_metric
 from .losses import OKDHPLoss
-from .network import BranchChoice, build_network, network_spec, target_branch, write_students
+from .network import BranchChoice, build_network, init_from_students, network_spec, target_branch, write_students
 from .plots import plot_curves, plot_samples
 from .reference import mean_pose_reference
 from .report import HeadRow, format_table
@@ -204,7 +204,10 @@ class _Run:
         self.metric = selection_metric(cfg.eval.metric, self.data.val)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN time its kernels once
-        model = build_network(cfg.mode, self.spec, self.target).to(self.device)
+        model = build_network(cfg.mode, self.spec, self.target)
+        if cfg.model.init and self.resume is None:
+            self.log("initialised from " + "; ".join(init_from_students(model, cfg.model.init, self.preset.input_size)))
+        model = model.to(self.device)
         lo = cfg.loss
         self.loss = OKDHPLoss(cfg.mode, lo.alpha, lo.beta, lo.ramp_epochs, lo.kl_temperature, lo.detach_target)
         self._resume_state = load_checkpoint(self.resume) if self.resume is not None else None
