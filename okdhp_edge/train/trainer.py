@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -78,6 +79,26 @@ def train(
     finally:
         torch.set_num_threads(threads)  # the run's CPU thread choice does not outlive it
         cleanup(ctx)
+
+
+TRAINING_CODE = [f"okdhp_edge/{part}" for part in ("*.py", "configs", "data", "eval", "models", "train")]
+
+
+def code_version() -> str:
+    """okdhp_edge's version, plus the git commit (and '+dirty' for uncommitted changes to the code a
+    run imports) when it runs from a checkout: what a student's JSON names as the code that trained it."""
+    from .. import __version__
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", *TRAINING_CODE],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+    if commit.returncode != 0:
+        return __version__
+    return f"{__version__} ({commit.stdout.strip()}{'+dirty' if dirty.stdout.strip() else ''})"
 
 
 def _lr_factor(optim: OptimConfig, iters_per_epoch: int) -> Callable[[int], float]:
@@ -189,6 +210,7 @@ class _Run:
 
     def _build(self) -> None:
         cfg = self.cfg
+        self.code = code_version()  # at the start: the code this process runs, whatever is committed later
         self._seed()
         self.spec, choices = network_spec(self.preset, cfg.model)
         self.target = target_branch(self.spec, self.preset, cfg.model.target)
@@ -418,7 +440,7 @@ class _Run:
     def _finish(self, final: dict[str, dict]) -> TrainResult:
         cfg = self.cfg
         provenance = {"mode": cfg.mode, "epochs": cfg.optim.epochs, "data": cfg.data.source, "run": self.out_dir.name,
-                      "seed": cfg.system.seed}
+                      "seed": cfg.system.seed, "code": self.code, **({"init": cfg.model.init} if cfg.model.init else {})}
         metrics = {int(h[1:]): final[h] for h in final if h.startswith("b")}
         written = write_students(self.model, cfg.mode, self.target, self.preset, self.spec, self.out_dir / "students",
                                  provenance, metrics)
