@@ -3,25 +3,30 @@
 A `ModelSpec` is everything a consumer needs besides the weights: the architecture to rebuild
 the network (training side), and the skeleton, input geometry, normalisation and decoding
 (runtime side). It is stored as JSON next to safetensors weights and embedded in exports.
+An exported artifact's spec also carries an `ExportInfo`: the contract export writes and the
+runtime reads, typed once here so neither side spells its keys on its own.
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from .skeleton import Skeleton
 
 __all__ = [
-    "ArchSpec", "InputSpec", "ModelSpec", "SPEC_METADATA_KEY", "SPEC_VERSION", "SpecError", "sidecar_path",
+    "ArchSpec", "DTYPES", "ExportInfo", "InputSpec", "LAYOUTS", "ModelSpec", "SPEC_METADATA_KEY", "SPEC_VERSION", "SpecError", "sidecar_path",
     "write_json_atomic",
 ]
 
 SPEC_VERSION = 1
 # Key of the spec embedded in an artifact (ONNX metadata_props, TFLite metadata, Core ML user metadata).
 SPEC_METADATA_KEY = "okdhp_spec"
+LAYOUTS = ("NCHW", "NHWC")
+DTYPES = ("float32", "float16", "int8", "uint8")
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 
@@ -57,6 +62,61 @@ class InputSpec:
 
 
 @dataclass
+class ExportInfo:
+    """How to feed one exported artifact (tensor names, layouts, dtype, batch) and where it came from.
+
+    Stored flat as the spec's `export` object; `batch` None is written "dynamic", and fields left
+    None are not written. Format-specific facts (opset, calibration, quantization parameters, the
+    TensorRT build command, ...) live in `details`, stored beside the typed fields: the runtime
+    never needs them, the report and the people reading the sidecar do.
+    """
+
+    format: str = "safetensors"
+    precision: str = "fp32"
+    input_name: str | None = None
+    output_name: str | None = None
+    input_layout: str = "NCHW"
+    output_layout: str = "NCHW"
+    input_dtype: str = "float32"
+    batch: int | None = None  # None: dynamic
+    max_batch: int | None = None  # the most crops one call may carry (TensorRT profile, Core ML range); None: no limit
+    int8_scheme: str | None = None  # INT8 ONNX: "qdq" (uint8 activations, CPU) or "symmetric" (TensorRT can build it)
+    device_specific: bool = False  # True: runs only on the GPU / TensorRT version that built it
+    source_sha256: str | None = None  # of the student weights it was exported from
+    created: str | None = None
+    okdhp_edge_version: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "details"}
+        data["batch"] = "dynamic" if self.batch is None else self.batch
+        clash = sorted(set(self.details) & set(data))
+        if clash:
+            raise SpecError(f"export details {clash} would overwrite typed fields of the export section")
+        return {**{k: v for k, v in data.items() if v is not None}, **copy.deepcopy(self.details)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> "ExportInfo":
+        if not isinstance(data, dict):
+            raise SpecError(f"{source}: export: expected an object")
+        typed = {f.name for f in fields(cls)} - {"details"}
+        known = {k: v for k, v in data.items() if k in typed}
+        batch = known.pop("batch", "dynamic")
+        if batch not in (None, "dynamic") and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
+            raise SpecError(f"{source}: export.batch must be 'dynamic' or a positive integer, got {batch!r}; re-export the model")
+        max_batch = known.get("max_batch")
+        if max_batch is not None and (isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1):
+            raise SpecError(f"{source}: export.max_batch must be a positive integer, got {max_batch!r}; re-export the model")
+        info = cls(batch=None if batch in (None, "dynamic") else batch,
+                   details={k: copy.deepcopy(v) for k, v in data.items() if k not in typed}, **known)
+        info.input_layout, info.output_layout = str(info.input_layout).upper(), str(info.output_layout).upper()
+        for name, valid in (("input_layout", LAYOUTS), ("output_layout", LAYOUTS), ("input_dtype", DTYPES)):
+            if getattr(info, name) not in valid:
+                raise SpecError(f"{source}: export.{name}={getattr(info, name)!r} is not one of {list(valid)}; re-export the model")
+        return info
+
+
+@dataclass
 class ModelSpec:
     """Architecture, skeleton, geometry, decoding and provenance of one student."""
 
@@ -70,7 +130,7 @@ class ModelSpec:
     params: int = 0
     macs: int = 0
     provenance: dict[str, Any] = field(default_factory=dict)
-    export: dict[str, Any] = field(default_factory=dict)
+    export: ExportInfo | None = None  # set on an exported artifact's spec; None for a student
     version: int = SPEC_VERSION
 
     @property
@@ -81,8 +141,14 @@ class ModelSpec:
     def input_size(self) -> tuple[int, int]:
         return self.input.width, self.input.height
 
+    @property
+    def export_info(self) -> ExportInfo:
+        """The export section, or what a plain (non-exported) student implies."""
+        return self.export or ExportInfo(input_layout=self.input.layout.upper())
+
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = asdict(replace(self, export=None))
+        data["export"] = self.export.to_dict() if self.export else {}
         data["skeleton"] = self.skeleton.to_dict()
         data["input"]["mean"] = list(self.input.mean)
         data["input"]["std"] = list(self.input.std)
@@ -119,7 +185,7 @@ class ModelSpec:
                 params=int(data.get("params", 0)),
                 macs=int(data.get("macs", 0)),
                 provenance=dict(data.get("provenance", {})),
-                export=dict(data.get("export", {})),
+                export=ExportInfo.from_dict(data["export"], source) if data.get("export") else None,
                 version=int(version),
             )
         except KeyError as err:

@@ -13,6 +13,7 @@ from okdhp_edge import (
     apply_affine, box_to_center_size, crop_affine, decode_heatmaps, flip_heatmaps, get_skeleton, invert_affine,
 )
 from okdhp_edge.preprocess import crop_people, normalize
+from okdhp_edge.spec import ExportInfo
 
 
 def test_skeletons_are_consistent():
@@ -186,3 +187,44 @@ def test_export_runs_artifacts_only_through_the_runtime():
         found = [call for call in running if call in text]
         assert not found, f"{path.relative_to(repo)} runs a model itself ({found}); use okdhp_edge.runtime.backends"
     assert not (repo / "okdhp_edge" / "export" / "runners.py").exists()
+
+
+# Export sections as the exporter wrote them before ExportInfo was typed (a TensorRT-source INT8
+# ONNX and a full-integer TFLite): they must load and write back byte for byte.
+OLD_EXPORT_SECTIONS = [
+    {"batch": "dynamic", "calibration": {"images": 16, "method": "average", "source": "synthetic"},
+     "created": "2026-11-26T02:58:24+00:00", "device_specific": False, "equalized": True, "format": "onnx",
+     "input_dtype": "float32", "input_layout": "NCHW", "input_name": "input", "int8_residual": "int8",
+     "int8_scheme": "symmetric", "max_batch": 32, "okdhp_edge_version": "0.1.0", "opset": 17, "output_layout": "NCHW",
+     "output_name": "heatmaps", "precision": "int8", "purpose": "TensorRT int8 engine source", "source_sha256": "0f" * 32},
+    {"batch": 1, "calibration": {"images": 16, "method": "pt2e-moving-average-minmax", "source": "synthetic"},
+     "created": "2026-11-26T02:57:15+00:00", "device_specific": False, "equalized": True, "format": "tflite",
+     "input_dtype": "int8", "input_layout": "NCHW", "input_name": "serving_default_args_0",
+     "input_quantization": {"scale": 0.01683146134018898, "zero_point": -3}, "int8_residual": "int8",
+     "okdhp_edge_version": "0.1.0", "output_dtype": "int8", "output_layout": "NCHW",
+     "output_name": "serving_default_output_0_output", "output_quantization": {"scale": 0.0021858331747353077, "zero_point": -94},
+     "precision": "int8", "source_sha256": "0f" * 32},
+]
+
+
+@pytest.mark.parametrize("section", OLD_EXPORT_SECTIONS, ids=["onnx-int8-trt-source", "tflite-int8"])
+def test_export_section_is_typed_and_keeps_the_on_disk_format(section):
+    data = ModelSpec(name="s", arch=ArchSpec(), skeleton=COCO17).to_dict()
+    assert data["export"] == {}, "a plain student writes an empty export section"
+    data["export"] = section
+    spec = ModelSpec.from_json(json.dumps(data))
+    assert isinstance(spec.export, ExportInfo) and spec.export.format == section["format"]
+    assert spec.export.batch == (None if section["batch"] == "dynamic" else section["batch"])
+    assert "opset" in spec.export.details or "input_quantization" in spec.export.details
+    assert json.loads(spec.to_json()) == data
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"batch": 0}, "export.batch"), ({"max_batch": "8"}, "export.max_batch"),
+    ({"output_layout": "CHW"}, "output_layout"), ({"input_dtype": "int4"}, "input_dtype"),
+])
+def test_export_section_errors_name_the_field(change, words):
+    data = ModelSpec(name="s", arch=ArchSpec(), skeleton=COCO17).to_dict()
+    data["export"] = {**OLD_EXPORT_SECTIONS[0], **change}
+    with pytest.raises(SpecError, match=words):
+        ModelSpec.from_dict(data, "x.onnx.json")

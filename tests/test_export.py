@@ -29,7 +29,6 @@ from okdhp_edge.export.errors import require
 from okdhp_edge.export.equalize import equalize_activations
 from okdhp_edge.export.graph import fold_batchnorm
 from okdhp_edge.export.quantize import residual_stream_nodes
-from okdhp_edge.export.metadata import EXPORT_KEYS
 from okdhp_edge.models import BranchSpec, OKDHPNet, Preset, describe_student, extract_student, load_student, save_student
 from okdhp_edge.preprocess import crop_people, normalize
 from okdhp_edge.spec import ModelSpec
@@ -161,7 +160,9 @@ def test_onnx_fp32_contract_dynamic_batch_and_exactness(onnx_results, workspace)
         x = np.random.default_rng(batch).standard_normal((batch, 3, 64, 48)).astype(np.float32)
         assert ort_run(path, x).shape == (batch, 17, 16, 12)
     spec = json.loads(result.sidecar.read_text())
-    assert set(EXPORT_KEYS) <= set(spec["export"])
+    written = {"format", "precision", "input_name", "output_name", "input_layout", "output_layout", "input_dtype",
+               "batch", "source_sha256", "created", "okdhp_edge_version", "device_specific"}
+    assert written <= set(spec["export"]) and ModelSpec.from_dict(spec).to_dict() == spec
     expected = {"format": "onnx", "precision": "fp32", "input_name": "input", "output_name": "heatmaps",
                 "input_layout": "NCHW", "output_layout": "NCHW", "input_dtype": "float32", "batch": "dynamic",
                 "device_specific": False}
@@ -178,7 +179,7 @@ def test_metadata_round_trip_sidecar_and_embedded(onnx_results, tflite_results):
         embedded = read_embedded_spec(result.artifact)
         assert embedded.to_dict() == sidecar.to_dict()
         assert sidecar.skeleton.keypoints[0] == "nose" and sidecar.skeleton.flip_pairs
-        assert sidecar.export["precision"] == result.report["precision"]
+        assert sidecar.export.precision == result.report["precision"]
     props = {p.key for p in onnx.load(str(onnx_results["fp32"].artifact)).metadata_props}
     assert "okdhp_spec" in props
 
@@ -225,9 +226,9 @@ def test_onnx_int8_is_static_per_channel_qdq(onnx_results):
     # 0.05 of the box is ~2.5 px in this 48x64 crop, under one heatmap pixel (4 px): a strict bar
     assert v["kp_agreement@0.05"] >= 65.0 and v["drop"] < 10.0
     spec = read_artifact_spec(result.artifact)
-    assert spec.export["int8_scheme"] == "qdq" and spec.export["calibration"]["images"] == DATA["calib_images"]
-    assert spec.export["int8_residual"] == "int8" and spec.export["equalized"] is True
-    assert spec.export["equalization"]["domains"] > 0 and spec.export["calibration"]["method"] == "average"
+    assert spec.export.int8_scheme == "qdq" and spec.export.details["calibration"]["images"] == DATA["calib_images"]
+    assert spec.export.details["int8_residual"] == "int8" and spec.export.details["equalized"] is True
+    assert spec.export.details["equalization"]["domains"] > 0 and spec.export.details["calibration"]["method"] == "average"
 
 
 def test_onnx_int8_residual_float_keeps_sums_and_batchnorms_float(workspace, onnx_results):
@@ -236,7 +237,7 @@ def test_onnx_int8_residual_float_keeps_sums_and_batchnorms_float(workspace, onn
     assert _conv_weight_types(model) == {False: {"int8"}, True: {"float32"}}
     quantized = {n.input[0] for n in model.graph.node if n.op_type == "QuantizeLinear"}
     assert any(n.op_type == "Add" and n.output[0] not in quantized for n in model.graph.node), "sums stay float"
-    assert read_artifact_spec(result.artifact).export["int8_residual"] == "float"
+    assert read_artifact_spec(result.artifact).export.details["int8_residual"] == "float"
     assert result.report["verification"]["drop"] < 10.0
     with pytest.raises(ExportError, match="Core ML INT8 quantizes weights only"):
         resolve_config("coreml", "int8", int8_residual="float")
@@ -298,7 +299,7 @@ def test_tflite_fp32_matches_torch(tflite_results):
     result = tflite_results["fp32"]
     assert result.artifact.name == "micro-fp32.tflite"
     spec = read_artifact_spec(result.artifact)
-    assert spec.export["batch"] == 1 and spec.export["input_dtype"] == "float32"
+    assert spec.export.batch == 1 and spec.export.input_dtype == "float32"
     v = result.report["verification"]
     assert v["runner"].startswith("ai-edge-litert") and v["heatmap_max_abs_diff"] < 1e-4 and v["kp_agreement@0.05"] == 100.0
 
@@ -308,8 +309,8 @@ def test_tflite_int8_full_integer_nhwc(tflite_results):
 
     result = tflite_results["int8"]
     spec = read_artifact_spec(result.artifact)
-    assert spec.export["input_layout"] == "NHWC" and spec.input.layout == "NHWC"
-    assert spec.export["input_dtype"] == "int8" and "scale" in spec.export["input_quantization"]
+    assert spec.export.input_layout == "NHWC" and spec.input.layout == "NHWC"
+    assert spec.export.input_dtype == "int8" and "scale" in spec.export.details["input_quantization"]
     detail = Interpreter(model_path=str(result.artifact)).get_input_details()[0]
     assert tuple(detail["shape"]) == (1, 64, 48, 3) and detail["dtype"] == np.int8
     ops = tflite_operators(result.artifact)
@@ -317,13 +318,13 @@ def test_tflite_int8_full_integer_nhwc(tflite_results):
     assert "DEQUANTIZE" not in ops, f"full-integer: no op may fall back to float ({ops})"
     v = result.report["verification"]
     assert v["ran"] and v["kp_agreement@0.05"] >= 65.0 and v["drop"] < 10.0
-    assert spec.export["int8_residual"] == "int8" and spec.export["equalized"] is True
+    assert spec.export.details["int8_residual"] == "int8" and spec.export.details["equalized"] is True
 
 
 def test_tflite_int8_residual_float_is_a_mixed_model(tflite_results):
     result = tflite_results["int8-mixed"]
     spec = read_artifact_spec(result.artifact)
-    assert spec.export["int8_residual"] == "float"
+    assert spec.export.details["int8_residual"] == "float"
     ops = tflite_operators(result.artifact)
     assert ops["CONV_2D"] > 0 and ops.get("ADD", 0) > 0 and ops.get("QUANTIZE", 0) > 0 and ops.get("DEQUANTIZE", 0) > 0, ops
     v = result.report["verification"]
@@ -338,8 +339,8 @@ def test_coreml_fp16_checked_structurally(workspace):
     assert not report["verification"]["ran"] and "prediction not run" in report["verification"]["reason"]
     assert report["structure"]["input"]["ranges"][0] == [1, 8] or report["structure"]["input"]["ranges"][0] == (1, 8)
     assert report["structure"]["conv_ops"] > 0 and "okdhp_spec" in report["structure"]["user_metadata_keys"]
-    assert read_embedded_spec(result.artifact).export["format"] == "coreml"
-    assert read_artifact_spec(result.artifact).export["precision"] == "fp16"
+    assert read_embedded_spec(result.artifact).export.format == "coreml"
+    assert read_artifact_spec(result.artifact).export.precision == "fp16"
 
 
 def test_coreml_int8_weights_with_image_input(workspace):
@@ -350,7 +351,7 @@ def test_coreml_int8_weights_with_image_input(workspace):
     assert structure["quantized_weight_ops"] > 0, "conv weights above the size threshold should be INT8"
     assert {"sub", "mul"} <= set(structure["operators"]), "per-channel normalisation runs inside the model"
     spec = read_artifact_spec(result.artifact)
-    assert spec.export["input_kind"] == "image" and spec.export["input_dtype"] == "uint8" and spec.export["batch"] == 1
+    assert spec.export.details["input_kind"] == "image" and spec.export.input_dtype == "uint8" and spec.export.batch == 1
 
 
 @pytest.mark.skipif(HAVE_TENSORRT, reason="tensorrt is importable here: the engine is built instead of deferred")
@@ -363,7 +364,7 @@ def test_tensorrt_without_tensorrt_writes_symmetric_qdq_onnx_and_trtexec_command
     assert "--onnx=micro-int8-trt.onnx" in command and "--saveEngine=micro-int8.engine" in command
     assert "--int8" in command and "--minShapes=input:1x3x64x48" in command and "--maxShapes=input:4x3x64x48" in command
     engine_spec = ModelSpec.load(workspace["root"] / "trt" / "micro-int8.engine.json")
-    assert engine_spec.export["device_specific"] and engine_spec.export["build_command"] == command
+    assert engine_spec.export.device_specific and engine_spec.export.details["build_command"] == command
     model = onnx.load(str(result.artifact))
     inits = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
     zero_points = [inits[n.input[2]] for n in model.graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2]
@@ -406,6 +407,32 @@ def test_bad_choices_list_the_valid_ones(kwargs, words):
         resolve_config(**kwargs)
     for word in words:
         assert word in str(err.value)
+
+
+@pytest.mark.parametrize("kwargs, option", [
+    (dict(format="tflite", precision="int8", calib_method="minmax"), "calib_method"),
+    (dict(format="tflite", precision="int8", int8_scheme="symmetric"), "int8_scheme"),
+    (dict(format="coreml", precision="int8", equalize=False), "equalize"),
+    (dict(format="onnx", precision="fp32", max_batch=4), "max_batch"),
+    (dict(format="onnx", precision="fp32", trt_workspace_gb=4.0), "trt_workspace_gb"),
+    (dict(format="tflite", precision="fp32", opset=19), "opset"),
+])
+def test_options_a_format_ignores_are_refused(kwargs, option):
+    with pytest.raises(ExportError) as err:
+        resolve_config(**kwargs)
+    message = str(err.value)
+    assert option in message and f"format={kwargs['format']!r}" in message and "applies to" in message, message
+
+
+def test_cli_refuses_an_option_the_format_ignores_and_keeps_config_defaults(workspace, capsys):
+    code = cli_main([str(workspace["student"]), "--format", "tflite", "--precision", "int8", "--calib-method", "minmax",
+                     "--out", str(workspace["root"] / "refused")])
+    assert code == 2 and "--calib-method" in capsys.readouterr().err
+    assert not (workspace["root"] / "refused").exists(), "refused before anything is written"
+    from okdhp_edge.export.__main__ import _parser
+
+    args = vars(_parser().parse_args(["student.safetensors"]))
+    assert set(args) == {"student", "format", "precision", "target", "out"}, "unset options are left to ExportConfig"
 
 
 def test_targets_pick_format_and_precision():

@@ -289,16 +289,16 @@ def test_coreml_packages_pass_the_metadata_check(artifacts, tmp_path):
     and checked against their metadata on any OS: the part of the backend that runs before predict."""
     ct = pytest.importorskip("coremltools", reason="Core ML export needs coremltools")
     from okdhp_edge.runtime.backends.coreml import read_package
-    from okdhp_edge.runtime.metadata import ExportInfo, check_io
+    from okdhp_edge.runtime.metadata import check_io
 
     for image_input, expected_batch in ((False, None), (True, 1)):
         package = export_artifact(artifacts["torch"], tmp_path / str(image_input), "coreml", image_input=image_input)
         spec, inp, out = read_package(package, ct)
         assert inp.dtype == ("uint8" if image_input else "float32") and inp.shape[1:] == (3, 128, 96)
-        assert check_io(spec, ExportInfo.from_spec(spec, str(package)), inp, out, package) == expected_batch
+        assert check_io(spec, inp, out, package) == expected_batch
         spec.input.width = 192  # metadata that disagrees with the package is caught
         with pytest.raises(Exception, match="axis 3"):
-            check_io(spec, ExportInfo.from_spec(spec, str(package)), inp, out, package)
+            check_io(spec, inp, out, package)
 
 
 @pytest.mark.skipif(sys.platform != "darwin", reason="Core ML prediction (coremltools MLModel.predict) needs macOS")

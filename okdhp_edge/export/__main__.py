@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import fields
 
 from .api import export
 from .errors import ConversionError, ExportError, MissingDependencyError
-from .options import CALIB_METHODS, FORMATS, INT8_RESIDUALS, INT8_SCHEMES, PRECISIONS, TRT_ROUTES
+from .options import CALIB_METHODS, FORMATS, INT8_RESIDUALS, INT8_SCHEMES, PRECISIONS, TRT_ROUTES, ExportConfig
 from .report import REPORT_JSON, REPORT_MD, markdown_table
 from .targets import TARGETS
+
+DEFAULT = {f.name: f.default for f in fields(ExportConfig)}  # the CLI restates none: unset options keep these
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,58 +26,52 @@ def _parser() -> argparse.ArgumentParser:
         description="Convert a trained student into a deployable artifact, verify it against PyTorch, write a report.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=f"targets (--target picks format/precision defaults):\n{targets}",
+        argument_default=argparse.SUPPRESS,  # only what the user sets reaches export(); ExportConfig has the defaults
     )
     p.add_argument("student", help="student weights NAME.safetensors (its NAME.json spec sits beside it)")
-    p.add_argument("--format", type=str.lower, help=f"one of {', '.join(FORMATS)} (default: the target's, else onnx)")
-    p.add_argument("--precision", type=str.lower, help=f"one of {', '.join(PRECISIONS)} (default: the target's, else fp32)")
-    p.add_argument("--target", help=f"one of {', '.join(TARGETS)}")
-    p.add_argument("--out", default="exports", help="output folder (default: exports)")
-    p.add_argument("--calib-data", default="synthetic", help="synthetic | synthetic:DIR | coco:PATH | mpii:PATH (val split)")
-    p.add_argument("--calib-images", type=int, default=128, help="crops for INT8 calibration (default 128)")
-    p.add_argument("--calib-method", default="average", choices=CALIB_METHODS,
-                   help="ONNX INT8 activation ranges: average (default: moving average of each crop's min/max, "
-                        "the only method that lost no accuracy on our students), minmax, entropy, percentile")
-    p.add_argument("--int8-scheme", default="auto", choices=INT8_SCHEMES,
+    p.add_argument("--format", type=str.lower, default=None, help=f"one of {', '.join(FORMATS)} (default: the target's, else onnx)")
+    p.add_argument("--precision", type=str.lower, default=None,
+                   help=f"one of {', '.join(PRECISIONS)} (default: the target's, else fp32)")
+    p.add_argument("--target", default=None, help=f"one of {', '.join(TARGETS)}")
+    p.add_argument("--out", default=str(DEFAULT["out_dir"]), help=f"output folder (default: {DEFAULT['out_dir']})")
+    p.add_argument("--calib-data", help=f"synthetic | synthetic:DIR | coco:PATH | mpii:PATH (val split; default {DEFAULT['calib_data']})")
+    p.add_argument("--calib-images", type=int, help=f"crops for INT8 calibration (default {DEFAULT['calib_images']})")
+    p.add_argument("--calib-method", choices=CALIB_METHODS,
+                   help=f"ONNX INT8 activation ranges (default {DEFAULT['calib_method']}: a moving average of each crop's "
+                        "min/max; docs/export.md compares them)")
+    p.add_argument("--int8-scheme", choices=INT8_SCHEMES,
                    help="auto (qdq for onnx, symmetric for tensorrt) | qdq | symmetric (TensorRT-friendly) | calibrator")
-    p.add_argument("--int8-residual", default="auto", choices=INT8_RESIDUALS,
+    p.add_argument("--int8-residual", choices=INT8_RESIDUALS,
                    help="auto = int8 (full-integer: fastest, and what integer-only accelerators need) | float "
                         "(sums, pooling, upsampling and pre-activation BatchNorms stay float: a little more "
-                        "accurate, 15-35%% slower on ONNX Runtime)")
+                        "accurate, slower)")
     p.add_argument("--no-equalize", dest="equalize", action="store_false",
                    help="INT8: skip the per-channel activation equalization done before calibration")
-    p.add_argument("--verify-images", type=int, default=64, help="held-out crops to verify on (0: skip; default 64)")
+    p.add_argument("--verify-images", type=int,
+                   help=f"held-out crops to verify on (0: skip; default {DEFAULT['verify_images']})")
     p.add_argument("--max-drop", type=float, help="fail (exit 1) when --metric drops by more than this many points")
-    p.add_argument("--metric", default="pck@0.2", help="accuracy metric for --max-drop (pck@0.2, ap, pckh@0.5, ...)")
-    p.add_argument("--nhwc", action="store_true", default=None, help="NHWC input/output (onnx, tflite)")
+    p.add_argument("--metric", help=f"accuracy metric for --max-drop (pck@0.2, ap, pckh@0.5, ...; default {DEFAULT['metric']})")
+    p.add_argument("--nhwc", action="store_true", help="NHWC input/output (onnx, tflite)")
     p.add_argument("--image-input", action="store_true", help="Core ML: RGB image input, normalised inside the model")
     p.add_argument("--opset", type=int,
-                   help="ONNX opset (default: the target's, else 18; 13-16 for fp32/fp16 TensorRT 8.2 only)")
-    p.add_argument("--max-batch", type=int, default=32, help="largest batch for Core ML / TensorRT (default 32)")
-    p.add_argument("--threads", type=int, default=2, help="CPU threads for verification (default 2)")
-    p.add_argument("--seed", type=int, default=0, help="seed for the calibration/verification split")
+                   help=f"ONNX opset (default: the target's, else {DEFAULT['opset']}; 13-16 for fp32/fp16 TensorRT 8.2 only)")
+    p.add_argument("--max-batch", type=int, help=f"largest batch for Core ML / TensorRT (default {DEFAULT['max_batch']})")
+    p.add_argument("--threads", dest="num_threads", type=int,
+                   help=f"CPU threads for verification (default {DEFAULT['num_threads']})")
+    p.add_argument("--seed", type=int, help=f"seed for the calibration/verification split (default {DEFAULT['seed']})")
     p.add_argument("--cache-dir", help="where generated synthetic data is cached (default: the data module's)")
     p.add_argument("--synthetic-images", type=int, help="size of a generated synthetic val split (default: data module's)")
-    p.add_argument("--trt-route", default="onnx", choices=TRT_ROUTES, help="TensorRT: via our ONNX (default) or torch_tensorrt")
-    p.add_argument("--trt-workspace-gb", type=float, default=2.0, help="TensorRT builder workspace (default 2 GB)")
+    p.add_argument("--trt-route", choices=TRT_ROUTES, help=f"TensorRT: via our ONNX or torch_tensorrt (default {DEFAULT['trt_route']})")
+    p.add_argument("--trt-workspace-gb", type=float,
+                   help=f"TensorRT builder workspace in GB (default {DEFAULT['trt_workspace_gb']:g})")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    options = dict(
-        calib_data=args.calib_data, calib_images=args.calib_images, calib_method=args.calib_method,
-        int8_scheme=args.int8_scheme, int8_residual=args.int8_residual, equalize=args.equalize,
-        verify_images=args.verify_images, max_drop=args.max_drop, metric=args.metric,
-        image_input=args.image_input, max_batch=args.max_batch, num_threads=args.threads,
-        seed=args.seed, synthetic_images=args.synthetic_images, cache_dir=args.cache_dir, trt_route=args.trt_route,
-        trt_workspace_gb=args.trt_workspace_gb,
-    )
-    if args.nhwc is not None:
-        options["nhwc"] = True
-    if args.opset is not None:
-        options["opset"] = args.opset
+    args = vars(_parser().parse_args(argv))
+    student, fmt, precision, target, out = (args.pop(k) for k in ("student", "format", "precision", "target", "out"))
     try:
-        result = export(args.student, args.format, args.precision, args.out, target=args.target, **options)
+        result = export(student, fmt, precision, out, target=target, **args)
     except (ExportError, MissingDependencyError, ConversionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -84,8 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: {note}")
     print(f"artifact: {result.artifact}  (metadata: {result.sidecar.name})")
     if report.get("trtexec"):
-        print(f"build the engine on the device:\n  cd {args.out} && {report['trtexec']}")
-    print(f"report: {args.out}/{REPORT_JSON}, {args.out}/{REPORT_MD}")
+        print(f"build the engine on the device:\n  cd {out} && {report['trtexec']}")
+    print(f"report: {out}/{REPORT_JSON}, {out}/{REPORT_MD}")
     if report["status"] == "failed":
         print(f"FAILED: {report['failure']}", file=sys.stderr)
         return 1

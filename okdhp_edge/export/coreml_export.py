@@ -1,4 +1,5 @@
-"""PyTorch student -> Core ML mlprogram (.mlpackage): FP32, FP16, or FP16 compute with INT8 weights.
+"""The Core ML format: `build(job)` converts the student to an mlprogram (.mlpackage): FP32, FP16,
+or FP16 compute with INT8 weights.
 
 The batch axis is flexible (1..max_batch); with `image_input=True` the model takes an RGB image
 (batch 1) and normalises inside the graph. Prediction needs macOS: elsewhere the converted model
@@ -19,17 +20,66 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..spec import ModelSpec
+from ..spec import SPEC_METADATA_KEY, ExportInfo, ModelSpec
 from .errors import ExportError, conversion_error, require
 from .graph import ImageInput, fold_batchnorm
-from .metadata import SPEC_KEY
+from .job import Built, Job
+from .metadata import artifact_spec
 
-__all__ = ["IMAGE_INPUT_NAME", "INPUT_NAME", "OUTPUT_NAME", "coreml_structure", "export_coreml", "save_coreml"]
+__all__ = ["IMAGE_INPUT_NAME", "INPUT_NAME", "OUTPUT_NAME", "build", "coreml_structure", "export_coreml", "save_coreml"]
 
 INPUT_NAME = "input"
 IMAGE_INPUT_NAME = "image"
 OUTPUT_NAME = "heatmaps"
 QUANTIZED_WEIGHT_OPS = ("constexpr_affine_dequantize", "constexpr_blockwise_shift_scale")
+
+
+def build(job: Job) -> Built:
+    """The .mlpackage, its spec embedded as user metadata, checked structurally (prediction needs macOS)."""
+    config = job.config
+    path = job.path()
+    mlmodel = export_coreml(job.model, job.spec, config.precision, image_input=config.image_input, max_batch=config.max_batch)
+    info = job.export_info(
+        "coreml", config.precision,
+        input_name=IMAGE_INPUT_NAME if config.image_input else INPUT_NAME, output_name=OUTPUT_NAME,
+        input_dtype="uint8" if config.image_input else "float32",
+        batch=1 if config.image_input else None,
+        max_batch=1 if config.image_input else config.max_batch,
+        details={
+            "input_kind": "image" if config.image_input else "tensor",
+            "compute_precision": "fp32" if config.precision == "fp32" else "fp16",
+            "weights": "int8" if config.precision == "int8" else ("fp32" if config.precision == "fp32" else "fp16"),
+        },
+    )
+    spec = artifact_spec(job.spec, info)  # user metadata goes in before the package is written
+    save_coreml(mlmodel, spec, path)
+    structure = coreml_structure(path)
+    failures = _structure_failures(structure, info, config.precision, _count_convs(job.model))
+    notes = ["Core ML prediction needs macOS: checked structurally here (I/O, operators, weights, metadata)"]
+    if config.image_input:
+        notes.append("image input: pass an RGB image (0-255); normalisation runs inside the model")
+    return Built(path, info, None, notes, {"structure": structure, "structure_failures": failures}, spec=spec)
+
+
+def _count_convs(model: nn.Module) -> int:
+    return sum(isinstance(m, nn.Conv2d) for m in fold_batchnorm(model).modules())
+
+
+def _structure_failures(structure: dict[str, Any], info: ExportInfo, precision: str, convs: int) -> list[str]:
+    """The structural checks that stand in for prediction off macOS; returns what failed."""
+    failures = []
+    if structure["input_name"] != info.input_name or structure["output_name"] != info.output_name:
+        failures.append(f"I/O names {structure['input_name']}/{structure['output_name']} differ from the metadata")
+    ranges = structure["input"]["ranges"]
+    if info.details["input_kind"] == "tensor" and (not ranges or ranges[0] != (1, info.max_batch)):
+        failures.append(f"batch range {ranges[:1]} is not (1, {info.max_batch})")
+    if structure["conv_ops"] != convs:
+        failures.append(f"{structure['conv_ops']} conv ops, the student has {convs} convolutions")
+    if precision == "int8" and structure["quantized_weight_ops"] == 0:
+        failures.append("no INT8 weight (constexpr dequantize) ops found")
+    if SPEC_METADATA_KEY not in structure["user_metadata_keys"]:
+        failures.append(f"user metadata {SPEC_METADATA_KEY} missing")
+    return failures
 
 
 def export_coreml(
@@ -90,7 +140,7 @@ def export_coreml(
 def save_coreml(mlmodel: Any, spec: ModelSpec, path: str | os.PathLike) -> Path:
     """Attach the spec as user metadata and write the .mlpackage directory (replacing an old one)."""
     path = Path(path)
-    mlmodel.user_defined_metadata[SPEC_KEY] = spec.to_json()
+    mlmodel.user_defined_metadata[SPEC_METADATA_KEY] = spec.to_json()
     tmp = path.with_name(path.stem + ".tmp.mlpackage")  # coremltools insists on the suffix
     shutil.rmtree(tmp, ignore_errors=True)
     with _quiet():

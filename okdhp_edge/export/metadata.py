@@ -1,20 +1,20 @@
 """The spec that travels with every artifact: a sidecar JSON plus a copy inside the file.
 
 Sidecar: `<artifact filename>.json` (e.g. `x-int8.onnx.json`) holding the full ModelSpec dict
-with its `export` field filled. Embedded: ONNX `metadata_props["okdhp_spec"]`, TFLite model
-metadata entry `okdhp_spec`, Core ML user metadata `okdhp_spec`.
+with its `export` section (`okdhp_edge.spec.ExportInfo`, the type the runtime reads) filled.
+Embedded under SPEC_KEY: ONNX `metadata_props`, a TFLite model metadata entry, Core ML user metadata.
 """
 from __future__ import annotations
 
 import copy
 import hashlib
 import os
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from .. import __version__
-from ..spec import SPEC_METADATA_KEY, ModelSpec, SpecError, sidecar_path, write_json_atomic
+from ..spec import SPEC_METADATA_KEY, ExportInfo, ModelSpec, SpecError, sidecar_path, write_json_atomic
 from .errors import ExportError
 
 __all__ = [
@@ -23,10 +23,6 @@ __all__ = [
 ]
 
 SPEC_KEY = SPEC_METADATA_KEY
-EXPORT_KEYS = (
-    "format", "precision", "input_name", "output_name", "input_layout", "output_layout", "input_dtype",
-    "batch", "source_sha256", "created", "okdhp_edge_version", "device_specific",
-)
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -37,22 +33,16 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def artifact_spec(spec: ModelSpec, **export: Any) -> ModelSpec:
-    """A copy of `spec` describing one artifact; `export` must hold every contract key.
+def artifact_spec(spec: ModelSpec, info: ExportInfo) -> ModelSpec:
+    """A copy of `spec` describing one artifact: `info` stamped with the time and this version.
 
     The input layout in `spec.input` follows the artifact, so `preprocess.normalize(crops,
     spec.input)` produces exactly the tensor the artifact takes.
     """
-    missing = [k for k in EXPORT_KEYS if k not in export and k not in ("created", "okdhp_edge_version")]
-    if missing:
-        raise ExportError(f"artifact metadata is missing {missing} (internal error: every exporter must set them)")
     out = copy.deepcopy(spec)
-    out.export = {
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "okdhp_edge_version": __version__,
-        **export,
-    }
-    out.input.layout = export["input_layout"]
+    out.export = replace(info, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                         okdhp_edge_version=__version__, details=copy.deepcopy(info.details))
+    out.input.layout = info.input_layout
     return out
 
 

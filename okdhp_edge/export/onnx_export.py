@@ -1,5 +1,6 @@
-"""PyTorch student -> one self-contained ONNX file (dynamic batch), FP32 or FP16: opset 17+ through
-torch.export (dynamo), opsets 13-16 (TensorRT 8.2 on a Jetson Nano) through the TorchScript exporter."""
+"""The ONNX format: `build(job)` writes one self-contained ONNX file (dynamic batch) in FP32, FP16
+or static INT8 (quantize.py); opset 17+ through torch.export (dynamo), opsets 13-16 (TensorRT 8.2
+on a Jetson Nano) through the TorchScript exporter. TensorRT builds its engines from `write_onnx`."""
 from __future__ import annotations
 
 import contextlib
@@ -7,15 +8,21 @@ import io
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from ..spec import ModelSpec
+from ..spec import ExportInfo, ModelSpec
 from .errors import ConversionError, conversion_error, require
 from .graph import prepare_student
+from .job import Built, Job
+from .metadata import embed_onnx
 
-__all__ = ["DYNAMO_MIN_OPSET", "INPUT_NAME", "MIN_OPSET", "OUTPUT_NAME", "convert_to_fp16", "export_onnx", "onnx_io"]
+__all__ = [
+    "DYNAMO_MIN_OPSET", "INPUT_NAME", "MIN_OPSET", "OUTPUT_NAME", "build", "convert_to_fp16", "export_onnx", "onnx_info",
+    "onnx_io", "write_onnx",
+]
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "heatmaps"
@@ -23,6 +30,50 @@ MIN_OPSET = 13  # TensorRT 8.2 (JetPack 4.6, Jetson Nano) parses up to opset 13
 # Below this the dynamo exporter's down-conversion fails on Shape/Resize and leaves opset 18 in the
 # file, so older opsets go through the TorchScript exporter, which writes them natively.
 DYNAMO_MIN_OPSET = 17
+
+
+def build(job: Job) -> Built:
+    """The ONNX artifact in the config's precision, with its export section."""
+    path = job.path()
+    precision = job.config.precision
+    details = write_onnx(job, path, precision, job.config.scheme)
+    notes = []
+    if precision == "fp16":
+        notes.append("FP16 weights/compute with float32 I/O; ONNX Runtime's CPU provider runs many FP16 ops via "
+                     "inserted casts, so FP16 pays off on GPUs, not on CPUs")
+    if precision == "int8" and job.config.residual == "float":
+        notes.append("INT8 convolutions with the residual stream in float (--int8-residual float): "
+                     "a little more accurate, slower on ONNX Runtime than full INT8 (docs/export.md)")
+    return Built(path, onnx_info(job, path, precision, job.config.scheme, details), embed_onnx, notes)
+
+
+def write_onnx(job: Job, dst: Path, precision: str, scheme: str) -> dict[str, Any]:
+    """Write the ONNX student in `precision` to `dst`; returns the export details to record."""
+    from .quantize import quantize_onnx
+
+    config = job.config
+    if precision == "fp32":
+        export_onnx(job.model, job.spec, dst, opset=config.opset, nhwc=config.nhwc)
+        return {"opset": onnx_io(dst)["opset"]}
+    if precision == "fp16":
+        fp32 = export_onnx(job.model, job.spec, job.work_dir / "fp32.onnx", opset=config.opset, nhwc=config.nhwc)
+        convert_to_fp16(fp32, dst)
+        return {"opset": onnx_io(dst)["opset"]}
+    model, equalization = job.int8_model()
+    fp32 = export_onnx(model, job.spec, job.work_dir / "fp32.onnx", opset=config.opset, nhwc=config.nhwc)
+    calibration = job.calibration("NHWC" if config.nhwc else "NCHW")
+    quantize_onnx(fp32, dst, calibration, input_name=onnx_io(fp32)["input_name"],
+                  method=config.calib_method, scheme=scheme, float_residual=config.residual == "float")
+    return {"opset": onnx_io(dst)["opset"], "int8_residual": config.residual, **equalization,
+            "calibration": {"method": config.calib_method, "images": int(len(calibration)), "source": config.calib_data}}
+
+
+def onnx_info(job: Job, path: Path, precision: str, scheme: str, details: dict[str, Any], **fields: Any) -> ExportInfo:
+    """The export section of an ONNX file as written: its I/O read back from the file."""
+    io = onnx_io(path)
+    return job.export_info("onnx", precision, input_name=io["input_name"], output_name=io["output_name"],
+                           input_dtype=io["input_dtype"], batch=io["batch"],
+                           int8_scheme=scheme if precision == "int8" else None, details=details, **fields)
 
 
 def export_onnx(model: nn.Module, spec: ModelSpec, path: str | os.PathLike, *, opset: int = 18, nhwc: bool = False) -> Path:
@@ -79,8 +130,8 @@ def _torchscript_export(net: nn.Module, example: torch.Tensor, path: Path, opset
 
 
 def _strip_trace_metadata(model) -> None:
-    """Drop the exporter's per-node stack traces and module paths: they were 40% of the file
-    and leak the exporting machine's source paths."""
+    """Drop the exporter's per-node stack traces and module paths: they bloat the file
+    (docs/export.md) and leak the exporting machine's source paths."""
     for node in model.graph.node:
         del node.metadata_props[:]
         node.doc_string = ""
@@ -128,7 +179,7 @@ def onnx_io(path: str | os.PathLike) -> dict[str, object]:
         "input_name": graph_in.name,
         "output_name": graph_out.name,
         "input_dtype": onnx.helper.tensor_dtype_to_np_dtype(graph_in.type.tensor_type.elem_type).name,
-        "batch": dim0.dim_value if dim0.HasField("dim_value") else "dynamic",
+        "batch": dim0.dim_value if dim0.HasField("dim_value") else None,  # None: dynamic
         "opset": max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
     }
 

@@ -6,7 +6,10 @@ from pathlib import Path
 
 from .errors import ExportError
 
-__all__ = ["CALIB_AVERAGING", "CALIB_METHODS", "ExportConfig", "FORMATS", "INT8_RESIDUALS", "INT8_SCHEMES", "PRECISIONS", "SUFFIXES", "TRT_ROUTES"]
+__all__ = [
+    "CALIB_AVERAGING", "CALIB_METHODS", "ExportConfig", "FORMATS", "FORMAT_OPTIONS", "INT8_RESIDUALS", "INT8_SCHEMES",
+    "PRECISIONS", "SUFFIXES", "TRT_ROUTES",
+]
 
 FORMATS = ("onnx", "tflite", "coreml", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -16,6 +19,22 @@ INT8_SCHEMES = ("auto", "qdq", "symmetric", "calibrator")
 INT8_RESIDUALS = ("auto", "float", "int8")
 CALIB_AVERAGING = 0.01  # "average" calibration: weight of each new crop's min/max in the running range
 TRT_ROUTES = ("onnx", "torch_tensorrt")
+_WEIGHTS_ONLY = "Core ML INT8 quantizes weights only"
+# Options only some formats use: option -> (those formats, why the others have no use for it).
+# Set to anything but its default for another format, an option is an error, never silently ignored.
+FORMAT_OPTIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "opset": (("onnx", "tensorrt"), "only ONNX files (and the ONNX a TensorRT engine is built from) have an opset"),
+    "calib_method": (("onnx", "tensorrt"), "TFLite INT8 calibrates with PT2E's moving-average min/max observer; " + _WEIGHTS_ONLY),
+    "int8_scheme": (("onnx", "tensorrt"), "TFLite INT8 is always symmetric int8; " + _WEIGHTS_ONLY),
+    "int8_residual": (("onnx", "tflite", "tensorrt"), _WEIGHTS_ONLY),
+    "equalize": (("onnx", "tflite", "tensorrt"), _WEIGHTS_ONLY + ", there are no activation ranges to even out"),
+    "nhwc": (("onnx", "tflite"), "Core ML and TensorRT take NCHW input"),
+    "image_input": (("coreml",), "only a Core ML package can take an RGB image and normalise it inside the model"),
+    "max_batch": (("coreml", "tensorrt"), "ONNX files take any batch, LiteRT models a batch of 1"),
+    "trt_route": (("tensorrt",), "it picks how a TensorRT engine is built"),
+    "trt_workspace_gb": (("tensorrt",), "it sizes TensorRT's builder workspace"),
+    "trt_version": (("tensorrt",), "it picks the trtexec flags of the device's TensorRT"),
+}
 
 
 @dataclass
@@ -29,7 +48,7 @@ class ExportConfig:
     int8_residual: "int8" (= "auto") quantizes everything (full-integer: fastest, and what
     integer-only accelerators such as NNAPI/DSP delegates need); "float" keeps the residual
     stream (skip sums, pooling, upsampling and the pre-activation BatchNorms) in float while every
-    other convolution runs in INT8: a little more accurate, 15-35 % slower on ONNX Runtime.
+    other convolution runs in INT8: a little more accurate, somewhat slower (docs/export.md).
     `equalize` rescales activation channels before INT8 calibration (exact in float, see equalize.py).
     `synthetic_images` sizes a generated synthetic val split (None: the data module's default).
     """
@@ -41,7 +60,7 @@ class ExportConfig:
     nhwc: bool = False
     calib_data: str = "synthetic"
     calib_images: int = 128
-    calib_method: str = "average"  # typical (per-crop averaged) ranges: the only method that lost nothing
+    calib_method: str = "average"  # typical (per-crop averaged) ranges; docs/export.md compares the methods
     int8_scheme: str = "auto"
     int8_residual: str = "auto"
     equalize: bool = True
@@ -81,16 +100,18 @@ class ExportConfig:
             raise ExportError(f"max_batch must be >= 1, got {self.max_batch}")
         if self.max_drop is not None and self.max_drop < 0:
             raise ExportError(f"max_drop must be >= 0 accuracy points, got {self.max_drop}")
-        if self.nhwc and self.format in ("coreml", "tensorrt"):
-            raise ExportError(f"--nhwc applies to onnx and tflite only; {self.format} takes NCHW input")
+        self._reject_ignored_options()
         if self.int8_scheme == "calibrator" and self.format != "tensorrt":
             raise ExportError("int8_scheme='calibrator' is TensorRT's calibrator: use it with format='tensorrt'")
         if self.int8_scheme == "qdq" and self.format == "tensorrt":
             raise ExportError("TensorRT INT8 needs symmetric quantization: use int8_scheme='symmetric' or 'calibrator'")
-        if self.int8_residual != "auto" and self.format == "coreml":
-            raise ExportError("int8_residual applies to onnx, tflite and tensorrt; Core ML INT8 quantizes weights only")
-        if self.image_input and self.format != "coreml":
-            raise ExportError("image_input applies to Core ML only (format='coreml')")
+
+    def _reject_ignored_options(self) -> None:
+        defaults = {f.name: f.default for f in fields(self)}
+        for name, (formats, why) in FORMAT_OPTIONS.items():
+            if self.format not in formats and getattr(self, name) != defaults[name]:
+                raise ExportError(f"{name} (--{name.replace('_', '-')}) applies to {', '.join(formats)} only, "
+                                  f"not format={self.format!r}: {why}")
 
     @classmethod
     def option_names(cls) -> list[str]:

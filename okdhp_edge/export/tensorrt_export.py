@@ -1,4 +1,4 @@
-"""TensorRT engines: built on the device from our ONNX, or through torch_tensorrt.
+"""The TensorRT format: `build(job)` builds an engine from our ONNX, or through torch_tensorrt.
 
 Engines are specific to the GPU and TensorRT version that built them. Where the `tensorrt`
 Python package is importable (a Jetson with JetPack, a CUDA machine with TensorRT) the engine is
@@ -21,8 +21,60 @@ from torch import nn
 from ..spec import ModelSpec
 from .errors import ConversionError, ExportError, conversion_error, require
 from .graph import fold_batchnorm
+from .job import Built, Job
+from .metadata import artifact_spec, embed_onnx, sidecar_path, write_sidecar
+from .onnx_export import onnx_info, write_onnx
 
-__all__ = ["build_engine", "calibration_cache_path", "compile_with_torch_tensorrt", "engine_io_names", "tensorrt_available", "torch_tensorrt_available", "trtexec_command"]
+__all__ = [
+    "build", "build_engine", "calibration_cache_path", "compile_with_torch_tensorrt", "engine_io_names",
+    "tensorrt_available", "torch_tensorrt_available", "trtexec_command",
+]
+
+
+def build(job: Job) -> Built:
+    """The engine where TensorRT is importable; elsewhere the ONNX it is built from, with the
+    engine's sidecar and trtexec command ("deferred": the engine is built on the device)."""
+    config = job.config
+    engine = job.path()
+    notes = ["TensorRT engines are device-specific: build on (and for) the GPU and TensorRT version that runs them"]
+    if config.trt_route == "torch_tensorrt":
+        compile_with_torch_tensorrt(job.model, job.spec, engine, config.precision,
+                                    max_batch=config.max_batch, workspace_gb=config.trt_workspace_gb)
+        inp, out = engine_io_names(engine)
+        info = job.export_info("tensorrt", config.precision, input_name=inp, output_name=out, max_batch=config.max_batch,
+                               device_specific=True, details={"route": "torch_tensorrt"})
+        return Built(engine, info, None, notes)
+    scheme = config.scheme
+    source_precision = "int8" if config.precision == "int8" and scheme == "symmetric" else "fp32"
+    if scheme == "calibrator" and config.precision == "int8" and not tensorrt_available():
+        raise ExportError("int8_scheme='calibrator' runs TensorRT's calibrator and needs the tensorrt package here; "
+                          "without it use int8_scheme='symmetric' (QDQ ONNX + trtexec command)")
+    onnx_path = job.path(config.precision, ".onnx", tag="-trt")
+    onnx_details = write_onnx(job, onnx_path, source_precision, "symmetric")
+    source = onnx_info(job, onnx_path, source_precision, "symmetric",
+                       {**onnx_details, "purpose": f"TensorRT {config.precision} engine source"}, max_batch=config.max_batch)
+    command = trtexec_command(onnx_path, engine, job.spec, config.precision, input_name=source.input_name,
+                              max_batch=config.max_batch, workspace_gb=config.trt_workspace_gb, trt_version=config.trt_version)
+    details = {"route": "onnx", "onnx_source": onnx_path.name, **{k: v for k, v in onnx_details.items() if k != "opset"},
+               "build_command": command}
+    info = job.export_info("tensorrt", config.precision, input_name=source.input_name, output_name=source.output_name,
+                           max_batch=config.max_batch, device_specific=True, int8_scheme=source.int8_scheme, details=details)
+    if not tensorrt_available():
+        # the engine's sidecar is written now, so the engine trtexec builds is ready for the runtime
+        write_sidecar(engine, artifact_spec(job.spec, info))
+        notes.append("tensorrt is not importable here: build the engine on the device with the trtexec command; "
+                     "verification ran the ONNX TensorRT builds from on ONNX Runtime CPU")
+        extra = {"artifact_name": engine.name, "engine": str(engine), "engine_sidecar": sidecar_path(engine).name,
+                 "onnx_source": onnx_path.name, "trtexec": command, "device_specific": True}
+        return Built(onnx_path, source, embed_onnx, notes, extra, status="deferred")
+    source_spec = artifact_spec(job.spec, source)
+    write_sidecar(onnx_path, source_spec)
+    embed_onnx(onnx_path, source_spec)
+    calibration = job.calibration() if config.precision == "int8" and scheme == "calibrator" else None
+    cache = None if calibration is None else calibration_cache_path(engine, job.source_sha256, calibration)
+    build_engine(onnx_path, engine, job.spec, config.precision, input_name=source.input_name, max_batch=config.max_batch,
+                 workspace_gb=config.trt_workspace_gb, calibration=calibration, calibration_cache=cache)
+    return Built(engine, info, None, notes, {"onnx_source": onnx_path.name, "trtexec": command})
 
 
 def tensorrt_available() -> bool:

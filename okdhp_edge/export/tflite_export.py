@@ -1,4 +1,5 @@
-"""PyTorch student -> LiteRT (.tflite) through litert-torch: FP32, FP16 weights, full-integer INT8.
+"""The TFLite format: `build(job)` converts the student to LiteRT (.tflite) through litert-torch:
+FP32, FP16 weights, full-integer INT8.
 
 - fp32: litert_torch.convert of the BatchNorm-folded student.
 - fp16: the FP32 file with its convolution weights cast to float16 by ai-edge-quantizer
@@ -7,9 +8,9 @@
   representative data set, converted by litert-torch into an INT8 model whose input and output
   are int8 tensors carrying their own scale and zero point: full-integer, or with the residual
   stream in float (`float_residual`). Activation ranges are a moving average of each calibration
-  crop's min/max: the typical range, not the extreme one. PT2E's default HistogramObserver kept
-  nearly the whole range of these heavy-tailed activations and lost 2.7-13.8 PCK@0.2 on our
-  trained students in full-integer INT8; the moving average lost none (docs/export.md).
+  crop's min/max: the typical range, not the extreme one, which the heavy-tailed activations of
+  these students need (PT2E's default HistogramObserver keeps nearly the whole range; the
+  measurements are in docs/export.md).
 LiteRT models have a fixed batch of 1 (what mobile delegates want).
 """
 from __future__ import annotations
@@ -28,9 +29,36 @@ from tqdm.auto import tqdm
 from ..spec import ModelSpec
 from .errors import ExportError, conversion_error, require
 from .graph import prepare_student
+from .job import Built, Job
+from .metadata import embed_tflite
 from .options import CALIB_AVERAGING
 
-__all__ = ["export_tflite", "tflite_io"]
+__all__ = ["build", "export_tflite", "tflite_io"]
+
+
+def build(job: Job) -> Built:
+    """The .tflite artifact in the config's precision (INT8: calibrated on the job's crops)."""
+    config = job.config
+    path = job.path()
+    model, calibration, details = job.model, None, {}
+    if config.precision == "int8":
+        model, details = job.int8_model()
+        calibration = job.calibration("NHWC" if config.nhwc else "NCHW")
+        details["int8_residual"] = config.residual
+    export_tflite(model, job.spec, path, config.precision, nhwc=config.nhwc, calibration=calibration,
+                  float_residual=config.residual == "float")
+    io = tflite_io(path)
+    details.update({k: io[k] for k in ("output_dtype", "input_quantization", "output_quantization") if k in io})
+    if calibration is not None:
+        details["calibration"] = {"method": "pt2e-moving-average-minmax", "images": int(len(calibration)), "source": config.calib_data}
+    info = job.export_info("tflite", config.precision, input_name=io["input_name"], output_name=io["output_name"],
+                           input_dtype=io["input_dtype"], batch=io["batch"], details=details)
+    notes = ["LiteRT models have a fixed batch of 1: run crops one at a time"]
+    if config.precision == "int8" and config.residual == "int8":
+        notes.append("full-integer INT8: int8 input/output tensors carry their own scale and zero point")
+    elif config.precision == "int8":
+        notes.append("mixed INT8: convolutions in int8, residual stream in float (not for integer-only delegates)")
+    return Built(path, info, embed_tflite, notes)
 
 
 def export_tflite(

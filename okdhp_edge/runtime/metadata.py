@@ -1,24 +1,23 @@
 """The metadata contract between an exported artifact and the runtime.
 
-Every artifact carries the student's full `ModelSpec` (in `<artifact>.json`, and for ONNX also in
-the `okdhp_spec` metadata property). Its `export` field says how to feed the model: tensor names,
-layouts, dtype and batch. The runtime checks these claims against the tensors the backend
-actually reports, so a mismatched or foreign file fails at load time with a clear message
-instead of producing garbage keypoints or crashing inside native code.
+Every artifact carries the student's full `ModelSpec` (in `<artifact>.json`, and a copy embedded in
+the file where the format allows). Its `export` section, an `ExportInfo` (okdhp_edge.spec, the one
+type export writes), says how to feed the model: tensor names, layouts, dtype and batch. The
+runtime checks these claims against the tensors the backend actually reports, so a mismatched or
+foreign file fails at load time with a clear message instead of producing garbage keypoints or
+crashing inside native code.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..spec import SPEC_METADATA_KEY, ModelSpec, SpecError, sidecar_path
+from ..spec import SPEC_METADATA_KEY, ExportInfo, ModelSpec, SpecError, sidecar_path
 from .errors import ModelFileError
 
 __all__ = ["SPEC_KEY", "ExportInfo", "TensorInfo", "check_io", "load_spec_text", "missing_spec_error", "read_sidecar", "sidecar_path"]
 
 SPEC_KEY = SPEC_METADATA_KEY
-LAYOUTS = ("NCHW", "NHWC")
-DTYPES = ("float32", "float16", "int8", "uint8")
 
 
 @dataclass(frozen=True)
@@ -33,54 +32,6 @@ class TensorInfo:
 
     def answers_to(self, name: str) -> bool:
         return name == self.name or name in self.aliases
-
-
-@dataclass(frozen=True)
-class ExportInfo:
-    """The `export` field of a spec, with the defaults a plain (non-exported) student implies."""
-
-    format: str = "safetensors"
-    precision: str = "fp32"
-    input_name: str | None = None
-    output_name: str | None = None
-    input_layout: str = "NCHW"
-    output_layout: str = "NCHW"
-    input_dtype: str = "float32"
-    batch: int | None = None  # None: dynamic
-    max_batch: int | None = None  # the most crops one call may carry (TensorRT profile, Core ML range); None: no limit
-    int8_scheme: str | None = None  # INT8 ONNX: "qdq" (uint8 activations, CPU) or "symmetric" (TensorRT can build it)
-
-    @classmethod
-    def from_spec(cls, spec: ModelSpec, source: str) -> "ExportInfo":
-        data = spec.export or {}
-        batch = data.get("batch", "dynamic")
-        if batch in (None, "dynamic"):
-            batch = None
-        elif isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-            raise ModelFileError(f"{source}: export.batch must be 'dynamic' or a positive integer, got {batch!r}; re-export the model")
-        max_batch = data.get("max_batch")
-        if max_batch is not None and (isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1):
-            raise ModelFileError(f"{source}: export.max_batch must be a positive integer, got {max_batch!r}; re-export the model")
-        info = cls(
-            format=str(data.get("format", "safetensors")),
-            precision=str(data.get("precision", "fp32")),
-            input_name=data.get("input_name"),
-            output_name=data.get("output_name"),
-            input_layout=str(data.get("input_layout", spec.input.layout)).upper(),
-            output_layout=str(data.get("output_layout", "NCHW")).upper(),
-            input_dtype=str(data.get("input_dtype", "float32")),
-            batch=batch,
-            max_batch=max_batch,
-            int8_scheme=data.get("int8_scheme"),
-        )
-        for field_name, value, valid in (
-            ("input_layout", info.input_layout, LAYOUTS),
-            ("output_layout", info.output_layout, LAYOUTS),
-            ("input_dtype", info.input_dtype, DTYPES),
-        ):
-            if value not in valid:
-                raise ModelFileError(f"{source}: export.{field_name}={value!r} is not one of {list(valid)}; re-export the model")
-        return info
 
 
 def load_spec_text(text: str, source: str) -> ModelSpec:
@@ -125,11 +76,12 @@ def _shape_text(shape: tuple[int | None, ...]) -> str:
     return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
 
 
-def check_io(spec: ModelSpec, info: ExportInfo, inp: TensorInfo, out: TensorInfo, model_path: Path) -> int | None:
+def check_io(spec: ModelSpec, inp: TensorInfo, out: TensorInfo, model_path: Path) -> int | None:
     """Check the metadata against the model's real tensors; returns the batch size to feed (None: any).
 
     Raises ModelFileError naming both sides when names, ranks, sizes, dtypes or batch disagree.
     """
+    info = spec.export_info
     where = f"{model_path}: metadata ({sidecar_path(model_path).name} / embedded spec) does not match the model"
     fix = "re-export the model, or use the sidecar JSON that was written with this file"
     if info.input_name is not None and not inp.answers_to(info.input_name):

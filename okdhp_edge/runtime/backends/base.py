@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ...spec import ModelSpec
 from ..errors import ModelFileError
-from ..metadata import ExportInfo, TensorInfo, check_io
+from ...spec import ExportInfo, ModelSpec
+from ..metadata import TensorInfo, check_io
 
 __all__ = ["Backend"]
 
@@ -27,11 +27,11 @@ class Backend(ABC):
     def __init__(self, path: Path, spec: ModelSpec, inp: TensorInfo, out: TensorInfo, device: str) -> None:
         self.path = path
         self.spec = spec
-        self.info = ExportInfo.from_spec(spec, str(path))
+        self.info: ExportInfo = spec.export_info
         self.input = inp
         self.output = out
         self.device = device
-        self.batch: int | None = check_io(spec, self.info, inp, out, path)
+        self.batch: int | None = check_io(spec, inp, out, path)
         self.max_batch: int | None = self.info.max_batch  # most crops per `run`; None: no limit
 
     @abstractmethod

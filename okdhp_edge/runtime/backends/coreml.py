@@ -96,7 +96,7 @@ def read_package(path: Path, ct) -> tuple[ModelSpec, TensorInfo, TensorInfo]:
     spec = read_sidecar(path) or _described_spec(description, path)
     if len(description.input) != 1:
         raise ModelFileError(f"{path}: the model has {len(description.input)} inputs; a pose student has exactly one")
-    wanted = spec.export.get("output_name")
+    wanted = spec.export_info.output_name
     outputs = list(description.output)
     out = next((o for o in outputs if o.name == wanted), outputs[0])
     return spec, _tensor(description.input[0], ct), _tensor(out, ct)

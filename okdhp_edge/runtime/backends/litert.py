@@ -80,7 +80,7 @@ class LiteRTBackend(Backend):
             raise ModelFileError(f"{path}: the model has {len(inputs)} inputs; a pose student has exactly one")
         outputs = interpreter.get_output_details()
         aliases = _signature_aliases(interpreter)
-        wanted = spec.export.get("output_name")
+        wanted = spec.export_info.output_name
         out = next((o for o in outputs if wanted in (o["name"], aliases.get(o["index"]))), outputs[0])
         self._input_index, self._output_index = int(inputs[0]["index"]), int(out["index"])
         self._local = threading.local()

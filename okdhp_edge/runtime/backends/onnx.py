@@ -18,7 +18,7 @@ import numpy as np
 
 from ...spec import ModelSpec
 from ..errors import BackendUnavailableError, ModelFileError
-from ..metadata import SPEC_KEY, ExportInfo, TensorInfo, load_spec_text, missing_spec_error, read_sidecar
+from ..metadata import SPEC_KEY, TensorInfo, load_spec_text, missing_spec_error, read_sidecar
 from .base import Backend, require_file
 
 __all__ = ["OnnxBackend", "embedded_spec", "select_providers", "tensorrt_provider_options"]
@@ -59,7 +59,7 @@ def tensorrt_provider_options(path: Path, spec: ModelSpec, input_name: str, cach
     caches kept in `cache_dir`. An INT8 file with asymmetric uint8 activations (`int8_scheme` "qdq",
     the CPU default) is refused: TensorRT builds symmetric int8 only.
     """
-    info = ExportInfo.from_spec(spec, str(path))
+    info = spec.export_info
     if info.precision == "int8" and info.int8_scheme != "symmetric":
         raise ModelFileError(
             f"{path}: this INT8 ONNX has {info.int8_scheme or 'unknown'} quantization (uint8 activations with a zero "
@@ -99,7 +99,7 @@ class OnnxBackend(Backend):
         if spec is None:  # the embedded copy: read through a CPU session, reused when the CPU is the choice
             session = _open_session(ort, path, ["CPUExecutionProvider"], num_threads)
             spec = _session_spec(session, path)
-        info = ExportInfo.from_spec(spec, str(path))
+        info = spec.export_info
         providers = select_providers(device, ort.get_available_providers(), quantized=info.precision == "int8")
         if session is None or providers != ["CPUExecutionProvider"]:
             session = _open_session(ort, path, [_with_options(p, path, spec) for p in providers], num_threads)
@@ -117,7 +117,7 @@ class OnnxBackend(Backend):
         if len(inputs) != 1:
             raise ModelFileError(f"{path}: the model has {len(inputs)} inputs {[i.name for i in inputs]}; a pose student has exactly one")
         outputs = {o.name: o for o in session.get_outputs()}
-        wanted = spec.export.get("output_name")
+        wanted = info.output_name
         out = outputs.get(wanted) if wanted in outputs else next(iter(outputs.values()))
         self._output_name = out.name
         super().__init__(path, spec, _tensor(inputs[0]), _tensor(out), device=", ".join(used))
@@ -155,7 +155,7 @@ def _open_session(ort, path: Path, providers: list, num_threads: int | None):
 
 
 def embedded_spec(path: Path) -> ModelSpec:
-    """The spec in the file's `okdhp_spec` metadata property, read through a CPU session."""
+    """The spec in the file's SPEC_KEY metadata property, read through a CPU session."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -167,14 +167,14 @@ def embedded_spec(path: Path) -> ModelSpec:
 def _session_spec(session, path: Path) -> ModelSpec:
     embedded = session.get_modelmeta().custom_metadata_map.get(SPEC_KEY)
     if embedded is None:
-        raise missing_spec_error(path, " or an 'okdhp_spec' metadata property in the ONNX file")
+        raise missing_spec_error(path, f" or an {SPEC_KEY!r} metadata property in the ONNX file")
     return load_spec_text(embedded, f"{path} (metadata_props {SPEC_KEY})")
 
 
 def _with_options(provider: str, path: Path, spec: ModelSpec) -> str | tuple[str, dict[str, object]]:
     if provider != "TensorrtExecutionProvider":
         return provider
-    return provider, tensorrt_provider_options(path, spec, spec.export.get("input_name") or "input", _engine_cache(path))
+    return provider, tensorrt_provider_options(path, spec, spec.export_info.input_name or "input", _engine_cache(path))
 
 
 def _engine_cache(path: Path) -> Path:

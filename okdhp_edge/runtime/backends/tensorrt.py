@@ -72,7 +72,7 @@ class TensorRTBackend(Backend):
         outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
         if len(inputs) != 1 or not outputs:
             raise ModelFileError(f"{path}: engine has inputs {inputs} and outputs {outputs}; a pose student has one input")
-        wanted = spec.export.get("output_name")
+        wanted = spec.export_info.output_name
         out_name = wanted if wanted in outputs else outputs[0]
         self._outputs = outputs
         super().__init__(path, spec, self._tensor(inputs[0]), self._tensor(out_name), device="cuda")
