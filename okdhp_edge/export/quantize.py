@@ -8,12 +8,13 @@ Two schemes:
 With `float_residual`, the residual stream stays float: the skip sums, max-pools, upsamplings and
 the pre-activation BatchNorms (1x1 depthwise convolutions after export/graph.py) are left out of
 quantization, so every other convolution runs in INT8 on inputs taken after BatchNorm + ReLU, whose
-channels BatchNorm has already brought to one scale. On trained students this cuts the INT8
-loss further, at the price of 15-35 % of ONNX Runtime's speed (docs/export.md).
+channels BatchNorm has already brought to one scale: a little more accurate, somewhat slower
+(measured in docs/export.md).
 Calibration "average" (the default) takes a moving average of each crop's min/max (batches of
 one crop): the typical range, where minmax takes the extreme one and ONNX Runtime's entropy
-method comes close to it; on our trained students it was the only method that lost nothing.
-Dynamic quantization is deliberately absent: on this CNN it measured several times SLOWER than FP32.
+method comes close to it; heavy-tailed activations need the typical one (docs/export.md compares
+the methods). Dynamic quantization is deliberately absent: it is slower than FP32 on this CNN
+(docs/export.md).
 """
 from __future__ import annotations
 
