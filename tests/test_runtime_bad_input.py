@@ -197,6 +197,28 @@ def test_corrupt_sidecar_and_embedded_fallback(artifacts, tmp_path):
     assert Predictor(tflite).spec.name == "tiny-b2-1x32"
 
 
+def test_one_embedded_spec_reader_per_format_serves_runtime_and_export(artifacts, tmp_path):
+    """runtime.backends.read_embedded_spec is the reader the backends fall back to and the one
+    export's read_embedded_spec wraps: the same spec as the sidecar, a clear error where none is."""
+    from okdhp_edge.export import ExportError, read_embedded_spec as export_read
+    from okdhp_edge.runtime.backends import read_embedded_spec
+    from okdhp_edge.spec import ModelSpec
+
+    for path in (artifacts["onnx"], artifacts["tflite"]):
+        sidecar = ModelSpec.load(path.with_name(path.name + ".json"))
+        assert read_embedded_spec(path).to_dict() == sidecar.to_dict() == export_read(path).to_dict()
+    engine = tmp_path / "x.engine"
+    engine.write_bytes(b"not an engine")
+    with pytest.raises(ModelFileError, match="carry no embedded okdhp-edge metadata"):
+        read_embedded_spec(engine)
+    with pytest.raises(ExportError, match="carry no embedded"):
+        export_read(engine)
+    broken = tmp_path / "broken.tflite"
+    broken.write_bytes(b"\x00" * 64)
+    with pytest.raises(ModelFileError, match="broken.tflite"):
+        read_embedded_spec(broken)
+
+
 def test_wrong_suffix_backend_and_device(artifacts, tmp_path):
     load_error(tmp_path / "model.pt", "unknown model type '.pt'")
     load_error(artifacts["onnx"].with_name(artifacts["onnx"].name + ".json"), "not the .json sidecar")
