@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from ..runtime.backends.tensorrt import io_tensor_names
 from ..spec import ModelSpec
 from .errors import ConversionError, ExportError, conversion_error, require
 from .graph import fold_batchnorm
@@ -259,7 +260,5 @@ def engine_io_names(engine_path: Path) -> tuple[str, str]:
     engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(engine_path.read_bytes())
     if engine is None:
         raise ConversionError(f"{engine_path}: TensorRT could not deserialize the engine it just built")
-    names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-    inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-    outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+    inputs, outputs = io_tensor_names(engine, trt)
     return inputs[0], outputs[0]

@@ -14,7 +14,7 @@ from ..errors import BackendUnavailableError, ModelFileError
 from ..metadata import TensorInfo, missing_spec_error, read_sidecar
 from .base import Backend, require_file
 
-__all__ = ["TensorRTBackend"]
+__all__ = ["TensorRTBackend", "io_tensor_names"]
 
 
 def _import_cuda():
@@ -36,6 +36,14 @@ def _check(result):
     if int(err) != 0:
         raise RuntimeError(f"CUDA call failed: {err}")
     return values[0] if len(values) == 1 else values
+
+
+def io_tensor_names(engine, trt) -> tuple[list[str], list[str]]:
+    """The engine's input and output tensor names, in binding order (also read by export)."""
+    names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+    inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+    outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+    return inputs, outputs
 
 
 class TensorRTBackend(Backend):
@@ -67,9 +75,7 @@ class TensorRTBackend(Backend):
                 "with okdhp_edge.export(format='tensorrt')"
             )
         self.context = self.engine.create_execution_context()
-        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        inputs, outputs = io_tensor_names(self.engine, trt)
         if len(inputs) != 1 or not outputs:
             raise ModelFileError(f"{path}: engine has inputs {inputs} and outputs {outputs}; a pose student has one input")
         wanted = spec.export_info.output_name
