@@ -58,8 +58,8 @@ class _Interpreter:
 
 class LiteRTBackend(Backend):
     """LiteRT interpreters are not thread-safe (`invoke` while another thread reads a tensor fails);
-    each calling thread gets its own interpreter of the same file, created on its first call. On a
-    2-core machine this ran 4 threads faster than one interpreter behind a lock (docs/runtime.md)."""
+    each calling thread gets its own interpreter of the same file, created on its first call
+    (measured against one interpreter behind a lock in docs/runtime.md)."""
 
     name = "litert"
     thread_safe = True  # by one interpreter per thread
