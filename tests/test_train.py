@@ -217,8 +217,8 @@ def test_init_from_students_restores_the_run_s_network_and_fine_tunes(run_dir, c
         init_from_students(single, students[1:2], (96, 128))
     # the CLI: a fine-tuning run starts where the students left off (its first loss is the trained one's)
     out = tmp_path / "tuned"
-    assert main(small_run(cache_dir, out, "--epochs", "1", "--init", ",".join(students))) == 0
-    assert "initialised from tiny-b0-2x64.safetensors -> trunk + b0" in capsys.readouterr().out
+    assert main(small_run(cache_dir, out, "--epochs", "1", "--init", str(run_dir / "students"))) == 0  # a folder: its students
+    assert "initialised from tiny-b0-2x64.safetensors -> trunk + b0; tiny-b1-1x48.safetensors -> trunk + b1" in capsys.readouterr().out
     first = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])["train"]["mse_b2"]
     fresh = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])["train"]["mse_b2"]
     assert first < fresh

@@ -30,8 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--branches", metavar="SxW,...", help='branch specs, stacks x width each, e.g. "2x64,1x48,1x32"')
     g.add_argument("--compression", metavar="F,...", help="branch costs as fractions of the largest preset branch, e.g. 1.0,0.5,0.25")
     g.add_argument("--target", type=int, help="index of the branch you deploy (default: the cheapest)")
-    g.add_argument("--init", metavar="STUDENT,...", help="start from trained student .safetensors files (fine-tuning): "
-                   "each fills the trunk and a branch of its shape, e.g. weights/okdhp-real-tiny/*.safetensors")
+    g.add_argument("--init", metavar="STUDENT,...", help="start from trained student .safetensors files or a folder of them "
+                   "(fine-tuning): each fills the trunk and a branch of its shape, e.g. weights/real-tiny")
     g.add_argument("--data", metavar="SOURCE", help="synthetic (default), synthetic:DIR, coco:PATH or mpii:PATH; "
                    "mixtures joined by +, e.g. synthetic+coco:DIR (validated on the last part, data.val_source)")
     g.add_argument("--data-weights", metavar="W,...", help="mixtures: sampling proportions of the parts in training, e.g. 1,2")

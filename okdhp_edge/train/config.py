@@ -43,7 +43,7 @@ class ModelConfig:
     branches: list[str] | None = None  # "STACKSxWIDTH" per branch, e.g. ["2x64", "1x48", "1x32"]
     compression: list[float] | None = None  # fractions of the largest branch's MACs, e.g. [1.0, 0.5, 0.25]
     target: int | None = None  # the branch you deploy; None = the cheapest (the paper's unbalanced target)
-    init: list[str] | None = None  # student .safetensors files to start from (fine-tuning); null = random
+    init: list[str] | None = None  # student .safetensors files or folders to start from (fine-tuning); null = random
 
 
 @dataclass

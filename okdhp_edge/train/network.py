@@ -119,13 +119,13 @@ def init_from_students(model: nn.Module, paths: list[str], input_size: tuple[int
     """Start `model` from trained student files (fine-tuning); returns what went where, for the log.
 
     Each student (trunk + one branch) fills the trunk and the first branch of its shape not yet
-    filled; students of one earlier run share their trunk, so giving all of them restores that
-    run's network but its FAU. A single-mode network takes one student of its own shape.
+    filled; students of one earlier run share their trunk, so giving all of them (or their folder)
+    restores that run's network but its FAU. A single-mode network takes one student of its shape.
     """
     filled: list[str] = []
     state = model.state_dict()
     taken: set[int] = set()
-    for path in paths:
+    for path in _student_files(paths):
         try:
             student, spec = load_student(path)
         except StudentFileError as err:
@@ -157,6 +157,21 @@ def init_from_students(model: nn.Module, paths: list[str], input_size: tuple[int
             filled.append(f"{Path(path).name} -> the student")
     model.load_state_dict(state, strict=True)
     return filled
+
+
+def _student_files(paths: list[str]) -> list[str]:
+    """Files as given; a folder stands for its students (RUN/students without the target.* copy)."""
+    files = []
+    for path in paths:
+        folder = Path(path).expanduser()
+        if folder.is_dir():
+            found = sorted(str(p) for p in folder.glob("*.safetensors") if p.stem != TARGET_ALIAS)
+            if not found:
+                raise ConfigError(f"model.init {path}: a folder without student .safetensors files")
+            files += found
+        else:
+            files.append(path)
+    return files
 
 
 def student_models(model: nn.Module, mode: str, target: int) -> dict[int, HourglassNet]:
