@@ -59,6 +59,33 @@ def test_every_preset_ships_a_valid_yaml(name):
     assert network_spec(get_preset(name), cfg.model)[0].num_joints == get_preset(name).get_skeleton().num_keypoints
 
 
+def test_the_preset_registry_and_the_shipped_recipes_match_one_to_one():
+    from importlib import resources
+
+    import yaml
+
+    shipped = sorted(p.name for p in (resources.files("okdhp_edge") / "configs").iterdir() if p.name.endswith(".yaml"))
+    assert sorted(p.recipe for p in PRESETS.values()) == shipped  # no recipe without a preset, no preset without one
+    for name, preset in PRESETS.items():
+        assert yaml.safe_load(preset.recipe_text())["model"]["preset"] == name  # each recipe names its own network
+
+
+def test_a_user_yaml_naming_a_network_preset_gets_that_preset_s_recipe_under_it(tmp_path, capsys):
+    """As `--config weights/real-tiny/recipe.yaml` does: model.preset tiny, the rest of tiny.yaml kept."""
+    path = tmp_path / "recipe.yaml"
+    path.write_text("model: {preset: tiny, target: 0}\ndata: {weights: [1, 2]}\noptim: {epochs: 10}\n")
+    mixture = {"data": {"source": "synthetic+coco:/data/mine"}}
+    cfg = load_config(config_file=path, overrides=mixture)
+    tiny = load_config("tiny")
+    assert (cfg.model.preset, cfg.model.target, cfg.optim.epochs, cfg.data.weights) == ("tiny", 0, 10, [1.0, 2.0])
+    assert (cfg.optim.lr, cfg.loss, cfg.data.augment) == (tiny.optim.lr, tiny.loss, tiny.data.augment)
+    assert load_config("edge", path, mixture).model.preset == "edge"  # --preset still wins over the file
+    assert main(["--config", str(path), "--data", "synthetic+coco:/data/mine", "--print-config"]) == 0
+    assert "preset: tiny" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="no config for preset 'huge'; valid presets: edge, paper-mpii, paper-unbalanced, tiny"):
+        load_config(overrides={"model": {"preset": "huge"}})
+
+
 @pytest.mark.parametrize(
     "overrides, match",
     [

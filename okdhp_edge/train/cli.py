@@ -20,33 +20,37 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    tiny = load_config("tiny")  # the defaults the help quotes come from the default preset's own YAML
+    default = load_config()  # the help quotes the defaults a bare run resolves (ModelConfig's preset, its recipe)
+    name = default.model.preset
     p = argparse.ArgumentParser(prog="python -m okdhp_edge.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("what to train")
-    g.add_argument("--preset", help=f"network + recipe preset (default tiny; valid: {', '.join(available_presets())})")
+    g.add_argument("--preset", help=f"network + recipe preset (default {name}; valid: {', '.join(available_presets())})")
     g.add_argument("--config", metavar="FILE", help="YAML file merged over the preset's config (same sections)")
-    g.add_argument("--mode", choices=MODES, help="okdhp (default), independent branches without distillation, or one student alone")
+    g.add_argument("--mode", choices=MODES, help="okdhp, independent branches without distillation, or one student alone "
+                   f"(single); default: the preset's ({default.mode} for {name})")
     g.add_argument("--branches", metavar="SxW,...", help='branch specs, stacks x width each, e.g. "2x64,1x48,1x32"')
     g.add_argument("--compression", metavar="F,...", help="branch costs as fractions of the largest preset branch, e.g. 1.0,0.5,0.25")
     g.add_argument("--target", type=int, help="index of the branch you deploy (default: the cheapest)")
     g.add_argument("--init", metavar="STUDENT,...", help="start from trained student .safetensors files or a folder of them "
                    "(fine-tuning): each fills the trunk and a branch of its shape, e.g. weights/real-tiny")
-    g.add_argument("--data", metavar="SOURCE", help="synthetic (default), synthetic:DIR, coco:PATH or mpii:PATH; "
-                   "mixtures joined by +, e.g. synthetic+coco:DIR (validated on the last part, data.val_source)")
+    g.add_argument("--data", metavar="SOURCE", help="synthetic, synthetic:DIR, coco:PATH or mpii:PATH; mixtures joined by +, "
+                   "e.g. synthetic+coco:DIR (validated on the last part, data.val_source); "
+                   f"default: the preset's ({default.data.source} for {name})")
     g.add_argument("--data-weights", metavar="W,...", help="mixtures: sampling proportions of the parts in training, e.g. 1,2")
     g = p.add_argument_group("recipe")
-    g.add_argument("--epochs", type=int, help=f"default: the preset's ({tiny.optim.epochs} for tiny)")
-    g.add_argument("--batch-size", type=int, help=f"per process; default: the preset's ({tiny.optim.batch_size} for tiny)")
-    g.add_argument("--lr", type=float, help=f"Adam learning rate; default: the preset's ({tiny.optim.lr:g} for tiny)")
-    g.add_argument("--seed", type=int, help=f"default {tiny.system.seed}")
-    g.add_argument("--workers", type=int, help=f"data loader worker processes; default: the preset's ({tiny.data.workers} for tiny)")
+    g.add_argument("--epochs", type=int, help=f"default: the preset's ({default.optim.epochs} for {name})")
+    g.add_argument("--batch-size", type=int, help=f"per process; default: the preset's ({default.optim.batch_size} for {name})")
+    g.add_argument("--lr", type=float, help=f"Adam learning rate; default: the preset's ({default.optim.lr:g} for {name})")
+    g.add_argument("--seed", type=int, help=f"default: the preset's ({default.system.seed} for {name})")
+    g.add_argument("--workers", type=int, help=f"data loader worker processes; default: the preset's ({default.data.workers} for {name})")
     g.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="any config value, e.g. --set loss.kl_temperature=0.5 (repeatable)")
     g = p.add_argument_group("system")
-    g.add_argument("--device", help="auto (cuda when available), cpu, cuda or cuda:N")
-    g.add_argument("--amp", choices=AMP_MODES, nargs="?", const="auto", help="mixed precision: auto (default: bf16 or fp16 on CUDA; on the CPU bf16 where "
-                   "the CPU has it natively and it measures faster, else fp32), off, bf16, fp16 (CUDA only)")
+    g.add_argument("--device", help=f"auto (cuda when available), cpu, cuda or cuda:N; default: the preset's ({default.system.device} for {name})")
+    g.add_argument("--amp", choices=AMP_MODES, nargs="?", const="auto", help="mixed precision: auto (bf16 or fp16 on CUDA; on the CPU bf16 where "
+                   "the CPU has it natively and it measures faster, else fp32), off, bf16, fp16 (CUDA only); "
+                   f"default: the preset's ({default.system.amp} for {name})")
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="NHWC memory format (default: measured at the start of the run)")
     g.add_argument("--threads", type=int, help="CPU threads per process (default: its share of the cores or 1, whichever measures faster)")

@@ -1,8 +1,9 @@
-"""Training configuration: dataclasses, packaged per-preset YAML files, strict validation.
+"""Training configuration: dataclasses, the presets' recipe YAML files, strict validation.
 
-A run's config is the preset's YAML (`okdhp_edge/configs/<preset>.yaml`), then an optional
-user YAML, then command-line overrides, merged in that order. Every key and value is checked
-so that a typo fails at once with the list of valid keys or values instead of hours later.
+A run's config is its preset's recipe (the YAML the preset registry `okdhp_edge.models.presets`
+names, shipped in `okdhp_edge/configs/`), then an optional user YAML, then command-line
+overrides, merged in that order. Every key and value is checked so that a typo fails at once
+with the list of valid keys or values instead of hours later.
 """
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ import re
 import types
 import typing
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from ..models.presets import PRESETS, RECIPE_DIR
 
 __all__ = [
     "ConfigError", "DataConfig", "EvalConfig", "LossConfig", "MODES", "ModelConfig", "OptimConfig",
@@ -141,7 +143,6 @@ class TrainConfig:
 
     def validate(self, source: str = "<config>") -> None:
         """Value checks beyond types; raises ConfigError naming the key and the valid values."""
-        from ..models import PRESETS
 
         def fail(key: str, msg: str) -> None:
             raise ConfigError(f"{source}: {key}: {msg}")
@@ -247,9 +248,8 @@ def parse_branches(specs: list[str] | str) -> list[tuple[int, int]]:
 
 
 def available_presets() -> list[str]:
-    """Presets that ship a YAML config."""
-    root = resources.files("okdhp_edge") / "configs"
-    return sorted(p.name[: -len(".yaml")] for p in root.iterdir() if p.name.endswith(".yaml"))
+    """The preset registry's names (each a network and its recipe), sorted."""
+    return sorted(PRESETS)
 
 
 def load_config(
@@ -258,7 +258,11 @@ def load_config(
     overrides: dict[str, Any] | None = None,
     base: dict[str, Any] | None = None,
 ) -> TrainConfig:
-    """Preset YAML (or `base`, e.g. a checkpoint's config) <- user YAML <- overrides (nested dict)."""
+    """Preset recipe (or `base`, e.g. a checkpoint's config) <- user YAML <- overrides (nested dict).
+
+    The recipe is that of the preset named by `preset`, else by the overrides' or the user YAML's
+    `model.preset`, else ModelConfig's default; the recipe's own `model.preset` names its network.
+    """
     user = _read_yaml(Path(config_file)) if config_file else {}
     overrides = copy.deepcopy(overrides or {})
     from_base = base is not None
@@ -267,10 +271,9 @@ def load_config(
             preset
             or overrides.get("model", {}).get("preset")
             or (user.get("model") or {}).get("preset")
-            or "tiny"
+            or ModelConfig.preset
         )
-        base = _preset_yaml(name)
-        base.setdefault("model", {})["preset"] = name
+        base = _recipe(name)
     if preset:
         overrides.setdefault("model", {})["preset"] = preset
     merged = merge_config(merge_config(copy.deepcopy(base), user), overrides)
@@ -298,11 +301,12 @@ def parse_override(text: str) -> dict[str, Any]:
     return out
 
 
-def _preset_yaml(name: str) -> dict[str, Any]:
-    path = resources.files("okdhp_edge") / "configs" / f"{name}.yaml"
-    if not path.is_file():
+def _recipe(name: str) -> dict[str, Any]:
+    """The registered preset's recipe, parsed."""
+    if name not in PRESETS:
         raise ConfigError(f"no config for preset {name!r}; valid presets: {', '.join(available_presets())}")
-    return _parse_yaml(path.read_text(encoding="utf-8"), f"okdhp_edge/configs/{name}.yaml")
+    preset = PRESETS[name]
+    return _parse_yaml(preset.recipe_text(), f"okdhp_edge/{RECIPE_DIR}/{preset.recipe}")
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
