@@ -44,14 +44,17 @@ def draw_pose(
     for kpts, scores, box in zip(result.keypoints, result.scores, result.boxes):
         ok = np.isfinite(kpts).all(axis=1) & (scores >= min_score)
         pts = np.round(np.nan_to_num(kpts)).astype(int)
+        # strokes follow the person's size, so a far person's limbs stay apart
+        size = max(float(box[2] - box[0]), float(box[3] - box[1]))
+        width, radius = max(1, min(2 * scale, round(size / 100))), max(1, min(2 * scale + 1, round(size / 50)))
         if draw_boxes:
             cv2.rectangle(image, tuple(int(v) for v in box[:2]), tuple(int(v) for v in box[2:]), BOX, 1, cv2.LINE_AA)
         for a, b in result.limbs:
             if ok[a] and ok[b]:
                 color = colors[a] if colors[a] == colors[b] else CENTER
-                cv2.line(image, tuple(pts[a]), tuple(pts[b]), color, 2 * scale, cv2.LINE_AA)
+                cv2.line(image, tuple(pts[a]), tuple(pts[b]), color, width, cv2.LINE_AA)
         for k in np.flatnonzero(ok):
-            cv2.circle(image, tuple(pts[k]), 2 * scale + 1, colors[k], -1, cv2.LINE_AA)
+            cv2.circle(image, tuple(pts[k]), radius, colors[k], -1, cv2.LINE_AA)
         if draw_scores:
             origin = (int(box[0]), max(int(box[1]) - 4, 12))
             cv2.putText(image, f"{float(scores.mean()):.2f}", origin, cv2.FONT_HERSHEY_SIMPLEX, 0.4 * scale, BOX, scale, cv2.LINE_AA)
