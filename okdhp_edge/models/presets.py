@@ -26,8 +26,8 @@ class Preset:
     trunk_stacks: int
     trunk_channels: int
     branches: tuple[BranchSpec, ...]
-    recipe: str  # file name in okdhp_edge/configs/
     hourglass_depth: int = 4
+    recipe: str | None = None  # file name in okdhp_edge/configs/; None: a network without a training recipe
 
     def network_spec(self, branches: list[BranchSpec] | None = None) -> OKDHPSpec:
         sk = self.get_skeleton()
@@ -44,6 +44,8 @@ class Preset:
 
     def recipe_text(self) -> str:
         """The recipe YAML, read from the installed package (a wheel as well as a checkout)."""
+        if self.recipe is None:
+            raise ValueError(f"preset {self.name!r} has no training recipe")
         return (resources.files("okdhp_edge") / RECIPE_DIR / self.recipe).read_text(encoding="utf-8")
 
 
@@ -65,8 +67,8 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "tiny", "CPU-sized COCO students at 96x128 for the offline default run",
-            "coco17", (96, 128), 1, 48, (BranchSpec(2, 64), BranchSpec(1, 48), BranchSpec(1, 32)), recipe="tiny.yaml",
-            hourglass_depth=3,
+            "coco17", (96, 128), 1, 48, (BranchSpec(2, 64), BranchSpec(1, 48), BranchSpec(1, 32)), hourglass_depth=3,
+            recipe="tiny.yaml",
         ),
     )
 }
