@@ -3,11 +3,13 @@ import json
 
 import pytest
 import torch
+from safetensors import safe_open
 
 from okdhp_edge.models import (
     PRESETS, BranchSpec, OKDHPNet, OKDHPSpec, StudentFileError, count_cost, describe_student,
     extract_student, get_preset, hg2, hg4, hg8, load_student, meta_device, save_student,
 )
+from okdhp_edge.spec import SPEC_METADATA_KEY, ModelSpec
 
 
 @pytest.mark.parametrize(
@@ -91,6 +93,21 @@ def test_ensemble_gradient_reaches_every_branch():
         assert branch.stacks[-1].score.weight.grad.abs().sum() > 0
 
 
+def test_output_stride_is_read_from_the_network():
+    spec = _small_spec()
+    net = OKDHPNet(spec).eval()
+    x = torch.randn(1, 3, 48, 32)
+    with torch.no_grad():
+        out = net(x)
+        student = extract_student(net, 1)
+        heatmaps = [out["ensemble"], out["trunk"][0], *(b[-1] for b in out["branches"]), student(x)]
+    assert all(h.shape[-2:] == (48 // spec.stride, 32 // spec.stride) for h in heatmaps)
+    preset = get_preset("tiny")
+    described = describe_student(preset, 0)
+    assert described.heatmap_stride == preset.network_spec().stride
+    assert described.heatmap_size == (96 // spec.stride, 128 // spec.stride)
+
+
 @pytest.mark.parametrize("branch", [0, 1, 2])
 def test_extracted_student_equals_branch(branch):
     torch.manual_seed(branch)
@@ -118,6 +135,8 @@ def test_student_save_load_round_trip_and_errors(tmp_path):
     assert spec.compression_rate < 1 and spec.params == sum(p.numel() for p in student.parameters())
     path = save_student(student, spec, tmp_path / "s")
     loaded, loaded_spec = load_student(path)
+    with safe_open(str(path), "pt") as f:  # the spec rides in the weights too, under the artifacts' key
+        assert ModelSpec.from_dict(json.loads(f.metadata()[SPEC_METADATA_KEY])).to_dict() == spec.to_dict()
     x = torch.randn(1, 3, 128, 96)
     with torch.no_grad():
         assert torch.equal(loaded(x), student(x))

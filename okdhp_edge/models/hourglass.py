@@ -6,6 +6,8 @@ stack that feeds another adds its remapped features and scores back onto its inp
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -74,13 +76,21 @@ class HourglassStack(nn.Module):
 
 
 class Stem(nn.Module):
-    """7x7/2 conv -> residual to C/2 -> max-pool -> residual -> residual to C (stride 4 overall)."""
+    """7x7/2 conv -> residual to C/2 -> max-pool /2 -> residual -> residual to C.
+
+    The hourglass stacks keep the stem's resolution, so `stride` (input pixels per heatmap pixel)
+    is the network's output stride: the one place training, data targets and student specs read it.
+    """
+
+    conv_stride: ClassVar[int] = 2
+    pool: ClassVar[int] = 2
+    stride: ClassVar[int] = conv_stride * pool
 
     def __init__(self, channels: int) -> None:
         super().__init__()
         first = max(channels // 4, 8)
         mid = max(channels // 2, 8)
-        self.conv = nn.Conv2d(3, first, 7, stride=2, padding=3)
+        self.conv = nn.Conv2d(3, first, 7, stride=self.conv_stride, padding=3)
         self.bn = nn.BatchNorm2d(first)
         self.res1 = Residual(first, mid)
         self.res2 = Residual(mid, mid)
@@ -88,5 +98,5 @@ class Stem(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.bn(self.conv(x)))
-        x = F.max_pool2d(self.res1(x), 2, 2)
+        x = F.max_pool2d(self.res1(x), self.pool, self.pool)
         return self.res3(self.res2(x))

@@ -47,6 +47,11 @@ class OKDHPSpec:
             if b.stacks < 1 or b.channels < 8:
                 raise ValueError(f"branch {b}: needs >= 1 stack and >= 8 channels")
 
+    @property
+    def stride(self) -> int:
+        """Input pixels per heatmap pixel of every output (the stem's downsampling)."""
+        return Stem.stride
+
     def student_arch(self, branch: int) -> ArchSpec:
         b = self.branches[branch]
         return ArchSpec(

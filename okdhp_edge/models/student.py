@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ..spec import InputSpec, ModelSpec, SpecError
+from ..spec import SPEC_METADATA_KEY, InputSpec, ModelSpec, SpecError
 from .cost import Cost, count_cost, meta_device
 from .okdhp import OKDHPNet, OKDHPSpec
 from .posenet import HourglassNet
@@ -57,7 +57,7 @@ def save_student(student: HourglassNet, spec: ModelSpec, path: str | os.PathLike
     weights_path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in student.state_dict().items()}
     tmp = weights_path.with_name(weights_path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"format": "pt", "okdhp_spec": spec.to_json()})
+    save_file(tensors, str(tmp), metadata={"format": "pt", SPEC_METADATA_KEY: spec.to_json()})
     os.replace(tmp, weights_path)
     spec.save(spec_path)
     return weights_path
@@ -130,6 +130,7 @@ def describe_student(
         arch=net_spec.student_arch(branch),
         skeleton=preset.get_skeleton(),
         input=InputSpec(width=preset.input_size[0], height=preset.input_size[1]),
+        heatmap_stride=net_spec.stride,
         compression_rate=compression_rate(preset, costs[branch].macs),
         params=costs[branch].params,
         macs=costs[branch].macs,

@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from ..data import AugmentConfig, PoseDataset, build_dataset
 from ..data.mixture import MixedDataset
+from ..models import Stem
 from ..skeleton import Skeleton
 from ..spec import InputSpec
 from .config import DataConfig
@@ -32,8 +33,9 @@ class RunData:
 
 
 def build_run_data(cfg: DataConfig, input_spec: InputSpec, skeleton: Skeleton, batch_size: int, seed: int,
-                   ctx: DistContext, heatmap_stride: int = 4) -> RunData:
-    """Rank 0 builds (and, for synthetic data, generates) the splits first; the others then read them."""
+                   ctx: DistContext, heatmap_stride: int = Stem.stride) -> RunData:
+    """Rank 0 builds (and, for synthetic data, generates) the splits first; the others then read them.
+    Targets are made at the network's output stride."""
     augment = AugmentConfig(**cfg.augment)
 
     def make(split: str) -> PoseDataset | MixedDataset:

@@ -85,7 +85,7 @@ def evaluate_heads(
     names: list[str],
     device: torch.device,
     *,
-    heatmap_stride: int = 4,
+    heatmap_stride: int,
     flip_test: bool = False,
     channels_last: bool = False,
     autocast: contextlib.AbstractContextManager | None = None,
@@ -93,6 +93,7 @@ def evaluate_heads(
     progress: bool = True,
 ) -> dict[str, dict]:
     """Metrics per head name (percent), with the model in eval mode; restores its previous mode.
+    `heatmap_stride` is the network's output stride (OKDHPSpec.stride), which decoding must match.
 
     Under torch.distributed every rank runs its shard of `loader` (all ranks must call this), so a
     long validation never leaves ranks waiting on a collective's timeout; rank 0 gets the metrics,

@@ -423,7 +423,7 @@ class _Run:
     def _validate(self) -> dict[str, dict]:
         return evaluate_heads(
             self.model, self.data.val, self.data.val_loader, self.heads, self.device,
-            heatmap_stride=4, flip_test=self.cfg.eval.flip_test, channels_last=self.speed.channels_last,
+            heatmap_stride=self.spec.stride, flip_test=self.cfg.eval.flip_test, channels_last=self.speed.channels_last,
             autocast=self.autocast, progress=self.progress,
         )
 
