@@ -39,7 +39,9 @@ class PosePredictor(Protocol):
 
 @dataclass
 class TrackerConfig:
-    """Thresholds on keypoints are on heatmap peak scores (as in PoseResult.scores)."""
+    """Thresholds on keypoints are on heatmap peak scores (as in PoseResult.scores), set for the shipped
+    real-image student (docs/runtime.md: how they were chosen); students whose scores run lower, such
+    as the synthetic demo's, want keypoint_score and lost_score near 0.3."""
 
     detect_every: int = 5  # with a detector: run it every this many frames (1: every frame; 0: only when nobody is tracked)
     max_people: int = 8  # the most tracks followed at once
@@ -49,9 +51,9 @@ class TrackerConfig:
     match_threshold: float = 0.2  # least (IoU + OKS) / 2 for a pose to continue a track
     duplicate_oks: float = 0.5  # poses more similar than this are one person (OKS-NMS)
     replace_iou: float = 0.3  # a detection overlapping a tracked crop this much replaces the crop
-    keypoint_score: float = 0.3  # keypoints at least this confident place the next crop
+    keypoint_score: float = 0.5  # keypoints at least this confident place the next crop
     min_keypoints: int = 4  # fewer confident keypoints than this: the pose is lost
-    lost_score: float = 0.2  # mean score below this: the pose is lost
+    lost_score: float = 0.5  # mean score below this: the pose is lost
     margin: float = 0.15  # grow the keypoint box by this fraction of its size on each side
     min_box_size: float = 16.0  # pixels; a box never shrinks below this
     flip_test: bool = False
