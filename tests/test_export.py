@@ -146,6 +146,8 @@ def test_calibration_crops_are_the_inference_pixels(workspace):
         raw, back = crop_people(image, sample.bbox[None], spec.input)
         np.testing.assert_allclose(crops.images[row], normalize(raw, spec.input)[0], atol=1e-5)
         np.testing.assert_allclose(crops.crop_to_image[row], back[0], atol=1e-4)
+    train = open_held_out("synthetic", spec, 8, 8, cache_dir=workspace["cache"], synthetic_images=24, split="train")
+    assert train.describe()["split"] == "train" and "/train/" in str(train.dataset.samples[0].image_path).replace("\\", "/")
 
 
 def test_onnx_fp32_contract_dynamic_batch_and_exactness(onnx_results, workspace):
@@ -399,6 +401,7 @@ def test_max_drop_fails_keeps_artifact_and_exits_nonzero(workspace, capsys):
     (dict(precision="int4"), ["unknown precision 'int4'", *PRECISIONS]),
     (dict(target="pixel"), ["unknown target 'pixel'", *TARGETS]),
     (dict(calib_method="kl"), ["unknown calib_method", "entropy"]),
+    (dict(calib_split="test"), ["unknown calib_split", "train"]),
     (dict(format="tensorrt", precision="int8", int8_scheme="qdq"), ["symmetric"]),
     (dict(colour="rgb"), ["unknown export option", "calib_data"]),
 ])

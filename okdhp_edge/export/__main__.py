@@ -34,7 +34,10 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"one of {', '.join(PRECISIONS)} (default: the target's, else fp32)")
     p.add_argument("--target", default=None, help=f"one of {', '.join(TARGETS)}")
     p.add_argument("--out", default=str(DEFAULT["out_dir"]), help=f"output folder (default: {DEFAULT['out_dir']})")
-    p.add_argument("--calib-data", help=f"synthetic | synthetic:DIR | coco:PATH | mpii:PATH (val split; default {DEFAULT['calib_data']})")
+    p.add_argument("--calib-data", help=f"synthetic | synthetic:DIR | coco:PATH | mpii:PATH (default {DEFAULT['calib_data']})")
+    p.add_argument("--calib-split", choices=("val", "train"),
+                   help=f"the split of --calib-data to calibrate and verify on (default {DEFAULT['calib_split']}; "
+                        "train keeps a dev/val split for scoring the artifact afterwards)")
     p.add_argument("--calib-images", type=int, help=f"crops for INT8 calibration (default {DEFAULT['calib_images']})")
     p.add_argument("--calib-method", choices=CALIB_METHODS,
                    help=f"ONNX INT8 activation ranges (default {DEFAULT['calib_method']}: a moving average of each crop's "

@@ -103,7 +103,7 @@ def export(
     held_out = None
     if needs_data:
         held_out = open_held_out(config.calib_data, spec, config.calib_images, config.verify_images,
-                                 config.seed, config.cache_dir, config.synthetic_images)
+                                 config.seed, config.cache_dir, config.synthetic_images, config.calib_split)
     work_dir = Path(tempfile.mkdtemp(prefix=".okdhp-export-", dir=config.out_dir))
     job = Job(config, model, spec, weights.stem, sha256_file(weights), work_dir, held_out)
     try:

@@ -29,6 +29,7 @@ class HeldOut:
     dataset: Any
     calib_indices: np.ndarray
     verify_indices: np.ndarray
+    split: str = "val"
 
     @property
     def overlap(self) -> int:
@@ -37,7 +38,7 @@ class HeldOut:
     def describe(self) -> dict[str, Any]:
         return {
             "source": self.source,
-            "split": "val",
+            "split": self.split,
             "dataset_size": len(self.dataset),
             "calib_images": int(len(self.calib_indices)),
             "verify_images": int(len(self.verify_indices)),
@@ -53,6 +54,7 @@ def open_held_out(
     seed: int = 0,
     cache_dir: str | os.PathLike | None = None,
     synthetic_images: int | None = None,
+    split: str = "val",
 ) -> HeldOut:
     """Open `source` ("synthetic", "synthetic:DIR", "coco:PATH", "mpii:PATH") at the spec's geometry.
 
@@ -67,7 +69,7 @@ def open_held_out(
     input_spec.layout = "NCHW"  # items are NCHW; network_inputs transposes for NHWC artifacts
     try:
         dataset = build_dataset(
-            source, "val", input_spec, spec.skeleton,
+            source, split, input_spec, spec.skeleton,
             heatmap_stride=spec.heatmap_stride, train=False, cache_dir=cache_dir,
             synthetic_images=synthetic_images,
         )
@@ -77,11 +79,11 @@ def open_held_out(
             "(COCO root with annotations/person_keypoints_val2017.json) or mpii:PATH"
         ) from None
     if len(dataset) == 0:
-        raise ExportError(f"calibration data {source!r} has no people in its val split")
+        raise ExportError(f"calibration data {source!r} has no people in its {split} split")
     order = np.random.default_rng(seed).permutation(len(dataset))
     calib = np.sort(order[: min(calib_images, len(order))])
     verify = np.sort(order[::-1][: min(verify_images, len(order))])
-    return HeldOut(source, dataset, calib, verify)
+    return HeldOut(source, dataset, calib, verify, split)
 
 
 @dataclass

@@ -65,7 +65,7 @@ def write_onnx(job: Job, dst: Path, precision: str, scheme: str) -> dict[str, An
     quantize_onnx(fp32, dst, calibration, input_name=onnx_io(fp32)["input_name"],
                   method=config.calib_method, scheme=scheme, float_residual=config.residual == "float")
     return {"opset": onnx_io(dst)["opset"], "int8_residual": config.residual, **equalization,
-            "calibration": {"method": config.calib_method, "images": int(len(calibration)), "source": config.calib_data}}
+            "calibration": {"method": config.calib_method, "images": int(len(calibration)), "source": config.calib_data, "split": config.calib_split}}
 
 
 def onnx_info(job: Job, path: Path, precision: str, scheme: str, details: dict[str, Any], **fields: Any) -> ExportInfo:

@@ -59,6 +59,7 @@ class ExportConfig:
     opset: int = 18
     nhwc: bool = False
     calib_data: str = "synthetic"
+    calib_split: str = "val"  # the split of calib_data that calibration and verification crops come from
     calib_images: int = 128
     calib_method: str = "average"  # typical (per-crop averaged) ranges; docs/export.md compares the methods
     int8_scheme: str = "auto"
@@ -92,6 +93,7 @@ class ExportConfig:
         if self.opset < 17 and (self.precision == "int8" or self.format not in ("onnx", "tensorrt")):
             raise ExportError(f"opset {self.opset} is for fp32/fp16 ONNX and TensorRT exports (TensorRT 8.2, Jetson Nano); "
                               "INT8 and the other formats need opset >= 17")
+        _choice("calib_split", self.calib_split, ("val", "train"))
         if self.calib_images < 1:
             raise ExportError(f"calib_images must be >= 1, got {self.calib_images}")
         if self.verify_images < 0:

@@ -50,7 +50,7 @@ def build(job: Job) -> Built:
     io = tflite_io(path)
     details.update({k: io[k] for k in ("output_dtype", "input_quantization", "output_quantization") if k in io})
     if calibration is not None:
-        details["calibration"] = {"method": "pt2e-moving-average-minmax", "images": int(len(calibration)), "source": config.calib_data}
+        details["calibration"] = {"method": "pt2e-moving-average-minmax", "images": int(len(calibration)), "source": config.calib_data, "split": config.calib_split}
     info = job.export_info("tflite", config.precision, input_name=io["input_name"], output_name=io["output_name"],
                            input_dtype=io["input_dtype"], batch=io["batch"], details=details)
     notes = ["LiteRT models have a fixed batch of 1: run crops one at a time"]
