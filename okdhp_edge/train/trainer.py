@@ -189,7 +189,7 @@ class _Run:
         joints = self.skeleton.num_keypoints
         choice = [None]
         if self.ctx.is_main:
-            choice[0] = pick_speed(model, loss, lambda n: random_batch(n, (w, h), joints, 4, self.device), self.device,
+            choice[0] = pick_speed(model, loss, lambda n: random_batch(n, (w, h), joints, self.spec.stride, self.device), self.device,
                                    s.amp, s.channels_last, s.threads, self.cfg.optim.batch_size, self.log)
         if self.ctx.distributed:
             dist.broadcast_object_list(choice, src=0)
@@ -218,7 +218,7 @@ class _Run:
         self.skeleton = self.preset.get_skeleton()
         self.input_spec = InputSpec(width=self.preset.input_size[0], height=self.preset.input_size[1])
         self.data: RunData = build_run_data(cfg.data, self.input_spec, self.skeleton, cfg.optim.batch_size,
-                                            cfg.system.seed, self.ctx)
+                                            cfg.system.seed, self.ctx, self.spec.stride)
         self.log(f"data: {cfg.data.source}: {len(self.data.train)} training people, {len(self.data.val)} validation people "
                  f"({self.data.val.kind} metrics); batch {cfg.optim.batch_size} x {self.ctx.world_size} process(es) "
                  f"on {self.device}" + (f" (DDP over {dist.get_backend()})" if self.ctx.distributed else ""))
@@ -493,7 +493,7 @@ class _Run:
         self.model.eval()
         heatmaps = predict_heads(self.model, torch.from_numpy(images).to(self.device), [head], autocast=self.autocast)[head]
         w, h = self.input_spec.width, self.input_spec.height
-        codec = HeatmapCodec((w, h), (w // 4, h // 4))
+        codec = HeatmapCodec((w, h), (w // self.spec.stride, h // self.spec.stride))
         keypoints, scores = codec.decode(heatmaps)
         truth = np.stack([
             np.concatenate([apply_affine(it["joints"][:, :2], invert_affine(it["crop_to_image"])), it["joints"][:, 2:]], axis=1)
