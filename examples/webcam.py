@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Live multi-person pose from a webcam or a video file: skeletons, track IDs and an FPS overlay.
 
-    python examples/webcam.py --model edge-b2-1x64-int8.onnx                     # camera 0, window
-    python examples/webcam.py --model m.onnx --source clip.mp4 --save out.mp4 --no-show
+    python examples/webcam.py                                   # camera 0, window, the shipped real-image student
+    python examples/webcam.py --source clip.mp4 --save out.mp4 --no-show
     python examples/webcam.py --model m.onnx --source vtest.avi --tiles 6 --detect-every 10 --save out.mp4 --no-show
 
 A person detector finds people every --detect-every frames: by default MediaPipe's pose detector
@@ -26,6 +26,8 @@ from okdhp_edge.runtime import (
 )
 
 WINDOW = "okdhp-edge pose (q/Esc quits)"
+SNAPSHOT_SUFFIXES = (".jpg", ".jpeg", ".png")
+SHIPPED = Path(__file__).resolve().parents[1] / "weights" / "real-tiny" / "real-tiny-int8.onnx"
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 
 
@@ -35,7 +37,9 @@ class DemoError(Exception):
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="exported model (.onnx, .tflite, .engine, .mlpackage) or .safetensors student")
+    parser.add_argument("--model", type=Path, default=SHIPPED,
+                        help="exported model (.onnx, .tflite, .engine, .mlpackage) or .safetensors student "
+                             f"(default: the shipped real-image student, {SHIPPED.relative_to(SHIPPED.parents[2])})")
     parser.add_argument("--source", default="0", help="camera index (0, 1, ...) or a video file (default: 0)")
     parser.add_argument("--save", type=Path, help="write the annotated video here (.mp4 or .avi)")
     parser.add_argument("--no-show", action="store_true", help="do not open a window (headless machines)")
@@ -50,7 +54,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-smooth", action="store_true", help="show raw keypoints (no One-Euro smoothing)")
     parser.add_argument("--flip-test", action="store_true", help="average with the mirrored crop (2x the compute)")
     parser.add_argument("--min-score", type=float, default=0.3, help="hide keypoints below this score (default: 0.3)")
+    parser.add_argument("--track-score", type=float, default=TrackerConfig.keypoint_score,
+                        help="a pose whose keypoints score below this on average is lost (default: %(default)s, set for the "
+                             "shipped student; 0.3 for students whose scores run lower, such as the synthetic demo's)")
     parser.add_argument("--max-frames", type=int, help="stop after this many frames")
+    parser.add_argument("--snapshot", type=Path, help="also save the last annotated frame as an image (.jpg or .png)")
     return parser.parse_args(argv)
 
 
@@ -96,6 +104,13 @@ def open_writer(path: Path, frame_shape: tuple[int, ...], fps: float) -> cv2.Vid
     return writer
 
 
+def save_snapshot(path: Path, frame) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), frame):
+        raise DemoError(f"--snapshot {path}: cannot write it; is the folder writable?")
+    print(f"last frame saved to {path}")
+
+
 def open_detector(args: argparse.Namespace) -> Detector | None:
     if args.detector == "none":
         return None
@@ -107,10 +122,15 @@ def run(args: argparse.Namespace) -> int:
     show = not args.no_show
     if show:
         check_gui()
+    if args.snapshot is not None and args.snapshot.suffix.lower() not in SNAPSHOT_SUFFIXES:
+        raise DemoError(f"--snapshot {args.snapshot}: unsupported suffix; use one of {', '.join(SNAPSHOT_SUFFIXES)}")
+    if args.model == SHIPPED and not SHIPPED.is_file():
+        raise DemoError(f"the shipped student {SHIPPED} is missing (it lives in the repository's weights/ folder); "
+                        "pass --model PATH to an exported model")
     try:
         predictor = Predictor(args.model, backend=args.backend, device=args.device, num_threads=args.threads)
         detector = open_detector(args)
-        config = TrackerConfig(flip_test=args.flip_test)
+        config = TrackerConfig(flip_test=args.flip_test, keypoint_score=args.track_score, lost_score=args.track_score)
         tracker = PoseTracker(predictor, detector, config, detect_every=args.detect_every, max_people=args.max_people,
                               smoothing=not args.no_smooth)
     except (ModelFileError, BackendUnavailableError, ValueError) as err:
@@ -123,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     source_fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
     camera = args.source if args.source.isdigit() else None
     writer = open_writer(args.save, frame.shape, source_fps) if args.save else None
-    frames, fps, started = 0, 0.0, time.perf_counter()
+    frames, fps, started, last = 0, 0.0, time.perf_counter(), frame
     try:
         while ok:
             tick = time.perf_counter()
@@ -143,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
                 cv2.imshow(WINDOW, frame)
                 if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
                     break
+            last = frame
             if args.max_frames and frames >= args.max_frames:
                 break
             ok, frame = capture.read()
@@ -157,6 +178,8 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     print(f"{frames} frames in {elapsed:.1f} s ({frames / max(elapsed, 1e-9):.1f} FPS overall) with {predictor.backend.describe()}"
           + (f"; annotated video written to {args.save}" if args.save else ""))
+    if args.snapshot is not None:
+        save_snapshot(args.snapshot, last)
     return 0
 
 

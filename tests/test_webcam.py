@@ -89,9 +89,23 @@ def test_webcam_default_detector_on_real_footage(model, media, tmp_path):
 
 def test_webcam_max_frames(model, tmp_path):
     video = write_video(tmp_path / "walk.mp4", frames=8)
-    proc = run(WEBCAM, "--model", str(model), "--detector", "none", "--source", str(video), "--no-show", "--max-frames", "3")
+    snapshot = tmp_path / "last.jpg"
+    proc = run(WEBCAM, "--model", str(model), "--detector", "none", "--source", str(video), "--no-show", "--max-frames", "3",
+               "--snapshot", str(snapshot))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("3 frames")
+    saved = cv2.imread(str(snapshot))
+    assert saved is not None and saved.shape[:2] == cv2.VideoCapture(str(video)).read()[1].shape[:2]
+    bad = run(WEBCAM, "--model", str(model), "--detector", "none", "--source", str(video), "--no-show", "--max-frames", "1",
+              "--snapshot", str(tmp_path / "last.gif"))
+    assert bad.returncode == 2 and "--snapshot" in bad.stderr
+
+
+def test_webcam_runs_the_shipped_student_by_default(tmp_path):
+    video = write_video(tmp_path / "walk.mp4", frames=4)
+    proc = run(WEBCAM, "--detector", "none", "--source", str(video), "--no-show", "--max-frames", "2", "--threads", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("2 frames") and "INT8" in proc.stdout
 
 
 @pytest.mark.parametrize("source, match", [

@@ -1,0 +1,72 @@
+"""The shipped real-image student (weights/real-tiny): its files say how it was made, and it poses
+real people held out from its training, close to the teacher that labelled its data."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from okdhp_edge.runtime import Predictor
+from okdhp_edge.runtime.boxes import oks_matrix
+from okdhp_edge.skeleton import COCO17
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = REPO / "weights" / "real-tiny"
+HAND_BOXES = REPO / "benchmarks" / "data" / "vtest_people.json"
+DEV_FRAMES = ("689", "726", "763")  # after frame 666: the clip's held-out part (frames 0-635 trained it)
+
+
+def test_weights_are_small_and_say_how_they_were_made():
+    total = sum(p.stat().st_size for p in (REPO / "weights").rglob("*") if p.is_file())
+    assert total <= 20 * 2**20
+    spec = json.loads((SHIPPED / "real-tiny.json").read_text())
+    prov = spec["provenance"]
+    assert re.search(r"\(([0-9a-f]{40})\)$", prov["code"]), "a clean commit, not +dirty"
+    assert (REPO / prov["recipe"]).is_file() and "vtest" in prov["data"] and "blazepose-full" in prov["labelling"]
+    assert prov["metrics"]["ap"] >= 60.0 and "dev set" in prov["metrics_on"]
+    sidecar = json.loads((SHIPPED / "real-tiny-int8.onnx.json").read_text())
+    assert sidecar["export"]["precision"] == "int8" and sidecar["export"]["calibration"]["split"] == "train"
+
+
+def _hand_boxed(media: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    frames = json.loads(HAND_BOXES.read_text())["frames"]
+    capture = cv2.VideoCapture(str(media / "vtest.avi"))
+    out, index = [], 0
+    wanted = {int(f) for f in DEV_FRAMES}
+    while len(out) < len(wanted):
+        ok, frame = capture.read()
+        if not ok:
+            break
+        if index in wanted:
+            out.append((frame, np.array(frames[str(index)], np.float32)))
+        index += 1
+    capture.release()
+    return out
+
+
+def test_shipped_student_poses_held_out_real_people_like_its_teacher(media):
+    from okdhp_edge.runtime import BlazePoseLandmarker
+
+    try:
+        teacher = BlazePoseLandmarker.fetch("full", num_threads=2)
+    except Exception as err:  # noqa: BLE001 - any fetch failure is a skip with its reason
+        pytest.skip(f"BlazePose Full (the teacher) not available: {err}")
+    student = Predictor(SHIPPED / "real-tiny-int8.onnx", num_threads=2)
+    similarities = []
+    for frame, boxes in _hand_boxed(media):
+        mine, truth = student.predict(frame, boxes), teacher.predict(frame, boxes)
+        sure = truth.scores >= 0.5  # the teacher's confident keypoints, as the labeller keeps them
+        areas = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
+        for i in range(len(boxes)):
+            if sure[i].sum() >= 8:
+                similarities.append(oks_matrix(mine.keypoints[i:i + 1], truth.keypoints[i:i + 1], areas[i:i + 1],
+                                               np.asarray(COCO17.sigmas), sure[i:i + 1])[0, 0])
+        grown = boxes + np.array([-0.2, -0.2, 0.2, 0.2]) * np.tile(boxes[:, 2:] - boxes[:, :2], 2)
+        inside = (mine.keypoints >= grown[:, None, :2]) & (mine.keypoints <= grown[:, None, 2:])
+        assert inside.all(axis=-1).mean() > 0.95, "keypoints stay on the boxed person"
+    assert len(similarities) >= 10
+    assert float(np.mean(similarities)) >= 0.6, similarities
