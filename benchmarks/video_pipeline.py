@@ -1,10 +1,11 @@
 """Detector + pose + tracker on a real clip: time per stage, frames per second, people per frame.
 
 Runs PoseTracker over the first frames of vtest.avi (Debian's opencv-doc, resized to 640x480)
-with the smallest `edge` student exported to INT8 ONNX, detection on every frame and on every
-Nth frame, at 2 threads; writes benchmarks/results/video_pipeline.json. Students are untrained
-unless --student is given (speed does not depend on the weights); untrained poses score low, so
-the tracker's keypoint thresholds are opened to follow every detected person as a trained
+with the smallest `edge` student exported to INT8 ONNX (or --model, e.g. the shipped
+weights/real-tiny/real-tiny-int8.onnx), detection on every frame and on every Nth frame, at 2
+threads; writes benchmarks/results/video_pipeline.json. The edge student is untrained unless
+--student is given (speed does not depend on the weights); untrained poses score low, so the
+tracker's keypoint thresholds are then opened to follow every detected person as a trained
 student would.
 
     python benchmarks/video_pipeline.py [--frames 100] [--every 1,5] [--tiles 1,6] [--detector yolo.onnx]
@@ -61,9 +62,9 @@ def read_clip(path: Path, frames: int, size: tuple[int, int]) -> list[np.ndarray
     return out
 
 
-def run(name: str, detector: Detector, predictor: Predictor, frames: list[np.ndarray], every: int) -> dict:
+def run(name: str, detector: Detector, predictor: Predictor, frames: list[np.ndarray], every: int, trained: bool) -> dict:
     timed = Timed(detector, predictor)
-    config = TrackerConfig(keypoint_score=-1.0, lost_score=-1.0)
+    config = TrackerConfig() if trained else TrackerConfig(keypoint_score=-1.0, lost_score=-1.0)
     tracker = PoseTracker(timed, timed, config, detect_every=every)
     tracker.update(frames[0], 0.0)  # warm-up, then start again
     timed.detect_s = timed.pose_s = 0.0
@@ -98,6 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tiles", default="1,6", help="default-detector tile settings to time")
     parser.add_argument("--detector", action="append", default=[], type=Path, help="also time this YOLO export")
     parser.add_argument("--student", type=Path, help="a trained .safetensors student (default: untrained smallest edge student)")
+    parser.add_argument("--model", type=Path, help="an exported pose model to time as it is, e.g. weights/real-tiny/real-tiny-int8.onnx "
+                        "(trained: the tracker keeps its default thresholds)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=HERE / "results" / "video_pipeline.json")
     args = parser.parse_args(argv)
@@ -105,18 +108,22 @@ def main(argv: list[str] | None = None) -> None:
     from export_matrix import find_students
     from okdhp_edge.export import export
 
-    work = Path(tempfile.mkdtemp(prefix="okdhp-video-bench-"))
-    student = args.student or find_students(None, "edge", [2], work)[0][0]
-    model = export(student, format="onnx", precision="int8", out_dir=work / "exports", calib_images=64, verify_images=0).artifact
+    trained = bool(args.student or args.model)
+    if args.model is not None:
+        model = args.model
+    else:
+        work = Path(tempfile.mkdtemp(prefix="okdhp-video-bench-"))
+        student = args.student or find_students(None, "edge", [2], work)[0][0]
+        model = export(student, format="onnx", precision="int8", out_dir=work / "exports", calib_images=64, verify_images=0).artifact
     predictor = Predictor(model, num_threads=args.threads)
     frames = read_clip(footage_dir() / "vtest.avi", args.frames, (640, 480))
     detectors = [(f"mediapipe tiles={t}", Detector(num_threads=args.threads, tiles=int(t))) for t in args.tiles.split(",")]
     detectors += [(p.name, Detector(p, num_threads=args.threads)) for p in args.detector]
-    rows = [run(name, d, predictor, frames, int(every)) for name, d in detectors for every in args.every.split(",")]
+    rows = [run(name, d, predictor, frames, int(every), trained) for name, d in detectors for every in args.every.split(",")]
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
         "clip": "vtest.avi (opencv-doc), first frames resized to 640x480", "pose_model": model.name,
-        "trained_student": bool(args.student), "threads": args.threads,
+        "trained_student": trained, "threads": args.threads,
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": __import__("os").cpu_count(), "python": platform.python_version()},
         "results": rows,
     }, indent=1) + "\n")
