@@ -179,3 +179,47 @@ def test_worker_processes_give_identical_output(tmp_path):
     generate_dataset(tmp_path / "two", 4, 1, seed=9, progress=False, workers=2)
     for name in ("annotations/person_keypoints_train.json", "images/train/000003.jpg", "annot/train.json"):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+
+
+def test_people_are_drawn_on_background_photos(tmp_path):
+    from okdhp_edge.data import build_dataset
+    from okdhp_edge.data.synthetic import background_photos
+    from okdhp_edge.spec import InputSpec
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photo = np.zeros((300, 400, 3), np.uint8)
+    photo[:] = (10, 200, 30)
+    cv2.imwrite(str(folder / "plain.png"), photo)
+    (folder / "notes.txt").write_text("not an image")
+    assert background_photos(folder) == (str((folder / "plain.png").resolve()),)
+    config = SceneConfig(backgrounds=background_photos(folder), noise_std=0.0, blur_prob=0.0, distractors=(0, 0), occluder_prob=0.0)
+    image, people = render_scene(np.random.default_rng(0), config=config)
+    outside = np.ones(image.shape[:2], bool)
+    for person in people:
+        x, y, w, h = (int(round(v)) for v in person.bbox)
+        outside[max(y - 2, 0):y + h + 3, max(x - 2, 0):x + w + 3] = False
+    assert outside.mean() > 0.2 and (image[outside] == (10, 200, 30)).all()
+    with pytest.raises(ValueError, match="no .*images"):
+        background_photos(tmp_path / "photos" / ".." / "photos" / "..")
+    # the training data option, and a cache of its own
+    spec = InputSpec(width=96, height=128)
+    data = build_dataset("synthetic", "val", spec, COCO17, synthetic_images=3, cache_dir=tmp_path / "cache", backgrounds=folder)
+    plain = build_dataset("synthetic", "val", spec, COCO17, synthetic_images=3, cache_dir=tmp_path / "cache")
+    assert data.samples[0].image_path.parent != plain.samples[0].image_path.parent
+    from okdhp_edge.data import DatasetError
+    with pytest.raises(DatasetError, match="data.backgrounds"):
+        build_dataset("synthetic", "val", spec, COCO17, synthetic_images=3, cache_dir=tmp_path / "cache", backgrounds=tmp_path / "none")
+
+
+def test_cli_backgrounds_option(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.jpg"), np.full((200, 300, 3), 90, np.uint8))
+    out = tmp_path / "cli"
+    cmd = [sys.executable, "-m", "okdhp_edge.data.synthetic", "--out", str(out), "--train", "2", "--val", "1", "--backgrounds", str(folder)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / "synthetic.json").read_text())["config"]["backgrounds"] == [str((folder / "a.jpg").resolve())]
+    bad = subprocess.run(cmd[:-1] + [str(tmp_path / "missing")] + ["--overwrite"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "not a folder" in bad.stderr

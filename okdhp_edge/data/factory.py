@@ -22,7 +22,7 @@ from .base import DatasetError, PoseDataset
 from .coco import load_coco
 from .mixture import MixedDataset, split_sources
 from .mpii import load_mpii
-from .synthetic import GENERATOR_VERSION, SceneConfig, coco_annotation_path, generate_split
+from .synthetic import GENERATOR_VERSION, SceneConfig, background_photos, coco_annotation_path, generate_split
 from .transforms import AugmentConfig
 
 __all__ = ["build_dataset", "default_cache_dir", "ensure_synthetic", "SYNTHETIC_DEFAULT_IMAGES"]
@@ -73,17 +73,17 @@ def ensure_synthetic(
     return final
 
 
-def _synthetic_dir(spec: str, split: str, num_images: int | None, data_seed: int, cache_dir) -> Path:
+def _synthetic_dir(spec: str, split: str, num_images: int | None, data_seed: int, cache_dir, scene: SceneConfig | None) -> Path:
     n = int(num_images) if num_images is not None else SYNTHETIC_DEFAULT_IMAGES.get(split, 0)
     if n < 1:
         raise DatasetError(f"synthetic: synthetic_images must be >= 1, got {num_images}")
     if spec == "synthetic":
-        return ensure_synthetic(split, n, data_seed, cache_dir)
+        return ensure_synthetic(split, n, data_seed, cache_dir, scene)
     root = Path(spec.split(":", 1)[1]).expanduser()
     if not coco_annotation_path(root, split).is_file():
         if root.exists() and any(p for p in root.iterdir() if p.name not in ("images", "annotations", "annot", "synthetic.json")):
             raise DatasetError(f"{root}: has no synthetic {split!r} split and holds other files; pick an empty or new directory")
-        generate_split(root, split, n, data_seed)
+        generate_split(root, split, n, data_seed, scene)
     return root
 
 
@@ -105,6 +105,7 @@ def build_dataset(
     min_box_score: float = 0.0,
     weights: list[float] | None = None,
     val_source: str | None = None,
+    backgrounds: str | os.PathLike | None = None,
 ) -> PoseDataset | MixedDataset:
     """A top-down PoseDataset for `split` ("train" or "val") of `source`.
 
@@ -115,13 +116,18 @@ def build_dataset(
     With `train=True` and no `augment`, AugmentConfig() defaults apply.
     A mixture "A+B": split "train" is a MixedDataset drawing from the parts' train splits in the
     proportions `weights` (default equal); split "val" is the val split of `val_source` (one of the
-    parts; default the last, e.g. the real data in synthetic+coco:DIR).
+    parts; default the last, e.g. the real data in synthetic+coco:DIR). `backgrounds`: generated
+    synthetic people are drawn on crops of the photos in this folder (SceneConfig.backgrounds).
     """
     if split not in ("train", "val"):
         raise DatasetError(f"split must be 'train' or 'val', got {split!r}")
     parts = split_sources(source)
+    try:
+        scene = SceneConfig(backgrounds=background_photos(backgrounds)) if backgrounds else None
+    except ValueError as err:
+        raise DatasetError(f"{err} (data.backgrounds)") from None
     options = dict(heatmap_stride=heatmap_stride, sigma=sigma, train=train, augment=augment, cache_dir=cache_dir,
-                   synthetic_images=synthetic_images, seed=seed, data_seed=data_seed)
+                   synthetic_images=synthetic_images, seed=seed, data_seed=data_seed, scene=scene)
     if len(parts) > 1 or weights is not None or val_source is not None:
         val_part = val_source if val_source is not None else parts[-1]
         if val_part not in parts:
@@ -146,13 +152,14 @@ def _build_one(
     synthetic_images: int | None,
     seed: int,
     data_seed: int,
+    scene: SceneConfig | None = None,
     detections: str | os.PathLike | None = None,
     min_box_score: float = 0.0,
 ) -> PoseDataset:
     """One source's split (build_dataset without mixtures)."""
     kind, _, path = source.partition(":")
     if kind == "synthetic":
-        root = _synthetic_dir(source, split, synthetic_images, data_seed, cache_dir)
+        root = _synthetic_dir(source, split, synthetic_images, data_seed, cache_dir, scene)
         kind = "mpii" if skeleton.num_keypoints == 16 else "coco"
     elif kind in ("coco", "mpii") and path:
         root = Path(path).expanduser()

@@ -12,9 +12,9 @@ from .generate import (
     image_rng,
     mpii_annotation_path,
 )
-from .render import COCO_POINTS, MPII_POINTS, PersonAnnotation, SceneConfig, render_scene
+from .render import COCO_POINTS, MPII_POINTS, PersonAnnotation, SceneConfig, background_photos, render_scene
 
 __all__ = [
-    "COCO_POINTS", "GENERATOR_VERSION", "MPII_POINTS", "PersonAnnotation", "SceneConfig", "coco_annotation_path",
+    "COCO_POINTS", "GENERATOR_VERSION", "MPII_POINTS", "PersonAnnotation", "SceneConfig", "background_photos", "coco_annotation_path",
     "generate_dataset", "generate_split", "image_rng", "mpii_annotation_path", "render_scene",
 ]

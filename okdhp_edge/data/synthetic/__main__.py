@@ -7,7 +7,7 @@ import time
 from dataclasses import fields
 
 from .generate import generate_dataset
-from .render import SceneConfig
+from .render import SceneConfig, background_photos
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,8 +23,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--jpeg-quality", type=int, default=92)
     p.add_argument("--overwrite", action="store_true", help="replace an existing data set in --out")
     knobs = p.add_argument_group("difficulty knobs (SceneConfig; see docs/data.md)")
+    knobs.add_argument("--backgrounds", metavar="DIR", help="draw the people on random crops of the photos in DIR "
+                       "(photos without people), instead of generated backgrounds")
     for f in fields(SceneConfig):
         default = getattr(SceneConfig(), f.name)
+        if f.name == "backgrounds":
+            continue
         if isinstance(default, tuple):
             knobs.add_argument(f"--{f.name.replace('_', '-')}", type=float, nargs=len(default), default=None,
                                metavar="V", help=f"default {' '.join(map(str, default))}")
@@ -38,10 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {}
     for f in fields(SceneConfig):
         value = getattr(args, f.name)
+        if f.name == "backgrounds":
+            continue
         if value is not None:
             default = getattr(SceneConfig(), f.name)
             overrides[f.name] = tuple(type(default[0])(v) for v in value) if isinstance(default, tuple) else value
     try:
+        if args.backgrounds:
+            overrides["backgrounds"] = background_photos(args.backgrounds)
         config = SceneConfig(**overrides)
         start = time.perf_counter()
         out = generate_dataset(args.out, args.train, args.val, args.seed, config, args.jpeg_quality, args.workers,

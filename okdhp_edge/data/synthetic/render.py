@@ -11,7 +11,9 @@ from __future__ import annotations
 import colorsys
 import functools
 import math
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -77,6 +79,7 @@ class SceneConfig:
     texture_prob: float = 0.6  # garments with stripes / checks / noise instead of plain colour
     noise_std: float = 5.0  # pixel grain
     blur_prob: float = 0.25
+    backgrounds: tuple[str, ...] = ()  # photos without people: each scene is drawn on a random crop of one (no clutter shapes)
 
     def __post_init__(self) -> None:
         if not 16 <= self.min_size <= self.max_size:
@@ -184,7 +187,42 @@ def _texture(rng: np.random.Generator, shape: tuple[int, int], origin: tuple[int
     return np.where(band, np.float32(1.0), np.float32(dark))
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def background_photos(folder: str | os.PathLike) -> tuple[str, ...]:
+    """The image files of `folder` (sorted absolute paths), for SceneConfig.backgrounds."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise ValueError(f"backgrounds {root}: not a folder; pass a folder of photos without people")
+    photos = tuple(str(p.resolve()) for p in sorted(root.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not photos:
+        raise ValueError(f"backgrounds {root}: no {'/'.join(IMAGE_SUFFIXES)} images in it")
+    return photos
+
+
+@functools.lru_cache(maxsize=16)
+def _photo(path: str) -> np.ndarray:
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"SceneConfig.backgrounds: cannot read {path} as an image")
+    return image
+
+
+def _photo_background(rng: np.random.Generator, w: int, h: int, paths: tuple[str, ...]) -> np.ndarray:
+    """A random crop (35-100 % of the photo's fitting size, the scene's aspect), maybe mirrored."""
+    photo = _photo(paths[int(rng.integers(len(paths)))])
+    ph, pw = photo.shape[:2]
+    scale = min(pw / w, ph / h) * rng.uniform(0.35, 1.0)
+    cw, ch = min(max(int(w * scale), 1), pw), min(max(int(h * scale), 1), ph)
+    x, y = int(rng.integers(0, pw - cw + 1)), int(rng.integers(0, ph - ch + 1))
+    crop = cv2.resize(photo[y:y + ch, x:x + cw], (w, h), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(crop[:, ::-1]) if rng.random() < 0.5 else crop
+
+
 def _background(rng: np.random.Generator, w: int, h: int, cfg: SceneConfig, light: np.ndarray) -> np.ndarray:
+    if cfg.backgrounds:
+        return _distractors(_photo_background(rng, w, h, cfg.backgrounds), rng, cfg, light)
     # A colour ramp with soft blotches, built on a 6x6 grid and upsampled (bilinear keeps the ramp exact).
     c1, c2 = np.array(_random_color(rng, val=(30, 230))), np.array(_random_color(rng, val=(30, 230)))
     t = np.linspace(0.0, 1.0, 6, dtype=np.float32)
@@ -207,6 +245,12 @@ def _background(rng: np.random.Generator, w: int, h: int, cfg: SceneConfig, ligh
             cv2.fillPoly(img, [pts], color, cv2.LINE_AA)
         else:
             cv2.ellipse(img, (x, y), (s // 2, max(s // 5, 2)), float(rng.uniform(0, 180)), 0, 360, color, -1, cv2.LINE_AA)
+    return _distractors(img, rng, cfg, light)
+
+
+def _distractors(img: np.ndarray, rng: np.random.Generator, cfg: SceneConfig, light: np.ndarray) -> np.ndarray:
+    """Limb- and head-like shapes that belong to nobody, so the network learns what a person is."""
+    h, w = img.shape[:2]
     scratch = np.zeros((h, w), np.uint8)
     for _ in range(int(rng.integers(cfg.distractors[0], cfg.distractors[1] + 1))):
         color = tuple(_SKIN[rng.integers(len(_SKIN))]) if rng.random() < 0.5 else _random_color(rng)
