@@ -14,9 +14,22 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["LossParts", "OKDHPLoss", "heatmap_mse", "ramp", "spatial_kl"]
+__all__ = ["LossParts", "OKDHPLoss", "heatmap_mse", "mse_weights", "ramp", "spatial_kl"]
 
 IGNORE_KEEP_TARGET = 0.01  # target values from here up (within 3 sigma of a labelled joint) are never ignored
+
+
+def mse_weights(target: torch.Tensor, weight: torch.Tensor, ignore: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-joint weights (N, K) as (N, K, 1, 1), or per pixel (N, K, h, w) with `ignore`.
+
+    `ignore` (N, h, w), 1 over unlabelled people, drops those pixels from every channel except
+    where that channel's own target is lit (the labelled person's joint may lie over them).
+    Built once per step and shared by every supervised output.
+    """
+    w = weight.to(target.dtype)[:, :, None, None]
+    if ignore is None:
+        return w
+    return w * (1.0 - ignore.to(target.dtype)[:, None] * (target < IGNORE_KEEP_TARGET).to(target.dtype))
 
 
 def heatmap_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, ignore: torch.Tensor | None = None) -> torch.Tensor:
@@ -24,13 +37,11 @@ def heatmap_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, 
 
     Same value as the pose field's JointsMSELoss with target weights: a joint with weight 0
     (unlabelled or outside the crop) contributes nothing, yet still counts in the mean.
-    `ignore` (N, h, w), 1 over unlabelled people, drops those pixels from every channel except
-    where that channel's own target is lit (the labelled person's joint may lie over them).
+    `weight`: (N, K) joint weights (with `ignore` as in mse_weights), or weights already built by
+    mse_weights (4-D).
     """
-    w = weight.to(pred.dtype)[:, :, None, None]
-    if ignore is not None:
-        w = w * (1.0 - ignore.to(pred.dtype)[:, None] * (target < IGNORE_KEEP_TARGET).to(pred.dtype))
-    return 0.5 * ((pred - target) * w).pow(2).mean()
+    w = weight if weight.dim() == 4 else mse_weights(target, weight, ignore)
+    return 0.5 * ((pred - target) * w.to(pred.dtype)).pow(2).mean()
 
 
 def spatial_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0, detach_target: bool = True) -> torch.Tensor:
@@ -98,8 +109,9 @@ class OKDHPLoss:
         """`outputs` as returned by OKDHPNet (or the single-mode adapter: no ensemble); `ignore`
         as in heatmap_mse (the distillation terms need no labels and cover every pixel)."""
         target = target.to(torch.float32)
-        mse_trunk = sum((heatmap_mse(o.float(), target, weight, ignore) for o in outputs["trunk"]), target.new_zeros(()))
-        mse_branches = [sum((heatmap_mse(o.float(), target, weight, ignore) for o in outs), target.new_zeros(()))
+        weight = mse_weights(target, weight, ignore)
+        mse_trunk = sum((heatmap_mse(o.float(), target, weight) for o in outputs["trunk"]), target.new_zeros(()))
+        mse_branches = [sum((heatmap_mse(o.float(), target, weight) for o in outs), target.new_zeros(()))
                         for outs in outputs["branches"]]
         total = mse_trunk + sum(mse_branches)
         mse_ens = target.new_zeros(())
@@ -107,7 +119,7 @@ class OKDHPLoss:
         r = ramp(epoch, self.ramp_epochs)
         if self.mode == "okdhp":
             ensemble = outputs["ensemble"].float()
-            mse_ens = heatmap_mse(ensemble, target, weight, ignore)
+            mse_ens = heatmap_mse(ensemble, target, weight)
             kls = [sum((spatial_kl(o, ensemble, self.kl_temperature, self.detach_target) for o in outs), target.new_zeros(()))
                    for outs in outputs["branches"]]
             total = total + self.alpha * mse_ens + self.beta * r * sum(kls)
