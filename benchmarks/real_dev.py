@@ -34,7 +34,7 @@ import numpy as np
 from footage import footage_dir
 from okdhp_edge.data import DatasetError, build_dataset
 from okdhp_edge.data.label import LabelConfig, label, open_teacher
-from okdhp_edge.data.label_filter import flip_back
+from okdhp_edge.data.label_filter import flip_back, mirror_boxes
 from okdhp_edge.eval import Evaluator
 from okdhp_edge.runtime.landmarker import BlazePoseLandmarker, LandmarkerConfig
 from okdhp_edge.skeleton import COCO17
@@ -65,8 +65,7 @@ class Mirrored:
 
     def predict(self, image: np.ndarray, boxes: np.ndarray):
         width = image.shape[1]
-        mirrored = np.stack([width - 1 - boxes[:, 2], boxes[:, 1], width - 1 - boxes[:, 0], boxes[:, 3]], 1)
-        result = self.model.predict(np.ascontiguousarray(image[:, ::-1]), mirrored)
+        result = self.model.predict(np.ascontiguousarray(image[:, ::-1]), mirror_boxes(boxes, width))
         flip = list(self.skeleton.flip_index)
         return replace(result, keypoints=flip_back(result.keypoints, width, flip).astype(np.float32), scores=result.scores[:, flip],
                        boxes=boxes)

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..skeleton import COCO17
 from .base import DatasetError
-from .label_filter import DROP_REASONS, FilterConfig, flip_back, judge
+from .label_filter import DROP_REASONS, FilterConfig, flip_back, judge, mirror_boxes
 from .label_sources import Frame, Source, find_sources
 
 __all__ = ["LabelConfig", "label", "main", "open_teacher"]
@@ -109,8 +109,7 @@ class _Labeller:
         height, width = image.shape[:2]
         boxes = self.detector.detect(image)[:, :4] if self.detector is not None else np.array([[0, 0, width - 1, height - 1]], np.float32)
         result = self.teacher.predict(image, boxes)
-        mirrored = np.array([[width - 1 - b[2], b[1], width - 1 - b[0], b[3]] for b in boxes], np.float32).reshape(-1, 4)
-        flipped = self.teacher.predict(np.ascontiguousarray(image[:, ::-1]), mirrored) if len(boxes) else result
+        flipped = self.teacher.predict(np.ascontiguousarray(image[:, ::-1]), mirror_boxes(boxes, width)) if len(boxes) else result
         neighbours = [self.teacher.predict(other, boxes).keypoints.astype(np.float64) for other in frame.neighbours if len(boxes)]
         return {"keypoints": result.keypoints.astype(np.float64), "scores": result.scores.astype(np.float64),
                 "boxes": result.boxes.astype(np.float64), "flipped": flip_back(flipped.keypoints, width, self.flip_index),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DROP_REASONS", "FilterConfig", "flip_back", "follow", "judge", "similarity"]
+__all__ = ["DROP_REASONS", "FilterConfig", "flip_back", "follow", "judge", "mirror_boxes", "similarity"]
 
 # why a keypoint was dropped, checked in this order
 DROP_REASONS = ("low_score", "flip", "temporal")
@@ -40,6 +40,12 @@ def similarity(a: np.ndarray, b: np.ndarray, area: np.ndarray, sigmas: np.ndarra
     d2 = ((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2).sum(-1)
     scale = np.maximum(np.asarray(area, np.float64), 1.0)[:, None] * (2 * np.asarray(sigmas, np.float64)) ** 2
     return np.exp(-d2 / (2 * scale))
+
+
+def mirror_boxes(boxes: np.ndarray, width: int) -> np.ndarray:
+    """(N, 4) xyxy boxes as they lie in the horizontally mirrored frame."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    return np.stack([width - 1 - boxes[:, 2], boxes[:, 1], width - 1 - boxes[:, 0], boxes[:, 3]], 1)
 
 
 def flip_back(keypoints: np.ndarray, width: int, flip_index: list[int]) -> np.ndarray:
