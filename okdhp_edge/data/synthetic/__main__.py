@@ -9,6 +9,8 @@ from dataclasses import fields
 from .generate import generate_dataset
 from .render import SceneConfig, background_photos
 
+NUMERIC_KNOBS = [f for f in fields(SceneConfig) if f.name != "backgrounds"]  # --backgrounds takes a folder instead
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -25,10 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     knobs = p.add_argument_group("difficulty knobs (SceneConfig; see docs/data.md)")
     knobs.add_argument("--backgrounds", metavar="DIR", help="draw the people on random crops of the photos in DIR "
                        "(photos without people), instead of generated backgrounds")
-    for f in fields(SceneConfig):
+    for f in NUMERIC_KNOBS:
         default = getattr(SceneConfig(), f.name)
-        if f.name == "backgrounds":
-            continue
         if isinstance(default, tuple):
             knobs.add_argument(f"--{f.name.replace('_', '-')}", type=float, nargs=len(default), default=None,
                                metavar="V", help=f"default {' '.join(map(str, default))}")
@@ -40,10 +40,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     overrides = {}
-    for f in fields(SceneConfig):
+    for f in NUMERIC_KNOBS:
         value = getattr(args, f.name)
-        if f.name == "backgrounds":
-            continue
         if value is not None:
             default = getattr(SceneConfig(), f.name)
             overrides[f.name] = tuple(type(default[0])(v) for v in value) if isinstance(default, tuple) else value
