@@ -33,7 +33,7 @@ class Frame:
 
 @dataclass
 class Source:
-    """A folder of images or a video; `frames(every)` yields every `every`-th frame."""
+    """A folder of images or a video; `frames(every, start)` yields every `every`-th frame from `start`."""
 
     path: Path
     is_video: bool
@@ -45,9 +45,9 @@ class Source:
         digest = hashlib.sha256(str(self.path.resolve()).encode()).hexdigest()[:8]
         return f"{self.path.stem}-{digest}"
 
-    def frames(self, every: int) -> Iterator[Frame]:
+    def frames(self, every: int, start: int = 0) -> Iterator[Frame]:
         if not self.is_video:
-            for i in range(0, len(self.images), every):
+            for i in range(start, len(self.images), every):
                 image = cv2.imread(str(self.images[i]), cv2.IMREAD_COLOR)
                 if image is None:
                     warnings.warn(f"{self.images[i]}: OpenCV cannot read this image (corrupt or truncated); skipped", stacklevel=2)
@@ -61,7 +61,7 @@ class Source:
             while True:
                 ok, image = capture.read()
                 image = image if ok else None
-                if current is not None and (i - 1) % every == 0:
+                if current is not None and i - 1 >= start and (i - 1 - start) % every == 0:
                     yield Frame(f"{self.prefix}-{i - 1:06d}", i - 1, current, tuple(f for f in (before, image) if f is not None))
                 if image is None:
                     return
