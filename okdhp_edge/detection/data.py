@@ -1,0 +1,175 @@
+"""Training frames for the person detector: synthetic scenes (every person boxed by construction)
+and real frames boxed by the labeller (`python -m okdhp_edge.data.label`), held in memory at the
+detector's input size, then randomly scaled, shifted, flipped and recoloured into training crops.
+
+Real frames' boxes come from a teacher that misses people. Two things keep those misses from
+being taught as background: the labeller's ignore entries (people found but not labelled), and,
+for a static camera, a clean plate (`python -m okdhp_edge.data.plate`): pixels that differ from the
+plate and lie in no box are people or things in motion, and their cells are ignored.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..data.base import DatasetError
+from ..data.coco import load_coco
+from ..data.synthetic.render import SceneConfig, background_photos, render_scene
+from ..runtime.detectors.yolo import PAD_VALUE, letterbox
+from ..skeleton import get_skeleton
+from .targets import build_targets
+
+__all__ = ["Frame", "DetectionFrames", "real_frames", "synthetic_frames"]
+
+MOTION_THRESHOLD = 30  # mean absolute BGR difference from the plate that counts as motion
+MIN_VISIBLE = 0.4  # a person cut by the crop to less than this share of the box becomes an ignore region
+
+
+@dataclass
+class Frame:
+    """One letterboxed frame, its people (N, 4) and a mask of pixels not to count as background."""
+
+    image: np.ndarray
+    boxes: np.ndarray
+    ignore: np.ndarray  # (H, W) uint8, 1 = ignored
+
+
+def synthetic_frames(count: int, width: int, height: int, seed: int, backgrounds: str | os.PathLike | None = None) -> list[Frame]:
+    """`count` rendered scenes of 1-7 people, small to large; every other one on a `backgrounds`
+    photo when given (the rest keep the generator's drawn clutter)."""
+    drawn = SceneConfig(people_weights=(1.0,) * 7, height_range=(0.25, 0.95), crowd_shrink=0.85)
+    configs = [drawn, replace(drawn, backgrounds=background_photos(backgrounds))] if backgrounds else [drawn]
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i in tqdm(range(count), desc="synthetic scenes", leave=False):
+        image, people = render_scene(rng, configs[i % len(configs)], (width, height))
+        boxes = np.array([[a.bbox[0], a.bbox[1], a.bbox[0] + a.bbox[2], a.bbox[1] + a.bbox[3]] for a in people], np.float32)
+        frames.append(Frame(image, boxes.reshape(-1, 4), np.zeros((height, width), np.uint8)))
+    return frames
+
+
+def _motion(image: np.ndarray, plate: np.ndarray) -> np.ndarray:
+    """Pixels that differ from the clean plate, as solid blobs (uint8 0/1)."""
+    diff = cv2.absdiff(image, plate).mean(axis=2) > MOTION_THRESHOLD
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    blobs = cv2.morphologyEx(diff.astype(np.uint8), cv2.MORPH_OPEN, kernel)
+    return cv2.dilate(blobs, kernel, iterations=2)
+
+
+def real_frames(root: str | os.PathLike, split: str, width: int, height: int, *, first: int | None = None,
+                plate: str | os.PathLike | None = None) -> list[Frame]:
+    """The labelled frames of a COCO-format split (the first `first` by file name when given)."""
+    coco = load_coco(root, split, get_skeleton("coco17"), progress=False)
+    by_path: dict[Path, list] = {}
+    for sample in coco.samples:
+        by_path.setdefault(sample.image_path, []).append(sample)
+    paths = sorted(by_path)[:first] if first else sorted(by_path)
+    plate_image = None
+    if plate is not None:
+        plate_image = cv2.imread(str(plate), cv2.IMREAD_COLOR)
+        if plate_image is None:
+            raise DatasetError(f"{plate}: cannot read the clean plate; make it with python -m okdhp_edge.data.plate VIDEO --out PLATE.png")
+    frames = []
+    for path in tqdm(paths, desc=f"{Path(root).name} frames", leave=False):
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        samples = by_path[path]
+        boxes = np.stack([s.bbox for s in samples]).astype(np.float32)
+        ignored = samples[0].ignore_boxes
+        mask = np.zeros(image.shape[:2], np.uint8)
+        if plate_image is not None:
+            if plate_image.shape != image.shape:
+                raise DatasetError(f"{plate}: the plate is {plate_image.shape[1]}x{plate_image.shape[0]}, the frames of {root} are "
+                                   f"{image.shape[1]}x{image.shape[0]}; make the plate from the same camera")
+            mask = _motion(image, plate_image)
+            for x1, y1, x2, y2 in boxes.round().astype(int):
+                mask[max(y1, 0):y2 + 1, max(x1, 0):x2 + 1] = 0
+        for x1, y1, x2, y2 in (ignored if ignored is not None else np.zeros((0, 4))).round().astype(int):
+            mask[max(y1, 0):y2 + 1, max(x1, 0):x2 + 1] = 1
+        canvas, box = letterbox(image, width, height)
+        placed = np.zeros((height, width), np.uint8)
+        placed_mask, _ = letterbox(np.repeat(mask[..., None] * 255, 3, axis=2), width, height)
+        placed[:] = placed_mask[..., 0] > 127
+        scaled = boxes * box.scale + np.array([box.pad_x, box.pad_y] * 2, np.float32)
+        frames.append(Frame(canvas, scaled, placed))
+    return frames
+
+
+class DetectionFrames:
+    """Random training crops of `frames` with their CenterNet targets; `sample(rng)` -> one item."""
+
+    def __init__(self, frames: list[Frame], crop: tuple[int, int], stride: int, scale: tuple[float, float] = (0.6, 1.6)) -> None:
+        if not frames:
+            raise DatasetError("the detector has no training frames")
+        self.frames = frames
+        self.crop = crop
+        self.stride = stride
+        self.scale = scale
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        frame = self.frames[int(rng.integers(len(self.frames)))]
+        cw, ch = self.crop
+        h, w = frame.image.shape[:2]
+        s = float(np.exp(rng.uniform(*np.log(self.scale))))
+        flip = rng.random() < 0.5
+        ox, oy = self._origin(w * s, cw, rng), self._origin(h * s, ch, rng)
+        matrix = np.array([[s, 0, -ox], [0, s, -oy]], np.float32)
+        if flip:
+            matrix = np.array([[-1, 0, cw - 1], [0, 1, 0]], np.float32) @ np.vstack([matrix, [0, 0, 1]])
+        image = cv2.warpAffine(frame.image, matrix, (cw, ch), flags=cv2.INTER_LINEAR, borderValue=(PAD_VALUE,) * 3)
+        ignore = cv2.warpAffine(frame.ignore, matrix, (cw, ch), flags=cv2.INTER_NEAREST, borderValue=0)
+        boxes, lost = self._warp_boxes(frame.boxes, matrix)
+        for x1, y1, x2, y2 in lost.round().astype(int):
+            ignore[max(y1, 0):y2 + 1, max(x1, 0):x2 + 1] = 1
+        image = self._recolour(image, rng)
+        gw, gh = cw // self.stride, ch // self.stride
+        grid_ignore = cv2.resize(ignore.astype(np.float32), (gw, gh), interpolation=cv2.INTER_AREA) > 0.5
+        item = build_targets(boxes, grid_ignore, cw, ch, self.stride)
+        item["image"] = np.ascontiguousarray(image[..., ::-1].transpose(2, 0, 1), np.float32) / 255.0
+        return item
+
+    @staticmethod
+    def _origin(side: float, crop: int, rng: np.random.Generator) -> float:
+        """Where the crop starts along one side of the scaled frame: mostly on the frame, a little
+        past its edges; a frame smaller than the crop lands anywhere inside it."""
+        if side <= crop:
+            return -rng.uniform(0, crop - side)
+        margin = 0.1 * crop
+        return rng.uniform(-margin, side - crop + margin)
+
+    def _warp_boxes(self, boxes: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes through the affine, clipped to the crop; those mostly cut away are returned apart."""
+        if not len(boxes):
+            return boxes, boxes
+        corners = np.stack([boxes[:, [0, 1]], boxes[:, [2, 3]]], axis=1)  # (N, 2, 2)
+        moved = corners @ matrix[:, :2].T + matrix[:, 2]
+        out = np.concatenate([moved.min(axis=1), moved.max(axis=1)], axis=1)
+        cw, ch = self.crop
+        clipped = out.copy()
+        clipped[:, [0, 2]] = clipped[:, [0, 2]].clip(0, cw)
+        clipped[:, [1, 3]] = clipped[:, [1, 3]].clip(0, ch)
+        area = (out[:, 2] - out[:, 0]) * (out[:, 3] - out[:, 1])
+        kept = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1])
+        visible = kept / np.maximum(area, 1e-6)
+        good = visible >= MIN_VISIBLE
+        partly = (visible > 0) & ~good
+        return clipped[good], clipped[partly]
+
+    @staticmethod
+    def _recolour(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Brightness, contrast and saturation jitter, sometimes blur or grey: cameras differ."""
+        out = image.astype(np.float32)
+        out = (out - out.mean()) * rng.uniform(0.7, 1.3) + out.mean() + rng.uniform(-30, 30)
+        if rng.random() < 0.3:
+            grey = out.mean(axis=2, keepdims=True)
+            out = grey + (out - grey) * rng.uniform(0.0, 1.2)
+        if rng.random() < 0.2:
+            out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.5, 1.5)))
+        return out.clip(0, 255).astype(np.uint8)
