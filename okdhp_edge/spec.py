@@ -18,7 +18,7 @@ from typing import Any
 from .skeleton import Skeleton
 
 __all__ = [
-    "ArchSpec", "DTYPES", "ExportInfo", "InputSpec", "LAYOUTS", "ModelSpec", "SPEC_METADATA_KEY", "SPEC_VERSION", "SpecError", "sidecar_path",
+    "ARCH_TYPES", "ArchSpec", "DTYPES", "EnsembleArchSpec", "ExportInfo", "InputSpec", "LAYOUTS", "ModelSpec", "SPEC_METADATA_KEY", "SPEC_VERSION", "SpecError", "sidecar_path",
     "write_json_atomic",
 ]
 
@@ -46,6 +46,37 @@ class ArchSpec:
     branch_stacks: int = 2
     branch_channels: int = 256
     hourglass_depth: int = 4
+
+
+@dataclass
+class EnsembleArchSpec:
+    """The OKDHP training net's FAU ensemble: stem, trunk stacks, every branch and the FAU.
+
+    It runs as a teacher (it costs all branches) with a student's input and output; `branches`
+    holds [stacks, channels] per branch, in the training net's order.
+    """
+
+    type: str = "okdhp-ensemble"
+    num_joints: int = 17
+    trunk_stacks: int = 2
+    trunk_channels: int = 256
+    branches: list[list[int]] = field(default_factory=list)
+    hourglass_depth: int = 4
+    fau_reduction: int = 4
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.branches, (list, tuple)) or not self.branches:
+            raise ValueError(f"arch.branches: expected a non-empty list of [stacks, channels], got {self.branches!r}")
+        pairs = []
+        for branch in self.branches:
+            if not isinstance(branch, (list, tuple)) or len(branch) != 2 or not all(isinstance(v, int) and v > 0 for v in branch):
+                raise ValueError(f"arch.branches: {branch!r} is not [stacks, channels] (two positive integers)")
+            pairs.append([int(v) for v in branch])
+        self.branches = pairs
+
+
+# arch.type -> the dataclass describing it; a spec without a type is a plain hourglass student
+ARCH_TYPES: dict[str, type] = {"hourglass": ArchSpec, "okdhp-ensemble": EnsembleArchSpec}
 
 
 @dataclass
@@ -121,7 +152,7 @@ class ModelSpec:
     """Architecture, skeleton, geometry, decoding and provenance of one student."""
 
     name: str
-    arch: ArchSpec
+    arch: ArchSpec | EnsembleArchSpec
     skeleton: Skeleton
     input: InputSpec = field(default_factory=InputSpec)
     heatmap_stride: int = 4
@@ -165,7 +196,7 @@ class ModelSpec:
         if version > SPEC_VERSION:
             raise SpecError(f"{source}: spec version {version} is newer than this okdhp-edge ({SPEC_VERSION}); upgrade okdhp-edge")
         try:
-            arch = _build(ArchSpec, data["arch"], f"{source}: arch")
+            arch = _build_arch(data["arch"], f"{source}: arch")
             inp = _build(InputSpec, data.get("input", {}), f"{source}: input")
             inp.mean = tuple(float(v) for v in inp.mean)
             inp.std = tuple(float(v) for v in inp.std)
@@ -229,6 +260,13 @@ def _build(kind: type, data: Any, where: str):
     if unknown:
         raise SpecError(f"{where}: unknown field(s) {unknown}; valid: {sorted(valid)}")
     return kind(**data)
+
+
+def _build_arch(data: Any, where: str) -> ArchSpec | EnsembleArchSpec:
+    kind = ARCH_TYPES.get(data.get("type", "hourglass")) if isinstance(data, dict) else ArchSpec
+    if kind is None:
+        raise SpecError(f"{where}: unknown type {data['type']!r}; valid: {', '.join(ARCH_TYPES)}")
+    return _build(kind, data, where)
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:

@@ -225,6 +225,24 @@ def test_students_load_back_with_outputs_equal_to_their_branch(run_dir, one_thre
             assert torch.equal(student(x), net.branch_forward(x, b))
 
 
+def test_an_okdhp_run_writes_its_fau_ensemble_beside_the_students(run_dir, one_thread):
+    from okdhp_edge.train.network import init_from_students
+
+    state = torch.load(run_dir / "checkpoint-last.pt", weights_only=True)
+    net = OKDHPNet(get_preset("tiny").network_spec())
+    net.load_state_dict(state["model"])
+    net.eval()
+    ensemble, spec = load_student(run_dir / "ensemble.safetensors")
+    x = torch.randn(2, 3, 128, 96)
+    with torch.no_grad():
+        assert torch.equal(ensemble(x), net(x)["ensemble"])
+    assert spec.arch.type == "okdhp-ensemble" and spec.provenance["mode"] == "okdhp" and "pck@0.2" in spec.provenance["metrics"]
+    row = next(r for r in json.loads((run_dir / "metrics.json").read_text())["rows"] if r["head"] == "ensemble")
+    assert row["params"] == spec.params
+    with pytest.raises(ConfigError, match="is a FAU ensemble"):
+        init_from_students(OKDHPNet(get_preset("tiny").network_spec()), [str(run_dir / "ensemble.safetensors")], (96, 128))
+
+
 def test_init_from_students_restores_the_run_s_network_and_fine_tunes(run_dir, cache_dir, tmp_path, capsys):
     from okdhp_edge.train.network import init_from_students
 
@@ -312,10 +330,12 @@ def test_single_mode_trains_one_student_and_independent_mode_has_no_ensemble(cac
     assert [r["head"] for r in rows] == ["b2", "ref"]
     student, spec = load_student(single / "students" / "tiny-b2-1x32")
     assert spec.provenance["mode"] == "single" and spec.arch.branch_channels == 32
+    assert not (single / "ensemble.safetensors").exists()  # no FAU without branches
     independent = tmp_path / "independent"
     assert main(small_run(cache_dir, independent, "--epochs", "1", "--mode", "independent", "--set", "eval.samples=0")) == 0
     rows = json.loads((independent / "metrics.json").read_text())["rows"]
     assert [r["head"] for r in rows] == ["b0", "b1", "b2", "ref"]
+    assert not (independent / "ensemble.safetensors").exists()  # its FAU is never trained
     history = [json.loads(line) for line in (independent / "metrics.jsonl").read_text().splitlines()]
     assert history[0]["train"]["kl"] == 0.0 and history[0]["train"]["mse_ensemble"] == 0.0
 

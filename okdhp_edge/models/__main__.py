@@ -3,23 +3,10 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
 from .cost import count_cost, meta_device
-from .okdhp import OKDHPNet
+from .ensemble import EnsembleNet
 from .presets import PRESETS, get_preset
 from .student import branch_costs
-
-
-class _EnsembleOnly(torch.nn.Module):
-    """Adapter: count_cost needs a module returning a tensor; the training net returns a dict."""
-
-    def __init__(self, net: OKDHPNet) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)["ensemble"]
 
 
 def preset_table(names: list[str]) -> str:
@@ -28,8 +15,8 @@ def preset_table(names: list[str]) -> str:
         preset = get_preset(name)
         net_spec = preset.network_spec()
         with meta_device:
-            net = OKDHPNet(net_spec)
-        train_cost = count_cost(_EnsembleOnly(net), preset.input_size, params_of=net)
+            net = EnsembleNet(net_spec)
+        train_cost = count_cost(net, preset.input_size)
         size = f"{preset.input_size[0]}x{preset.input_size[1]}"
         rows.append((name, f"training net (trunk {preset.trunk_stacks}x{preset.trunk_channels} + FAU)", size,
                      f"{train_cost.mparams:.2f}", f"{train_cost.gmacs:.2f}", "-"))

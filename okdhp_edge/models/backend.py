@@ -1,4 +1,4 @@
-"""The runtime's torch backend for `.safetensors` students: development and reference runs only.
+"""The runtime's torch backend for `.safetensors` model files (students, FAU ensembles): reference runs.
 
 It lives with the torch code and the runtime's backend registry names it by module path, so
 `okdhp_edge.runtime` itself never imports torch or `okdhp_edge.models`. Weights are read with
@@ -14,7 +14,7 @@ import torch
 from ..runtime.backends.base import Backend
 from ..runtime.errors import BackendUnavailableError, ModelFileError
 from ..runtime.metadata import TensorInfo
-from .student import StudentFileError, load_student
+from .files import StudentFileError, load_student
 
 __all__ = ["TorchBackend"]
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ..spec import ArchSpec
+from ..spec import ArchSpec, EnsembleArchSpec
 from .hourglass import HourglassStack, Stem
 from .posenet import Branch, run_trunk
 
@@ -51,6 +51,18 @@ class OKDHPSpec:
     def stride(self) -> int:
         """Input pixels per heatmap pixel of every output (the stem's downsampling)."""
         return Stem.stride
+
+    @classmethod
+    def from_ensemble_arch(cls, arch: EnsembleArchSpec) -> "OKDHPSpec":
+        return cls(num_joints=arch.num_joints, trunk_stacks=arch.trunk_stacks, trunk_channels=arch.trunk_channels,
+                   branches=[BranchSpec(*b) for b in arch.branches], hourglass_depth=arch.hourglass_depth,
+                   fau_reduction=arch.fau_reduction)
+
+    def ensemble_arch(self) -> EnsembleArchSpec:
+        """The architecture of the whole net as a file's spec records it (see models/ensemble.py)."""
+        return EnsembleArchSpec(num_joints=self.num_joints, trunk_stacks=self.trunk_stacks, trunk_channels=self.trunk_channels,
+                                branches=[[b.stacks, b.channels] for b in self.branches], hourglass_depth=self.hourglass_depth,
+                                fau_reduction=self.fau_reduction)
 
     def student_arch(self, branch: int) -> ArchSpec:
         b = self.branches[branch]

@@ -1,28 +1,17 @@
-"""Student extraction and the student file format (safetensors weights + JSON spec).
+"""Student extraction, description and cost (models/files.py writes and reads student files).
 
 A student is trunk + one branch, with no FAU: a plain network that computes exactly what its
-branch computed inside the multi-branch model. Files never go through pickle.
+branch computed inside the multi-branch model.
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-import torch
-
-from ..spec import SPEC_METADATA_KEY, InputSpec, ModelSpec, SpecError
+from ..spec import InputSpec, ModelSpec
 from .cost import Cost, count_cost, meta_device
 from .okdhp import OKDHPNet, OKDHPSpec
 from .posenet import HourglassNet
 from .presets import Preset
 
-__all__ = [
-    "StudentFileError", "branch_costs", "compression_rate", "describe_student", "extract_student", "load_student", "save_student", "student_paths",
-]
-
-
-class StudentFileError(ValueError):
-    """A student file that is missing, corrupt or does not match its spec."""
+__all__ = ["branch_costs", "compression_rate", "describe_student", "extract_student"]
 
 
 def extract_student(model: OKDHPNet, branch: int) -> HourglassNet:
@@ -39,63 +28,6 @@ def extract_student(model: OKDHPNet, branch: int) -> HourglassNet:
     student.load_state_dict(state, strict=True)
     param = next(model.parameters())
     return student.to(device=param.device, dtype=param.dtype).train(model.training)
-
-
-def student_paths(path: str | os.PathLike) -> tuple[Path, Path]:
-    """(weights, spec) paths for `x.safetensors`, `x.json` or the stem `x`."""
-    path = Path(path)
-    if path.suffix in (".safetensors", ".json"):
-        path = path.with_suffix("")
-    return path.with_suffix(".safetensors"), path.with_suffix(".json")
-
-
-def save_student(student: HourglassNet, spec: ModelSpec, path: str | os.PathLike) -> Path:
-    """Write weights and spec atomically; returns the weights path."""
-    from safetensors.torch import save_file
-
-    weights_path, spec_path = student_paths(path)
-    weights_path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in student.state_dict().items()}
-    tmp = weights_path.with_name(weights_path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"format": "pt", SPEC_METADATA_KEY: spec.to_json()})
-    os.replace(tmp, weights_path)
-    spec.save(spec_path)
-    return weights_path
-
-
-def load_student(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[HourglassNet, ModelSpec]:
-    """Rebuild a student from its spec and load its weights (eval mode). Never unpickles."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    weights_path, spec_path = student_paths(path)
-    if not weights_path.is_file():
-        raise StudentFileError(f"{weights_path}: student weights not found (expected NAME.safetensors next to NAME.json)")
-    try:
-        spec = ModelSpec.load(spec_path)
-    except SpecError as err:
-        raise StudentFileError(str(err)) from None
-    try:
-        tensors = load_file(str(weights_path), device=str(device))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise StudentFileError(f"{weights_path}: cannot read safetensors ({err}); the file is corrupt or truncated, re-export it") from None
-    model = HourglassNet(spec.arch)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    if missing or unexpected:
-        raise StudentFileError(
-            f"{weights_path}: weights do not match the architecture in {spec_path} "
-            f"(missing {len(missing)}: {missing[:3]}, unexpected {len(unexpected)}: {unexpected[:3]})"
-        )
-    for key, tensor in tensors.items():
-        if tensor.shape != expected[key].shape:
-            raise StudentFileError(
-                f"{weights_path}: weights do not match the architecture in {spec_path} "
-                f"(tensor {key!r} has shape {tuple(tensor.shape)}, the spec implies {tuple(expected[key].shape)})"
-            )
-    model.load_state_dict(tensors, strict=True)
-    return model.to(device).eval(), spec
 
 
 def branch_costs(net_spec: OKDHPSpec, input_size: tuple[int, int]) -> list[Cost]:

@@ -1,4 +1,4 @@
-"""The network a run trains, per mode, and the students it hands out.
+"""The network a run trains, per mode, and the students (and FAU ensemble) it hands out.
 
 okdhp / independent: the multi-branch OKDHPNet (independent simply drops the distillation
 terms). single: trunk + the target branch as a plain HourglassNet, trained alone with
@@ -15,18 +15,19 @@ import torch
 from torch import nn
 
 from ..models import (
-    BranchSpec, HourglassNet, OKDHPNet, OKDHPSpec, Preset, StudentFileError, compression_rate, count_cost, describe_student, extract_student,
-    load_student, save_student,
+    BranchSpec, HourglassNet, OKDHPNet, OKDHPSpec, Preset, StudentFileError, compression_rate, count_cost, describe_ensemble,
+    describe_student, extract_student, load_student, save_student,
 )
-from ..spec import ArchSpec, ModelSpec
-from .config import ConfigError, ModelConfig, parse_branches
+from ..spec import ArchSpec, EnsembleArchSpec, ModelSpec
+from .config import ConfigError, ModelConfig, TrainConfig, parse_branches
 
 __all__ = [
-    "BranchChoice", "SingleNet", "build_network", "choose_branches", "init_from_students", "network_spec", "student_models", "target_branch",
-    "write_students",
+    "BranchChoice", "ENSEMBLE_NAME", "SingleNet", "build_network", "choose_branches", "init_from_students", "network_spec",
+    "run_provenance", "student_models", "target_branch", "write_ensemble", "write_students",
 ]
 
 TARGET_ALIAS = "target"  # file stem of the copy of the target student in RUN/students/
+ENSEMBLE_NAME = "ensemble"  # file stem of the FAU ensemble in RUN/, beside RUN/students/
 
 
 class SingleNet(HourglassNet):
@@ -132,6 +133,8 @@ def init_from_students(model: nn.Module, paths: list[str], input_size: tuple[int
             raise ConfigError(f"model.init: {err}") from None
         arch = spec.arch
         where = f"model.init {path}"
+        if isinstance(arch, EnsembleArchSpec):
+            raise ConfigError(f"{where}: is a FAU ensemble (a teacher), not a student; start from the run's students instead")
         if (spec.input.width, spec.input.height) != tuple(input_size):
             raise ConfigError(f"{where}: trained at input {spec.input.width}x{spec.input.height}, this run's network takes "
                               f"{input_size[0]}x{input_size[1]}; pick the preset it came from (its JSON names it)")
@@ -202,3 +205,19 @@ def write_students(
         if b == target:
             save_student(student, desc, out_dir / TARGET_ALIAS)
     return written
+
+
+def run_provenance(cfg: TrainConfig, run: str, epochs: int) -> dict:
+    """What a run's model files record about how they were trained."""
+    return {"mode": cfg.mode, "epochs": epochs, "data": cfg.data.source, "run": run, "seed": cfg.system.seed,
+            **({"init": cfg.model.init} if cfg.model.init else {})}
+
+
+def write_ensemble(model: OKDHPNet, preset: Preset, spec: OKDHPSpec, out_dir: Path, provenance: dict,
+                   metrics: dict | None = None) -> tuple[Path, ModelSpec]:
+    """Save the FAU ensemble as `out_dir/ensemble.safetensors` + `.json`: the strongest teacher a run
+    leaves (every branch and the FAU), a model file like a student's. The training net's weights are
+    the ensemble's as they are; an independent run's FAU is untrained, so only okdhp runs write one."""
+    extra = {**provenance, **({"metrics": metrics} if metrics else {})}
+    desc = describe_ensemble(preset, spec, provenance=extra)
+    return save_student(model, desc, out_dir / ENSEMBLE_NAME), desc

@@ -24,15 +24,17 @@ from tqdm import tqdm
 
 from ..geometry import apply_affine, invert_affine
 from ..codec import HeatmapCodec
-from ..models import OKDHPNet, count_cost, get_preset
-from ..spec import InputSpec, write_json_atomic
+from ..models import get_preset
+from ..spec import InputSpec, ModelSpec, write_json_atomic
 from .checkpoint import CheckpointError, capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from .config import OptimConfig, TrainConfig
 from .data import RunData, build_run_data
 from .distributed import DistContext, barrier, cleanup, setup, wrap_ddp
 from .evaluate import evaluate_heads, head_names, predict_heads, selection_metric
 from .losses import OKDHPLoss
-from .network import BranchChoice, build_network, init_from_students, network_spec, target_branch, write_students
+from .network import (
+    BranchChoice, build_network, init_from_students, network_spec, run_provenance, target_branch, write_ensemble, write_students,
+)
 from .plots import plot_curves, plot_samples
 from .reference import mean_pose_reference
 from .report import HeadRow, format_table
@@ -131,17 +133,6 @@ def _plain(obj: Any) -> Any:
 
 def _scalars(metrics: dict) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)}
-
-
-class _EnsembleCost(nn.Module):
-    """count_cost needs a tensor output; the training net returns a dict."""
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)["ensemble"]
 
 
 class _Run:
@@ -439,8 +430,7 @@ class _Run:
 
     def _finish(self, final: dict[str, dict]) -> TrainResult:
         cfg = self.cfg
-        provenance = {"mode": cfg.mode, "epochs": cfg.optim.epochs, "data": cfg.data.source, "run": self.out_dir.name,
-                      "seed": cfg.system.seed, "code": self.code, **({"init": cfg.model.init} if cfg.model.init else {})}
+        provenance = {**run_provenance(cfg, self.out_dir.name, cfg.optim.epochs), "code": self.code}
         metrics = {int(h[1:]): final[h] for h in final if h.startswith("b")}
         written = write_students(self.model, cfg.mode, self.target, self.preset, self.spec, self.out_dir / "students",
                                  provenance, metrics)
@@ -451,7 +441,10 @@ class _Run:
             write_students(best_model, cfg.mode, self.target, self.preset, self.spec, self.out_dir / "students-best",
                            {**provenance, "epoch": best_epoch + 1}, None)
             self.log(f"best target epoch was {best_epoch + 1}: its students are in {self.out_dir / 'students-best'}")
-        rows = self._rows(final, written)
+        ensemble = None
+        if cfg.mode == "okdhp":  # the FAU is trained only here
+            ensemble = write_ensemble(self.model, self.preset, self.spec, self.out_dir, provenance, final.get("ensemble"))
+        rows = self._rows(final, written, ensemble)
         reference = _scalars(mean_pose_reference(self.data.train, self.data.val))
         rows.append(HeadRow(head="ref", name="mean training pose (no network)", stacks=None, width=None, params=0, macs=0,
                             compression_rate=None, metrics=reference))
@@ -468,20 +461,22 @@ class _Run:
             self._samples()
         self.log("\n" + table)
         self.log(f"\nstudents: {self.out_dir / 'students'} (target: {target_name}); run time {elapsed / 60:.1f} min")
+        if ensemble is not None:
+            self.log(f"FAU ensemble (a labelling teacher, docs/training.md): {ensemble[0]}")
         return TrainResult(out_dir=self.out_dir, rows=rows, students={d.name: p for p, d in written.values()},
                            target=target_name, history=self.history, best=self.best)
 
-    def _rows(self, final: dict[str, dict], written: dict) -> list[HeadRow]:
+    def _rows(self, final: dict[str, dict], written: dict, ensemble: tuple[Path, ModelSpec] | None) -> list[HeadRow]:
         rows = []
         for b, (_, desc) in sorted(written.items()):
             arch = desc.arch
             rows.append(HeadRow(head=f"b{b}", name=desc.name, stacks=arch.trunk_stacks + arch.branch_stacks,
                                 width=arch.branch_channels, params=desc.params, macs=desc.macs,
                                 compression_rate=desc.compression_rate, target=b == self.target, metrics=final.get(f"b{b}", {})))
-        if "ensemble" in final and isinstance(self.model, OKDHPNet):
-            cost = count_cost(_EnsembleCost(self.model), self.preset.input_size, params_of=self.model)
+        if ensemble is not None:
+            desc = ensemble[1]
             rows.append(HeadRow(head="ensemble", name="training net (all branches + FAU)", stacks=None, width=None,
-                                params=cost.params, macs=cost.macs, compression_rate=None, metrics=final["ensemble"]))
+                                params=desc.params, macs=desc.macs, compression_rate=None, metrics=final.get("ensemble", {})))
         return rows
 
     def _samples(self) -> None:
