@@ -28,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
         epilog=f"targets (--target picks format/precision defaults):\n{targets}",
         argument_default=argparse.SUPPRESS,  # only what the user sets reaches export(); ExportConfig has the defaults
     )
-    p.add_argument("student", help="student weights NAME.safetensors (its NAME.json spec sits beside it)")
+    p.add_argument("student", help="student weights NAME.safetensors (its NAME.json spec sits beside it), "
+                                   "or an okdhp run's FAU ensemble RUN/ensemble.safetensors")
     p.add_argument("--format", type=str.lower, default=None, help=f"one of {', '.join(FORMATS)} (default: the target's, else onnx)")
     p.add_argument("--precision", type=str.lower, default=None,
                    help=f"one of {', '.join(PRECISIONS)} (default: the target's, else fp32)")

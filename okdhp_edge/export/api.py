@@ -1,9 +1,10 @@
 """`export(student, format, precision, ...)`: the pipeline: resolve the config, build (the format's
 module), write the metadata, verify, report.
 
-One call turns a student (NAME.safetensors + NAME.json) into `<NAME>-<precision><suffix>` with
-its sidecar `<artifact>.json`, runs it on held-out crops against the PyTorch student where this
-machine can, and records the outcome in `export_report.json` / `export_report.md` in `out_dir`.
+One call turns a student (NAME.safetensors + NAME.json; an okdhp run's FAU ensemble alike) into
+`<NAME>-<precision><suffix>` with its sidecar `<artifact>.json`, runs it on held-out crops against
+the PyTorch model where this machine can, and records the outcome in `export_report.json` /
+`export_report.md` in `out_dir`.
 """
 from __future__ import annotations
 
@@ -131,7 +132,9 @@ def _student_file(path: Path) -> Path:
         return path
     raise ExportError(
         f"{path} is {what}, not a student: export one of the students the training run wrote, "
-        f"RUN/students/<name>.safetensors, usually the one to deploy: {run / 'students' / 'target.safetensors'}"
+        f"RUN/students/<name>.safetensors, usually the one to deploy: {run / 'students' / 'target.safetensors'}; "
+        f"or its FAU ensemble {run / 'ensemble.safetensors'} (an okdhp run writes it; "
+        f"`python -m okdhp_edge.train.ensemble {run}` writes it from the checkpoint)"
     )
 
 
