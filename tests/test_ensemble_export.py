@@ -13,24 +13,15 @@ import onnx
 import pytest
 import torch
 
-from okdhp_edge.data import build_dataset
 from okdhp_edge.export import export, read_artifact_spec
 from okdhp_edge.export.__main__ import main as export_main
 from okdhp_edge.models import BranchSpec, EnsembleNet, Preset, describe_ensemble, load_student, save_student
 from okdhp_edge.runtime import Predictor
 from runtime_artifacts import person_frame
+from test_export import fit, one_thread  # noqa: F401  (one_thread: autouse, one torch thread in this module)
 
 MICRO = Preset("micro", "test-sized OKDHP net", "coco17", (48, 64), 1, 16, (BranchSpec(1, 24), BranchSpec(1, 16)), hourglass_depth=2)
 DATA = dict(calib_images=16, verify_images=24, synthetic_images=24, num_threads=1)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two cores shared by several jobs: one thread each avoids OpenMP spin contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -38,20 +29,10 @@ def workspace(tmp_path_factory) -> dict[str, Path]:
     """A fitted micro ensemble file and its synthetic val data cache."""
     root = tmp_path_factory.mktemp("ensemble-export")
     torch.manual_seed(0)
-    spec = describe_ensemble(MICRO)
     net = EnsembleNet(MICRO.network_spec())
-    data = build_dataset("synthetic", "val", spec.input, spec.skeleton, cache_dir=root / "cache", synthetic_images=24)
-    items = [data[i] for i in range(len(data))]
-    x, y, w = (torch.from_numpy(np.stack([it[k] for it in items])) for k in ("image", "target", "target_weight"))
-    optimizer = torch.optim.Adam(net.parameters(), 5e-3)
-    net.train()
-    for _ in range(60):
-        idx = torch.randint(0, len(x), (16,))
-        loss = (((net(x[idx]) - y[idx]) ** 2).mean((2, 3)) * w[idx]).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return {"root": root, "cache": root / "cache", "ensemble": save_student(net.eval(), spec, root / "run" / "ensemble")}
+    spec = describe_ensemble(MICRO)
+    fit(net, spec, root / "cache")
+    return {"root": root, "cache": root / "cache", "ensemble": save_student(net, spec, root / "run" / "ensemble")}
 
 
 def run_export(workspace, precision: str, **options):

@@ -17,17 +17,9 @@ from okdhp_edge.spec import ArchSpec, EnsembleArchSpec, ModelSpec, SpecError
 from okdhp_edge.train.checkpoint import save_checkpoint
 from okdhp_edge.train.config import load_config
 from okdhp_edge.train.ensemble import main as ensemble_main
+from test_export import one_thread  # noqa: F401  (autouse: one torch thread in this module)
 
 PRESET = get_preset("tiny")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two cores shared by several jobs: one thread each avoids OpenMP spin contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

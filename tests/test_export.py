@@ -47,6 +47,22 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+def fit(model: torch.nn.Module, spec: ModelSpec, cache: Path, steps: int = 60) -> None:
+    """A few dozen Adam steps on the synthetic val crops (cached in `cache`): peaky heatmaps; eval mode after."""
+    data = build_dataset("synthetic", "val", spec.input, spec.skeleton, cache_dir=cache, synthetic_images=24)
+    items = [data[i] for i in range(len(data))]
+    x, y, w = (torch.from_numpy(np.stack([it[k] for it in items])) for k in ("image", "target", "target_weight"))
+    optimizer = torch.optim.Adam(model.parameters(), 5e-3)
+    model.train()
+    for _ in range(steps):
+        idx = torch.randint(0, len(x), (16,))
+        loss = (((model(x[idx]) - y[idx]) ** 2).mean((2, 3)) * w[idx]).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+
+
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory) -> dict[str, Path]:
     """A fitted micro student, its synthetic val data cache and an outlier twin for --max-drop."""
@@ -56,20 +72,7 @@ def workspace(tmp_path_factory) -> dict[str, Path]:
     net = OKDHPNet(MICRO.network_spec())
     student = extract_student(net, 0)
     spec = describe_student(MICRO, 0)
-    data = build_dataset("synthetic", "val", spec.input, spec.skeleton, cache_dir=cache, synthetic_images=24)
-    items = [data[i] for i in range(len(data))]
-    x = torch.from_numpy(np.stack([it["image"] for it in items]))
-    y = torch.from_numpy(np.stack([it["target"] for it in items]))
-    w = torch.from_numpy(np.stack([it["target_weight"] for it in items]))
-    optimizer = torch.optim.Adam(student.parameters(), 5e-3)
-    student.train()
-    for _ in range(60):
-        idx = torch.randint(0, len(x), (16,))
-        loss = (((student(x[idx]) - y[idx]) ** 2).mean((2, 3)) * w[idx]).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    student.eval()
+    fit(student, spec, cache)
     path = save_student(student, spec, root / "students" / "micro")
     # Same keypoints in float (a constant on one channel moves no argmax), but that channel's
     # +1000 stretches the output's per-tensor INT8 range until every other heatmap rounds to 0.
