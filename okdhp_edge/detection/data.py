@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from ..data.base import DatasetError
 from ..data.coco import load_coco
 from ..data.synthetic.render import SceneConfig, background_photos, render_scene
-from ..runtime.detectors.yolo import PAD_VALUE, letterbox
+from ..runtime.detectors.yolo import PAD_VALUE
 from ..skeleton import get_skeleton
 from .targets import build_targets
 
@@ -32,11 +32,13 @@ MIN_VISIBLE = 0.4  # a person cut by the crop to less than this share of the box
 
 @dataclass
 class Frame:
-    """One letterboxed frame, its people (N, 4) and a mask of pixels not to count as background."""
+    """One frame at its own size, its people (N, 4) and a mask of pixels not to count as background;
+    `scale` brings it to the detector's input size (crops are scaled around that)."""
 
     image: np.ndarray
     boxes: np.ndarray
     ignore: np.ndarray  # (H, W) uint8, 1 = ignored
+    scale: float = 1.0
 
 
 def synthetic_frames(count: int, width: int, height: int, seed: int, backgrounds: str | os.PathLike | None = None) -> list[Frame]:
@@ -63,7 +65,8 @@ def _motion(image: np.ndarray, plate: np.ndarray) -> np.ndarray:
 
 def real_frames(root: str | os.PathLike, split: str, width: int, height: int, *, first: int | None = None,
                 plate: str | os.PathLike | None = None) -> list[Frame]:
-    """The labelled frames of a COCO-format split (the first `first` by file name when given)."""
+    """The labelled frames of a COCO-format split (the first `first` by file name when given), at full
+    resolution, so that crops enlarged around a person keep the camera's detail."""
     coco = load_coco(root, split, get_skeleton("coco17"), progress=False)
     by_path: dict[Path, list] = {}
     for sample in coco.samples:
@@ -90,25 +93,22 @@ def real_frames(root: str | os.PathLike, split: str, width: int, height: int, *,
                 mask[max(y1, 0):y2 + 1, max(x1, 0):x2 + 1] = 0
         for x1, y1, x2, y2 in (ignored if ignored is not None else np.zeros((0, 4))).round().astype(int):
             mask[max(y1, 0):y2 + 1, max(x1, 0):x2 + 1] = 1
-        canvas, box = letterbox(image, width, height)
-        placed = np.zeros((height, width), np.uint8)
-        placed_mask, _ = letterbox(np.repeat(mask[..., None] * 255, 3, axis=2), width, height)
-        placed[:] = placed_mask[..., 0] > 127
-        scaled = boxes * box.scale + np.array([box.pad_x, box.pad_y] * 2, np.float32)
-        frames.append(Frame(canvas, scaled, placed))
+        frames.append(Frame(image, boxes, mask, min(width / image.shape[1], height / image.shape[0])))
     return frames
 
 
 class DetectionFrames:
     """Random training crops of `frames` with their CenterNet targets; `sample(rng)` -> one item."""
 
-    def __init__(self, frames: list[Frame], crop: tuple[int, int], stride: int, scale: tuple[float, float] = (0.6, 1.6)) -> None:
+    def __init__(self, frames: list[Frame], crop: tuple[int, int], stride: int, scale: tuple[float, float] = (0.6, 1.6),
+                 zoom: float = 0.0) -> None:
         if not frames:
             raise DatasetError("the detector has no training frames")
         self.frames = frames
         self.crop = crop
         self.stride = stride
         self.scale = scale
+        self.zoom = zoom  # share of crops enlarged around one person until they fill 30-90 % of the crop's height
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -117,9 +117,15 @@ class DetectionFrames:
         frame = self.frames[int(rng.integers(len(self.frames)))]
         cw, ch = self.crop
         h, w = frame.image.shape[:2]
-        s = float(np.exp(rng.uniform(*np.log(self.scale))))
         flip = rng.random() < 0.5
-        ox, oy = self._origin(w * s, cw, rng), self._origin(h * s, ch, rng)
+        if len(frame.boxes) and rng.random() < self.zoom:
+            x1, y1, x2, y2 = frame.boxes[int(rng.integers(len(frame.boxes)))]
+            s = float(rng.uniform(0.3, 0.9) * ch / max(y2 - y1, 1.0))
+            ox = (x1 + x2) / 2 * s - cw * rng.uniform(0.25, 0.75)
+            oy = (y1 + y2) / 2 * s - ch * rng.uniform(0.35, 0.65)
+        else:
+            s = frame.scale * float(np.exp(rng.uniform(*np.log(self.scale))))
+            ox, oy = self._origin(w * s, cw, rng), self._origin(h * s, ch, rng)
         matrix = np.array([[s, 0, -ox], [0, s, -oy]], np.float32)
         if flip:
             matrix = np.array([[-1, 0, cw - 1], [0, 1, 0]], np.float32) @ np.vstack([matrix, [0, 0, 1]])

@@ -41,6 +41,7 @@ class DetTrainConfig:
     synthetic: int = 3000  # rendered scenes
     backgrounds: str | None = None  # photo folder for some synthetic scenes
     synthetic_share: float = 0.5  # probability that a training crop comes from a synthetic scene
+    zoom: float = 0.0  # share of real crops enlarged around one person (real footage of far people, taught at near sizes)
     steps: int = 3000
     batch: int = 24
     crop: tuple[int, int] = (256, 192)
@@ -104,7 +105,8 @@ def train_detector(config: DetTrainConfig, resume: str | None = None) -> Path:
         root, split = _parse_real(entry)
         real += real_frames(root, split, spec.width, spec.height, first=config.real_first, plate=config.plate)
     if real:
-        sources.append((DetectionFrames(real, config.crop, spec.stride), 1.0 - config.synthetic_share if config.synthetic else 1.0))
+        sources.append((DetectionFrames(real, config.crop, spec.stride, zoom=config.zoom),
+                        1.0 - config.synthetic_share if config.synthetic else 1.0))
     if not sources:
         raise ValueError("nothing to train on: set synthetic > 0 or pass --real coco:DIR")
     net = PersonDetNet(spec).to(memory_format=torch.channels_last)
@@ -170,7 +172,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--backgrounds", help="photo folder for the synthetic scenes")
     for name in ("synthetic", "steps", "batch", "threads", "seed", "checkpoint_every"):
         p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
-    for name in ("synthetic_share", "lr"):
+    for name in ("synthetic_share", "zoom", "lr"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
     p.add_argument("--resume", help="a checkpoint, a run folder, or auto (OUT/checkpoint-last.pt when there is one)")
     p.add_argument("--no-export", action="store_true", help="skip writing the runtime ONNX files")

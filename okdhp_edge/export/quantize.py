@@ -23,6 +23,7 @@ import io
 import os
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -45,8 +46,11 @@ def quantize_onnx(
     scheme: str = "qdq",
     batch_size: int = 8,
     float_residual: bool = False,
+    float_nodes: Callable[[Path], list[str]] | None = None,
 ) -> Path:
-    """Calibrate on `calibration` (N, ...) network inputs and write a QDQ INT8 model to `dst`."""
+    """Calibrate on `calibration` (N, ...) network inputs and write a QDQ INT8 model to `dst`.
+    `float_nodes(model_path)` names nodes to keep in float, read from the pre-processed model
+    (ONNX Runtime's pre-processing fuses and renames nodes)."""
     quant = require("onnxruntime.quantization", "export", "ONNX INT8 quantization")
     if method not in _METHODS:
         raise ExportError(f"unknown calibration method {method!r}; valid: {', '.join(_METHODS)}")
@@ -68,7 +72,7 @@ def quantize_onnx(
         prepared = Path(tmp) / "prepared.onnx"
         quant.quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
         reader = _BatchReader(calibration, input_name, batch_size)
-        keep_float = residual_stream_nodes(prepared) if float_residual else []
+        keep_float = (residual_stream_nodes(prepared) if float_residual else []) + (float_nodes(prepared) if float_nodes else [])
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # the entropy calibrator prints its progress
                 quant.quantize_static(
