@@ -18,8 +18,8 @@ from typing import Any
 from .skeleton import Skeleton
 
 __all__ = [
-    "ARCH_TYPES", "ArchSpec", "DTYPES", "EnsembleArchSpec", "ExportInfo", "InputSpec", "LAYOUTS", "ModelSpec", "SPEC_METADATA_KEY", "SPEC_VERSION", "SpecError", "sidecar_path",
-    "write_json_atomic",
+    "ARCH_TYPES", "ArchSpec", "DTYPES", "EnsembleArchSpec", "ExportInfo", "InputSpec", "LAYOUTS", "ModelSpec", "SPEC_METADATA_KEY",
+    "SPEC_VERSION", "SpecError", "sidecar_path", "write_json_atomic",
 ]
 
 SPEC_VERSION = 1
@@ -149,7 +149,7 @@ class ExportInfo:
 
 @dataclass
 class ModelSpec:
-    """Architecture, skeleton, geometry, decoding and provenance of one student."""
+    """Architecture, skeleton, geometry, decoding and provenance of one student (or FAU ensemble)."""
 
     name: str
     arch: ArchSpec | EnsembleArchSpec
