@@ -3,12 +3,13 @@
 
     python examples/webcam.py                                   # camera 0, window, the shipped real-image student
     python examples/webcam.py --source clip.mp4 --save out.mp4 --no-show
-    python examples/webcam.py --model m.onnx --source vtest.avi --tiles 6 --detect-every 10 --save out.mp4 --no-show
+    python examples/webcam.py --source vtest.avi --detector okdhp-person --detect-every 1 --save out.mp4 --no-show
 
-A person detector finds people every --detect-every frames: by default MediaPipe's pose detector
-(fetched once from the package index; good on people near the camera, --tiles N for small, far
-people at a cost in time), or --detector PATH (a YOLO .onnx/.tflite export), or --detector none
-(the whole frame is one person). PoseTracker follows people in between, keeps their IDs and
+A person detector finds people every --detect-every frames: by default this project's detector
+(shipped in the package; small and far people) together with MediaPipe's pose detector (fetched
+once from the package index; people near the camera); --detector okdhp-person or mediapipe for one
+of them, --detector PATH for a YOLO .onnx/.tflite export, or --detector none (the whole frame is
+one person). PoseTracker follows people in between, keeps their IDs and
 smooths their keypoints (--no-smooth turns that off). q or Esc quits the window. Showing a window needs the GUI build of OpenCV (`pip install okdhp-edge[demo]`); with
 the headless build use --no-show (and --save to keep the annotated video).
 """
@@ -47,8 +48,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, tensorrt, coreml (default: auto)")
     parser.add_argument("--threads", type=int, help="CPU threads for the backend")
     parser.add_argument("--detector", default="default",
-                        help="person detector: 'default' (MediaPipe pose detector), a YOLO .onnx/.tflite export, or 'none' (one person)")
-    parser.add_argument("--tiles", type=int, default=1, help="default detector: also search N overlapping tile columns for small people (default: 1)")
+                        help="person detector: 'default' (okdhp-person + mediapipe), 'okdhp-person', 'mediapipe', "
+                             "a YOLO .onnx/.tflite export, or 'none' (one person)")
+    parser.add_argument("--tiles", type=int, default=1, help="MediaPipe's detector: also search N overlapping tile columns (default: 1)")
     parser.add_argument("--detect-every", type=int, default=5, help="run the detector every N frames (1: every frame; default: 5)")
     parser.add_argument("--max-people", type=int, default=8, help="the most people tracked at once (default: 8)")
     parser.add_argument("--no-smooth", action="store_true", help="show raw keypoints (no One-Euro smoothing)")
@@ -114,8 +116,8 @@ def save_snapshot(path: Path, frame) -> None:
 def open_detector(args: argparse.Namespace) -> Detector | None:
     if args.detector == "none":
         return None
-    model = None if args.detector == "default" else args.detector
-    return Detector(model, device="cpu" if model is None else args.device, num_threads=args.threads, tiles=args.tiles)
+    named = args.detector in ("default", "okdhp-person", "mediapipe")
+    return Detector(args.detector, device="cpu" if named else args.device, num_threads=args.threads, tiles=args.tiles)
 
 
 def run(args: argparse.Namespace) -> int:

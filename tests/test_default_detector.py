@@ -1,5 +1,7 @@
-"""The default detector (MediaPipe's pose detector, fetched from the package index) on real
-footage (Debian's opencv-doc media). Skipped, with the reason, where either cannot be had."""
+"""The detectors a user gets without bringing one, on real footage (Debian's opencv-doc media):
+the project's own detector (shipped in the package), MediaPipe's pose detector (fetched from the
+package index) and the default that merges both. Skipped, with the reason, where the footage or
+MediaPipe's file cannot be had."""
 from __future__ import annotations
 
 import json
@@ -31,15 +33,30 @@ def test_anchor_layout_and_tiles():
     assert covered.all()
 
 
-@pytest.fixture(scope="module")
-def detector() -> Detector:
+def mediapipe(**kwargs) -> Detector:
     try:
-        return Detector(num_threads=2)
+        return Detector("mediapipe", num_threads=2, **kwargs)
     except Exception as err:  # no network to the package index, no pip: say why
-        pytest.skip(f"default detector not available: {err}")
+        pytest.skip(f"MediaPipe's detector not available: {err}")
 
 
-def test_default_detector_finds_a_near_person(detector, media):
+def frame_615(media: Path) -> tuple[np.ndarray, np.ndarray]:
+    """vtest frame 615 (after the frames the shipped detector trained on) and its hand-checked boxes."""
+    labels = json.loads((REPO / "benchmarks" / "data" / "vtest_people.json").read_text())["frames"]
+    capture = cv2.VideoCapture(str(media / "vtest.avi"))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, 615)
+    ok, frame = capture.read()
+    capture.release()
+    assert ok and frame.shape == (576, 768, 3)
+    return frame, np.array(labels["615"], np.float32)
+
+
+def found_people(truth: np.ndarray, boxes: np.ndarray) -> int:
+    return int((iou_matrix(truth, boxes[:, :4]).max(axis=1, initial=0) >= 0.5).sum())
+
+
+def test_mediapipe_finds_a_near_person(media):
+    detector = mediapipe()
     found = detector.detect(cv2.imread(str(media / "messi5.jpg")))
     assert len(found) == 1 and found[0, 4] >= 0.5
     x1, y1, x2, y2 = found[0, :4]
@@ -48,15 +65,24 @@ def test_default_detector_finds_a_near_person(detector, media):
     assert detector.family.tiles == 1
 
 
-def test_tiles_find_small_far_people_on_vtest(media):
-    labels = json.loads((REPO / "benchmarks" / "data" / "vtest_people.json").read_text())["frames"]
-    capture = cv2.VideoCapture(str(media / "vtest.avi"))
-    capture.set(cv2.CAP_PROP_POS_FRAMES, 615)
-    ok, frame = capture.read()
-    capture.release()
-    assert ok and frame.shape == (576, 768, 3)
-    truth = np.array(labels["615"], np.float32)
-    whole = Detector(num_threads=2).detect(frame)
-    tiled = Detector(num_threads=2, tiles=6).detect(frame)
-    recall = {name: int((iou_matrix(truth, f[:, :4]).max(axis=1, initial=0) >= 0.5).sum()) for name, f in (("whole", whole), ("tiled", tiled))}
+def test_mediapipe_tiles_find_small_far_people_on_vtest(media):
+    frame, truth = frame_615(media)
+    recall = {"whole": found_people(truth, mediapipe().detect(frame)), "tiled": found_people(truth, mediapipe(tiles=6).detect(frame))}
     assert recall["whole"] <= 1 and recall["tiled"] >= 4, recall  # of 7 people about 70-150 px tall
+
+
+def test_shipped_detector_finds_small_far_people_on_vtest(media):
+    detector = Detector("okdhp-person", num_threads=2)
+    assert detector.family.layout == "v8"
+    frame, truth = frame_615(media)
+    assert found_people(truth, detector.detect(frame)) >= 5  # of 7, on the whole frame in one pass
+
+
+def test_default_merges_both(media):
+    mediapipe()  # skips when MediaPipe's file cannot be fetched
+    detector = Detector(num_threads=2)
+    assert [p.path.name for p in detector.parts] == ["okdhp-person.onnx", "mediapipe-pose_detection.tflite"]
+    frame, truth = frame_615(media)
+    assert found_people(truth, detector.detect(frame)) >= 5
+    messi = detector.detect(cv2.imread(str(media / "messi5.jpg")))
+    assert len(messi) >= 1 and messi[0, 4] >= 0.5

@@ -119,7 +119,7 @@ def test_train_resume_and_export(tmp_path):
 
 
 def test_cli_rejects_a_real_entry_without_a_kind(tmp_path):
-    with pytest.raises(ValueError, match="coco:DIR"):
+    with pytest.raises(ValueError, match="expected coco:DIR"):
         main(["--out", str(tmp_path), "--real", str(tmp_path), "--synthetic", "0", "--steps", "1"])
 
 

@@ -235,3 +235,22 @@ def test_wrong_layout_file_names_the_file(tmp_path):
     pose_model = export_onnx(make_student(tmp_path), tmp_path)  # a pose network: heatmaps, not boxes
     with pytest.raises(ModelFileError, match=rf"{pose_model.name}: output shape .* YOLO detection export"):
         Detector(pose_model)
+
+
+def test_models_in_a_list_are_merged(tiny):
+    """Two models: each keeps its own threshold, and the same person from both is one box."""
+    frame = red_patches(128, 128, [(32, 32, 48, 48), (0, 0, 8, 16)])  # a full cell (1.0) and a half one (0.5)
+    one = Detector(tiny["v8"], num_threads=1, score_threshold=0.6).detect(frame)
+    both = Detector([tiny["v8"], tiny["v5"]], num_threads=1, score_threshold=0.6).detect(frame)
+    np.testing.assert_allclose(both, one, atol=1e-5)
+    assert [p.path for p in Detector([tiny["v8"], tiny["v5"]]).parts] == [tiny["v8"], tiny["v5"]]
+    with pytest.raises(ValueError, match="at least one model"):
+        Detector([])
+
+
+def test_shipped_detector_is_in_the_package():
+    from okdhp_edge.runtime.detector import SHIPPED_DETECTOR
+
+    detector = Detector("okdhp-person", num_threads=1)
+    assert detector.model_path == SHIPPED_DETECTOR and detector.family.layout == "v8"
+    assert detector.detect(np.zeros((480, 640, 3), np.uint8)).shape[1] == 5

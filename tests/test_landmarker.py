@@ -88,10 +88,10 @@ def teacher() -> BlazePoseLandmarker:
 
 
 def test_other_tflite_models_are_refused_with_the_fix(teacher):
-    from okdhp_edge.runtime.detectors.fetch import fetch_default_model
+    from okdhp_edge.runtime.detectors.fetch import fetch_pose_detector
 
     with pytest.raises(ModelFileError, match="not a MediaPipe BlazePose landmark model.*fetch"):
-        BlazePoseLandmarker(fetch_default_model())
+        BlazePoseLandmarker(fetch_pose_detector())
     if (teacher.model_path.parent / "mediapipe-pose_landmark_heavy.tflite").exists():
         pytest.skip("a heavy model was copied into the cache")
     with pytest.raises(ModelFileError, match="does not ship in the mediapipe wheel"):

@@ -85,7 +85,7 @@ def _open_detector(detector: str | os.PathLike | None, num_threads: int | None, 
         return None
     from ..runtime import Detector
 
-    return Detector(None if str(detector) == "default" else detector, num_threads=num_threads, tiles=tiles)
+    return Detector(detector, num_threads=num_threads, tiles=tiles)
 
 
 def _describe(detector: Any) -> str:
@@ -233,8 +233,9 @@ def label(
     """Label `sources` with `teacher` into `out` (see the module docstring); returns the summary.
 
     teacher: a name/path for `open_teacher`, or a loaded model with `predict` and `skeleton`.
-    detector: None (each frame is one person), "default" (MediaPipe's), a detector file, or a
-    loaded `Detector`; `detector_tiles` as Detector's `tiles` (MediaPipe's detector, small people).
+    detector: None (each frame is one person), a name Detector takes ("default", "okdhp-person",
+    "mediapipe"), a detector file, or a loaded `Detector`; `detector_tiles` as Detector's `tiles`
+    (MediaPipe's detector, small people).
     """
     config = config or LabelConfig()
     out = Path(out).expanduser()
@@ -299,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m okdhp_edge.data.label", description=__doc__.split("\n\n")[0])
     parser.add_argument("sources", nargs="+", metavar="SRC", help="image folders and video files")
     parser.add_argument("--teacher", required=True, help="blazepose-full|blazepose-lite|blazepose-heavy, or a pose model Predictor runs")
-    parser.add_argument("--detector", default=None, help="'default' (MediaPipe's), a YOLO .onnx/.tflite; omitted: each frame is one person")
+    parser.add_argument("--detector", default=None, help="'default' (okdhp-person + mediapipe), 'okdhp-person', 'mediapipe', "
+                        "or a YOLO .onnx/.tflite; omitted: each frame is one person")
     parser.add_argument("--detector-tiles", type=int, default=1, help="MediaPipe's detector: also run on N tile columns (small, far people)")
     parser.add_argument("--out", required=True, help="output folder (new, empty, or an earlier run's to resume)")
     parser.add_argument("--every", type=int, default=1, help="label every N-th frame")

@@ -24,7 +24,7 @@ from ..runtime.detectors.yolo import PAD_VALUE
 from ..skeleton import get_skeleton
 from .targets import build_targets
 
-__all__ = ["Frame", "DetectionFrames", "real_frames", "synthetic_frames"]
+__all__ = ["Frame", "DetectionFrames", "labelled_frames", "real_frames", "synthetic_frames"]
 
 MOTION_THRESHOLD = 30  # mean absolute BGR difference from the plate that counts as motion
 MIN_VISIBLE = 0.4  # a person cut by the crop to less than this share of the box becomes an ignore region
@@ -94,6 +94,18 @@ def real_frames(root: str | os.PathLike, split: str, width: int, height: int, *,
         for x1, y1, x2, y2 in (ignored if ignored is not None else np.zeros((0, 4))).round().astype(int):
             mask[max(y1, 0):y2 + 1, max(x1, 0):x2 + 1] = 1
         frames.append(Frame(image, boxes, mask, min(width / image.shape[1], height / image.shape[0])))
+    return frames
+
+
+def labelled_frames(entries: list[str], width: int, height: int, *, first: int | None = None,
+                    plate: str | os.PathLike | None = None) -> list[Frame]:
+    """real_frames of every "coco:DIR" or "coco:DIR:SPLIT" entry (split "train" by default)."""
+    frames = []
+    for entry in entries:
+        if not entry.startswith("coco:"):
+            raise ValueError(f"{entry!r}: expected coco:DIR or coco:DIR:SPLIT (a folder written by python -m okdhp_edge.data.label)")
+        root, _, split = entry[len("coco:"):].partition(":")
+        frames += real_frames(root, split or "train", width, height, first=first, plate=plate)
     return frames
 
 

@@ -6,9 +6,11 @@ since one uint8 scale cannot hold pixel coordinates and scores in [0, 1] togethe
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +22,11 @@ from ..runtime import Detector
 from ..runtime.boxes import iou_matrix
 from ..runtime.detectors.yolo import letterbox
 from ..spec import write_json_atomic
-from .data import real_frames, synthetic_frames
+from .data import labelled_frames, synthetic_frames
 from .net import V8Export
 from .train import load_detector
 
-__all__ = ["INPUT_NAME", "OUTPUT_NAME", "export_detector", "float_tail_nodes"]
+__all__ = ["INPUT_NAME", "OUTPUT_NAME", "export_detector", "float_tail_nodes", "main"]
 
 INPUT_NAME, OUTPUT_NAME = "images", "output0"  # the names Ultralytics exports use
 OPSET = 18
@@ -66,10 +68,7 @@ def _calibration(record: dict, sources: list[str], real_first: int | None) -> np
     any (spread over them), else synthetic scenes."""
     spec = record["spec"]
     width, height = spec["width"], spec["height"]
-    frames = []
-    for entry in sources:
-        root, _, split = entry[len("coco:"):].partition(":")
-        frames += [f.image for f in real_frames(root, split or "train", width, height, first=real_first)]
+    frames = [f.image for f in labelled_frames(sources, width, height, first=real_first)]
     if frames:
         frames = [frames[i] for i in np.linspace(0, len(frames) - 1, CALIBRATION_FRAMES).astype(int)]
     else:
@@ -114,3 +113,19 @@ def export_detector(weights: str | os.PathLike, *, calibration: list[str] = (), 
         raise ConversionError(f"{int8}: INT8 finds {recall:.0%} of the FP32 network's boxes on the calibration frames; "
                               f"use the FP32 file {fp32.name}, or retrain with more real frames")
     return [fp32, int8]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m okdhp_edge.detection.export WEIGHTS [--real coco:DIR] [--real-first N]`."""
+    parser = argparse.ArgumentParser(prog="python -m okdhp_edge.detection.export", description=export_detector.__doc__)
+    parser.add_argument("weights", type=Path, help="a detector's .safetensors (its .json beside it)")
+    parser.add_argument("--real", action="append", default=[], help="calibrate on these labelled real frames, coco:DIR[:SPLIT]")
+    parser.add_argument("--real-first", type=int, help="only the first N frames of each real split")
+    args = parser.parse_args(argv)
+    for path in export_detector(args.weights, calibration=args.real, real_first=args.real_first):
+        print(f"runtime file: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

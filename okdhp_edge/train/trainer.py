@@ -83,7 +83,7 @@ def train(
         cleanup(ctx)
 
 
-TRAINING_CODE = [f"okdhp_edge/{part}" for part in ("*.py", "configs", "data", "eval", "models", "train")]
+TRAINING_CODE = [f"okdhp_edge/{part}" for part in ("*.py", "configs", "data", "detection", "eval", "models", "train")]
 
 
 def code_version() -> str:

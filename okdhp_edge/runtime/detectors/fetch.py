@@ -1,5 +1,5 @@
-"""Fetch MediaPipe's pose models once: the person detector (`pose_detection.tflite`, the default
-`Detector`) and the BlazePose Full landmark model (`pose_landmark_full.tflite`, a labelling
+"""Fetch MediaPipe's pose models once: the person detector (`pose_detection.tflite`,
+`Detector("mediapipe")` and half of the default `Detector()`) and the BlazePose Full landmark model (`pose_landmark_full.tflite`, a labelling
 teacher), from the mediapipe wheel on the package index (`pip download --no-deps`), unpacked into
 a cache. mediapipe itself is never installed or imported; only the model files and the wheel's
 licence (Apache-2.0) are kept. One download unpacks every model the wheel carries.
@@ -18,7 +18,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CACHE", "MODELS", "WheelModel", "default_model_path", "fetch_default_model", "fetch_model", "model_path"]
+__all__ = ["CACHE", "MODELS", "WheelModel", "fetch_model", "fetch_pose_detector", "model_path"]
 
 CACHE = Path(os.environ.get("OKDHP_EDGE_CACHE", Path.home() / ".cache" / "okdhp_edge")) / "detectors"
 WHEEL = "mediapipe==0.10.14"  # the last wheels that carry the model files; Apache-2.0
@@ -55,10 +55,6 @@ NOT_IN_WHEEL = {"pose_landmark_lite": "mediapipe-pose_landmark_lite.tflite", "po
 def model_path(key: str) -> Path:
     """Where model `key` (a MODELS or NOT_IN_WHEEL key) is cached."""
     return CACHE / (MODELS[key].name if key in MODELS else NOT_IN_WHEEL[key])
-
-
-def default_model_path() -> Path:
-    return model_path("pose_detection")
 
 
 def _sha256(path: Path) -> str:
@@ -113,8 +109,8 @@ def fetch_model(key: str, quiet: bool = False) -> Path:
     return target
 
 
-def fetch_default_model(quiet: bool = False) -> Path:
-    """The default person detector, MediaPipe's pose_detection.tflite."""
+def fetch_pose_detector(quiet: bool = False) -> Path:
+    """MediaPipe's person detector, pose_detection.tflite."""
     return fetch_model("pose_detection", quiet)
 
 

@@ -41,6 +41,9 @@ class OnnxRawModel(RawModel):
             raise BackendUnavailableError(f"{path}: .onnx detectors need onnxruntime; pip install 'okdhp-edge[runtime]'") from None
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        # A detector alternates with a pose model: threads that spin after a run take the cores the
+        # other model needs next (docs/runtime.md measures both settings).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if num_threads:
             options.intra_op_num_threads = int(num_threads)
             options.inter_op_num_threads = 1
