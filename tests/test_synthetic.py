@@ -223,3 +223,33 @@ def test_cli_backgrounds_option(tmp_path):
     assert json.loads((out / "synthetic.json").read_text())["config"]["backgrounds"] == [str((folder / "a.jpg").resolve())]
     bad = subprocess.run(cmd[:-1] + [str(tmp_path / "missing")] + ["--overwrite"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "not a folder" in bad.stderr
+
+
+def test_jpeg_knob_compresses_and_leaves_older_data_alone():
+    """jpeg_prob 0 draws nothing from the generator's stream, so data sets made before the knob
+    are the same images; at 1 the image carries JPEG's 8x8 blocks and loses detail."""
+    from dataclasses import replace
+
+    plain = SceneConfig(blur_prob=0.0)
+    before, people = render_scene(np.random.default_rng(3), plain, size=(160, 128))
+    zero, _ = render_scene(np.random.default_rng(3), replace(plain, jpeg_prob=0.0), size=(160, 128))
+    np.testing.assert_array_equal(before, zero)
+    compressed, people_after = render_scene(np.random.default_rng(3), replace(plain, jpeg_prob=1.0), size=(160, 128))
+    assert [p.bbox for p in people_after] == [p.bbox for p in people]
+    difference = np.abs(compressed.astype(int) - before.astype(int))
+    assert 0 < difference.mean() < 25
+
+
+def test_scene_fields_from_the_training_config(tmp_path):
+    from okdhp_edge.data import DatasetError, build_dataset
+    from okdhp_edge.spec import InputSpec
+    from okdhp_edge.train.config import load_config, parse_override
+
+    config = load_config("tiny", overrides=parse_override("data.scene.jpeg_prob=0.5"))
+    assert config.data.scene == {"jpeg_prob": 0.5}
+    spec = InputSpec(width=96, height=128)
+    jpeg = build_dataset("synthetic", "val", spec, COCO17, synthetic_images=2, cache_dir=tmp_path, scene=config.data.scene)
+    plain = build_dataset("synthetic", "val", spec, COCO17, synthetic_images=2, cache_dir=tmp_path)
+    assert jpeg.samples[0].image_path.parent != plain.samples[0].image_path.parent
+    with pytest.raises(DatasetError, match="data.scene: unknown field.*jpeg_prob"):
+        build_dataset("synthetic", "val", spec, COCO17, synthetic_images=2, cache_dir=tmp_path, scene={"jpeg": 0.5})

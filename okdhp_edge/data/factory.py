@@ -13,7 +13,8 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, fields
+from typing import Any
 from pathlib import Path
 
 from ..skeleton import Skeleton
@@ -87,6 +88,21 @@ def _synthetic_dir(spec: str, split: str, num_images: int | None, data_seed: int
     return root
 
 
+def _scene_config(overrides: dict[str, Any], backgrounds: str | os.PathLike | None) -> SceneConfig | None:
+    """The generator's settings from data.scene and data.backgrounds; None: the defaults."""
+    if not overrides and not backgrounds:
+        return None
+    known = {f.name for f in fields(SceneConfig)} - {"backgrounds"}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise DatasetError(f"data.scene: unknown field(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+    try:
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+        return SceneConfig(**values, backgrounds=background_photos(backgrounds) if backgrounds else ())
+    except ValueError as err:
+        raise DatasetError(f"{err} (data.scene / data.backgrounds)") from None
+
+
 def build_dataset(
     source: str,
     split: str,
@@ -106,6 +122,7 @@ def build_dataset(
     weights: list[float] | None = None,
     val_source: str | None = None,
     backgrounds: str | os.PathLike | None = None,
+    scene: dict[str, Any] | None = None,
 ) -> PoseDataset | MixedDataset:
     """A top-down PoseDataset for `split` ("train" or "val") of `source`.
 
@@ -117,15 +134,13 @@ def build_dataset(
     A mixture "A+B": split "train" is a MixedDataset drawing from the parts' train splits in the
     proportions `weights` (default equal); split "val" is the val split of `val_source` (one of the
     parts; default the last, e.g. the real data in synthetic+coco:DIR). `backgrounds`: generated
-    synthetic people are drawn on crops of the photos in this folder (SceneConfig.backgrounds).
+    synthetic people are drawn on crops of the photos in this folder (SceneConfig.backgrounds);
+    `scene`: other SceneConfig fields for the generated data (data.scene in a training config).
     """
     if split not in ("train", "val"):
         raise DatasetError(f"split must be 'train' or 'val', got {split!r}")
     parts = split_sources(source)
-    try:
-        scene = SceneConfig(backgrounds=background_photos(backgrounds)) if backgrounds else None
-    except ValueError as err:
-        raise DatasetError(f"{err} (data.backgrounds)") from None
+    scene = _scene_config(scene or {}, backgrounds)
     options = dict(heatmap_stride=heatmap_stride, sigma=sigma, train=train, augment=augment, cache_dir=cache_dir,
                    synthetic_images=synthetic_images, seed=seed, data_seed=data_seed, scene=scene)
     if len(parts) > 1 or weights is not None or val_source is not None:

@@ -105,9 +105,8 @@ class Detector:
                 base.max_people if max_people is None else max_people,
             )
             self.parts.append(_Part(path, family, config))
-        self.model_path = paths[0]
-        self.family = self.parts[0].family
-        self.config = self.parts[0].config
+        # the first model's, for the common one-model case
+        self.model_path, self.family, self.config = paths[0], self.parts[0].family, self.parts[0].config
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{p.path.name!r} {type(p.family).__name__} {p.config}" for p in self.parts)

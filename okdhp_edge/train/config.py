@@ -56,6 +56,7 @@ class DataConfig:
     weights: list[float] | None = None  # mixtures: the parts' sampling proportions in training; null = equal
     val_source: str | None = None  # mixtures: the part validated on; null = the last one
     backgrounds: str | None = None  # synthetic data: draw the generated people on crops of the photos in this folder
+    scene: dict[str, Any] = field(default_factory=dict)  # generated synthetic data: SceneConfig fields, e.g. {jpeg_prob: 0.5}
     train_images: int | None = None  # synthetic only: images generated for the train split
     val_images: int | None = None  # synthetic only: images generated for the val split
     sigma: float = 2.0  # Gaussian target sigma in heatmap pixels

@@ -44,7 +44,7 @@ def build_run_data(cfg: DataConfig, input_spec: InputSpec, skeleton: Skeleton, b
             train=split == "train", augment=augment if split == "train" else None, cache_dir=cfg.cache_dir,
             synthetic_images=cfg.train_images if split == "train" else cfg.val_images, seed=seed,
             detections=cfg.val_detections if split == "val" else None, min_box_score=cfg.val_min_box_score,
-            weights=cfg.weights, val_source=cfg.val_source, backgrounds=cfg.backgrounds,
+            weights=cfg.weights, val_source=cfg.val_source, backgrounds=cfg.backgrounds, scene=cfg.scene,
         )
 
     if not ctx.is_main:

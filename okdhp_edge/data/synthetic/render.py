@@ -79,6 +79,7 @@ class SceneConfig:
     texture_prob: float = 0.6  # garments with stripes / checks / noise instead of plain colour
     noise_std: float = 5.0  # pixel grain
     blur_prob: float = 0.25
+    jpeg_prob: float = 0.0  # share of images re-encoded as JPEG at quality 20-80, as compressed video looks
     backgrounds: tuple[str, ...] = ()  # photos without people: each scene is drawn on a random crop of one (no clutter shapes)
 
     def __post_init__(self) -> None:
@@ -484,6 +485,9 @@ def render_scene(
         img = _add_grain(img, rng, cfg.noise_std)
     if rng.random() < cfg.blur_prob:
         img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.5, 1.3)))
+    if cfg.jpeg_prob > 0 and rng.random() < cfg.jpeg_prob:  # no draw at 0: older data sets stay the same
+        _, encoded = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(20, 81))])
+        img = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
     annotations = []
     for i, (person, (y0, x0, mine)) in enumerate(zip(people, silhouettes)):
         kps = _keypoints(person, i, owner, COCO_POINTS)
