@@ -18,6 +18,7 @@ import json
 import platform
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -64,9 +65,12 @@ def read_clip(path: Path, start: int, frames: int, size: tuple[int, int]) -> lis
     return out
 
 
-def run(name: str, detector: Detector, predictor: Predictor, frames: list[np.ndarray], every: int, trained: bool) -> dict:
+def run(name: str, detector: Detector, predictor: Predictor, frames: list[np.ndarray], every: int, trained: bool,
+        max_people: int) -> dict:
     timed = Timed(detector, predictor)
-    config = TrackerConfig() if trained else TrackerConfig(keypoint_score=-1.0, lost_score=-1.0)
+    config = TrackerConfig(max_people=max_people)
+    if not trained:
+        config = replace(config, keypoint_score=-1.0, lost_score=-1.0)
     tracker = PoseTracker(timed, timed, config, detect_every=every)
     tracker.update(frames[0], 0.0)  # warm-up, then start again
     timed.detect_s = timed.pose_s = 0.0
@@ -79,7 +83,7 @@ def run(name: str, detector: Detector, predictor: Predictor, frames: list[np.nda
         total += time.perf_counter() - start
     n = len(frames)
     row = {
-        "detector": name, "detect_every": every, "frames": n,
+        "detector": name, "detect_every": every, "max_people": max_people, "frames": n,
         "fps": round(n / total, 1),
         "ms_per_frame": round(1000 * total / n, 2),
         "detector_ms_per_frame": round(1000 * timed.detect_s / n, 2),
@@ -105,6 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", type=Path, help="an exported pose model to time as it is, e.g. weights/real-tiny/real-tiny-int8.onnx "
                         "(trained: the tracker keeps its default thresholds)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max-people", type=int, default=TrackerConfig.max_people, help="the tracker's limit on people followed")
     parser.add_argument("--json", type=Path, default=HERE / "results" / "video_pipeline.json")
     args = parser.parse_args(argv)
 
@@ -122,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     frames = read_clip(footage_dir() / "vtest.avi", args.start, args.frames, (640, 480))
     detectors = [(name, Detector(name, num_threads=args.threads)) for name in args.detectors.split(",") if name]
     detectors += [(f"mediapipe tiles={t}", Detector("mediapipe", num_threads=args.threads, tiles=int(t))) for t in args.tiles.split(",") if t]
-    rows = [run(name, d, predictor, frames, int(every), trained) for name, d in detectors for every in args.every.split(",")]
+    rows = [run(name, d, predictor, frames, int(every), trained, args.max_people) for name, d in detectors for every in args.every.split(",")]
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
         "clip": f"vtest.avi (opencv-doc), frames {args.start}-{args.start + len(frames) - 1} resized to 640x480", "pose_model": model.name,
