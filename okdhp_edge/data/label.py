@@ -92,7 +92,7 @@ def _describe(detector: Any) -> str:
     """What decides the boxes, for the settings a resumed run must match."""
     if detector is None:
         return "none (each frame is one person)"
-    return f"{detector!r}, tiles {getattr(getattr(detector, 'family', None), 'tiles', 1)}"
+    return repr(detector)  # a Detector's repr names every model, its thresholds and MediaPipe's tiles
 
 
 class _Labeller:

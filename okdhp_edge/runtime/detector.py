@@ -105,12 +105,22 @@ class Detector:
                 base.max_people if max_people is None else max_people,
             )
             self.parts.append(_Part(path, family, config))
-        # the first model's, for the common one-model case
-        self.model_path, self.family, self.config = paths[0], self.parts[0].family, self.parts[0].config
+
+    # the first model's path, family and thresholds, for the common one-model case
+    @property
+    def model_path(self) -> Path:
+        return self.parts[0].path
+
+    @property
+    def family(self) -> BlazePoseModel | YoloModel:
+        return self.parts[0].family
+
+    @property
+    def config(self) -> DetectorConfig:
+        return self.parts[0].config
 
     def __repr__(self) -> str:
-        parts = ", ".join(f"{p.path.name!r} {type(p.family).__name__} {p.config}" for p in self.parts)
-        return f"Detector({parts})"
+        return f"Detector({', '.join(map(repr, self.parts))})"
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         return self.detect(image)
@@ -133,6 +143,10 @@ class _Part:
     path: Path
     family: BlazePoseModel | YoloModel
     config: DetectorConfig
+
+    def __repr__(self) -> str:
+        tiles = f" tiles={self.family.tiles}" if isinstance(self.family, BlazePoseModel) else ""
+        return f"{self.path.name!r} {type(self.family).__name__}{tiles} {self.config}"
 
     def detect(self, image: np.ndarray) -> np.ndarray:
         height, width = image.shape[:2]
