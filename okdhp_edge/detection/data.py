@@ -24,7 +24,7 @@ from ..runtime.detectors.yolo import PAD_VALUE
 from ..skeleton import get_skeleton
 from .targets import build_targets
 
-__all__ = ["Frame", "DetectionFrames", "labelled_frames", "real_frames", "synthetic_frames"]
+__all__ = ["Frame", "DetectionFrames", "labelled_frames", "synthetic_frames"]
 
 MOTION_THRESHOLD = 30  # mean absolute BGR difference from the plate that counts as motion
 MIN_VISIBLE = 0.4  # a person cut by the crop to less than this share of the box becomes an ignore region
@@ -63,50 +63,58 @@ def _motion(image: np.ndarray, plate: np.ndarray) -> np.ndarray:
     return cv2.dilate(blobs, kernel, iterations=2)
 
 
-def real_frames(root: str | os.PathLike, split: str, width: int, height: int, *, first: int | None = None,
-                plate: str | os.PathLike | None = None) -> list[Frame]:
-    """The labelled frames of a COCO-format split (the first `first` by file name when given), at full
-    resolution, so that crops enlarged around a person keep the camera's detail."""
+def _labelled_images(root: str | os.PathLike, split: str, first: int | None) -> list[tuple[Path, list]]:
+    """(image path, its labelled people) of a COCO-format split, by file name (the first `first`)."""
     coco = load_coco(root, split, get_skeleton("coco17"), progress=False)
     by_path: dict[Path, list] = {}
     for sample in coco.samples:
         by_path.setdefault(sample.image_path, []).append(sample)
     paths = sorted(by_path)[:first] if first else sorted(by_path)
+    return [(path, by_path[path]) for path in paths]
+
+
+def _paint(mask: np.ndarray, boxes: np.ndarray, value: int) -> None:
+    for x1, y1, x2, y2 in np.asarray(boxes).reshape(-1, 4).round().astype(int):
+        mask[max(y1, 0):y2 + 1, max(x1, 0):x2 + 1] = value
+
+
+def _load_frame(path: Path, samples: list, width: int, height: int, plate: np.ndarray | None, plate_path, root) -> Frame:
+    """One labelled frame at full resolution with its ignore mask (ignore entries, and motion
+    against the plate outside the labelled boxes)."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    boxes = np.stack([s.bbox for s in samples]).astype(np.float32)
+    mask = np.zeros(image.shape[:2], np.uint8)
+    if plate is not None:
+        if plate.shape != image.shape:
+            raise DatasetError(f"{plate_path}: the plate is {plate.shape[1]}x{plate.shape[0]}, the frames of {root} are "
+                               f"{image.shape[1]}x{image.shape[0]}; make the plate from the same camera")
+        mask = _motion(image, plate)
+        _paint(mask, boxes, 0)
+    if samples[0].ignore_boxes is not None:
+        _paint(mask, samples[0].ignore_boxes, 1)
+    return Frame(image, boxes, mask, min(width / image.shape[1], height / image.shape[0]))
+
+
+def labelled_frames(entries: list[str], width: int, height: int, *, first: int | None = None,
+                    plate: str | os.PathLike | None = None, spread: int | None = None) -> list[Frame]:
+    """The labelled frames of every "coco:DIR" or "coco:DIR:SPLIT" entry (split "train" by default;
+    the first `first` of each by file name), at full resolution, so that crops enlarged around a
+    person keep the camera's detail. `spread`: only that many, evenly spaced, are read."""
+    images = []
+    for entry in entries:
+        if not entry.startswith("coco:"):
+            raise ValueError(f"{entry!r}: expected coco:DIR or coco:DIR:SPLIT (a folder written by python -m okdhp_edge.data.label)")
+        root, _, split = entry[len("coco:"):].partition(":")
+        images += [(root, *image) for image in _labelled_images(root, split or "train", first)]
+    if spread and images:
+        images = [images[i] for i in np.linspace(0, len(images) - 1, spread).astype(int)]
     plate_image = None
     if plate is not None:
         plate_image = cv2.imread(str(plate), cv2.IMREAD_COLOR)
         if plate_image is None:
             raise DatasetError(f"{plate}: cannot read the clean plate; make it with python -m okdhp_edge.data.plate VIDEO --out PLATE.png")
-    frames = []
-    for path in tqdm(paths, desc=f"{Path(root).name} frames", leave=False):
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        samples = by_path[path]
-        boxes = np.stack([s.bbox for s in samples]).astype(np.float32)
-        ignored = samples[0].ignore_boxes
-        mask = np.zeros(image.shape[:2], np.uint8)
-        if plate_image is not None:
-            if plate_image.shape != image.shape:
-                raise DatasetError(f"{plate}: the plate is {plate_image.shape[1]}x{plate_image.shape[0]}, the frames of {root} are "
-                                   f"{image.shape[1]}x{image.shape[0]}; make the plate from the same camera")
-            mask = _motion(image, plate_image)
-            for x1, y1, x2, y2 in boxes.round().astype(int):
-                mask[max(y1, 0):y2 + 1, max(x1, 0):x2 + 1] = 0
-        for x1, y1, x2, y2 in (ignored if ignored is not None else np.zeros((0, 4))).round().astype(int):
-            mask[max(y1, 0):y2 + 1, max(x1, 0):x2 + 1] = 1
-        frames.append(Frame(image, boxes, mask, min(width / image.shape[1], height / image.shape[0])))
-    return frames
-
-
-def labelled_frames(entries: list[str], width: int, height: int, *, first: int | None = None,
-                    plate: str | os.PathLike | None = None) -> list[Frame]:
-    """real_frames of every "coco:DIR" or "coco:DIR:SPLIT" entry (split "train" by default)."""
-    frames = []
-    for entry in entries:
-        if not entry.startswith("coco:"):
-            raise ValueError(f"{entry!r}: expected coco:DIR or coco:DIR:SPLIT (a folder written by python -m okdhp_edge.data.label)")
-        root, _, split = entry[len("coco:"):].partition(":")
-        frames += real_frames(root, split or "train", width, height, first=first, plate=plate)
-    return frames
+    return [_load_frame(path, samples, width, height, plate_image, plate, root)
+            for root, path, samples in tqdm(images, desc="labelled frames", leave=False)]
 
 
 class DetectionFrames:

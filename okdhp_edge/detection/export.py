@@ -20,7 +20,7 @@ from ..export.errors import ConversionError, require
 from ..export.quantize import quantize_onnx
 from ..runtime import Detector
 from ..runtime.boxes import iou_matrix
-from ..runtime.detectors.yolo import letterbox
+from ..runtime.detectors.yolo import decode, letterbox
 from ..spec import write_json_atomic
 from .data import labelled_frames, synthetic_frames
 from .net import V8Export
@@ -68,10 +68,8 @@ def _calibration(record: dict, sources: list[str], real_first: int | None) -> np
     any (spread over them), else synthetic scenes."""
     spec = record["spec"]
     width, height = spec["width"], spec["height"]
-    frames = [f.image for f in labelled_frames(sources, width, height, first=real_first)]
-    if frames:
-        frames = [frames[i] for i in np.linspace(0, len(frames) - 1, CALIBRATION_FRAMES).astype(int)]
-    else:
+    frames = [f.image for f in labelled_frames(sources, width, height, first=real_first, spread=CALIBRATION_FRAMES)]
+    if not frames:
         frames = [f.image for f in synthetic_frames(CALIBRATION_FRAMES, width, height, seed=12345)]
     batch = np.stack([letterbox(f, width, height)[0][..., ::-1] for f in frames]).astype(np.float32) / 255.0
     return np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
@@ -85,10 +83,9 @@ def _check(path: Path, net: torch.nn.Module, calibration: np.ndarray) -> dict:
     for x in calibration:
         image = np.ascontiguousarray((x.transpose(1, 2, 0)[..., ::-1] * 255).round().astype(np.uint8))
         with torch.no_grad():
-            rows = export(torch.from_numpy(x[None]))[0].T.numpy()
-        keep = rows[:, 4] >= detector.config.score_threshold
-        centre, side = rows[keep, :2], rows[keep, 2:4]
-        reference = np.concatenate([centre - side / 2, centre + side / 2], axis=1)
+            output = export(torch.from_numpy(x[None])).numpy()
+        found_by_torch = decode(output, "v8", x.shape[2], x.shape[1])
+        reference = found_by_torch[found_by_torch[:, 4] >= detector.config.score_threshold, :4]
         boxes = detector.detect(image)[:, :4]
         found += len(reference)
         if len(reference) and len(boxes):
