@@ -25,6 +25,7 @@ import cv2
 from okdhp_edge.runtime import (
     BackendUnavailableError, Detector, InputError, ModelFileError, PoseTracker, Predictor, TrackerConfig, draw_fps, draw_tracks,
 )
+from okdhp_edge.runtime.detector import MODEL_NAMES
 
 WINDOW = "okdhp-edge pose (q/Esc quits)"
 SNAPSHOT_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -116,7 +117,7 @@ def save_snapshot(path: Path, frame) -> None:
 def open_detector(args: argparse.Namespace) -> Detector | None:
     if args.detector == "none":
         return None
-    named = args.detector in ("default", "okdhp-person", "mediapipe")
+    named = args.detector in MODEL_NAMES  # the shipped and fetched detectors run on the CPU
     return Detector(args.detector, device="cpu" if named else args.device, num_threads=args.threads, tiles=args.tiles)
 
 

@@ -14,8 +14,8 @@ import os
 import shutil
 import tempfile
 from dataclasses import asdict, fields
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from ..skeleton import Skeleton
 from ..spec import InputSpec

@@ -31,11 +31,12 @@ from .detectors.yolo import YoloModel
 from .errors import ModelFileError
 from .predictor import check_image
 
-__all__ = ["DEFAULT_MODELS", "Detector", "DetectorConfig", "SHIPPED_DETECTOR"]
+__all__ = ["DEFAULT_MODELS", "Detector", "DetectorConfig", "MODEL_NAMES", "SHIPPED_DETECTOR"]
 
 MAX_CANDIDATES = 1000  # best-scoring candidates that enter NMS (bounds its cost on a low threshold)
 SHIPPED_DETECTOR = Path(__file__).parent / "detectors" / "okdhp-person.onnx"  # weights/okdhp-person/ holds its record
 DEFAULT_MODELS = ("okdhp-person", "mediapipe")
+MODEL_NAMES = ("default", *DEFAULT_MODELS)  # what Detector takes by name instead of a file
 MERGE_IOU = 0.5  # boxes of different models overlapping more than this are one person
 
 
