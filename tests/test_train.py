@@ -369,6 +369,16 @@ def test_measured_speed_switches_are_recorded_and_kept_on_resume(cache_dir, tmp_
     assert torch.load(out / "checkpoint-last.pt", weights_only=True)["speed"] == speed
 
 
+def test_cuda_graphs_on_the_cpu_train_eagerly_and_say_why(cache_dir, tmp_path, capsys):
+    out = tmp_path / "graphs"
+    assert main(small_run(cache_dir, out, "--epochs", "1", "--cuda-graphs", "on", "--set", "eval.samples=0")) == 0
+    log = capsys.readouterr().out
+    assert "system.cuda_graphs on: training eagerly, CUDA graphs cannot run here: CUDA graphs need a CUDA device" in log
+    state = torch.load(out / "checkpoint-last.pt", weights_only=True)
+    assert state["speed"]["cuda_graphs"] is False
+    assert state["optimizer"]["param_groups"][0]["fused"] is True  # the run's Adam is the fused one (okdhp_edge.train.optim)
+
+
 def test_a_resumed_interrupted_epoch_redoes_its_learning_rate_schedule(cache_dir, tmp_path):
     from okdhp_edge.train.checkpoint import save_checkpoint
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..data import DatasetError
 from .checkpoint import CheckpointError, load_checkpoint, resolve_resume
-from .config import AMP_MODES, MODES, ConfigError, available_presets, load_config, merge_config, parse_override
+from .config import AMP_MODES, CUDA_GRAPH_MODES, MODES, ConfigError, available_presets, load_config, merge_config, parse_override
 from .distributed import DeviceError
 from .trainer import NonFiniteLossError, train
 
@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="NHWC memory format (default: measured at the start of the run)")
     g.add_argument("--threads", type=int, help="CPU threads per process (default: its share of the cores or 1, whichever measures faster)")
     g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile the network")
+    g.add_argument("--cuda-graphs", choices=CUDA_GRAPH_MODES, help="replay forward, loss and backward from a CUDA graph: auto "
+                   "(measured against eager at the start of a CUDA run), on, off; default: the preset's (auto)")
     g = p.add_argument_group("run")
     g.add_argument("--out", metavar="DIR", help="run directory (default runs/<preset>-<timestamp>)")
     g.add_argument("--resume", metavar="PATH|auto", help="continue from a checkpoint, a run directory, or auto (= --out's checkpoint-last.pt)")
@@ -101,6 +103,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     put("system", "channels_last", args.channels_last)
     put("system", "threads", args.threads)
     put("system", "compile", args.compile)
+    put("system", "cuda_graphs", args.cuda_graphs)
     for item in args.set:
         merge_config(out, parse_override(item))
     return out

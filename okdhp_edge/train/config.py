@@ -30,6 +30,7 @@ MODES = ("okdhp", "independent", "single")
 SCHEDULES = ("step", "cosine")
 METRICS = ("auto", "pck@0.2", "ap", "pckh@0.5")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
+CUDA_GRAPH_MODES = ("auto", "on", "off")
 _BRANCH_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 
 
@@ -106,6 +107,7 @@ class SystemConfig:
     compile: bool = False
     seed: int = 0
     threads: int | None = None  # torch CPU threads per process; None = its share of the cores or 1, measured
+    cuda_graphs: str = "auto"  # auto | on | off: replay forward+loss+backward from a CUDA graph (auto = measured on CUDA)
 
 
 @dataclass
@@ -139,6 +141,9 @@ class TrainConfig:
         system = data.get("system")
         if isinstance(system, dict) and isinstance(system.get("amp"), bool):  # configs before amp modes
             data = {**data, "system": {**system, "amp": "auto" if system["amp"] else "off"}}
+        system = data.get("system")
+        if isinstance(system, dict) and isinstance(system.get("cuda_graphs"), bool):  # YAML 1.1 reads a bare on/off as a bool
+            data = {**data, "system": {**system, "cuda_graphs": "on" if system["cuda_graphs"] else "off"}}
         cfg = _build(cls, data, source)
         cfg.validate(source)
         return cfg
@@ -223,6 +228,8 @@ class TrainConfig:
             fail("system.amp", f"{s.amp!r} is not valid; valid: {', '.join(AMP_MODES)}")
         if s.threads is not None and s.threads < 1:
             fail("system.threads", "must be >= 1 or null")
+        if s.cuda_graphs not in CUDA_GRAPH_MODES:
+            fail("system.cuda_graphs", f"{s.cuda_graphs!r} is not valid; valid: {', '.join(CUDA_GRAPH_MODES)}")
         e = self.eval
         if e.every < 1:
             fail("eval.every", "must be >= 1")

@@ -79,9 +79,20 @@ class LossParts:
     kl_branches: list[torch.Tensor]  # per branch, summed over its stacks, before beta * ramp
     ramp: float
 
+    def values(self) -> torch.Tensor:
+        """total, mse_trunk, mse_ensemble, mse per branch, kl per branch: one detached fp32 vector."""
+        return torch.stack([self.total, self.mse_trunk, self.mse_ensemble, *self.mse_branches, *self.kl_branches]).detach().float()
+
+    @classmethod
+    def from_values(cls, values: torch.Tensor, ramp: float) -> LossParts:
+        """The parts back from `values()` (views of it: a CUDA-graph step hands out a copy of its
+        static vector this way)."""
+        b = (len(values) - 3) // 2
+        return cls(total=values[0], mse_trunk=values[1], mse_ensemble=values[2], mse_branches=list(values[3:3 + b]),
+                   kl_branches=list(values[3 + b:]), ramp=ramp)
+
     def as_dict(self) -> dict[str, float]:
-        values = torch.stack([self.total, self.mse_trunk, self.mse_ensemble, *self.mse_branches, *self.kl_branches]).detach()
-        total, trunk, ens, *rest = values.float().cpu().tolist()
+        total, trunk, ens, *rest = self.values().cpu().tolist()
         b = len(self.mse_branches)
         out = {"loss": total, "mse_trunk": trunk, "mse_ensemble": ens, "kl": sum(rest[b:]), "ramp": self.ramp}
         for i in range(b):
@@ -104,10 +115,19 @@ class OKDHPLoss:
         self.kl_temperature = kl_temperature
         self.detach_target = detach_target
 
+    def ramp_at(self, epoch: float) -> float:
+        """The distillation ramp at `epoch` (0 for modes without distillation), as LossParts reports it."""
+        return ramp(epoch, self.ramp_epochs) if self.mode == "okdhp" else 0.0
+
     def __call__(self, outputs: dict, target: torch.Tensor, weight: torch.Tensor, epoch: float,
-                 ignore: torch.Tensor | None = None) -> LossParts:
+                 ignore: torch.Tensor | None = None, kl_weight: torch.Tensor | None = None) -> LossParts:
         """`outputs` as returned by OKDHPNet (or the single-mode adapter: no ensemble); `ignore`
-        as in heatmap_mse (the distillation terms need no labels and cover every pixel)."""
+        as in heatmap_mse (the distillation terms need no labels and cover every pixel).
+
+        `kl_weight`: beta * ramp(epoch) as a 0-d fp32 device tensor instead of a Python float, for a
+        CUDA graph: a float would be frozen into the captured kernels at the capture's epoch, a
+        tensor is read at every replay (the caller fills it; same fp32 product as the float).
+        """
         target = target.to(torch.float32)
         weight = mse_weights(target, weight, ignore)
         mse_trunk = sum((heatmap_mse(o.float(), target, weight) for o in outputs["trunk"]), target.new_zeros(()))
@@ -116,18 +136,18 @@ class OKDHPLoss:
         total = mse_trunk + sum(mse_branches)
         mse_ens = target.new_zeros(())
         kls = [target.new_zeros(()) for _ in outputs["branches"]]
-        r = ramp(epoch, self.ramp_epochs)
+        r = self.ramp_at(epoch)
         if self.mode == "okdhp":
             ensemble = outputs["ensemble"].float()
             mse_ens = heatmap_mse(ensemble, target, weight)
             kls = [sum((spatial_kl(o, ensemble, self.kl_temperature, self.detach_target) for o in outs), target.new_zeros(()))
                    for outs in outputs["branches"]]
-            total = total + self.alpha * mse_ens + self.beta * r * sum(kls)
+            total = total + self.alpha * mse_ens + (self.beta * r if kl_weight is None else kl_weight) * sum(kls)
         return LossParts(
             total=total,
             mse_trunk=mse_trunk.detach(),
             mse_branches=[m.detach() for m in mse_branches],
             mse_ensemble=mse_ens.detach(),
             kl_branches=[k.detach() for k in kls],
-            ramp=r if self.mode == "okdhp" else 0.0,
+            ramp=r,
         )

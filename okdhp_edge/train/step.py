@@ -59,11 +59,16 @@ def amp_setup(mode: str, device: torch.device) -> tuple[contextlib.AbstractConte
         return contextlib.nullcontext(), torch.amp.GradScaler(scaler_device, enabled=False), "fp32"
     dtype = torch.bfloat16 if mode == "bf16" else torch.float16
     scaler = torch.amp.GradScaler(scaler_device, enabled=mode == "fp16")
-    return torch.autocast(device.type, dtype=dtype), scaler, "bf16" if mode == "bf16" else "fp16+GradScaler"
+    # no weight-cast cache: every weight is used once per forward, so it saves nothing, and a CUDA
+    # graph capture must not keep casts made outside the graph (PyTorch's CUDA-graph notes)
+    return torch.autocast(device.type, dtype=dtype, cache_enabled=False), scaler, "bf16" if mode == "bf16" else "fp16+GradScaler"
 
 
 @dataclass
 class TrainStep:
+    """Forward, loss, backward and update of one batch; its pieces are methods so that a CUDA graph
+    (okdhp_edge.train.graphs) can capture the forward, loss and backward and run the update eagerly."""
+
     model: nn.Module  # possibly DDP- and/or compile-wrapped
     loss: OKDHPLoss
     optimizer: torch.optim.Optimizer
@@ -73,10 +78,10 @@ class TrainStep:
     ctx: DistContext
     channels_last: bool = False
     grad_clip: float | None = None
+    static_grads: bool = False  # True once a CUDA graph writes the .grad tensors: zero them in place, never drop them
 
-    def __call__(self, batch: dict[str, torch.Tensor], epoch: float) -> tuple[LossParts, bool]:
-        """Returns the loss terms and whether the loss was finite on every rank; a non-finite
-        loss leaves the weights, optimizer and scheduler untouched."""
+    def inputs(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """images (in the step's memory format), target, joint weights and the optional ignore mask, on the device."""
         device = self.ctx.device
         images = batch["image"].to(device, non_blocking=True)
         if self.channels_last:
@@ -84,13 +89,21 @@ class TrainStep:
         target = batch["target"].to(device, non_blocking=True)
         weight = batch["target_weight"].to(device, non_blocking=True)
         ignore = batch["ignore"].to(device, non_blocking=True) if "ignore" in batch else None
+        return images, target, weight, ignore
+
+    def forward(self, images: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, ignore: torch.Tensor | None,
+                epoch: float, kl_weight: torch.Tensor | None = None) -> LossParts:
+        """The network under autocast, then the loss in fp32 (kl_weight: see OKDHPLoss)."""
         with self.autocast:
             outputs = self.model(images)
-        parts = self.loss(outputs, target, weight, epoch, ignore)
-        if not all_finite(parts.total, self.ctx):
-            return parts, False
-        self.optimizer.zero_grad(set_to_none=True)
+        return self.loss(outputs, target, weight, epoch, ignore, kl_weight)
+
+    def backward(self, parts: LossParts) -> None:
+        """Gradients of the (fp16: scaled) total into .grad; assumes the grads were dropped or zeroed."""
         self.scaler.scale(parts.total).backward()
+
+    def update(self) -> None:
+        """Clip, optimizer (through the scaler), scaler and scheduler: the part a CUDA graph leaves eager."""
         if self.grad_clip:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
@@ -98,4 +111,14 @@ class TrainStep:
         self.scaler.update()
         if self.scheduler is not None:
             self.scheduler.step()
+
+    def __call__(self, batch: dict[str, torch.Tensor], epoch: float) -> tuple[LossParts, bool]:
+        """Returns the loss terms and whether the loss was finite on every rank; a non-finite
+        loss leaves the weights, optimizer and scheduler untouched."""
+        parts = self.forward(*self.inputs(batch), epoch)
+        if not all_finite(parts.total, self.ctx):
+            return parts, False
+        self.optimizer.zero_grad(set_to_none=not self.static_grads)
+        self.backward(parts)
+        self.update()
         return parts, True

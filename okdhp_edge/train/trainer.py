@@ -39,6 +39,8 @@ from .plots import plot_curves, plot_samples
 from .reference import mean_pose_reference
 from .report import HeadRow, format_table
 from .autotune import SpeedChoice, pick_speed, random_batch
+from .graphs import GraphedStep, graph_blocker
+from .optim import load_adam_state, make_adam
 from .step import TrainStep, amp_candidates, amp_setup
 
 __all__ = ["NonFiniteLossError", "TrainResult", "default_out_dir", "train"]
@@ -164,14 +166,19 @@ class _Run:
         torch.manual_seed(seed)
 
     def _pick_speed(self, model: nn.Module, loss: OKDHPLoss) -> SpeedChoice:
-        """The run's precision, memory format and CPU threads: fixed in the config, kept from the
-        checkpoint on a resume on the same kind of device, else measured (rank 0 decides for all)."""
+        """The run's precision, memory format, CPU threads and CUDA graphs: fixed in the config, kept
+        from the checkpoint on a resume on the same kind of device, else measured (rank 0 decides for all)."""
         s = self.cfg.system
+        blocker = graph_blocker(self.device, self.ctx, s.compile)
+        if blocker is not None and s.cuda_graphs == "on":
+            self.log(f"system.cuda_graphs on: training eagerly, CUDA graphs cannot run here: {blocker}")
         recorded = (self._resume_state or {}).get("speed")
         if recorded and recorded.get("device") == self.device.type:  # open switches as recorded, fixed ones as given
+            graphs = recorded.get("cuda_graphs", False) if s.cuda_graphs == "auto" else s.cuda_graphs == "on"
             choice = SpeedChoice(recorded["amp"] if s.amp == "auto" else amp_candidates(s.amp, self.device)[0],
                                  recorded["channels_last"] if s.channels_last is None else s.channels_last,
-                                 recorded["threads"] if s.threads is None else s.threads)
+                                 recorded["threads"] if s.threads is None else s.threads,
+                                 cuda_graphs=graphs and blocker is None)
             if choice.threads is not None:
                 torch.set_num_threads(choice.threads)
             self.log(f"speed switches kept from the checkpoint: {choice.label()}")
@@ -181,7 +188,8 @@ class _Run:
         choice = [None]
         if self.ctx.is_main:
             choice[0] = pick_speed(model, loss, lambda n: random_batch(n, (w, h), joints, self.spec.stride, self.device), self.device,
-                                   s.amp, s.channels_last, s.threads, self.cfg.optim.batch_size, self.log)
+                                   s.amp, s.channels_last, s.threads, self.cfg.optim.batch_size, self.log,
+                                   cuda_graphs=s.cuda_graphs, graph_blocker=blocker)
         if self.ctx.distributed:
             dist.broadcast_object_list(choice, src=0)
             if choice[0].threads is not None:
@@ -230,7 +238,7 @@ class _Run:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         o = cfg.optim
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+        self.optimizer = make_adam(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
         self.iters_per_epoch = len(self.data.train_loader)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_factor(o, self.iters_per_epoch))
         self.autocast, self.scaler, _ = amp_setup(self.speed.amp, self.device)
@@ -246,8 +254,9 @@ class _Run:
             self.log("compiling the model with torch.compile (the first steps are slow)")
             train_model = torch.compile(train_model)
         self.train_model = train_model
-        self.step = TrainStep(train_model, self.loss, self.optimizer, self.scheduler, self.scaler, self.autocast, self.ctx,
-                              channels_last=self.speed.channels_last, grad_clip=o.grad_clip)
+        step = TrainStep(train_model, self.loss, self.optimizer, self.scheduler, self.scaler, self.autocast, self.ctx,
+                         channels_last=self.speed.channels_last, grad_clip=o.grad_clip)
+        self.step: TrainStep | GraphedStep = GraphedStep(step, log=self.log) if self.speed.cuda_graphs else step
 
     def _network_record(self) -> dict:
         return {"preset": self.preset.name, "mode": self.cfg.mode, "target": self.target,
@@ -262,7 +271,7 @@ class _Run:
                 "resume with the same preset, mode, branches and target (or start a new run in another --out)"
             )
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        load_adam_state(self.optimizer, state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if state.get("interrupted"):  # the interrupted epoch is redone from its start: so is its schedule
             self.scheduler.last_epoch = int(state["epoch"]) * self.iters_per_epoch
@@ -293,7 +302,7 @@ class _Run:
             "interrupted": interrupted,
             "rng": capture_rng(),
             "speed": {"device": self.device.type, "amp": self.speed.amp, "channels_last": self.speed.channels_last,
-                      "threads": self.speed.threads},
+                      "threads": self.speed.threads, "cuda_graphs": self.speed.cuda_graphs},
             "config": self.cfg.to_dict(),
             "network": self._network_record(),
             "history": self.history,
