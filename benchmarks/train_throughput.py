@@ -1,10 +1,14 @@
 """Training throughput (images/s of a full optimisation step), ours beside the official OKDHP step.
 
-Our step is okdhp_edge.train.step.TrainStep, exactly what `python -m okdhp_edge.train` runs, on a
-random batch with real Gaussian targets (data loading excluded, as in the official timing). Each
-speed variant is a row: fp32 NCHW (the plain baseline), channels_last, bf16 autocast where the
-device has native bf16 (the CPU needs AVX512-BF16 or AMX), fp16 on CUDA GPUs without it, and
-torch.compile on CUDA; `auto` marks the variant the trainer's own measurement picks.
+Our step is okdhp_edge.train.step.TrainStep (with the fused Adam of okdhp_edge.train.optim),
+exactly what `python -m okdhp_edge.train` runs, on a random batch with real Gaussian targets (data
+loading excluded, as in the official timing). Each speed variant is a row: fp32 NCHW (the plain
+baseline), channels_last, bf16 autocast where the device has native bf16 (the CPU needs
+AVX512-BF16 or AMX), fp16 on CUDA GPUs without it; on CUDA also each replayed from a CUDA graph
+(okdhp_edge.train.graphs.GraphedStep, system.cuda_graphs) and, last, torch.compile in a child
+process cut at the time left (--time-budget); `auto` marks the variant the trainer's own
+measurement picks. On CUDA the rows run most telling first (official fp32, our graphed and eager
+bf16 channels_last and fp32 NCHW), so a time limit that cuts the run loses the least.
 
 The official OKDHP training step (github zhengli97/OKDHP, never copied here) is timed in a
 subprocess, in the same run, when its scratch copy exists: `../shared/anchors/official_setup.sh`
@@ -38,7 +42,9 @@ from okdhp_edge.spec import write_json_atomic  # noqa: E402
 from okdhp_edge.train import OKDHPLoss  # noqa: E402
 from okdhp_edge.train.autotune import pick_speed  # noqa: E402
 from okdhp_edge.train.distributed import DistContext  # noqa: E402
+from okdhp_edge.train.graphs import GraphedStep  # noqa: E402
 from okdhp_edge.train.network import build_network, target_branch  # noqa: E402
+from okdhp_edge.train.optim import make_adam  # noqa: E402
 from okdhp_edge.train.step import TrainStep, amp_setup, native_bf16  # noqa: E402
 
 OFFICIAL_STEP = ROOT.parent / "shared" / "anchors" / "official_step.py"
@@ -70,20 +76,24 @@ def _loss(mode: str) -> OKDHPLoss:
 
 
 def measure(preset_name: str, mode: str, device: torch.device, batch: int, steps: int, warmup: int,
-            amp: str = "off", channels_last: bool = False, compile_model: bool = False) -> dict:
+            amp: str = "off", channels_last: bool = False, compile_model: bool = False, cuda_graphs: bool = False) -> dict:
     torch.manual_seed(0)
     model = _network(preset_name, mode).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     train_model = torch.compile(model) if compile_model else model
     autocast, scaler, precision = amp_setup(amp, device)
-    step = TrainStep(train_model, _loss(mode), torch.optim.Adam(model.parameters(), lr=2.5e-4), None, scaler, autocast,
+    step = TrainStep(train_model, _loss(mode), make_adam(model.parameters(), lr=2.5e-4), None, scaler, autocast,
                      DistContext(0, 1, 0, device), channels_last=channels_last)
+    untimed = warmup
+    if cuda_graphs:
+        step = GraphedStep(step, warmup=warmup, log=lambda _: None)
+        untimed += 1  # the call that captures (and trains on its batch)
     data = make_batch(preset_name, batch, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
-    for _ in range(warmup):
+    for _ in range(untimed):
         step(data, 0.0)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -100,7 +110,7 @@ def measure(preset_name: str, mode: str, device: torch.device, batch: int, steps
     median = float(np.median(times))
     return {
         "who": "okdhp-edge", "preset": preset_name, "mode": mode, "device": str(device), "batch": batch,
-        "precision": precision, "channels_last": channels_last, "compile": compile_model, "steps": steps,
+        "precision": precision, "channels_last": channels_last, "compile": compile_model, "cuda_graphs": cuda_graphs, "steps": steps,
         "warmup_s": round(warmup_s, 2), "step_s_median": round(median, 4), "img_per_s": round(batch / median, 3),
         "peak_memory_mib": round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if device.type == "cuda" else None,
     }
@@ -126,31 +136,53 @@ def official(step_script: Path, official_dir: Path, device: torch.device, batch:
     return {
         "who": "official", "preset": "paper-mpii", "mode": "okdhp", "device": str(device), "batch": batch,
         "precision": {None: "fp32", "bfloat16": "bf16", "float16": "fp16+GradScaler"}[result["amp"]],
-        "channels_last": False, "compile": False, "steps": steps, "step_s_median": result["median_s_per_iter"],
+        "channels_last": False, "compile": False, "cuda_graphs": False, "steps": steps, "step_s_median": result["median_s_per_iter"],
         "img_per_s": result["images_per_s"], "peak_memory_mib": round(result["peak_mem_GiB"] * 1024, 1) if "peak_mem_GiB" in result else None,
         "commit": result["commit"], "params_M": result["params_M"],
     }
 
 
-def variants(device: torch.device, compile_too: bool) -> list[dict]:
-    """fp32 NCHW first (the baseline), then what can be faster on this device."""
-    out = [dict(), dict(channels_last=True)]
+def variants(device: torch.device) -> list[dict]:
+    """fp32 NCHW first on the CPU (the baseline), then what can be faster there. On CUDA the rows
+    most likely to decide issue #13 come first: the CUDA graph of half precision + channels_last
+    and of fp32 NCHW, the same two eager, then the other layouts graphed and eager."""
     if device.type == "cuda":
         half = "bf16" if native_bf16(device) else "fp16"
-        out += [dict(amp=half, channels_last=False), dict(amp=half, channels_last=True)]
-        if compile_too:
-            out.append(dict(amp=half, channels_last=True, compile_model=True))
-    elif native_bf16(device):
+        pairs = [(half, True), ("off", False), (half, False), ("off", True)]
+        head = [dict(amp=a, channels_last=c, cuda_graphs=g) for a, c in pairs[:2] for g in (True, False)]
+        return head + [dict(amp=a, channels_last=c, cuda_graphs=g) for a, c in pairs[2:] for g in (True, False)]
+    out = [dict(), dict(channels_last=True)]
+    if native_bf16(device):
         out += [dict(amp="bf16", channels_last=False), dict(amp="bf16", channels_last=True)]
     return out
 
 
-def auto_choice(preset_name: str, mode: str, device: torch.device, batch: int) -> tuple[str, bool]:
-    """What the trainer's own measurement (system.amp auto, channels_last null) picks here."""
+def auto_choice(preset_name: str, mode: str, device: torch.device, batch: int) -> tuple[str, bool, bool]:
+    """What the trainer's own measurement (system.amp auto, channels_last null, cuda_graphs auto) picks here."""
     choice = pick_speed(_network(preset_name, mode).to(device), _loss(mode),
                         lambda n: make_batch(preset_name, n, device), device, "auto", None,
-                        torch.get_num_threads() if device.type == "cpu" else None, batch, log=lambda _: None)
-    return choice.amp, choice.channels_last
+                        torch.get_num_threads() if device.type == "cpu" else None, batch, log=lambda _: None,
+                        cuda_graphs="auto", graph_blocker=None if device.type == "cuda" else "CPU")
+    return choice.amp, choice.channels_last, choice.cuda_graphs
+
+
+def compile_row(args: argparse.Namespace, mode: str, budget_s: float) -> dict | None:
+    """The torch.compile row (half precision, channels_last, eager step) in a child process killed
+    after `budget_s` (compiling this network took minutes on an H200): None when it ran out."""
+    if budget_s < 30:
+        print(f"torch.compile row skipped: {budget_s:.0f} s left of --time-budget")
+        return None
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--compile-row", "--preset", args.preset, "--modes", mode,
+           "--gpu-batch", str(args.gpu_batch), "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=budget_s)
+    except subprocess.TimeoutExpired:
+        print(f"torch.compile row cut after {budget_s:.0f} s (compiling had not finished)")
+        return None
+    if proc.returncode != 0:
+        print(f"torch.compile row failed:\n{proc.stderr[-2000:]}")
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,9 +201,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--official-dir", type=Path, default=OFFICIAL_DIR)
     p.add_argument("--official-amp", action="store_true", help="also time the official step under its --amp autocast")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "train_throughput.json")
+    p.add_argument("--time-budget", type=float, default=600.0,
+                   help="seconds this run may take: the torch.compile row, last, gets what is left (minus a margin)")
+    p.add_argument("--compile-row", action="store_true", help=argparse.SUPPRESS)  # the child process of compile_row
     args = p.parse_args(argv)
+    started = time.perf_counter()
     torch.set_num_threads(args.threads)
     torch.backends.cudnn.benchmark = True  # as the trainer (and the official code) run on CUDA
+    if args.compile_row:
+        half = "bf16" if native_bf16(torch.device("cuda")) else "fp16"
+        row = measure(args.preset, args.modes[0], torch.device("cuda"), args.gpu_batch, args.steps, max(args.warmup, 3) + 2,
+                      amp=half, channels_last=True, compile_model=True)
+        print(json.dumps(row))
+        return 0
     devices = ([] if args.no_cpu else [(torch.device("cpu"), args.cpu_batch)])
     if torch.cuda.is_available() and not args.no_gpu:
         devices.append((torch.device("cuda"), args.gpu_batch))
@@ -181,6 +223,10 @@ def main(argv: list[str] | None = None) -> int:
         """Keep the row and rewrite the JSON at once: a time limit that cuts the run loses nothing measured."""
         results.append(row)
         print(row, flush=True)
+        save()
+
+    def save() -> None:
+        """Rewrite the JSON with the rows as they are now."""
         write_json_atomic(args.out, {
             "benchmark": "train_throughput", "command": " ".join(["python", *sys.argv]), "torch": torch.__version__,
             "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
@@ -190,19 +236,37 @@ def main(argv: list[str] | None = None) -> int:
 
     for device, batch in devices:
         warmup = args.warmup if device.type == "cpu" else max(args.warmup, 3)
-        if args.preset == "paper-mpii" and "okdhp" in args.modes:
-            for amp in ([False, True] if args.official_amp else [False]):
-                row = official(args.official_step, args.official_dir, device, batch, args.steps, warmup, args.threads, amp)
+        official_rows = args.preset == "paper-mpii" and "okdhp" in args.modes
+
+        def official_row(amp: bool) -> None:
+            row = official(args.official_step, args.official_dir, device, batch, args.steps, warmup, args.threads, amp)
+            if row:
+                add(row)
+
+        if official_rows:
+            official_row(False)
+        ours: dict[str, list[tuple[dict, dict]]] = {mode: [] for mode in args.modes}
+        for mode in args.modes:
+            for v in variants(device):
+                row = measure(args.preset, mode, device, batch, args.steps, warmup, **v)
+                ours[mode].append((v, row))
+                add(row)
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+        if official_rows and args.official_amp:
+            official_row(True)
+        for mode in args.modes:  # after the rows, so a failing measurement here loses none of them
+            picked = auto_choice(args.preset, mode, device, batch)
+            for v, row in ours[mode]:
+                row["auto"] = (v.get("amp", "off"), v.get("channels_last", False), v.get("cuda_graphs", False)) == picked
+            save()
+        if device.type == "cuda" and not args.no_compile:
+            for mode in args.modes:
+                row = compile_row(args, mode, args.time_budget - (time.perf_counter() - started) - 15)
                 if row:
                     add(row)
-        for mode in args.modes:
-            picked = auto_choice(args.preset, mode, device, batch)
-            for v in variants(device, not args.no_compile):
-                row = measure(args.preset, mode, device, batch, args.steps, warmup + (2 if v.get("compile_model") else 0), **v)
-                row["auto"] = (v.get("amp", "off"), v.get("channels_last", False)) == picked and not v.get("compile_model")
-                add(row)
     if not torch.cuda.is_available():
-        print("no CUDA device: GPU rows (fp32, AMP, channels_last, torch.compile) not measured")
+        print("no CUDA device: GPU rows (fp32, AMP, channels_last, CUDA graphs, torch.compile) not measured")
     _print_table(results)
     print(f"wrote {args.out}")
     return 0
@@ -210,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _print_table(results: list[dict]) -> None:
     base = {r["device"]: r["img_per_s"] for r in results if r["who"] == "official" and r["precision"] == "fp32"}
-    header = (f"{'who':<10} {'mode':<7} {'device':<6} {'batch':>5} {'precision':<15} {'ch_last':<7} {'compile':<7} "
+    header = (f"{'who':<10} {'mode':<7} {'device':<6} {'batch':>5} {'precision':<15} {'ch_last':<7} {'compile':<7} {'graph':<5} "
               f"{'img/s':>8} {'vs official':>11} {'peak MiB':>9}")
     print("\n" + header + "\n" + "-" * len(header))
     for r in results:
@@ -218,8 +282,8 @@ def _print_table(results: list[dict]) -> None:
         ratio = f"{r['img_per_s'] / base[r['device']]:.2f}x" if r["device"] in base else "-"
         who = r["who"] + (" *" if r.get("auto") else "")
         print(f"{who:<10} {r['mode']:<7} {r['device']:<6} {r['batch']:>5} {r['precision']:<15} {str(r['channels_last']):<7} "
-              f"{str(r['compile']):<7} {r['img_per_s']:>8.2f} {ratio:>11} {mem:>9}")
-    print("* = what the trainer picks by measurement here (system.amp auto, channels_last null)")
+              f"{str(r['compile']):<7} {str(r.get('cuda_graphs', False)):<5} {r['img_per_s']:>8.2f} {ratio:>11} {mem:>9}")
+    print("* = what the trainer picks by measurement here (system.amp auto, channels_last null, cuda_graphs auto)")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
-"""CUDA training paths: AMP bf16 / fp16 steps, the auto precision, torch.compile, resume after a kill
-(with another AMP setting), single-process NCCL DDP through torchrun.
+"""CUDA training paths: the CUDA-graph step against the eager one (fp32, bf16, fp16; a changing KL
+ramp; a batch of other shapes; resume), AMP bf16 / fp16 steps, the auto precision, resume after a
+kill (with another AMP setting), single-process NCCL DDP through torchrun, torch.compile (last: the
+slowest, and the least needed when the check runs out of time).
 
 Skipped without a GPU; `benchmarks/gpu_check.sh` runs them (`pytest -m cuda`) on a GPU machine.
 """
@@ -19,8 +21,11 @@ import torch
 
 from okdhp_edge.codec import HeatmapCodec
 from okdhp_edge.models import OKDHPNet, get_preset
-from okdhp_edge.train import OKDHPLoss
+from okdhp_edge.train import OKDHPLoss, load_config, train
+from okdhp_edge.train.autotune import pick_speed, random_batch
 from okdhp_edge.train.distributed import DistContext
+from okdhp_edge.train.graphs import GraphedStep
+from okdhp_edge.train.optim import make_adam
 from okdhp_edge.train.step import TrainStep, amp_candidates, amp_setup, native_bf16
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,6 +34,14 @@ pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (benchmarks/gpu_check.sh runs these on one)"),
 ]
 CUDA = torch.device("cuda")
+
+
+def _stop_like_ctrl_c(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+if torch.cuda.is_available():  # gpu_check.sh's time limit sends SIGTERM: stop as on Ctrl-C, so pytest still writes its report
+    signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 
 
@@ -51,7 +64,7 @@ def train_steps(amp: str, steps: int = 12, compile_model: bool = False, channels
         net = net.to(memory_format=torch.channels_last)
     model = torch.compile(net) if compile_model else net
     autocast, scaler, _ = amp_setup(amp, CUDA)
-    step = TrainStep(model, OKDHPLoss("okdhp", kl_temperature=0.1, ramp_epochs=0), torch.optim.Adam(net.parameters(), lr=1e-3),
+    step = TrainStep(model, OKDHPLoss("okdhp", kl_temperature=0.1, ramp_epochs=0), make_adam(net.parameters(), lr=1e-3),
                      None, scaler, autocast, DistContext(0, 1, 0, CUDA), channels_last=channels_last)
     batch = tiny_batch()
     losses = []
@@ -62,10 +75,109 @@ def train_steps(amp: str, steps: int = 12, compile_model: bool = False, channels
     return losses
 
 
+def graph_twins(amp: str, ramp_epochs: float = 0) -> tuple[list[TrainStep], list[OKDHPNet]]:
+    """Two identical tiny networks with their eager steps (fp32 math where it matters: no TF32, no cuDNN timing)."""
+    torch.manual_seed(0)
+    nets = [OKDHPNet(get_preset("tiny").network_spec()).to(CUDA).to(memory_format=torch.channels_last)]
+    nets.append(OKDHPNet(get_preset("tiny").network_spec()).to(CUDA).to(memory_format=torch.channels_last))
+    nets[1].load_state_dict(nets[0].state_dict())
+    steps = []
+    for net in nets:
+        autocast, scaler, _ = amp_setup(amp, CUDA)
+        optimizer = make_adam(net.parameters(), lr=1e-3)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: 1.0 - 0.02 * it)  # the lr moves every step
+        steps.append(TrainStep(net, OKDHPLoss("okdhp", kl_temperature=0.1, ramp_epochs=ramp_epochs), optimizer, scheduler,
+                               scaler, autocast, DistContext(0, 1, 0, CUDA), channels_last=True))
+    return steps, nets
+
+
+@pytest.fixture
+def exact_math():
+    before = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic, torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic, torch.backends.cudnn.allow_tf32 = False, True, False
+    yield
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic, torch.backends.cudnn.allow_tf32 = before
+
+
+@pytest.mark.parametrize("amp", ["off", "bf16", "fp16"])
+def test_graphed_step_trains_like_the_eager_one(amp, exact_math):
+    if amp == "bf16" and not native_bf16(CUDA):
+        pytest.skip("this GPU has no native bf16")
+    (eager, inner), nets = graph_twins(amp, ramp_epochs=4)
+    graphed = GraphedStep(inner, warmup=2)
+    batch = tiny_batch()
+    losses = [], []
+    held = None
+    for i in range(10):
+        epoch = 0.5 * i  # the KL ramp changes every step: the graph must read it, not freeze it
+        for out, step in zip(losses, (eager, graphed)):
+            parts, finite = step(batch, epoch)
+            assert finite, parts.as_dict()
+            out.append(parts.as_dict())
+        if i == 3:
+            held = losses[1][-1], parts
+    assert graphed.captured
+    assert held[1].as_dict() == held[0]  # a graphed step's LossParts are a copy: later replays leave them alone
+    tol = 1e-3 if amp == "off" else 3e-2  # atomic-add backward kernels (pooling, upsampling) differ run to run
+    for a, b in zip(*losses):
+        assert b["loss"] == pytest.approx(a["loss"], rel=tol) and b["ramp"] == a["ramp"]
+        assert b["kl"] == pytest.approx(a["kl"], rel=tol * 10, abs=1e-6)
+    assert losses[1][-1]["loss"] < 0.9 * losses[1][0]["loss"]
+    if amp == "off":  # Adam moves a parameter by up to lr per step whatever its gradient's size: 10 steps of 1e-3
+        for p, q in zip(nets[0].parameters(), nets[1].parameters()):
+            torch.testing.assert_close(q, p, rtol=1e-3, atol=1e-2)
+    assert eager.optimizer.param_groups[0]["lr"] == inner.optimizer.param_groups[0]["lr"]  # the schedule ran eagerly
+
+
+def test_a_batch_of_other_shapes_runs_eagerly_and_the_graph_goes_on(exact_math):
+    (eager, inner), _ = graph_twins("off")
+    graphed = GraphedStep(inner, warmup=1, log=lambda _: None)
+    full, short = tiny_batch(8), tiny_batch(4)
+    for batch in (full, full, short, full, short, full):
+        a, _ = eager(batch, 0.0)
+        b, _ = graphed(batch, 0.0)
+        assert b.total.item() == pytest.approx(a.total.item(), rel=1e-3)
+    assert graphed.captured
+
+
+def test_auto_measures_cuda_graphs_against_eager():
+    net = OKDHPNet(get_preset("tiny").network_spec()).to(CUDA)
+    preset = get_preset("tiny")
+    joints = preset.get_skeleton().num_keypoints
+    choice = pick_speed(net, OKDHPLoss("okdhp"), lambda n: random_batch(n, preset.input_size, joints, 4, CUDA), CUDA, "off", True, None, 8,
+                        log=lambda _: None, cuda_graphs="auto", graph_blocker=None)
+    labels = [label for label, _ in choice.measured]
+    assert labels == ["fp32, channels_last", "fp32, channels_last, CUDA graph"], choice.measured
+    assert all(rate > 0 for _, rate in choice.measured)
+
+
+def test_a_run_with_cuda_graphs_resumes_with_them(tmp_path, capsys):
+    def run(epochs: int, resume: Path | None = None) -> None:
+        cfg = load_config("tiny", overrides={
+            "optim": {"epochs": epochs, "batch_size": 8},
+            "data": {"cache_dir": str(tmp_path / "cache"), "train_images": 40, "val_images": 8},
+            "system": {"device": "cuda", "amp": "bf16" if native_bf16(CUDA) else "off", "channels_last": True, "cuda_graphs": "on"},
+            "eval": {"samples": 0},
+        })
+        train(cfg, tmp_path / "run", resume, progress=False)
+
+    run(1)
+    log = capsys.readouterr().out
+    assert "CUDA graph" in log and "cannot run here" not in log
+    assert torch.load(tmp_path / "run" / "checkpoint-last.pt", weights_only=True)["speed"]["cuda_graphs"] is True
+    run(2, tmp_path / "run" / "checkpoint-last.pt")
+    log = capsys.readouterr().out
+    assert "resumed from" in log and "CUDA graph" in log
+    state = torch.load(tmp_path / "run" / "checkpoint-last.pt", weights_only=True)
+    assert state["epoch"] == 2 and state["speed"]["cuda_graphs"] is True
+    history = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in history] == [0, 1] and all(np.isfinite(row["train"]["loss"]) for row in history)
+
+
 def test_auto_precision_is_bf16_only_where_the_gpu_has_it_natively():
     native = torch.cuda.get_device_capability(CUDA) >= (8, 0)
     assert native_bf16(CUDA) == native
-    assert amp_candidates("auto", CUDA) == (["bf16"] if native else ["fp16"])
+    assert amp_candidates("auto", CUDA) == ["off", "bf16" if native else "fp16"]
 
 
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
@@ -76,13 +188,6 @@ def test_amp_step_learns_on_a_fixed_batch(amp):
     assert scaler.is_enabled() == (amp == "fp16") and label.startswith(amp)
     losses = train_steps(amp)
     assert losses[-1] < 0.8 * losses[0], losses
-
-
-def test_compiled_step_matches_the_eager_one():
-    eager = train_steps("off", steps=3, channels_last=False)
-    compiled = train_steps("off", steps=3, compile_model=True, channels_last=False)
-    assert compiled[0] == pytest.approx(eager[0], rel=1e-3)  # same weights, same forward
-    assert compiled == pytest.approx(eager, rel=2e-2)  # reduction order differs; Adam carries it on
 
 
 def small_run(out: Path, cache: Path, *extra: str) -> list[str]:
@@ -125,3 +230,10 @@ def test_torchrun_one_process_trains_through_nccl_ddp(tmp_path, free_port):
     assert set(history[-1]["val"]) == {"b0", "b1", "b2", "ensemble"}
     state = torch.load(out / "checkpoint-last.pt", weights_only=True)
     assert not any(key.startswith("module.") for key in state["model"])
+
+
+def test_compiled_step_matches_the_eager_one():
+    eager = train_steps("off", steps=3, channels_last=False)
+    compiled = train_steps("off", steps=3, compile_model=True, channels_last=False)
+    assert compiled[0] == pytest.approx(eager[0], rel=1e-3)  # same weights, same forward
+    assert compiled == pytest.approx(eager, rel=2e-2)  # reduction order differs; Adam carries it on
