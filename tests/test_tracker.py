@@ -180,6 +180,127 @@ def test_tracks_age_and_max_people():
     assert all(len(h) == 1 for h in history)
 
 
+class PaintedScene:
+    """People drawn as coloured boxes on a grey frame, for the tests where colour matters.
+    paths: name -> function frame -> (box, BGR colour). The detector reports the names in
+    `detectable` (the others are things a pose network mistakes for a person, such as a sign);
+    the pose network returns the pose of whatever its crop covers most (the front one: later in
+    `paths` is in front), with `scores_of` to make some keypoints unsure."""
+
+    skeleton = COCO17
+
+    def __init__(self, paths: dict, detectable: set[str], scores_of=None) -> None:
+        self.paths, self.detectable, self.frame = paths, detectable, 0
+        self.scores_of = scores_of or (lambda name, frame: np.full(17, 0.9, np.float32))
+        self.crops_on_sign: list[int] = []  # frames where a crop found the 'sign'
+
+    def people(self) -> dict[str, tuple[tuple[float, ...], tuple[int, int, int]]]:
+        """The people in view: name -> (box, colour); a path returns None where its person is hidden."""
+        return {name: seen for name, path in self.paths.items() if (seen := path(self.frame)) is not None}
+
+    def image(self) -> np.ndarray:
+        frame = np.full((H, W, 3), 128, np.uint8)
+        for box, colour in self.people().values():
+            x1, y1, x2, y2 = (int(round(v)) for v in box)
+            frame[max(y1, 0):y2, max(x1, 0):x2] = colour
+        return frame
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:  # the detector
+        boxes = [box for name, (box, _) in self.people().items() if name in self.detectable]
+        return np.array([[*b, 0.9] for b in boxes], np.float32).reshape(-1, 5)
+
+    def predict(self, image, boxes=None, rgb=False, flip_test=False) -> PoseResult:
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        names = list(self.people())
+        truth = np.array([self.people()[n][0] for n in names], np.float32).reshape(-1, 4)
+        keypoints = np.zeros((len(boxes), 17, 2), np.float32)
+        scores = np.full((len(boxes), 17), 0.05, np.float32)
+        for i, box in enumerate(boxes):
+            x1, y1, x2, y2 = box
+            cover = [max(0, min(x2, t[2]) - max(x1, t[0])) * max(0, min(y2, t[3]) - max(y1, t[1])) for t in truth]
+            if not names:
+                continue
+            front = max(range(len(names)), key=lambda j: (cover[j] > 0.3 * (truth[j, 2:] - truth[j, :2]).prod(), j))
+            if cover[front] > 0.1 * (box[2:] - box[:2]).prod():
+                keypoints[i] = person(tuple(truth[front]))
+                scores[i] = self.scores_of(names[front], self.frame)
+                if names[front] == "sign":
+                    self.crops_on_sign.append(self.frame)
+        return PoseResult(keypoints, scores, boxes, COCO17.keypoints, COCO17.limbs)
+
+
+def run_painted(scene: PaintedScene, frames: int, config: TrackerConfig | None = None, **kwargs) -> list[dict[str, int]]:
+    """Per frame: person name -> the ID of the track whose box centre lies in their box."""
+    tracker = PoseTracker(scene, scene, config, **kwargs)
+    ids = []
+    for f in range(frames):
+        scene.frame = f
+        tracks = tracker.update(scene.image())
+        ids.append({name: t.track_id for name, (box, _) in scene.people().items() for t in tracks if on(t, box)})
+    return ids
+
+
+RED, BLUE = (30, 30, 220), (220, 60, 30)
+
+
+def test_colour_keeps_a_stranger_off_a_hidden_walkers_id():
+    """Red walks behind a pillar (frames 10-16); meanwhile a stranger in blue steps out where she
+    would be. Boxes and motion alone hand him her ID; colour keeps it for her, and she gets it
+    back when she comes out."""
+    def red(f):
+        return None if 10 <= f < 17 else ((100 + 8 * f, 80, 180 + 8 * f, 400), RED)
+
+    def blue(f):
+        return None if f < 13 else ((214 - 10 * (f - 13), 80, 294 - 10 * (f - 13), 400), BLUE)
+
+    def scene():
+        return PaintedScene({"red": red, "blue": blue}, {"red", "blue"})
+
+    ids = run_painted(scene(), 26, detect_every=1)
+    assert ids[13]["blue"] != ids[9]["red"]
+    assert all(i["red"] == ids[9]["red"] for i in ids[17:]), ids
+    blind = run_painted(scene(), 26, TrackerConfig(match_colour=0.0, near_colour=0.0), detect_every=1)
+    assert blind[13]["blue"] == blind[9]["red"]  # the swap colour prevents
+
+
+def test_a_partial_pose_keeps_its_box_and_id():
+    """Legs unsure for 10 frames (say, behind a car): the box keeps the body's size and follows it."""
+    def unsure_legs(name, frame):
+        scores = np.full(17, 0.9, np.float32)
+        if 10 <= frame < 20:
+            scores[11:] = 0.1
+        return scores
+
+    scene = PaintedScene({"A": lambda f: ((100 + 4 * f, 80, 180 + 4 * f, 400), RED)}, {"A"}, unsure_legs)
+    tracker = PoseTracker(scene, scene, detect_every=0)
+    heights, ids = [], set()
+    for f in range(30):
+        scene.frame = f
+        (track,) = tracker.update(scene.image())
+        heights.append(track.box[3] - track.box[1])
+        ids.add(track.track_id)
+        assert on(track, scene.people()["A"][0]), f
+    assert ids == {1} and tracker.detections == 1
+    assert min(heights[10:20]) > 0.6 * heights[9], heights  # the upper body alone is under half the height
+
+
+def test_only_detections_start_tracks():
+    """A walker goes out of sight just before a sign that the pose network takes for a person but
+    the detector does not. Her track's crop, carried on by her velocity, lands on the sign and
+    finds its 'pose': that must not become a track, or the sign would keep it for good."""
+    scene = PaintedScene({
+        "sign": lambda f: ((230, 150, 290, 390), (40, 200, 200)),
+        "A": lambda f: None if f >= 10 else ((100 + 10 * f, 100, 180 + 10 * f, 420), RED),
+    }, {"A"})
+    tracker = PoseTracker(scene, scene, detect_every=20)
+    ids = set()
+    for f in range(30):
+        scene.frame = f
+        ids |= {t.track_id for t in tracker.update(scene.image())}
+    assert len(scene.crops_on_sign) > 0  # the crop did find the sign
+    assert ids == {1}
+
+
 def jitter(sequence: np.ndarray) -> float:
     """Mean frame-to-frame keypoint displacement (pixels)."""
     return float(np.linalg.norm(np.diff(sequence, axis=0), axis=-1).mean())

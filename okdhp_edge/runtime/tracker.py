@@ -1,13 +1,16 @@
 """`PoseTracker`: several people on video, each with a stable ID and steady keypoints.
 
-Per frame: each live track's crop is placed from its last keypoints, moved by its velocity (so
-the pose network follows without a detector). Every `detect_every` frames, and whenever nobody
-is tracked, the detector runs too: a detection that overlaps a tracked crop replaces it (a fresh
-box fixes a crop that drifted), the others are newcomers. Poses that are lost (too few confident
-keypoints) are dropped, duplicates (two crops on one person) are merged by OKS-NMS, and poses are
-matched to tracks on box IoU + OKS. A track that finds no pose is kept, moving on its velocity,
-for `max_age` frames, so an ID survives a crossing or a short occlusion. Keypoints are smoothed by
-a One-Euro filter per track.
+Per frame: each track's crop is its last box moved on by its velocity (measured on the joints
+seen on both frames), also for `coast` frames after its pose was lost, so the pose network follows
+people without a detector. Every `detect_every` frames, and whenever nobody is tracked, the
+detector runs too: a detection that overlaps a tracked crop replaces it (a fresh box fixes a crop
+that drifted), the others are newcomers; only poses found in a detection's crop may start tracks.
+Poses that are lost (too few confident keypoints) are dropped, duplicates (two crops on one person)
+are merged by OKS-NMS, and poses are matched to tracks in two rounds, on box IoU + OKS and then on
+nearness, each gated by the colours of the person's clothes (appearance.py), so that a passer-by
+does not take the ID of someone hidden. A pose that lost its legs or head keeps the track's
+whole-body box. A track that finds no pose is kept, moving on its velocity, for `max_age` frames,
+so an ID survives a crossing or a short occlusion. Keypoints are smoothed by a One-Euro filter.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from ..skeleton import Skeleton
+from .appearance import colour_signature, colour_similarity
 from .boxes import clip_boxes, iou_matrix, oks_matrix
 from .errors import InputError
 from .one_euro import OneEuroConfig, OneEuroFilter
@@ -46,9 +50,14 @@ class TrackerConfig:
     detect_every: int = 5  # with a detector: run it every this many frames (1: every frame; 0: only when nobody is tracked)
     max_people: int = 8  # the most tracks followed at once
     max_age: int = 15  # frames a track is kept without a pose before its ID is dropped
+    coast: int = 2  # a track that lost its pose still gets a crop, where its velocity takes it, for this many frames
     smoothing: OneEuroConfig | None = field(default_factory=OneEuroConfig)  # None: raw keypoints
     fps: float = 30.0  # frame rate assumed for smoothing when update() gets no timestamp
     match_threshold: float = 0.2  # least (IoU + OKS) / 2 for a pose to continue a track
+    near_distance: float = 0.5  # then: a pose this near a track's predicted box (centre distance / box height) continues it
+    match_colour: float = 0.5  # least colour similarity (appearance.py) for a pose to continue a track on IoU + OKS
+    near_colour: float = 0.7  # and on nearness
+    colour_update: float = 0.1  # weight of each new whole-body pose in a track's colours
     duplicate_oks: float = 0.5  # poses more similar than this are one person (OKS-NMS)
     replace_iou: float = 0.3  # a detection overlapping a tracked crop this much replaces the crop
     keypoint_score: float = 0.5  # keypoints at least this confident place the next crop
@@ -56,11 +65,12 @@ class TrackerConfig:
     lost_score: float = 0.5  # mean score below this: the pose is lost
     margin: float = 0.15  # grow the keypoint box by this fraction of its size on each side
     min_box_size: float = 16.0  # pixels; a box never shrinks below this
+    partial_height: float = 0.7  # a pose whose box is under this share of its track's body height is partial: the body's box is kept
     flip_test: bool = False
 
     def __post_init__(self) -> None:
-        if self.detect_every < 0 or self.max_people < 1 or self.max_age < 0 or self.fps <= 0:
-            raise ValueError(f"TrackerConfig needs detect_every >= 0, max_people >= 1, max_age >= 0, fps > 0; got {self}")
+        if self.detect_every < 0 or self.max_people < 1 or self.max_age < 0 or self.coast < 0 or self.fps <= 0:
+            raise ValueError(f"TrackerConfig needs detect_every >= 0, max_people >= 1, max_age >= 0, coast >= 0, fps > 0; got {self}")
 
 
 @dataclass
@@ -75,11 +85,22 @@ class TrackedPose:
 
 
 @dataclass
+class _Pose:
+    box: np.ndarray  # around the confident keypoints
+    keypoints: np.ndarray
+    scores: np.ndarray
+    colour: np.ndarray  # colour_signature of the box
+    fresh: bool  # from a detection (or the whole frame): may start a track
+
+
+@dataclass
 class _Track:
     track_id: int
     box: np.ndarray
     keypoints: np.ndarray  # raw, for matching and crop placement
     scores: np.ndarray
+    colour: np.ndarray  # running mean of the whole-body poses' colour signatures
+    size: np.ndarray  # (2,) running width and height of the whole-body poses' boxes
     smoothed: np.ndarray
     smoother: OneEuroFilter | None
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))  # pixels per frame
@@ -90,6 +111,20 @@ class _Track:
         """Box and keypoints moved on by the velocity for the frames since the last pose."""
         shift = self.velocity * (self.missed + 1)
         return self.box + np.tile(shift, 2), self.keypoints + shift
+
+
+def _area(box: np.ndarray) -> float:
+    return float(max(box[2] - box[0], 0) * max(box[3] - box[1], 0))
+
+
+def _nearness(tracks: np.ndarray, poses: np.ndarray) -> np.ndarray:
+    """1 - centre distance / track box height for each track x pose; -1 where the heights differ by over 2x."""
+    centre = lambda b: (b[:, :2] + b[:, 2:]) / 2
+    height_t = np.clip(tracks[:, 3] - tracks[:, 1], 1, None)[:, None]
+    height_p = np.clip(poses[:, 3] - poses[:, 1], 1, None)[None]
+    distance = np.linalg.norm(centre(tracks)[:, None] - centre(poses)[None], axis=-1) / height_t
+    ratio = np.maximum(height_t / height_p, height_p / height_t)
+    return np.where(ratio <= 2.0, 1.0 - distance, -1.0)
 
 
 def keypoint_box(keypoints: np.ndarray, scores: np.ndarray, config: TrackerConfig, width: int, height: int) -> np.ndarray | None:
@@ -162,15 +197,16 @@ class PoseTracker:
             self._size = (width, height)
         now = self._clock(timestamp)
         self._since_detect += 1
-        live = [t for t in self.tracks if t.missed == 0]
+        live = [t for t in self.tracks if t.missed <= self.config.coast]
         crops = clip_boxes(np.array([t.predicted()[0] for t in live], np.float32).reshape(-1, 4), width, height)
         every = self.config.detect_every
         looked = not len(crops) or (self.detector is not None and every > 0 and self._since_detect >= every)
+        fresh = np.zeros(len(crops), bool)
         if looked:
-            crops = self._initial_crops(frame, crops)
-        poses = self._poses(frame, crops, rgb)
+            crops, fresh = self._initial_crops(frame, crops)
+        poses = self._poses(frame, crops, fresh, rgb)
         if not poses and not looked:
-            poses = self._poses(frame, self._initial_crops(frame, crops[:0]), rgb)  # every pose lost: look again now
+            poses = self._poses(frame, *self._initial_crops(frame, crops[:0]), rgb)  # every pose lost: look again now
         self._assign(poses, now)
         return [
             TrackedPose(t.track_id, t.box.copy(), t.smoothed.copy(), t.scores.copy(), t.age)
@@ -192,94 +228,129 @@ class PoseTracker:
         self._time = now
         return now
 
-    def _initial_crops(self, frame: np.ndarray, crops: np.ndarray) -> np.ndarray:
+    def _initial_crops(self, frame: np.ndarray, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Tracked crops with detections merged in: overlapping ones replace crops, others are added.
-        Without a detector: the crops, or the whole frame when there are none."""
+        Without a detector: the crops, or the whole frame when there are none. Also which crops are
+        fresh (a detection's, or the whole frame): only their poses may start new tracks."""
         if self.detector is None:
             height, width = frame.shape[:2]
-            return crops if len(crops) else np.array([[0, 0, width - 1, height - 1]], np.float32)
+            if len(crops):
+                return crops, np.zeros(len(crops), bool)
+            return np.array([[0, 0, width - 1, height - 1]], np.float32), np.ones(1, bool)
         self.detections += 1
         self._since_detect = 0
         found = np.asarray(self.detector(frame), np.float32)
         found = found.reshape(-1, found.shape[-1] if found.size else 4)[:, :4]
         found = clip_boxes(found[np.isfinite(found).all(axis=1)], frame.shape[1], frame.shape[0])
         crops = crops.copy()
+        fresh = np.zeros(len(crops), bool)
         extra = []
         overlap = iou_matrix(found, crops)
         for i in range(len(found)):
             j = int(overlap[i].argmax()) if overlap.shape[1] else -1
             if j >= 0 and overlap[i, j] >= self.config.replace_iou:
-                crops[j] = found[i]
+                crops[j], fresh[j] = found[i], True
                 overlap[:, j] = -1  # one detection per crop
             else:
                 extra.append(found[i])
-        room = max(self.config.max_people - len(crops), 0)
-        return np.concatenate([crops, np.array(extra[:room], np.float32).reshape(-1, 4)])
+        extra = np.array(extra[:max(self.config.max_people - len(crops), 0)], np.float32).reshape(-1, 4)
+        return np.concatenate([crops, extra]), np.concatenate([fresh, np.ones(len(extra), bool)])
 
-    def _poses(self, frame: np.ndarray, crops: np.ndarray, rgb: bool) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """(box, keypoints, scores) of the poses found in `crops`, lost ones dropped, duplicates merged."""
+    def _poses(self, frame: np.ndarray, crops: np.ndarray, fresh: np.ndarray, rgb: bool) -> list[_Pose]:
+        """The poses found in `crops`, lost ones dropped, duplicates merged (fresh if any of them
+        was), each with its colours."""
         if not len(crops):
             return []
         result = self.predictor.predict(frame, crops, rgb, self.config.flip_test)
         height, width = frame.shape[:2]
         poses = []
-        for kpts, scores in zip(result.keypoints, result.scores):
+        for kpts, scores, is_fresh in zip(result.keypoints, result.scores, fresh):
             box = keypoint_box(kpts, scores, self.config, width, height)
             if box is not None:
-                poses.append((box, kpts, scores))
+                poses.append(_Pose(box, kpts, scores, colour_signature(frame, box), bool(is_fresh)))
         if len(poses) < 2:
             return poses
-        poses.sort(key=lambda p: -float(p[2].mean()))
-        kpts = np.stack([p[1] for p in poses])
-        areas = np.array([(p[0][2] - p[0][0]) * (p[0][3] - p[0][1]) for p in poses])
-        visible = np.stack([p[2] >= self.config.keypoint_score for p in poses])
+        poses.sort(key=lambda p: -float(p.scores.mean()))
+        kpts = np.stack([p.keypoints for p in poses])
+        areas = np.array([_area(p.box) for p in poses])
+        visible = np.stack([p.scores >= self.config.keypoint_score for p in poses])
         oks = oks_matrix(kpts, kpts, areas, self._sigmas, visible)
         kept: list[int] = []
         for i in range(len(poses)):
-            if all(oks[k, i] <= self.config.duplicate_oks for k in kept):
+            twin = next((k for k in kept if oks[k, i] > self.config.duplicate_oks), None)
+            if twin is None:
                 kept.append(i)
+            else:
+                poses[twin].fresh |= poses[i].fresh
         return [poses[i] for i in kept]
 
-    def _assign(self, poses: list[tuple[np.ndarray, np.ndarray, np.ndarray]], now: float) -> None:
-        """Greedy matching of poses to tracks on (IoU + OKS) / 2; new tracks, ageing, dropping."""
+    def _assign(self, poses: list[_Pose], now: float) -> None:
+        """Poses to tracks, greedily, in two rounds: on (IoU + OKS) / 2 against each track's
+        predicted box and keypoints, then, for what is left, on nearness (which finds a track whose
+        box jumped); both gated by colour. Then new tracks, ageing, dropping."""
         matched_tracks: set[int] = set()
         matched_poses: set[int] = set()
         if self.tracks and poses:
+            config = self.config
             predicted = [t.predicted() for t in self.tracks]
             track_boxes = np.stack([p[0] for p in predicted])
             track_kpts = np.stack([p[1] for p in predicted])
             areas = np.clip(track_boxes[:, 2:] - track_boxes[:, :2], 1, None).prod(axis=1)
-            visible = np.stack([t.scores >= self.config.keypoint_score for t in self.tracks])
-            pose_boxes = np.stack([p[0] for p in poses])
-            pose_kpts = np.stack([p[1] for p in poses])
-            similarity = 0.5 * iou_matrix(track_boxes, pose_boxes) + 0.5 * oks_matrix(track_kpts, pose_kpts, areas, self._sigmas, visible)
-            for flat in np.argsort(-similarity, axis=None):
-                ti, pi = np.unravel_index(flat, similarity.shape)
-                if similarity[ti, pi] < self.config.match_threshold:
-                    break
-                if ti in matched_tracks or pi in matched_poses:
-                    continue
-                matched_tracks.add(int(ti))
-                matched_poses.add(int(pi))
-                self._continue(self.tracks[ti], *poses[pi], now)
+            visible = np.stack([t.scores >= config.keypoint_score for t in self.tracks])
+            pose_boxes = np.stack([p.box for p in poses])
+            similarity = 0.5 * iou_matrix(track_boxes, pose_boxes) + 0.5 * oks_matrix(
+                track_kpts, np.stack([p.keypoints for p in poses]), areas, self._sigmas, visible)
+            colour = colour_similarity(np.stack([t.colour for t in self.tracks]), np.stack([p.colour for p in poses]))
+            nearness = _nearness(track_boxes, pose_boxes)
+            rounds = (
+                (similarity, similarity >= config.match_threshold, config.match_colour),
+                (nearness, nearness >= 1.0 - config.near_distance, config.near_colour),
+            )
+            for motion, close, least_colour in rounds:
+                allowed = close & (colour >= least_colour)
+                score = np.where(allowed, motion + colour, -np.inf)
+                for flat in np.argsort(-score, axis=None):
+                    ti, pi = np.unravel_index(flat, score.shape)
+                    if not allowed[ti, pi]:
+                        break
+                    if ti in matched_tracks or pi in matched_poses:
+                        continue
+                    matched_tracks.add(int(ti))
+                    matched_poses.add(int(pi))
+                    self._continue(self.tracks[ti], poses[pi], now)
         for i, track in enumerate(self.tracks):
             track.age += 1
             if i not in matched_tracks:
                 track.missed += 1
         self.tracks = [t for t in self.tracks if t.missed <= self.config.max_age]
         for i, pose in enumerate(poses):
-            if i not in matched_poses and sum(t.missed == 0 for t in self.tracks) < self.config.max_people:
-                self.tracks.append(self._start(*pose, now))
+            if pose.fresh and i not in matched_poses and sum(t.missed == 0 for t in self.tracks) < self.config.max_people:
+                self.tracks.append(self._start(pose, now))
 
-    def _start(self, box: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, now: float) -> _Track:
+    def _start(self, pose: _Pose, now: float) -> _Track:
         smoother = OneEuroFilter(self.config.smoothing) if self.config.smoothing is not None else None
-        smoothed = smoother(keypoints, now) if smoother is not None else keypoints
-        track = _Track(self._next_id, box, keypoints, scores, smoothed, smoother)
+        smoothed = smoother(pose.keypoints, now) if smoother is not None else pose.keypoints
+        track = _Track(self._next_id, pose.box, pose.keypoints, pose.scores, pose.colour, pose.box[2:] - pose.box[:2], smoothed, smoother)
         self._next_id += 1
         return track
 
-    def _continue(self, track: _Track, box: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, now: float) -> None:
-        step = ((box[:2] + box[2:]) - (track.box[:2] + track.box[2:])) / 2 / (track.missed + 1)
-        track.velocity = (0.5 * track.velocity + 0.5 * step).astype(np.float32)
+    def _continue(self, track: _Track, pose: _Pose, now: float) -> None:
+        frames = track.missed + 1
+        box, keypoints, scores = pose.box, pose.keypoints, pose.scores
+        both = (scores >= self.config.keypoint_score) & (track.scores >= self.config.keypoint_score)
+        if both.sum() >= 2:  # how the joints seen on both frames moved: box centres also move when limbs drop out
+            shift = np.median(keypoints[both] - track.keypoints[both], axis=0)
+        else:
+            shift = ((box[:2] + box[2:]) - (track.box[:2] + track.box[2:])) / 2
+        track.velocity = (0.5 * track.velocity + 0.5 * shift / frames).astype(np.float32)
+        size = box[2:] - box[:2]
+        if size[1] < self.config.partial_height * track.size[1]:  # legs or head lost: the whole body's box, moved
+            track.size = 0.95 * track.size + 0.05 * size  # (a size that was too big shrinks slowly)
+            centre = (track.box[:2] + track.box[2:]) / 2 + shift
+            box = clip_boxes(np.concatenate([centre - track.size / 2, centre + track.size / 2])[None].astype(np.float32), *self._size)[0]
+        else:  # a whole body: its size and colours update the track's
+            track.size = 0.5 * track.size + 0.5 * size
+            colour = (1 - self.config.colour_update) * track.colour + self.config.colour_update * pose.colour
+            track.colour = colour / max(float(np.linalg.norm(colour)), 1e-6)
         track.box, track.keypoints, track.scores, track.missed = box, keypoints, scores, 0
         track.smoothed = track.smoother(keypoints, now) if track.smoother is not None else keypoints

@@ -1,0 +1,130 @@
+"""How well PoseTracker keeps who is who on a real clip: track IDs, track lives, lost-and-renamed people.
+
+Runs the tracker over the whole of vtest.avi (Debian's opencv-doc, 795 frames at 768x576, 10 FPS,
+about 5 people a frame; as the README's webcam command does) with the shipped student, for each
+detector and detection schedule, and counts:
+- IDs: tracks started; fewer is better while people are still found (people_per_frame);
+- median_life: frames a track is reported;
+- short: tracks reported on fewer than 10 frames (mostly brief false finds);
+- renamed: tracks that start within one body height and 40 frames of where another track was last
+  seen: most are a lost person coming back under a new ID.
+Speed is benchmarks/video_pipeline.py's. The clip has no identity ground truth; --sheet also draws one row of thumbnails per ID along its
+life, for checking by eye that each ID stays on one person. Writes benchmarks/results/tracking.json.
+
+    python benchmarks/tracking.py [--detectors default,okdhp-person] [--every 1,5] [--sheet ids.png]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from footage import footage_dir
+from okdhp_edge.runtime import Detector, PoseTracker, Predictor, TrackerConfig
+
+HERE = Path(__file__).parent
+SHIPPED = HERE.parent / "weights" / "real-tiny" / "real-tiny-int8.onnx"
+Track = list[tuple[int, np.ndarray]]  # (frame, xyxy box) for each frame the ID is reported
+
+
+def run(frames: list[np.ndarray], predictor: Predictor, detector: Detector, every: int) -> dict[int, Track]:
+    tracker = PoseTracker(predictor, detector, TrackerConfig(), detect_every=every)
+    tracks: dict[int, Track] = {}
+    for i, frame in enumerate(frames):
+        for person in tracker.update(frame, i / 10):
+            tracks.setdefault(person.track_id, []).append((i, person.box.copy()))
+    return tracks
+
+
+def renamed(tracks: dict[int, Track], gap: int = 40) -> int:
+    """Tracks that begin within one body height and `gap` frames of another's last sighting."""
+    count = 0
+    for tid, seen in tracks.items():
+        start, box = seen[0]
+        for other, previous in tracks.items():
+            end, last = previous[-1]
+            height = max(box[3] - box[1], last[3] - last[1])
+            centre = np.linalg.norm((box[:2] + box[2:]) / 2 - (last[:2] + last[2:]) / 2)
+            if other != tid and start - gap <= end < start and centre < height:
+                count += 1
+                break
+    return count
+
+
+def stats(tracks: dict[int, Track], frames: int) -> dict:
+    lives = np.array([len(seen) for seen in tracks.values()])
+    return {
+        "ids": len(tracks), "median_life": float(np.median(lives)), "short": int((lives < 10).sum()),
+        "renamed": renamed(tracks), "people_per_frame": round(float(lives.sum()) / frames, 2),
+    }
+
+
+def sheet(tracks: dict[int, Track], frames: list[np.ndarray], path: Path, per_row: int = 10) -> None:
+    """One row per ID: the ID, its frames, and thumbnails of its box along its life."""
+    rows = []
+    for tid, seen in sorted(tracks.items()):
+        picks = [seen[int(i)] for i in np.linspace(0, len(seen) - 1, min(per_row, len(seen)))]
+        thumbs = []
+        for f, box in picks:
+            cx, cy = (box[:2] + box[2:]) / 2
+            h = max(box[3] - box[1], 40) * 1.3
+            w = h * 0.6
+            m = np.float32([[54 / w, 0, 27 - cx * 54 / w], [0, 90 / h, 45 - cy * 90 / h]])
+            thumb = cv2.warpAffine(frames[f], m, (54, 90))
+            cv2.putText(thumb, str(f), (1, 87), cv2.FONT_HERSHEY_SIMPLEX, 0.3, (0, 255, 255), 1)
+            thumbs.append(thumb)
+        thumbs += [np.zeros((90, 54, 3), np.uint8)] * (per_row - len(thumbs))
+        label = np.zeros((90, 56, 3), np.uint8)
+        cv2.putText(label, f"#{tid}", (2, 40), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1)
+        cv2.putText(label, f"{seen[0][0]}-{seen[-1][0]}", (1, 60), cv2.FONT_HERSHEY_SIMPLEX, 0.28, (255, 255, 255), 1)
+        rows.append(np.hstack([label, *thumbs]))
+    half = (len(rows) + 1) // 2
+    right = rows[half:] + [np.zeros_like(rows[0])] * (2 * half - len(rows))
+    cv2.imwrite(str(path), np.hstack([np.vstack(rows[:half]), np.full((90 * half, 6, 3), 255, np.uint8), np.vstack(right)]))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=SHIPPED, help="pose model (default: the shipped real-image student, INT8)")
+    parser.add_argument("--detectors", default="default,okdhp-person", help="Detector models (names or files)")
+    parser.add_argument("--every", default="5,1", help="detection schedules (detect_every values)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--sheet", type=Path, help="also draw the ID sheet of the first detector and schedule here (.png)")
+    parser.add_argument("--json", type=Path, default=HERE / "results" / "tracking.json")
+    args = parser.parse_args(argv)
+
+    capture = cv2.VideoCapture(str(footage_dir() / "vtest.avi"))
+    frames = []
+    ok, frame = capture.read()
+    while ok:
+        frames.append(frame)
+        ok, frame = capture.read()
+    predictor = Predictor(args.model, num_threads=args.threads)
+    rows = []
+    for name in args.detectors.split(","):
+        detector = Detector(name, num_threads=args.threads)
+        for every in (int(e) for e in args.every.split(",")):
+            tracks = run(frames, predictor, detector, every)
+            row = {"detector": name, "detect_every": every, **stats(tracks, len(frames))}
+            rows.append(row)
+            print(f"{name:14s} every {every}: {row['ids']:3d} IDs, median life {row['median_life']:5.1f} frames, {row['short']:2d} short, "
+                  f"{row['renamed']:2d} renamed, {row['people_per_frame']:.2f} people/frame", flush=True)
+            if args.sheet and len(rows) == 1:
+                sheet(tracks, frames, args.sheet)
+                print(f"ID sheet: {args.sheet}")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({
+        "clip": f"vtest.avi (opencv-doc), all {len(frames)} frames at 768x576, timestamps at 10 FPS",
+        "pose_model": args.model.name, "tracker": "TrackerConfig() defaults", "threads": args.threads,
+        "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
+        "results": rows,
+    }, indent=1) + "\n")
+    print(f"written {args.json}")
+
+
+if __name__ == "__main__":
+    main()
