@@ -19,7 +19,7 @@ from okdhp_edge.train.autotune import pick_speed
 from okdhp_edge.train.config import ConfigError, load_config
 from okdhp_edge.train.distributed import DistContext
 from okdhp_edge.train.graphs import GraphedStep, graph_blocker
-from okdhp_edge.train.losses import LossParts
+from okdhp_edge.train.losses import LossParts, heatmap_mse, mse_weights, ramp, spatial_kl
 from okdhp_edge.train.optim import load_adam_state, make_adam
 from okdhp_edge.train.step import TrainStep, amp_setup
 
@@ -195,3 +195,70 @@ def test_auto_graphs_on_the_cpu_measure_nothing_and_stay_off(one_thread):
     choice = pick_speed(net, OKDHPLoss("okdhp"), lambda n: small_batch(n), CPU, "off", False, 1, 4, logged.append,
                         cuda_graphs="auto", graph_blocker=graph_blocker(CPU, DistContext(0, 1, 0, CPU), False))
     assert not choice.cuda_graphs and choice.measured == () and logged == []
+
+
+# ----------------------------------------------------------------------------- the batched loss
+
+def reference_loss(loss: OKDHPLoss, outputs: dict, target: torch.Tensor, weight: torch.Tensor, epoch: float,
+                   ignore: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """The objective as losses.py's docstring defines it, one output at a time (what OKDHPLoss computed
+    before it stacked the outputs): the batched loss must keep every term."""
+    w = mse_weights(target, weight, ignore)
+    terms = {"mse_trunk": sum(heatmap_mse(o.float(), target, w) for o in outputs["trunk"])}
+    for b, outs in enumerate(outputs["branches"]):
+        terms[f"mse_b{b}"] = sum(heatmap_mse(o.float(), target, w) for o in outs)
+        terms[f"kl_b{b}"] = torch.zeros(())
+    total = terms["mse_trunk"] + sum(terms[f"mse_b{b}"] for b in range(len(outputs["branches"])))
+    if loss.mode == "okdhp":
+        ensemble = outputs["ensemble"].float()
+        terms["mse_ensemble"] = heatmap_mse(ensemble, target, w)
+        for b, outs in enumerate(outputs["branches"]):
+            terms[f"kl_b{b}"] = sum(spatial_kl(o, ensemble, loss.kl_temperature, loss.detach_target) for o in outs)
+        kl = sum(terms[f"kl_b{b}"] for b in range(len(outputs["branches"])))
+        total = total + loss.alpha * terms["mse_ensemble"] + loss.beta * ramp(epoch, loss.ramp_epochs) * kl
+    terms["loss"] = total
+    return terms
+
+
+@pytest.mark.parametrize("mode, detach, with_ignore", [("okdhp", True, False), ("okdhp", False, True), ("independent", True, True)])
+def test_the_batched_loss_keeps_every_term_and_gradient(mode, detach, with_ignore):
+    torch.manual_seed(0)
+    net = OKDHPNet(SPEC)  # unbalanced: branches of 2 and 1 stacks on a 1-stack trunk
+    batch = small_batch()
+    ignore = (torch.rand(4, 8, 8) > 0.7).float() if with_ignore else None
+    loss = OKDHPLoss(mode, alpha=0.7, beta=2.0, kl_temperature=0.1, ramp_epochs=4, detach_target=detach)
+    outputs = net(batch["image"])
+    parts = loss(outputs, batch["target"], batch["target_weight"], 1.5, ignore)
+    expected = reference_loss(loss, outputs, batch["target"], batch["target_weight"], 1.5, ignore)
+    got = parts.as_dict()
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value.item(), rel=1e-5, abs=1e-9), key
+    params = [p for p in net.parameters() if p.requires_grad]
+    g_new = torch.autograd.grad(parts.total, params, retain_graph=True, allow_unused=True)
+    g_ref = torch.autograd.grad(expected["loss"], params, allow_unused=True)
+    for a, b in zip(g_new, g_ref):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)  # float sums in another order
+
+
+def test_the_loss_runs_the_same_ops_however_many_stacks(one_thread):
+    """One set of loss kernels for all supervised outputs: per-output loss ops were a host cost that
+    grew with the stacks (about 23 forward ops per output; paper-mpii has 9 outputs, 6 distilled)."""
+    batch = small_batch()
+
+    def loss_ops(branches: list[tuple[int, int]]) -> tuple[int, int]:
+        torch.manual_seed(0)
+        net = OKDHPNet(OKDHPSpec(num_joints=4, trunk_stacks=1, trunk_channels=16, branches=branches, hourglass_depth=2))
+        leaf = lambda t: t.detach().requires_grad_()  # noqa: E731  (the backward stops at the heatmaps: the loss's own ops)
+        out = net(batch["image"])
+        outputs = {"trunk": [leaf(o) for o in out["trunk"]], "branches": [[leaf(o) for o in outs] for outs in out["branches"]],
+                   "ensemble": leaf(out["ensemble"])}
+        loss = OKDHPLoss("okdhp", kl_temperature=0.1, ramp_epochs=0)
+        forward = sum(top_level_ops(lambda: loss(outputs, batch["target"], batch["target_weight"], 0.0)).values())
+        both = sum(top_level_ops(lambda: loss(outputs, batch["target"], batch["target_weight"], 0.0).total.backward()).values())
+        return forward, both
+
+    few, many = loss_ops([(1, 8), (1, 8)]), loss_ops([(3, 8), (3, 8)])  # 3 and 7 outputs into the stacks
+    assert many[0] == few[0], (few, many)
+    assert many[1] - few[1] <= 4 * 4, (few, many)  # backward: each extra leaf gets its gradient slice and accumulation
