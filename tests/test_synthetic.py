@@ -251,5 +251,5 @@ def test_scene_fields_from_the_training_config(tmp_path):
     jpeg = build_dataset("synthetic", "val", spec, COCO17, synthetic_images=2, cache_dir=tmp_path, scene=config.data.scene)
     plain = build_dataset("synthetic", "val", spec, COCO17, synthetic_images=2, cache_dir=tmp_path)
     assert jpeg.samples[0].image_path.parent != plain.samples[0].image_path.parent
-    with pytest.raises(DatasetError, match="data.scene: unknown field.*jpeg_prob"):
+    with pytest.raises(DatasetError, match="data.scene / data.backgrounds: unknown field.*jpeg_prob"):
         build_dataset("synthetic", "val", spec, COCO17, synthetic_images=2, cache_dir=tmp_path, scene={"jpeg": 0.5})

@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from .base import DatasetError, PoseDataset
 from .coco import load_coco
 from .mixture import MixedDataset, split_sources
 from .mpii import load_mpii
-from .synthetic import GENERATOR_VERSION, SceneConfig, background_photos, coco_annotation_path, generate_split
+from .synthetic import GENERATOR_VERSION, SceneConfig, coco_annotation_path, generate_split
 from .transforms import AugmentConfig
 
 __all__ = ["build_dataset", "default_cache_dir", "ensure_synthetic", "SYNTHETIC_DEFAULT_IMAGES"]
@@ -92,15 +92,10 @@ def _scene_config(overrides: dict[str, Any], backgrounds: str | os.PathLike | No
     """The generator's settings from data.scene and data.backgrounds; None: the defaults."""
     if not overrides and not backgrounds:
         return None
-    known = {f.name for f in fields(SceneConfig)} - {"backgrounds"}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise DatasetError(f"data.scene: unknown field(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
     try:
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
-        return SceneConfig(**values, backgrounds=background_photos(backgrounds) if backgrounds else ())
+        return SceneConfig.with_knobs(overrides, backgrounds)
     except ValueError as err:
-        raise DatasetError(f"{err} (data.scene / data.backgrounds)") from None
+        raise DatasetError(f"data.scene / data.backgrounds: {err}") from None
 
 
 def build_dataset(

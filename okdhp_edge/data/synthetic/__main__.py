@@ -7,7 +7,7 @@ import time
 from dataclasses import fields
 
 from .generate import generate_dataset
-from .render import SceneConfig, background_photos
+from .render import SceneConfig
 
 NUMERIC_KNOBS = [f for f in fields(SceneConfig) if f.name != "backgrounds"]  # --backgrounds takes a folder instead
 
@@ -39,16 +39,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    overrides = {}
-    for f in NUMERIC_KNOBS:
-        value = getattr(args, f.name)
-        if value is not None:
-            default = getattr(SceneConfig(), f.name)
-            overrides[f.name] = tuple(type(default[0])(v) for v in value) if isinstance(default, tuple) else value
+    overrides = {f.name: getattr(args, f.name) for f in NUMERIC_KNOBS if getattr(args, f.name) is not None}
     try:
-        if args.backgrounds:
-            overrides["backgrounds"] = background_photos(args.backgrounds)
-        config = SceneConfig(**overrides)
+        config = SceneConfig.with_knobs(overrides, args.backgrounds)
         start = time.perf_counter()
         out = generate_dataset(args.out, args.train, args.val, args.seed, config, args.jpeg_quality, args.workers,
                                overwrite=args.overwrite)

@@ -12,8 +12,9 @@ import colorsys
 import functools
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any, Mapping
 
 import cv2
 import numpy as np
@@ -87,6 +88,26 @@ class SceneConfig:
             raise ValueError(f"SceneConfig: need 16 <= min_size <= max_size, got {self.min_size}, {self.max_size}")
         if not 1 <= len(self.people_weights) <= MAX_PEOPLE or min(self.people_weights) < 0 or sum(self.people_weights) <= 0:
             raise ValueError(f"SceneConfig.people_weights must hold 1..{MAX_PEOPLE} non-negative weights")
+
+    @classmethod
+    def with_knobs(cls, knobs: Mapping[str, Any], backgrounds: str | os.PathLike | None = None) -> SceneConfig:
+        """The defaults with `knobs` (field name -> value, from a config file or the command line;
+        lists become tuples of the field's element type), drawn on the photos in `backgrounds`.
+        ValueError names an unknown knob and the valid ones."""
+        defaults = cls()
+        known = {f.name for f in fields(cls)} - {"backgrounds"}
+        unknown = sorted(set(knobs) - known)
+        if unknown:
+            raise ValueError(f"unknown field(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+        values = {}
+        for name, value in knobs.items():
+            default = getattr(defaults, name)
+            if isinstance(default, tuple):
+                if not isinstance(value, (list, tuple)):
+                    raise ValueError(f"{name} takes a list of values like {list(default)}, got {value!r}")
+                value = tuple(type(default[0])(v) for v in value)
+            values[name] = value
+        return cls(**values, backgrounds=background_photos(backgrounds) if backgrounds else ())
 
 
 @dataclass
