@@ -1,13 +1,13 @@
 """CUDA-graph replay of the training step's forward, loss and backward (system.cuda_graphs).
 
 On a fast GPU the paper-mpii step at batch 16 is bound by the host: thousands of kernel launches,
-each with Python, dispatcher and autograd bookkeeping, for a few milliseconds of GPU work. A CUDA
-graph records those launches once and replays them with one call (PyTorch's "CUDA Graphs" notes,
+each with Python, dispatcher, cuDNN and autograd bookkeeping, for far less GPU work. A CUDA graph
+records those launches once and replays them with one call (PyTorch's "CUDA Graphs" notes,
 whole-network capture). What is captured, and what is not:
 
-* captured: copy-in targets (static input tensors, refilled each step), the forward under
-  autocast, the loss (its epoch-dependent KL weight is a device tensor, not a frozen float) and the
-  backward, which writes the .grad tensors the capture allocated;
+* captured, on static input tensors each batch is copied into: the forward under autocast, the
+  loss (its epoch-dependent KL weight is a device tensor, not a frozen float) and the backward,
+  which writes the .grad tensors the capture allocated;
 * eager: the finiteness check, the optimizer (fused Adam: one kernel per step), the GradScaler and
   the LR scheduler. So the LR schedule, fp16 loss scaling, gradient clipping, checkpoints and resume
   work exactly as without graphs, and a non-finite loss still leaves weights and optimizer untouched.
@@ -26,9 +26,8 @@ from .distributed import DistContext, all_finite
 from .losses import LossParts
 from .step import TrainStep
 
-__all__ = ["GRAPH_MODES", "GraphedStep", "graph_blocker"]
+__all__ = ["GraphedStep", "graph_blocker"]
 
-GRAPH_MODES = ("auto", "on", "off")
 _KEYS = ("image", "target", "target_weight", "ignore")
 
 
