@@ -108,7 +108,7 @@ def test_graphed_step_trains_like_the_eager_one(amp, exact_math):
     batch = tiny_batch()
     losses = [], []
     held = None
-    for i in range(10):
+    for i in range(12):
         epoch = 0.5 * i  # the KL ramp changes every step: the graph must read it, not freeze it
         for out, step in zip(losses, (eager, graphed)):
             parts, finite = step(batch, epoch)
@@ -123,7 +123,7 @@ def test_graphed_step_trains_like_the_eager_one(amp, exact_math):
         assert b["loss"] == pytest.approx(a["loss"], rel=tol) and b["ramp"] == a["ramp"]
         assert b["kl"] == pytest.approx(a["kl"], rel=tol * 10, abs=1e-6)
     assert losses[1][-1]["loss"] < 0.9 * losses[1][0]["loss"]
-    if amp == "off":  # Adam moves a parameter by up to lr per step whatever its gradient's size: 10 steps of 1e-3
+    if amp == "off":  # Adam moves a parameter by up to lr per step whatever its gradient's size: 12 steps of 1e-3
         for p, q in zip(nets[0].parameters(), nets[1].parameters()):
             torch.testing.assert_close(q, p, rtol=1e-3, atol=1e-2)
     assert eager.optimizer.param_groups[0]["lr"] == inner.optimizer.param_groups[0]["lr"]  # the schedule ran eagerly
