@@ -19,10 +19,15 @@ by up to 10x.
 
     python benchmarks/train_throughput.py --preset paper-mpii --modes okdhp --cpu-batch 2 --threads 2
     python benchmarks/train_throughput.py --no-cpu --gpu-batch 16 --out benchmarks/results/gpu_train_throughput.json
+
+`--count-ops` counts instead of timing (host work is what bounds a fast GPU's step): the aten ops
+and autograd nodes of one full step on the CPU, ours and the official step's (with its released
+Adam and with the multi-tensor Adam that CUDA runs by default), into benchmarks/results/step_ops.json.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import platform
 import subprocess
@@ -49,6 +54,7 @@ from okdhp_edge.train.step import TrainStep, amp_setup, native_bf16  # noqa: E40
 
 OFFICIAL_STEP = ROOT.parent / "shared" / "anchors" / "official_step.py"
 OFFICIAL_DIR = Path("/tmp/okdhp-official")
+DEFAULT_OUT = ROOT / "benchmarks" / "results" / "train_throughput.json"
 
 
 def make_batch(preset_name: str, batch: int, device: torch.device) -> dict[str, torch.Tensor]:
@@ -185,6 +191,80 @@ def compile_row(args: argparse.Namespace, mode: str, budget_s: float) -> dict | 
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def count_ops(run) -> dict[str, int]:
+    """aten ops of one call of `run` after an untimed one, from torch.profiler: top level (each one
+    Python / dispatcher work and, on a GPU, a kernel launch or more) and at every level."""
+    run()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        run()
+    aten = [e for e in prof.events() if e.name.startswith("aten::")]
+    top = [e for e in aten if e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::")]
+    return {"ops_top_level": len(top), "ops_all_levels": len(aten)}
+
+
+def autograd_nodes(total: torch.Tensor) -> int:
+    """Nodes of the autograd graph behind `total` (the backward's Python-free but per-node host work)."""
+    seen, todo = set(), [total.grad_fn]
+    while todo:
+        node = todo.pop()
+        if node is not None and node not in seen:
+            seen.add(node)
+            todo += [n for n, _ in node.next_functions]
+    return len(seen)
+
+
+def our_ops(preset_name: str, mode: str, batch: int) -> dict:
+    """Our full step (fp32 NCHW, fused Adam), as the trainer runs it, on the CPU."""
+    cpu = torch.device("cpu")
+    torch.manual_seed(0)
+    model = _network(preset_name, mode)
+    autocast, scaler, _ = amp_setup("off", cpu)
+    step = TrainStep(model, _loss(mode), make_adam(model.parameters(), lr=2.5e-4), None, scaler, autocast, DistContext(0, 1, 0, cpu))
+    data = make_batch(preset_name, batch, cpu)
+    counts = count_ops(lambda: step(data, 0.0)[0].as_dict())
+    parts = step.forward(*step.inputs(data), 0.0)
+    return {"who": "okdhp-edge", "preset": preset_name, "mode": mode, "batch": batch, "optimizer": "Adam fused",
+            **counts, "autograd_nodes": autograd_nodes(parts.total)}
+
+
+def official_ops(step_script: Path, official_dir: Path, batch: int, foreach: bool) -> dict:
+    """The official step's counts, in this process (run as a child of --count-ops, so its modules
+    never mix with ours): built with official_step.py's own helpers, the iteration as it times it."""
+    spec = importlib.util.spec_from_file_location("official_step", step_script)
+    anchor = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(anchor)
+    tree, _, _ = anchor.load_official_config(official_dir)
+    cfg = anchor.as_namespace(tree)
+    net = anchor.import_by_path("okdhp_official_model", official_dir / "lib" / "models" / f"{cfg.MODEL.NAME}.py")
+    lib = anchor.import_by_path("okdhp_official_loss", official_dir / anchor.LOSS_FILE)
+    torch.manual_seed(0)
+    model = net.get_pose_net(cfg, is_train=True).train()
+    mse, kld = lib.JointsMSELoss(use_target_weight=bool(cfg.LOSS.USE_TARGET_WEIGHT)), lib.JointsKLDLoss()
+    optimizer = (torch.optim.Adam(model.parameters(), lr=float(cfg.TRAIN.LR), foreach=True) if foreach
+                 else anchor.make_optimizer(cfg.TRAIN, model.parameters()))
+    images, target, weight = anchor.synthetic_batch(batch, int(cfg.MODEL.NUM_JOINTS), tuple(cfg.MODEL.IMAGE_SIZE),
+                                                    tuple(cfg.MODEL.HEATMAP_SIZE), float(cfg.MODEL.SIGMA), 0, torch.device("cpu"))
+
+    def loss() -> tuple[torch.Tensor, ...]:
+        outputs, ensemble = model(images)
+        hard = sum(mse(o, target, weight) for o in outputs)
+        soft = float(cfg.TRAIN.KD_WEIGHT) * anchor.consistency_weight(0, cfg.TRAIN.LENGTH) * sum(kld(o, ensemble, weight) for o in outputs)
+        ens = float(cfg.TRAIN.ENS_WEIGHT) * mse(ensemble, target, weight)
+        return hard, ens, soft, hard + ens + soft
+
+    def iteration() -> None:
+        optimizer.zero_grad()
+        *terms, total = loss()
+        total.backward()
+        optimizer.step()
+        [float(t.detach()) for t in terms]
+
+    counts = count_ops(iteration)
+    return {"who": "official", "preset": "paper-mpii", "mode": "okdhp", "batch": batch,
+            "optimizer": "Adam foreach (CUDA's default)" if foreach else "Adam as released (the CPU's per-tensor loop)",
+            **counts, "autograd_nodes": autograd_nodes(loss()[-1])}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="paper-mpii", help="the official step is the paper-mpii network")
@@ -200,13 +280,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--official-step", type=Path, default=OFFICIAL_STEP)
     p.add_argument("--official-dir", type=Path, default=OFFICIAL_DIR)
     p.add_argument("--official-amp", action="store_true", help="also time the official step under its --amp autocast")
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "train_throughput.json")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="default: benchmarks/results/train_throughput.json "
+                   "(step_ops.json with --count-ops)")
     p.add_argument("--time-budget", type=float, default=600.0,
                    help="seconds this run may take: the torch.compile row, last, gets what is left (minus a margin)")
     p.add_argument("--compile-row", action="store_true", help=argparse.SUPPRESS)  # the child process of compile_row
+    p.add_argument("--count-ops", action="store_true", help="count ops per step on the CPU (ours, official) instead of timing")
+    p.add_argument("--official-ops", choices=["released", "foreach"], help=argparse.SUPPRESS)  # the child process of --count-ops
     args = p.parse_args(argv)
     started = time.perf_counter()
     torch.set_num_threads(args.threads)
+    if args.official_ops:
+        print(json.dumps(official_ops(args.official_step, args.official_dir, args.cpu_batch, args.official_ops == "foreach")))
+        return 0
+    if args.count_ops:
+        return write_op_counts(args)
     torch.backends.cudnn.benchmark = True  # as the trainer (and the official code) run on CUDA
     if args.compile_row:
         half = "bf16" if native_bf16(torch.device("cuda")) else "fp16"
@@ -269,6 +357,31 @@ def main(argv: list[str] | None = None) -> int:
         print("no CUDA device: GPU rows (fp32, AMP, channels_last, CUDA graphs, torch.compile) not measured")
     _print_table(results)
     print(f"wrote {args.out}")
+    return 0
+
+
+def write_op_counts(args: argparse.Namespace) -> int:
+    """--count-ops: ours in this process, the official step (both Adams) in child processes."""
+    rows = [our_ops(args.preset, mode, args.cpu_batch) for mode in args.modes]
+    if args.preset == "paper-mpii" and "okdhp" in args.modes and args.official_step.is_file() and (args.official_dir / "OFFICIAL_SOURCE").is_file():
+        for adam in ("released", "foreach"):
+            proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--official-ops", adam, "--cpu-batch", str(args.cpu_batch),
+                                   "--official-step", str(args.official_step), "--official-dir", str(args.official_dir)],
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                print(f"official op count failed:\n{proc.stderr[-2000:]}")
+                continue
+            rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    else:
+        print(f"official step not counted: needs {args.official_step} and {args.official_dir} (../shared/anchors/official_setup.sh)")
+    out = args.out if args.out != DEFAULT_OUT else ROOT / "benchmarks" / "results" / "step_ops.json"
+    write_json_atomic(out, {"benchmark": "step_ops", "command": " ".join(["python", *sys.argv]), "torch": torch.__version__,
+                            "results": rows, "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    print(f"\n{'who':<11} {'mode':<12} {'batch':>5} {'optimizer':<45} {'top-level ops':>13} {'all ops':>8} {'autograd nodes':>14}")
+    for r in rows:
+        print(f"{r['who']:<11} {r['mode']:<12} {r['batch']:>5} {r['optimizer']:<45} {r['ops_top_level']:>13} {r['ops_all_levels']:>8} "
+              f"{r['autograd_nodes']:>14}")
+    print(f"wrote {out}")
     return 0
 
 
