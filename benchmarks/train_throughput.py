@@ -306,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     if torch.cuda.is_available() and not args.no_gpu:
         devices.append((torch.device("cuda"), args.gpu_batch))
     results: list[dict] = []
+    failures: list[dict] = []
 
     def add(row: dict) -> None:
         """Keep the row and rewrite the JSON at once: a time limit that cuts the run loses nothing measured."""
@@ -319,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
             "benchmark": "train_throughput", "command": " ".join(["python", *sys.argv]), "torch": torch.__version__,
             "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "results": results, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "results": results, **({"failures": failures} if failures else {}), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         })
 
     for device, batch in devices:
@@ -336,7 +337,15 @@ def main(argv: list[str] | None = None) -> int:
         ours: dict[str, list[tuple[dict, dict]]] = {mode: [] for mode in args.modes}
         for mode in args.modes:
             for v in variants(device):
-                row = measure(args.preset, mode, device, batch, args.steps, warmup, **v)
+                try:
+                    row = measure(args.preset, mode, device, batch, args.steps, warmup, **v)
+                except RuntimeError as err:  # a capture that fails must not cost the eager rows after it
+                    if not v.get("cuda_graphs"):
+                        raise
+                    failures.append({"mode": mode, **v, "error": str(err).splitlines()[0][:500]})
+                    print(f"CUDA-graph row {v} failed: {failures[-1]['error']}", flush=True)
+                    save()
+                    continue
                 ours[mode].append((v, row))
                 add(row)
                 if device.type == "cuda":
