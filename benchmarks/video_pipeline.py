@@ -9,7 +9,10 @@ benchmarks/results/video_pipeline.json. The edge student is untrained unless
 tracker's keypoint thresholds are then opened to follow every detected person as a trained
 student would.
 
-    python benchmarks/video_pipeline.py [--frames 100] [--every 1,5] [--detectors okdhp-person,default,mediapipe] [--tiles 6]
+Each setting runs --repeats times (default 3), the settings interleaved, and the median is kept:
+single passes on this shared machine differ by 10-20 %.
+
+    python benchmarks/video_pipeline.py [--frames 100] [--every 1,5] [--detectors okdhp-person,default,mediapipe] [--tiles 6] [--repeats 3]
 """
 from __future__ import annotations
 
@@ -98,6 +101,12 @@ def run(name: str, detector: Detector, predictor: Predictor, frames: list[np.nda
     return row
 
 
+def median_row(runs: list[dict]) -> dict:
+    """The run with the median FPS (its per-stage times with it), and every run's FPS."""
+    ordered = sorted(runs, key=lambda r: r["fps"])
+    return {**ordered[(len(ordered) - 1) // 2], "fps_runs": [r["fps"] for r in runs]}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=100)
@@ -109,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", type=Path, help="an exported pose model to time as it is, e.g. weights/real-tiny/real-tiny-int8.onnx "
                         "(trained: the tracker keeps its default thresholds)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="rounds over every setting, interleaved; the median is kept")
     parser.add_argument("--max-people", type=int, default=TrackerConfig.max_people, help="the tracker's limit on people followed")
     parser.add_argument("--json", type=Path, default=HERE / "results" / "video_pipeline.json")
     args = parser.parse_args(argv)
@@ -127,7 +137,13 @@ def main(argv: list[str] | None = None) -> None:
     frames = read_clip(footage_dir() / "vtest.avi", args.start, args.frames, (640, 480))
     detectors = [(name, Detector(name, num_threads=args.threads)) for name in args.detectors.split(",") if name]
     detectors += [(f"mediapipe tiles={t}", Detector("mediapipe", num_threads=args.threads, tiles=int(t))) for t in args.tiles.split(",") if t]
-    rows = [run(name, d, predictor, frames, int(every), trained, args.max_people) for name, d in detectors for every in args.every.split(",")]
+    configs = [(name, d, int(every)) for name, d in detectors for every in args.every.split(",")]
+    rounds = [[run(name, d, predictor, frames, every, trained, args.max_people) for name, d, every in configs] for _ in range(args.repeats)]
+    rows = [median_row([r[i] for r in rounds]) for i in range(len(configs))]
+    if args.repeats > 1:
+        print(f"median of {args.repeats} interleaved rounds:")
+        for row in rows:
+            print(f"{row['detector']:34s} every {row['detect_every']:2d}: {row['fps']:6.1f} FPS (runs: {row['fps_runs']})")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
         "clip": f"vtest.avi (opencv-doc), frames {args.start}-{args.start + len(frames) - 1} resized to 640x480", "pose_model": model.name,

@@ -57,9 +57,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-smooth", action="store_true", help="show raw keypoints (no One-Euro smoothing)")
     parser.add_argument("--flip-test", action="store_true", help="average with the mirrored crop (2x the compute)")
     parser.add_argument("--min-score", type=float, default=0.3, help="hide keypoints below this score (default: 0.3)")
-    parser.add_argument("--track-score", type=float, default=TrackerConfig.keypoint_score,
-                        help="a pose whose keypoints score below this on average is lost (default: %(default)s, set for the "
-                             "shipped student; 0.3 for students whose scores run lower, such as the synthetic demo's)")
+    parser.add_argument("--track-score", type=float,
+                        help="a pose whose keypoints score below this on average is lost (default: follow the student's "
+                             "own scores, 0.6 x their median on detected people; about 0.5 for the shipped student)")
     parser.add_argument("--max-frames", type=int, help="stop after this many frames")
     parser.add_argument("--snapshot", type=Path, help="also save the last annotated frame as an image (.jpg or .png)")
     return parser.parse_args(argv)

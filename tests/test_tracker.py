@@ -301,6 +301,32 @@ def test_only_detections_start_tracks():
     assert ids == {1}
 
 
+def test_keypoint_thresholds_follow_the_students_scores():
+    """A student whose peaks sit near 0.4 (as a short training run's do): fixed thresholds of 0.5
+    lose every pose; the automatic ones settle at auto_score x its median and follow everyone."""
+    class LowScores(ScriptedPoseNet):
+        def predict(self, image, boxes=None, rgb=False, flip_test=False):
+            result = super().predict(image, boxes, rgb, flip_test)
+            return PoseResult(result.keypoints, result.scores * (0.4 / 0.9), result.boxes, COCO17.keypoints, COCO17.limbs)
+
+    def people_seen(config):
+        net, detector = LowScores(), ScriptedDetector()
+        tracker = PoseTracker(net, detector, config, detect_every=5)
+        seen = []
+        for f in range(40):
+            net.frame = detector.frame = f
+            seen.append(len(tracker.update(np.zeros((H, W, 3), np.uint8))))
+        return seen, tracker
+
+    fixed, _ = people_seen(TrackerConfig(keypoint_score=0.5, lost_score=0.5))
+    assert sum(fixed) == 0
+    auto, tracker = people_seen(TrackerConfig())
+    assert tracker.scoring.keypoint_score == pytest.approx(0.6 * 0.4, abs=1e-3) == tracker.scoring.lost_score
+    assert all(n >= 2 for n in auto[5:]), auto  # A and B (and C from frame 40 on) followed once calibrated
+    with pytest.raises(ValueError, match="auto_score > 0"):
+        TrackerConfig(auto_score=0)
+
+
 def jitter(sequence: np.ndarray) -> float:
     """Mean frame-to-frame keypoint displacement (pixels)."""
     return float(np.linalg.norm(np.diff(sequence, axis=0), axis=-1).mean())

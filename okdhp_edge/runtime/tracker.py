@@ -15,7 +15,8 @@ so an ID survives a crossing or a short occlusion. Keypoints are smoothed by a O
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import dataclass, field, replace
 from typing import Callable, Protocol
 
 import numpy as np
@@ -31,6 +32,8 @@ from .result import PoseResult
 __all__ = ["PoseTracker", "TrackedPose", "TrackerConfig", "keypoint_box"]
 
 DetectorFn = Callable[[np.ndarray], np.ndarray]
+AUTO_POSES = 8  # auto thresholds: poses in detections' crops seen before the student's scores are trusted
+AUTO_PRIOR = 0.5  # the thresholds until then
 
 
 class PosePredictor(Protocol):
@@ -43,9 +46,10 @@ class PosePredictor(Protocol):
 
 @dataclass
 class TrackerConfig:
-    """Thresholds on keypoints are on heatmap peak scores (as in PoseResult.scores), set for the shipped
-    real-image student (docs/runtime.md: how they were chosen); students whose scores run lower, such
-    as the synthetic demo's, want keypoint_score and lost_score near 0.3."""
+    """Thresholds on keypoints are on heatmap peak scores (as in PoseResult.scores), whose scale
+    depends on the student: left at None, keypoint_score and lost_score follow the student's own
+    scores, `auto_score` times the median mean score of the poses found in detections' crops (0.5
+    until AUTO_POSES of them are seen; docs/runtime.md: how the share was chosen)."""
 
     detect_every: int = 5  # with a detector: run it every this many frames (1: every frame; 0: only when nobody is tracked)
     max_people: int = 8  # the most tracks followed at once
@@ -60,17 +64,19 @@ class TrackerConfig:
     colour_update: float = 0.1  # weight of each new whole-body pose in a track's colours
     duplicate_oks: float = 0.5  # poses more similar than this are one person (OKS-NMS)
     replace_iou: float = 0.3  # a detection overlapping a tracked crop this much replaces the crop
-    keypoint_score: float = 0.5  # keypoints at least this confident place the next crop
+    keypoint_score: float | None = None  # keypoints at least this confident place the next crop; None: auto
     min_keypoints: int = 4  # fewer confident keypoints than this: the pose is lost
-    lost_score: float = 0.5  # mean score below this: the pose is lost
+    lost_score: float | None = None  # mean score below this: the pose is lost; None: auto
+    auto_score: float = 0.6  # auto thresholds: this share of the median mean score of poses in detections' crops
     margin: float = 0.15  # grow the keypoint box by this fraction of its size on each side
     min_box_size: float = 16.0  # pixels; a box never shrinks below this
     partial_height: float = 0.7  # a pose whose box is under this share of its track's body height is partial: the body's box is kept
     flip_test: bool = False
 
     def __post_init__(self) -> None:
-        if self.detect_every < 0 or self.max_people < 1 or self.max_age < 0 or self.coast < 0 or self.fps <= 0:
-            raise ValueError(f"TrackerConfig needs detect_every >= 0, max_people >= 1, max_age >= 0, coast >= 0, fps > 0; got {self}")
+        if self.detect_every < 0 or self.max_people < 1 or self.max_age < 0 or self.coast < 0 or self.fps <= 0 or self.auto_score <= 0:
+            raise ValueError(f"TrackerConfig needs detect_every >= 0, max_people >= 1, max_age >= 0, coast >= 0, fps > 0, "
+                             f"auto_score > 0; got {self}")
 
 
 @dataclass
@@ -128,9 +134,12 @@ def _nearness(tracks: np.ndarray, poses: np.ndarray) -> np.ndarray:
 
 
 def keypoint_box(keypoints: np.ndarray, scores: np.ndarray, config: TrackerConfig, width: int, height: int) -> np.ndarray | None:
-    """xyxy box around one person's confident keypoints, grown and clipped; None when lost."""
-    confident = scores >= config.keypoint_score
-    if confident.sum() < config.min_keypoints or scores.mean() < config.lost_score:
+    """xyxy box around one person's confident keypoints, grown and clipped; None when lost.
+    Thresholds left at None (auto) count as AUTO_PRIOR here: PoseTracker.scoring has the settled ones."""
+    keypoint_score = AUTO_PRIOR if config.keypoint_score is None else config.keypoint_score
+    lost_score = AUTO_PRIOR if config.lost_score is None else config.lost_score
+    confident = scores >= keypoint_score
+    if confident.sum() < config.min_keypoints or scores.mean() < lost_score:
         return None
     pts = keypoints[confident]
     x1, y1 = pts.min(axis=0)
@@ -177,6 +186,8 @@ class PoseTracker:
         self._sigmas = np.asarray(sigmas, np.float64) if sigmas else None
         self.tracks: list[_Track] = []
         self.detections = 0  # detector calls so far
+        self._found_scores: deque[float] = deque(maxlen=256)  # mean scores of poses in detections' crops
+        self.scoring = self._resolved()  # the config with its keypoint thresholds settled
         self._next_id = 1
         self._since_detect = 0
         self._size: tuple[int, int] | None = None
@@ -197,7 +208,7 @@ class PoseTracker:
             self._size = (width, height)
         now = self._clock(timestamp)
         self._since_detect += 1
-        live = [t for t in self.tracks if t.missed <= self.config.coast]
+        live = sorted((t for t in self.tracks if t.missed <= self.config.coast), key=lambda t: t.missed)[:self.config.max_people]
         crops = clip_boxes(np.array([t.predicted()[0] for t in live], np.float32).reshape(-1, 4), width, height)
         every = self.config.detect_every
         looked = not len(crops) or (self.detector is not None and every > 0 and self._since_detect >= every)
@@ -214,6 +225,17 @@ class PoseTracker:
         ]
 
     # -- steps ---------------------------------------------------------------------------------
+
+    def _resolved(self) -> TrackerConfig:
+        """The config with keypoint_score / lost_score set: as given, or from the student's scores."""
+        config = self.config
+        if config.keypoint_score is not None and config.lost_score is not None:
+            return config
+        auto = AUTO_PRIOR
+        if len(self._found_scores) >= AUTO_POSES:
+            auto = config.auto_score * float(np.median(self._found_scores))
+        return replace(config, keypoint_score=auto if config.keypoint_score is None else config.keypoint_score,
+                       lost_score=auto if config.lost_score is None else config.lost_score)
 
     def _clock(self, timestamp: float | None) -> float:
         if timestamp is None:
@@ -263,9 +285,11 @@ class PoseTracker:
             return []
         result = self.predictor.predict(frame, crops, rgb, self.config.flip_test)
         height, width = frame.shape[:2]
+        self._found_scores.extend(float(s.mean()) for s, is_fresh in zip(result.scores, fresh) if is_fresh)
+        self.scoring = self._resolved()
         poses = []
         for kpts, scores, is_fresh in zip(result.keypoints, result.scores, fresh):
-            box = keypoint_box(kpts, scores, self.config, width, height)
+            box = keypoint_box(kpts, scores, self.scoring, width, height)
             if box is not None:
                 poses.append(_Pose(box, kpts, scores, colour_signature(frame, box), bool(is_fresh)))
         if len(poses) < 2:
@@ -273,7 +297,7 @@ class PoseTracker:
         poses.sort(key=lambda p: -float(p.scores.mean()))
         kpts = np.stack([p.keypoints for p in poses])
         areas = np.array([_area(p.box) for p in poses])
-        visible = np.stack([p.scores >= self.config.keypoint_score for p in poses])
+        visible = np.stack([p.scores >= self.scoring.keypoint_score for p in poses])
         oks = oks_matrix(kpts, kpts, areas, self._sigmas, visible)
         kept: list[int] = []
         for i in range(len(poses)):
@@ -296,7 +320,7 @@ class PoseTracker:
             track_boxes = np.stack([p[0] for p in predicted])
             track_kpts = np.stack([p[1] for p in predicted])
             areas = np.clip(track_boxes[:, 2:] - track_boxes[:, :2], 1, None).prod(axis=1)
-            visible = np.stack([t.scores >= config.keypoint_score for t in self.tracks])
+            visible = np.stack([t.scores >= self.scoring.keypoint_score for t in self.tracks])
             pose_boxes = np.stack([p.box for p in poses])
             similarity = 0.5 * iou_matrix(track_boxes, pose_boxes) + 0.5 * oks_matrix(
                 track_kpts, np.stack([p.keypoints for p in poses]), areas, self._sigmas, visible)
@@ -337,7 +361,8 @@ class PoseTracker:
     def _continue(self, track: _Track, pose: _Pose, now: float) -> None:
         frames = track.missed + 1
         box, keypoints, scores = pose.box, pose.keypoints, pose.scores
-        both = (scores >= self.config.keypoint_score) & (track.scores >= self.config.keypoint_score)
+        threshold = self.scoring.keypoint_score
+        both = (scores >= threshold) & (track.scores >= threshold)
         if both.sum() >= 2:  # how the joints seen on both frames moved: box centres also move when limbs drop out
             shift = np.median(keypoints[both] - track.keypoints[both], axis=0)
         else:
