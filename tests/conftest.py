@@ -1,5 +1,5 @@
 """Fixtures several test files share: the real footage (Debian's opencv-doc media, fetched once by
-benchmarks/footage.py) and a free local port for torchrun."""
+benchmarks/footage.py), a free local port for torchrun, and one torch thread."""
 from __future__ import annotations
 
 import socket
@@ -29,3 +29,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: oversubscribed OpenMP threads crawl on a busy shared CPU."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -132,15 +132,6 @@ def test_compression_picks_branches_close_to_the_requested_cost():
 
 # ----------------------------------------------------------------------------- one step
 
-@pytest.fixture
-def one_thread():
-    """Oversubscribed OpenMP threads crawl on a busy shared CPU; one thread is predictable."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_one_okdhp_step_decreases_the_loss_on_a_fixed_batch(one_thread):
     torch.manual_seed(0)
     spec = OKDHPSpec(num_joints=4, trunk_stacks=1, trunk_channels=16, branches=[(2, 16), (1, 8)], hourglass_depth=2)

@@ -27,14 +27,6 @@ CPU = torch.device("cpu")
 SPEC = OKDHPSpec(num_joints=4, trunk_stacks=1, trunk_channels=16, branches=[(2, 16), (1, 8)], hourglass_depth=2)
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def small_batch(n: int = 4) -> dict[str, torch.Tensor]:
     codec = HeatmapCodec((32, 32), (8, 8))
     rng = np.random.default_rng(0)
