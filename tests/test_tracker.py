@@ -327,6 +327,21 @@ def test_keypoint_thresholds_follow_the_students_scores():
         TrackerConfig(auto_score=0)
 
 
+def test_nan_scores_do_not_poison_the_automatic_thresholds():
+    class NaNFirst(ScriptedPoseNet):
+        def predict(self, image, boxes=None, rgb=False, flip_test=False):
+            result = super().predict(image, boxes, rgb, flip_test)
+            scores = np.full_like(result.scores, np.nan) if self.frame < 3 else result.scores
+            return PoseResult(result.keypoints, scores, result.boxes, COCO17.keypoints, COCO17.limbs)
+
+    net, detector = NaNFirst(), ScriptedDetector()
+    tracker = PoseTracker(net, detector, detect_every=5)
+    for f in range(20):
+        net.frame = detector.frame = f
+        people = tracker.update(np.zeros((H, W, 3), np.uint8))
+    assert tracker.scoring.keypoint_score == pytest.approx(0.6 * 0.9) and len(people) == 2
+
+
 def jitter(sequence: np.ndarray) -> float:
     """Mean frame-to-frame keypoint displacement (pixels)."""
     return float(np.linalg.norm(np.diff(sequence, axis=0), axis=-1).mean())

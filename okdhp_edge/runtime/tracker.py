@@ -285,7 +285,8 @@ class PoseTracker:
             return []
         result = self.predictor.predict(frame, crops, rgb, self.config.flip_test)
         height, width = frame.shape[:2]
-        self._found_scores.extend(float(s.mean()) for s, is_fresh in zip(result.scores, fresh) if is_fresh)
+        means = [float(s.mean()) for s, is_fresh in zip(result.scores, fresh) if is_fresh]
+        self._found_scores.extend(m for m in means if math.isfinite(m))
         self.scoring = self._resolved()
         poses = []
         for kpts, scores, is_fresh in zip(result.keypoints, result.scores, fresh):
