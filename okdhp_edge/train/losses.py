@@ -41,7 +41,7 @@ def heatmap_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, 
     mse_weights (4-D).
     """
     w = weight if weight.dim() == 4 else mse_weights(target, weight, ignore)
-    return 0.5 * ((pred - target) * w.to(pred.dtype)).pow(2).mean()
+    return stacked_mse(pred[None], target, w)[0]
 
 
 def spatial_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0, detach_target: bool = True) -> torch.Tensor:
@@ -52,13 +52,7 @@ def spatial_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float 
     temperature 1 both softmaxes are nearly uniform and the term almost vanishes; a small
     temperature sharpens them.
     """
-    n, k, h, w = student.shape
-    if detach_target:
-        teacher = teacher.detach()
-    log_q = F.log_softmax(student.float().reshape(n, k, h * w) / temperature, dim=-1)
-    log_p = F.log_softmax(teacher.float().reshape(n, k, h * w) / temperature, dim=-1)
-    kl = (log_p.exp() * (log_p - log_q)).sum()
-    return kl / (n * h * w)
+    return stacked_kl(student[None], teacher, temperature, detach_target)[0]
 
 
 def stacked_mse(preds: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
