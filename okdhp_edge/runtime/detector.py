@@ -93,11 +93,11 @@ class Detector:
             except ModelFileError as err:
                 raise ModelFileError(f"{err}; Detector takes a YOLO detection export (.onnx or .tflite), "
                                      "'okdhp-person', 'mediapipe', or None for the default") from None
-        if tiles != 1 and not any(is_blazepose(raw) for raw in raws):
+        blazeposes = [is_blazepose(raw) for raw in raws]
+        if tiles != 1 and not any(blazeposes):
             raise ValueError(f"tiles={tiles}: tiling is for MediaPipe's pose detector; {paths[0].name} is a YOLO export (leave tiles=1)")
         self.parts: list[_Part] = []
-        for path, raw in zip(paths, raws):
-            blazepose = is_blazepose(raw)
+        for path, raw, blazepose in zip(paths, raws, blazeposes):
             family = BlazePoseModel(raw, tiles) if blazepose else YoloModel(raw, layout)
             base = BLAZEPOSE_DEFAULTS if blazepose else DetectorConfig()
             config = DetectorConfig(
