@@ -10,6 +10,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 CACHE = Path(os.environ.get("OKDHP_EDGE_CACHE", Path.home() / ".cache" / "okdhp_edge")) / "opencv-doc"
 DATA = "usr/share/doc/opencv-doc/examples/data"
 FILES = ("vtest.avi", "basketball1.png", "messi5.jpg")
@@ -33,6 +36,20 @@ def footage_dir() -> Path:
     if missing:
         raise RuntimeError(f"opencv-doc unpacked into {CACHE} but {missing} are not in {DATA}")
     return target
+
+
+def read_clip(path: Path, start: int = 0, frames: int | None = None, size: tuple[int, int] | None = None) -> list[np.ndarray]:
+    """BGR frames of a video from `start`, `frames` of them (None: to the end), resized to `size`
+    (width, height) when given."""
+    capture = cv2.VideoCapture(str(path))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, start)
+    out = []
+    ok, frame = capture.read()
+    while ok and (frames is None or len(out) < frames):
+        out.append(frame if size is None else cv2.resize(frame, size, interpolation=cv2.INTER_AREA))
+        ok, frame = capture.read()
+    capture.release()
+    return out
 
 
 if __name__ == "__main__":

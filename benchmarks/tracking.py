@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from footage import footage_dir
+from footage import footage_dir, read_clip
 from okdhp_edge.runtime import Detector, PoseTracker, Predictor, TrackerConfig
 
 HERE = Path(__file__).parent
@@ -97,12 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, default=HERE / "results" / "tracking.json")
     args = parser.parse_args(argv)
 
-    capture = cv2.VideoCapture(str(footage_dir() / "vtest.avi"))
-    frames = []
-    ok, frame = capture.read()
-    while ok:
-        frames.append(frame)
-        ok, frame = capture.read()
+    frames = read_clip(footage_dir() / "vtest.avi")
     predictor = Predictor(args.model, num_threads=args.threads)
     rows = []
     for name in args.detectors.split(","):

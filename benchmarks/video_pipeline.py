@@ -24,10 +24,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from footage import footage_dir
+from footage import footage_dir, read_clip
 from okdhp_edge.runtime import Detector, PoseTracker, Predictor, TrackerConfig
 
 HERE = Path(__file__).parent
@@ -54,18 +53,6 @@ class Timed:
         self.pose_s += time.perf_counter() - start
         self.crops += len(result)
         return result
-
-
-def read_clip(path: Path, start: int, frames: int, size: tuple[int, int]) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    capture.set(cv2.CAP_PROP_POS_FRAMES, start)
-    out = []
-    ok, frame = capture.read()
-    while ok and len(out) < frames:
-        out.append(cv2.resize(frame, size, interpolation=cv2.INTER_AREA))
-        ok, frame = capture.read()
-    capture.release()
-    return out
 
 
 def run(name: str, detector: Detector, predictor: Predictor, frames: list[np.ndarray], every: int, trained: bool,
