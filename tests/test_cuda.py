@@ -191,7 +191,11 @@ def test_amp_step_learns_on_a_fixed_batch(amp):
 
 
 def small_run(out: Path, cache: Path, *extra: str) -> list[str]:
+    """A tiny trainer run with its speed switches fixed: the search is tested above, and each run here would
+    repeat it, cuDNN's benchmark of every combination included (the kill test, which runs twice, took 122 s
+    on an H100 with the switches left open)."""
     return ["-m", "okdhp_edge.train", "--out", str(out), "--device", "cuda", "--no-progress", "--batch-size", "8",
+            "--no-channels-last", "--cuda-graphs", "off",
             "--set", f"data.cache_dir={cache}", "--set", "data.train_images=40", "--set", "data.val_images=8",
             "--set", "eval.samples=0", *extra]
 

@@ -99,10 +99,10 @@ def pick_speed(
 ) -> SpeedChoice:
     """Resolve amp ('auto'), channels_last (None), CPU threads (None = the process's share of the cores, or 1)
     and cuda_graphs ('auto'; `graph_blocker` says why graphs cannot run here, None if they can):
-    fixed values are kept; open precision x memory-format pairs are all measured (they interact: on
-    a GPU bf16 wins in channels_last and loses in NCHW), then the thread count on the winner, then
-    the winner replayed from a CUDA graph. On the CPU the trial batch is capped at 8 images, so wide
-    networks measure in seconds."""
+    fixed values are kept; every open precision x memory-format x CUDA-graph combination is measured
+    (they interact: on a GPU bf16 wins in channels_last and loses in NCHW, and eager steps are bound by
+    the host, so the eager ranking says nothing of the graphed one), then the thread count on the
+    winner. On the CPU the trial batch is capped at 8 images, so wide networks measure in seconds."""
     amps = amp_candidates(amp, device)
     layouts = [False, True] if channels_last is None else [channels_last]
     thread_options = [threads] if threads is not None or device.type != "cpu" else _thread_candidates()
@@ -115,9 +115,13 @@ def pick_speed(
     images = len(batch["image"])
     steps, warmup = (5, 3) if device.type == "cuda" else (3, 1)  # GPUs: let cuDNN settle first
     measured: dict[tuple[str, bool, int | None, bool], float] = {}
+    capture_failed = False
 
     def rate(choice: tuple[str, bool, int | None, bool]) -> float:
+        nonlocal capture_failed
         if choice not in measured:
+            if choice[3] and capture_failed:
+                return 0.0  # one failed capture is enough to know: the other combinations are not tried
             if choice[2] is not None:
                 torch.set_num_threads(choice[2])
             try:
@@ -127,12 +131,11 @@ def pick_speed(
                     raise
                 log(f"CUDA graph capture failed on this device, training eagerly: {str(err).splitlines()[0]}")
                 measured[choice] = 0.0
+                capture_failed = True
         return measured[choice]
 
-    first = graph_options[0]
-    best = max(((a, c, thread_options[0], first) for a in amps for c in layouts), key=rate)
-    best = max(((*best[:2], t, first) for t in thread_options), key=rate)
-    best = max(((*best[:3], g) for g in graph_options), key=rate)
+    best = max(((a, c, thread_options[0], g) for g in graph_options for a in amps for c in layouts), key=rate)
+    best = max(((*best[:2], t, best[3]) for t in thread_options), key=rate)
     if best[2] is not None:
         torch.set_num_threads(best[2])
     table = tuple((SpeedChoice(*c[:3], cuda_graphs=c[3]).label(), round(r, 2)) for c, r in measured.items())
