@@ -137,10 +137,11 @@ def test_ids_survive_the_crossing_and_newcomers_are_picked_up():
     # A and B overlap on frames 24-34; both are back on their own IDs after it
     for f in range(38, 54):
         assert {"A", "B"} <= set(identities(history[f], f)), f
-    # C walks in and gets a new ID at the next detection, within detect_every frames
+    # C walks in and gets a new ID at the next detection, within detect_every frames, reported from
+    # the frame after it (a new track is confirmed on its second frame)
     enters = min(f for f in range(FRAMES) if "C" in scene(f))
     found = min(f for f in range(FRAMES) if "C" in scene(f) and any(on(t, scene(f)["C"]) for t in history[f]))
-    assert enters <= found < enters + 5, (enters, found)
+    assert enters + 1 <= found < enters + 5 + 1, (enters, found)
     assert first_seen["C"] >= found
     assert len(detector.calls) < FRAMES / 2  # the detector did not run on every frame
 
@@ -153,11 +154,15 @@ def test_a_person_who_leaves_is_dropped_after_max_age():
     assert all(t.track_id != a_id for t in tracker.tracks) == (FRAMES - gone > 10)  # forgotten after max_age
 
 
-def test_newcomer_found_on_its_first_frame_with_detect_every_1():
-    history, _, detector = run_scene(detect_every=1, frames=50)
+@pytest.mark.parametrize("confirm", [1, 2])
+def test_newcomer_is_reported_once_seen_on_confirm_frames_with_detect_every_1(confirm):
+    history, _, detector = run_scene(detect_every=1, frames=50, config=TrackerConfig(confirm=confirm))
     assert len(detector.calls) == 50
     enters = min(f for f in range(50) if "C" in scene(f))
-    assert any(on(t, scene(enters)["C"]) and t.age == 0 for t in history[enters])
+    reported = min(f for f in range(50) if "C" in scene(f) and any(on(t, scene(f)["C"]) for t in history[f]))
+    assert reported == enters + confirm - 1
+    assert [t.age for t in history[reported] if on(t, scene(reported)["C"])] == [confirm - 1]
+
 
 
 def test_duplicate_crops_are_merged():
@@ -257,10 +262,31 @@ def test_colour_keeps_a_stranger_off_a_hidden_walkers_id():
         return PaintedScene({"red": red, "blue": blue}, {"red", "blue"})
 
     ids = run_painted(scene(), 26, detect_every=1)
-    assert ids[13]["blue"] != ids[9]["red"]
+    assert "blue" not in ids[13] and ids[14]["blue"] != ids[9]["red"]  # a new track: reported from its second frame
     assert all(i["red"] == ids[9]["red"] for i in ids[17:]), ids
     blind = run_painted(scene(), 26, TrackerConfig(match_colour=0.0, near_colour=0.0), detect_every=1)
     assert blind[13]["blue"] == blind[9]["red"]  # the swap colour prevents
+
+
+@pytest.mark.parametrize("confirm", [1, 2])
+def test_a_one_frame_false_find_costs_no_id(confirm):
+    """A flash the detector and the pose network take for a person on frame 5 only: with confirm=2
+    its track stays tentative and ends when frame 6 finds nobody there, so it is never reported
+    and the walker who comes in later gets ID 2; with confirm=1 the flash spends ID 2."""
+    def walker(f):
+        return ((60 + 6 * f, 80, 140 + 6 * f, 400), RED)
+
+    def flash(f):
+        return ((500, 100, 580, 420), BLUE) if f == 5 else None
+
+    def newcomer(f):
+        return ((560, 90, 640, 410), (40, 200, 40)) if f >= 10 else None
+
+    scene = PaintedScene({"walker": walker, "flash": flash, "newcomer": newcomer}, {"walker", "flash", "newcomer"})
+    ids = run_painted(scene, 16, TrackerConfig(confirm=confirm), detect_every=1)
+    assert ids[0] == {"walker": 1}  # the stream's first frame reports at once
+    assert ("flash" in ids[5]) == (confirm == 1)
+    assert ids[15]["newcomer"] == (2 if confirm == 2 else 3)
 
 
 def test_a_partial_pose_keeps_its_box_and_id():

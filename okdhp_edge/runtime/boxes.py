@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["clip_boxes", "iou_matrix", "nms", "oks_matrix"]
+__all__ = ["box_areas", "clip_boxes", "iou_matrix", "nms", "oks_matrix"]
 
 DEFAULT_SIGMA = 0.07  # OKS constant for skeletons that publish none (mid-range of COCO's)
+
+
+def box_areas(boxes: np.ndarray) -> np.ndarray:
+    """(N, 4) xyxy boxes -> (N,) areas in pixels (0 for empty boxes)."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return np.clip(boxes[:, 2:] - boxes[:, :2], 0, None).prod(axis=1)
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -17,9 +23,7 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
     rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
     inter = np.clip(rb - lt, 0, None).prod(axis=2)
-    area_a = np.clip(a[:, 2:] - a[:, :2], 0, None).prod(axis=1)
-    area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
+    union = box_areas(a)[:, None] + box_areas(b)[None, :] - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 

@@ -5,7 +5,9 @@ seen on both frames), also for `coast` frames after its pose was lost, so the po
 people without a detector. Every `detect_every` frames, and whenever nobody is tracked, the
 detector runs too: a detection that overlaps a tracked crop replaces it (a fresh box fixes a crop
 that drifted), the others are newcomers; only poses found in a detection's crop may start tracks.
-Poses that are lost (too few confident keypoints) are dropped, duplicates (two crops on one person)
+A new track is tentative until its pose is found again on the next `confirm` - 1 frames: only
+then does it get an ID and appear in the output, so a one-frame false find costs no ID (on the
+stream's first frame, tracks are confirmed at once). Poses that are lost (too few confident keypoints) are dropped, duplicates (two crops on one person)
 are merged by OKS-NMS, and poses are matched to tracks in two rounds, on box IoU + OKS and then on
 nearness, each gated by the colours of the person's clothes (appearance.py), so that a passer-by
 does not take the ID of someone hidden. A pose that lost its legs or head keeps the track's
@@ -23,7 +25,7 @@ import numpy as np
 
 from ..skeleton import Skeleton
 from .appearance import colour_signature, colour_similarity
-from .boxes import clip_boxes, iou_matrix, oks_matrix
+from .boxes import box_areas, clip_boxes, iou_matrix, oks_matrix
 from .errors import InputError
 from .one_euro import OneEuroConfig, OneEuroFilter
 from .predictor import check_image
@@ -55,6 +57,7 @@ class TrackerConfig:
     max_people: int = 8  # the most tracks followed at once
     max_age: int = 15  # frames a track is kept without a pose before its ID is dropped
     coast: int = 2  # a track that lost its pose still gets a crop, where its velocity takes it, for this many frames
+    confirm: int = 2  # frames in a row a new track must be seen on before it gets an ID and is reported (1: at once)
     smoothing: OneEuroConfig | None = field(default_factory=OneEuroConfig)  # None: raw keypoints
     fps: float = 30.0  # frame rate assumed for smoothing when update() gets no timestamp
     match_threshold: float = 0.2  # least (IoU + OKS) / 2 for a pose to continue a track
@@ -74,8 +77,9 @@ class TrackerConfig:
     flip_test: bool = False
 
     def __post_init__(self) -> None:
-        if self.detect_every < 0 or self.max_people < 1 or self.max_age < 0 or self.coast < 0 or self.fps <= 0 or self.auto_score <= 0:
-            raise ValueError(f"TrackerConfig needs detect_every >= 0, max_people >= 1, max_age >= 0, coast >= 0, fps > 0, "
+        if (self.detect_every < 0 or self.max_people < 1 or self.max_age < 0 or self.coast < 0 or self.confirm < 1 or self.fps <= 0
+                or self.auto_score <= 0):
+            raise ValueError(f"TrackerConfig needs detect_every >= 0, max_people >= 1, max_age >= 0, coast >= 0, confirm >= 1, fps > 0, "
                              f"auto_score > 0; got {self}")
 
 
@@ -101,7 +105,7 @@ class _Pose:
 
 @dataclass
 class _Track:
-    track_id: int
+    track_id: int  # 0 while tentative
     box: np.ndarray
     keypoints: np.ndarray  # raw, for matching and crop placement
     scores: np.ndarray
@@ -112,15 +116,12 @@ class _Track:
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))  # pixels per frame
     age: int = 0
     missed: int = 0
+    hits: int = 1  # frames in a row with a pose, from the start (what confirms a tentative track)
 
     def predicted(self) -> tuple[np.ndarray, np.ndarray]:
         """Box and keypoints moved on by the velocity for the frames since the last pose."""
         shift = self.velocity * (self.missed + 1)
         return self.box + np.tile(shift, 2), self.keypoints + shift
-
-
-def _area(box: np.ndarray) -> float:
-    return float(max(box[2] - box[0], 0) * max(box[3] - box[1], 0))
 
 
 def _nearness(tracks: np.ndarray, poses: np.ndarray) -> np.ndarray:
@@ -190,6 +191,7 @@ class PoseTracker:
         self.scoring = self._resolved()  # the config with its keypoint thresholds settled
         self._next_id = 1
         self._since_detect = 0
+        self._frames = 0  # frames since the start or the last reset
         self._size: tuple[int, int] | None = None
         self._time: float | None = None
 
@@ -197,6 +199,7 @@ class PoseTracker:
         """Forget every track (e.g. after a scene cut); IDs keep counting up."""
         self.tracks = []
         self._since_detect = 0
+        self._frames = 0
 
     def update(self, frame: np.ndarray, timestamp: float | None = None, rgb: bool = False) -> list[TrackedPose]:
         """The people on `frame`, sorted by track ID. timestamp: seconds (e.g. the capture's
@@ -208,6 +211,7 @@ class PoseTracker:
             self._size = (width, height)
         now = self._clock(timestamp)
         self._since_detect += 1
+        self._frames += 1
         live = sorted((t for t in self.tracks if t.missed <= self.config.coast), key=lambda t: t.missed)[:self.config.max_people]
         crops = clip_boxes(np.array([t.predicted()[0] for t in live], np.float32).reshape(-1, 4), width, height)
         every = self.config.detect_every
@@ -221,7 +225,7 @@ class PoseTracker:
         self._assign(poses, now)
         return [
             TrackedPose(t.track_id, t.box.copy(), t.smoothed.copy(), t.scores.copy(), t.age)
-            for t in sorted(self.tracks, key=lambda t: t.track_id) if t.missed == 0
+            for t in sorted(self.tracks, key=lambda t: t.track_id) if t.missed == 0 and t.track_id
         ]
 
     # -- steps ---------------------------------------------------------------------------------
@@ -297,7 +301,7 @@ class PoseTracker:
             return poses
         poses.sort(key=lambda p: -float(p.scores.mean()))
         kpts = np.stack([p.keypoints for p in poses])
-        areas = np.array([_area(p.box) for p in poses])
+        areas = box_areas(np.stack([p.box for p in poses]))
         visible = np.stack([p.scores >= self.scoring.keypoint_score for p in poses])
         oks = oks_matrix(kpts, kpts, areas, self._sigmas, visible)
         kept: list[int] = []
@@ -320,7 +324,7 @@ class PoseTracker:
             predicted = [t.predicted() for t in self.tracks]
             track_boxes = np.stack([p[0] for p in predicted])
             track_kpts = np.stack([p[1] for p in predicted])
-            areas = np.clip(track_boxes[:, 2:] - track_boxes[:, :2], 1, None).prod(axis=1)
+            areas = box_areas(track_boxes)
             visible = np.stack([t.scores >= self.scoring.keypoint_score for t in self.tracks])
             pose_boxes = np.stack([p.box for p in poses])
             similarity = 0.5 * iou_matrix(track_boxes, pose_boxes) + 0.5 * oks_matrix(
@@ -347,7 +351,7 @@ class PoseTracker:
             track.age += 1
             if i not in matched_tracks:
                 track.missed += 1
-        self.tracks = [t for t in self.tracks if t.missed <= self.config.max_age]
+        self.tracks = [t for t in self.tracks if t.missed <= (self.config.max_age if t.track_id else 0)]  # a tentative miss ends it
         for i, pose in enumerate(poses):
             if pose.fresh and i not in matched_poses and sum(t.missed == 0 for t in self.tracks) < self.config.max_people:
                 self.tracks.append(self._start(pose, now))
@@ -355,9 +359,14 @@ class PoseTracker:
     def _start(self, pose: _Pose, now: float) -> _Track:
         smoother = OneEuroFilter(self.config.smoothing) if self.config.smoothing is not None else None
         smoothed = smoother(pose.keypoints, now) if smoother is not None else pose.keypoints
-        track = _Track(self._next_id, pose.box, pose.keypoints, pose.scores, pose.colour, pose.box[2:] - pose.box[:2], smoothed, smoother)
-        self._next_id += 1
+        track = _Track(0, pose.box, pose.keypoints, pose.scores, pose.colour, pose.box[2:] - pose.box[:2], smoothed, smoother)
+        if self.config.confirm <= 1 or self._frames == 1:
+            self._confirm(track)
         return track
+
+    def _confirm(self, track: _Track) -> None:
+        track.track_id = self._next_id
+        self._next_id += 1
 
     def _continue(self, track: _Track, pose: _Pose, now: float) -> None:
         frames = track.missed + 1
@@ -378,5 +387,8 @@ class PoseTracker:
             track.size = 0.5 * track.size + 0.5 * size
             colour = (1 - self.config.colour_update) * track.colour + self.config.colour_update * pose.colour
             track.colour = colour / max(float(np.linalg.norm(colour)), 1e-6)
+        track.hits = track.hits + 1 if track.missed == 0 else 1
+        if not track.track_id and track.hits >= self.config.confirm:
+            self._confirm(track)
         track.box, track.keypoints, track.scores, track.missed = box, keypoints, scores, 0
         track.smoothed = track.smoother(keypoints, now) if track.smoother is not None else keypoints

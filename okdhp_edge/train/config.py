@@ -139,11 +139,11 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "<config>") -> "TrainConfig":
         system = data.get("system")
-        if isinstance(system, dict) and isinstance(system.get("amp"), bool):  # configs before amp modes
-            data = {**data, "system": {**system, "amp": "auto" if system["amp"] else "off"}}
-        system = data.get("system")
-        if isinstance(system, dict) and isinstance(system.get("cuda_graphs"), bool):  # YAML 1.1 reads a bare on/off as a bool
-            data = {**data, "system": {**system, "cuda_graphs": "on" if system["cuda_graphs"] else "off"}}
+        if isinstance(system, dict):  # booleans where modes are meant, read as those modes
+            modes = {"amp": ("auto", "off"),  # configs before amp modes
+                     "cuda_graphs": ("on", "off")}  # YAML 1.1 reads a bare on/off as a bool
+            data = {**data, "system": {**system, **{key: modes[key][0] if value else modes[key][1]
+                                                    for key, value in system.items() if key in modes and isinstance(value, bool)}}}
         cfg = _build(cls, data, source)
         cfg.validate(source)
         return cfg
