@@ -13,7 +13,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-CACHE = Path(os.environ.get("OKDHP_EDGE_CACHE", Path.home() / ".cache" / "okdhp_edge")) / "opencv-doc"
+CACHE_ROOT = Path(os.environ.get("OKDHP_EDGE_CACHE", Path.home() / ".cache" / "okdhp_edge"))
+CACHE = CACHE_ROOT / "opencv-doc"
+LABELLED_CLIP = CACHE_ROOT / "real" / "vtest-blazepose-full"  # vtest.avi labelled by the teacher (real_dev.py builds it)
 DATA = "usr/share/doc/opencv-doc/examples/data"
 FILES = ("vtest.avi", "basketball1.png", "messi5.jpg")
 

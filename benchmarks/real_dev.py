@@ -31,7 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from footage import footage_dir
+from footage import LABELLED_CLIP, footage_dir
 from okdhp_edge.data import DatasetError, build_dataset
 from okdhp_edge.data.label import LabelConfig, label, open_teacher
 from okdhp_edge.data.label_filter import flip_back, mirror_boxes
@@ -41,8 +41,6 @@ from okdhp_edge.skeleton import COCO17
 from okdhp_edge.spec import InputSpec
 
 HERE = Path(__file__).parent
-CACHE = Path(os.environ.get("OKDHP_EDGE_CACHE", Path.home() / ".cache" / "okdhp_edge"))
-DEV_DIR = CACHE / "real" / "vtest-blazepose-full"
 TEACHER = "blazepose-full"
 REFERENCE = "blazepose-full"  # the latency yardstick: BlazePose Full, one pass per person
 DETECTOR_TILES = 6
@@ -121,7 +119,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
                         help="a pose model Predictor runs (.onnx/.tflite export, student .safetensors); repeatable")
-    parser.add_argument("--data", type=Path, default=DEV_DIR, help="the labelled clip (built here when missing)")
+    parser.add_argument("--data", type=Path, default=LABELLED_CLIP, help="the labelled clip (built here when missing)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--runs", type=int, default=40, help="timed calls per model per round")

@@ -8,8 +8,14 @@ detector and detection schedule, and counts:
 - short: tracks reported on fewer than 10 frames (mostly brief false finds);
 - renamed: tracks that start within one body height and 40 frames of where another track was last
   seen: most are a lost person coming back under a new ID.
-Speed is benchmarks/video_pipeline.py's. The clip has no identity ground truth; --sheet also draws one row of thumbnails per ID along its
-life, for checking by eye that each ID stays on one person. Writes benchmarks/results/tracking.json.
+The clip has no identity ground truth. Where the clip labelled by the teacher is present
+(benchmarks/real_dev.py builds it), its boxes are linked into teacher tracklets, frame to frame
+only where no other box is nearly as close (so a tracklet ends at each crossing: one person, but
+not all of a person's life), and two identity errors are counted against the 20-frame ones:
+- fragmented: ID changes along a tracklet (a person who got a new ID, or lost theirs to another);
+- takeovers: IDs found on two tracklets that share a frame (one ID on two people present at once).
+--sheet also draws one row of thumbnails per ID along its life, for checking by eye that each ID
+stays on one person. Speed is benchmarks/video_pipeline.py's. Writes benchmarks/results/tracking.json.
 
     python benchmarks/tracking.py [--detectors default,okdhp-person] [--every 1,5] [--sheet ids.png]
 """
@@ -23,7 +29,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from footage import footage_dir, read_clip
+from footage import LABELLED_CLIP, footage_dir, read_clip
+from okdhp_edge.runtime.boxes import iou_matrix
 from okdhp_edge.runtime import Detector, PoseTracker, Predictor, TrackerConfig
 
 HERE = Path(__file__).parent
@@ -53,6 +60,65 @@ def renamed(tracks: dict[int, Track], gap: int = 40) -> int:
                 count += 1
                 break
     return count
+
+
+def teacher_tracklets(labels: Path, min_frames: int = 20, link_iou: float = 0.4, margin: float = 0.15) -> list[dict[int, np.ndarray]]:
+    """The teacher's labelled boxes of both splits linked into tracklets (frame -> xyxy box): a box
+    continues the tracklet whose last box (at most 3 frames back) it overlaps best, at IoU >=
+    `link_iou`; where another box, or another tracklet, comes within `margin` of that IoU (two
+    people close), the tracklet ends instead: it never jumps from one person to another."""
+    boxes: dict[int, list[np.ndarray]] = {}
+    for split in ("train", "val"):
+        data = json.loads((labels / "annotations" / f"person_keypoints_{split}.json").read_text())
+        frame_of = {im["id"]: int(Path(im["file_name"]).stem.rsplit("-", 1)[-1]) for im in data["images"]}
+        for a in data["annotations"]:
+            if a.get("num_keypoints", 0) > 0:  # not the ignore entries
+                x, y, w, h = a["bbox"]
+                boxes.setdefault(frame_of[a["image_id"]], []).append(np.array([x, y, x + w, y + h]))
+    tracklets: list[dict[int, np.ndarray]] = []
+    ended: set[int] = set()  # indices into tracklets
+    for f in sorted(boxes):
+        current = np.array(boxes[f])
+        open_ = [i for i, t in enumerate(tracklets) if i not in ended and f - max(t) <= 3]
+        overlap = iou_matrix(np.array([tracklets[i][max(tracklets[i])] for i in open_]).reshape(-1, 4), current)
+        linked: set[int] = set()  # boxes of this frame that continue a tracklet
+        for ti, bi in sorted(np.ndindex(*overlap.shape), key=lambda ij: -overlap[ij]):
+            if overlap[ti, bi] < link_iou:
+                break
+            tracklet = tracklets[open_[ti]]
+            if f in tracklet or bi in linked or open_[ti] in ended:
+                continue
+            rivals = np.concatenate([np.delete(overlap[ti], bi), np.delete(overlap[:, bi], ti)])
+            if rivals.size and rivals.max() > overlap[ti, bi] - margin:
+                ended.add(open_[ti])
+                continue
+            tracklet[f] = current[bi]
+            linked.add(bi)
+        tracklets += [{f: current[bi]} for bi in range(len(current)) if bi not in linked]
+    return [t for t in tracklets if len(t) >= min_frames]
+
+
+def identity_errors(tracks: dict[int, Track], tracklets: list[dict[int, np.ndarray]], min_iou: float = 0.5) -> dict:
+    """fragmented / takeovers (the module's docstring) of the tracks against teacher tracklets."""
+    by_frame: dict[int, list[tuple[int, np.ndarray]]] = {}
+    for tid, seen in tracks.items():
+        for f, box in seen:
+            by_frame.setdefault(f, []).append((tid, box))
+    fragmented = 0
+    people_of: dict[int, set[int]] = {}  # track ID -> the tracklets it was found on
+    for ti, tracklet in enumerate(tracklets):
+        ids = []
+        for f, box in sorted(tracklet.items()):
+            found = by_frame.get(f, [])
+            if found:
+                overlap = iou_matrix(box[None], np.array([b for _, b in found]))[0]
+                if overlap.max() >= min_iou:
+                    ids.append(found[int(overlap.argmax())][0])
+                    people_of.setdefault(ids[-1], set()).add(ti)
+        fragmented += sum(a != b for a, b in zip(ids, ids[1:]))
+    takeovers = sum(1 for people in people_of.values() for i in people for j in people
+                    if i < j and tracklets[i].keys() & tracklets[j].keys())
+    return {"fragmented": fragmented, "takeovers": takeovers}
 
 
 def stats(tracks: dict[int, Track], frames: int) -> dict:
@@ -94,20 +160,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--every", default="5,1", help="detection schedules (detect_every values)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--sheet", type=Path, help="also draw the ID sheet of the first detector and schedule here (.png)")
+    parser.add_argument("--labels", type=Path, default=LABELLED_CLIP, help="the clip labelled by the teacher (real_dev.py builds it)")
     parser.add_argument("--json", type=Path, default=HERE / "results" / "tracking.json")
     args = parser.parse_args(argv)
 
     frames = read_clip(footage_dir() / "vtest.avi")
+    tracklets = teacher_tracklets(args.labels) if (args.labels / "annotations").is_dir() else None
+    if tracklets is None:
+        print(f"no labelled clip in {args.labels}: identity errors not counted (python benchmarks/real_dev.py builds it)")
     predictor = Predictor(args.model, num_threads=args.threads)
     rows = []
     for name in args.detectors.split(","):
         detector = Detector(name, num_threads=args.threads)
         for every in (int(e) for e in args.every.split(",")):
             tracks = run(frames, predictor, detector, every)
-            row = {"detector": name, "detect_every": every, **stats(tracks, len(frames))}
+            row = {"detector": name, "detect_every": every, **stats(tracks, len(frames)),
+                   **(identity_errors(tracks, tracklets) if tracklets else {})}
             rows.append(row)
+            errors = f", {row['fragmented']} fragmented, {row['takeovers']} takeovers" if tracklets else ""
             print(f"{name:14s} every {every}: {row['ids']:3d} IDs, median life {row['median_life']:5.1f} frames, {row['short']:2d} short, "
-                  f"{row['renamed']:2d} renamed, {row['people_per_frame']:.2f} people/frame", flush=True)
+                  f"{row['renamed']:2d} renamed, {row['people_per_frame']:.2f} people/frame{errors}", flush=True)
             if args.sheet and len(rows) == 1:
                 sheet(tracks, frames, args.sheet)
                 print(f"ID sheet: {args.sheet}")
@@ -115,6 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     args.json.write_text(json.dumps({
         "clip": f"vtest.avi (opencv-doc), all {len(frames)} frames at 768x576, timestamps at 10 FPS",
         "pose_model": args.model.name, "tracker": "TrackerConfig() defaults", "threads": args.threads,
+        "teacher_tracklets": None if tracklets is None else {"count": len(tracklets), "frames": sum(len(t) for t in tracklets)},
         "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
         "results": rows,
     }, indent=1) + "\n")

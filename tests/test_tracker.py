@@ -8,6 +8,7 @@ tests wire the real ONNX Predictor and Detector through the tracker.
 """
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -483,3 +484,36 @@ def test_tracker_and_detector_stay_torch_free():
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     assert "LEAKED []" in proc.stdout, proc.stdout
+
+
+def test_benchmark_identity_errors_against_teacher_tracklets(tmp_path):
+    """benchmarks/tracking.py's yardstick: teacher boxes linked into tracklets that end where two
+    people cross, then a tracker's ID changes along a tracklet and IDs on two people at once."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from tracking import identity_errors, teacher_tracklets
+
+    def a(f):  # walks right
+        return np.array([10.0 + 5 * f, 50, 50 + 5 * f, 150])
+
+    def b(f):  # walks left, crossing A around frame 20
+        return np.array([210.0 - 5 * f, 60, 250 - 5 * f, 160])
+
+    (tmp_path / "annotations").mkdir()
+    for split, frames in (("train", range(0, 30)), ("val", range(30, 40))):
+        images = [{"id": f + 1, "file_name": f"vtest-0000-{f:06d}.jpg"} for f in frames]
+        annotations = [{"image_id": f + 1, "bbox": [*box[:2], *(box[2:] - box[:2])], "num_keypoints": 17}
+                       for f in frames for box in (a(f), b(f))]
+        (tmp_path / "annotations" / f"person_keypoints_{split}.json").write_text(json.dumps({"images": images, "annotations": annotations}))
+    tracklets = teacher_tracklets(tmp_path, min_frames=5)
+    assert len(tracklets) == 4  # each person before and after the crossing, across the two splits
+    for t in tracklets:  # each holds one person: it moves one way only
+        xs = [t[f][0] for f in sorted(t)]
+        assert xs == sorted(xs) or xs == sorted(xs, reverse=True)
+    assert sum(len(t) for t in tracklets) < 80  # the frames around the crossing are left out
+
+    follows = {1: [(f, a(f)) for f in range(40)], 2: [(f, b(f)) for f in range(40)]}
+    assert identity_errors(follows, tracklets) == {"fragmented": 0, "takeovers": 0}
+    renamed = {1: [(f, a(f)) for f in range(10)], 3: [(f, a(f)) for f in range(10, 40)], 2: follows[2]}
+    assert identity_errors(renamed, tracklets) == {"fragmented": 1, "takeovers": 0}
+    swapped = {1: [(f, a(f)) for f in range(10)] + [(f, b(f)) for f in range(10, 40)], 2: [(f, b(f)) for f in range(10)]}
+    assert identity_errors(swapped, tracklets)["takeovers"] >= 1
