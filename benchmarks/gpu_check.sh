@@ -4,14 +4,17 @@
 #   bash benchmarks/gpu_check.sh [RESULTS_DIR]        # default RESULTS_DIR: benchmarks/results
 #
 # 1. the CUDA tests (`pytest -m cuda`: the CUDA-graph step against the eager one, graphs measured by
-#    `auto` and kept on resume, AMP bf16 and fp16 steps, auto precision, resume on CUDA after a kill with
-#    another AMP setting, single-process NCCL DDP through torchrun, torch.compile last), plus the
-#    TensorRT engine export + Predictor test where `tensorrt` imports; cut after 270 s by SIGTERM, which
-#    tests/test_cuda.py turns into a Ctrl-C so pytest still reports what ran;
+#    `auto` and kept on resume, AMP bf16 and fp16 steps, auto precision, single-process NCCL DDP through
+#    torchrun, resume on CUDA after a kill with another AMP setting, torch.compile last), plus the
+#    TensorRT engine export + Predictor test where `tensorrt` imports; cut after 290 s by SIGTERM, which
+#    tests/test_cuda.py turns into a Ctrl-C so pytest still reports what ran (gpu_tests.json lists
+#    what the limit cut as "not finished");
 # 2. benchmarks/train_throughput.py's GPU rows at batch 16 beside the official OKDHP step on the same
 #    GPU, when its scratch copy is present: official fp32 first, then ours with a CUDA graph and eager
-#    (bf16/fp16 channels_last, fp32 NCHW, then the other layouts), official fp16, the trainer's own
-#    pick, and torch.compile last in a child process cut at the time left of 185 s
+#    (bf16/fp16 channels_last, fp32 NCHW, then the other layouts), official fp16 and the trainer's own
+#    pick, within 170 s. No torch.compile row: compiling the paper-mpii network outlasted every time
+#    limit this check can spare (72 s on an H100); its correctness test is in part 1, and
+#    `train_throughput.py --time-budget 900` times it when there is time
 #    (OFFICIAL_DIR, default /tmp/okdhp-official, from ../shared/anchors/official_setup.sh; OFFICIAL_STEP,
 #    default ../shared/anchors/official_step.py).
 # Writes RESULTS_DIR/gpu_tests.json, gpu_train_throughput.json and gpu_check.log. Each part runs under its
@@ -49,7 +52,7 @@ else
   echo "tensorrt does not import here: the TensorRT engine test is not run" | tee -a "$LOG"
 fi
 collected=$("$PYTHON" -m pytest -m cuda --collect-only -q -p no:cacheprovider "${tests[@]}" 2>/dev/null | grep "::")
-timeout -k 20 270 "$PYTHON" -m pytest -m cuda -v -rs -p no:cacheprovider --junitxml "$RESULTS/gpu_tests.xml" "${tests[@]}" 2>&1 | tee -a "$LOG"
+timeout -k 20 290 "$PYTHON" -m pytest -m cuda -v -rs -p no:cacheprovider --junitxml "$RESULTS/gpu_tests.xml" "${tests[@]}" 2>&1 | tee -a "$LOG"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 printf "%s\n" "$collected" | "$PYTHON" - "$RESULTS" 3<&0 <<'EOF' 2>&1 | tee -a "$LOG"
 import json, sys, xml.etree.ElementTree as ET
@@ -87,7 +90,7 @@ print(f"gpu_tests.json: {summary['passed']} passed, {summary['failed']} failed, 
 EOF
 
 echo "== 2/2 training throughput, ours beside the official step, batch 16" | tee -a "$LOG"
-timeout 200 "$PYTHON" benchmarks/train_throughput.py --no-cpu --gpu-batch 16 --modes okdhp --steps 10 --official-amp --time-budget 185 \
+timeout 170 "$PYTHON" benchmarks/train_throughput.py --no-cpu --no-compile --gpu-batch 16 --modes okdhp --steps 10 --official-amp \
   --official-dir "$OFFICIAL_DIR" --official-step "$OFFICIAL_STEP" --out "$RESULTS/gpu_train_throughput.json" 2>&1 | tee -a "$LOG"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 echo "== gpu_check done (status $status) $(date -u +%FT%TZ)" | tee -a "$LOG"

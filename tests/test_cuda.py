@@ -1,6 +1,6 @@
 """CUDA training paths: the CUDA-graph step against the eager one (fp32, bf16, fp16; a changing KL
-ramp; a batch of other shapes; resume), AMP bf16 / fp16 steps, the auto precision, resume after a
-kill (with another AMP setting), single-process NCCL DDP through torchrun, torch.compile (last: the
+ramp; a batch of other shapes; resume), AMP bf16 / fp16 steps, the auto precision, single-process
+NCCL DDP through torchrun, resume after a kill (with another AMP setting), torch.compile (last: the
 slowest, and the least needed when the check runs out of time).
 
 Skipped without a GPU; `benchmarks/gpu_check.sh` runs them (`pytest -m cuda`) on a GPU machine.
@@ -200,6 +200,20 @@ def small_run(out: Path, cache: Path, *extra: str) -> list[str]:
             "--set", "eval.samples=0", *extra]
 
 
+def test_torchrun_one_process_trains_through_nccl_ddp(tmp_path, free_port):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1", "--master_addr", "127.0.0.1",
+           "--master_port", str(free_port), *small_run(out, tmp_path / "cache", "--epochs", "2")]
+    proc = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert "(DDP over nccl)" in log
+    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert set(history[-1]["val"]) == {"b0", "b1", "b2", "ensemble"}
+    state = torch.load(out / "checkpoint-last.pt", weights_only=True)
+    assert not any(key.startswith("module.") for key in state["model"])
+
+
 def test_resume_on_cuda_after_a_kill_with_another_amp_setting(tmp_path):
     out, cache = tmp_path / "run", tmp_path / "cache"
     first = "bf16" if native_bf16(CUDA) else "off"  # no loss-scaler state: what a later fp16 run used to choke on
@@ -220,20 +234,6 @@ def test_resume_on_cuda_after_a_kill_with_another_amp_setting(tmp_path):
     assert "another AMP setting" in log
     state = torch.load(out / "checkpoint-last.pt", weights_only=True)
     assert state["epoch"] == done + 1 and state["speed"]["amp"] == "fp16" and state["scaler"]  # the scaler ran
-
-
-def test_torchrun_one_process_trains_through_nccl_ddp(tmp_path, free_port):
-    out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1", "--master_addr", "127.0.0.1",
-           "--master_port", str(free_port), *small_run(out, tmp_path / "cache", "--epochs", "2")]
-    proc = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, log[-3000:]
-    assert "(DDP over nccl)" in log
-    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert set(history[-1]["val"]) == {"b0", "b1", "b2", "ensemble"}
-    state = torch.load(out / "checkpoint-last.pt", weights_only=True)
-    assert not any(key.startswith("module.") for key in state["model"])
 
 
 def test_compiled_step_matches_the_eager_one():
