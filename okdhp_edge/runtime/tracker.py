@@ -7,7 +7,8 @@ detector runs too: a detection that overlaps a tracked crop replaces it (a fresh
 that drifted), the others are newcomers; only poses found in a detection's crop may start tracks.
 A new track is tentative until its pose is found again on the next `confirm` - 1 frames: only
 then does it get an ID and appear in the output, so a one-frame false find costs no ID (on the
-stream's first frame, tracks are confirmed at once). Poses that are lost (too few confident keypoints) are dropped, duplicates (two crops on one person)
+stream's first frame, tracks are confirmed at once). Poses that are lost (too few confident
+keypoints) are dropped, duplicates (two crops on one person)
 are merged by OKS-NMS, and poses are matched to tracks in two rounds, on box IoU + OKS and then on
 nearness, each gated by the colours of the person's clothes (appearance.py), so that a passer-by
 does not take the ID of someone hidden. A pose that lost its legs or head keeps the track's
