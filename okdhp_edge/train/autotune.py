@@ -111,6 +111,10 @@ def pick_speed(
         if thread_options[0] is not None:
             torch.set_num_threads(thread_options[0])
         return SpeedChoice(amps[0], layouts[0], thread_options[0], cuda_graphs=graph_options[0])
+    combinations = len(amps) * len(layouts) * len(graph_options) + len(thread_options) - 1
+    slow = "; cuDNN's kernel timing and each CUDA graph's capture make it take a minute or more" if device.type == "cuda" else ""
+    log(f"timing up to {combinations} speed variants of a full training step on {device.type} (once per run{slow}; "
+        "--amp, --[no-]channels-last, --threads and --cuda-graphs fix them)")
     batch = make_batch(min(batch_size, 8) if device.type == "cpu" else batch_size)
     images = len(batch["image"])
     steps, warmup = (5, 3) if device.type == "cuda" else (3, 1)  # GPUs: let cuDNN settle first
