@@ -66,7 +66,8 @@ def teacher_tracklets(labels: Path, min_frames: int = 20, link_iou: float = 0.4,
     """The teacher's labelled boxes of both splits linked into tracklets (frame -> xyxy box): a box
     continues the tracklet whose last box (at most 3 frames back) it overlaps best, at IoU >=
     `link_iou`; where another box, or another tracklet, comes within `margin` of that IoU (two
-    people close), the tracklet ends instead: it never jumps from one person to another."""
+    people close), the tracklet ends instead. Where one person hides another completely, the teacher
+    labels only the one in front and a tracklet can still continue onto them (docs/runtime.md)."""
     boxes: dict[int, list[np.ndarray]] = {}
     for split in ("train", "val"):
         data = json.loads((labels / "annotations" / f"person_keypoints_{split}.json").read_text())
