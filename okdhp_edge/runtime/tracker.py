@@ -117,7 +117,6 @@ class _Track:
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))  # pixels per frame
     age: int = 0
     missed: int = 0
-    hits: int = 1  # frames in a row with a pose, from the start (what confirms a tentative track)
 
     def predicted(self) -> tuple[np.ndarray, np.ndarray]:
         """Box and keypoints moved on by the velocity for the frames since the last pose."""
@@ -388,8 +387,9 @@ class PoseTracker:
             track.size = 0.5 * track.size + 0.5 * size
             colour = (1 - self.config.colour_update) * track.colour + self.config.colour_update * pose.colour
             track.colour = colour / max(float(np.linalg.norm(colour)), 1e-6)
-        track.hits = track.hits + 1 if track.missed == 0 else 1
-        if not track.track_id and track.hits >= self.config.confirm:
+        # a tentative track has had a pose on every frame since its start (one miss ends it), so this
+        # frame is its (age + 2)-th: age is 0 on its first frame and counts up after this call
+        if not track.track_id and track.age + 2 >= self.config.confirm:
             self._confirm(track)
         track.box, track.keypoints, track.scores, track.missed = box, keypoints, scores, 0
         track.smoothed = track.smoother(keypoints, now) if track.smoother is not None else keypoints
