@@ -2,6 +2,7 @@
 benchmarks/footage.py), a free local port for torchrun, and one torch thread."""
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from pathlib import Path
@@ -9,6 +10,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# Progress bars are for a person at a terminal; in tests they would only interleave with pytest's
+# dots. tqdm reads TQDM_* defaults from the environment, which subprocesses (torchrun) inherit.
+os.environ["TQDM_DISABLE"] = "1"
 
 
 @pytest.fixture(scope="session")

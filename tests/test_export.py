@@ -258,19 +258,36 @@ def test_residual_stream_nodes_are_sums_pools_upsamplings_and_batchnorms(onnx_re
     assert 0 < sum(n.name in names for n in convs) < len(convs), "only the depthwise (BatchNorm) convs"
 
 
-def test_equalization_is_exact_in_float_and_evens_channel_ranges(workspace):
-    model, _ = load_student(workspace["student"])
-    folded = fold_batchnorm(model)
-    x = torch.randn(4, 3, 64, 48)
+def stretched_student(seed: int) -> torch.nn.Module:
+    """A fixed, untrained micro student whose BatchNorms stretch channels over 0.1-10x.
+
+    Seeded weights, no training: the equalization tests depend on torch's generator only,
+    not on how a briefly trained student came out with the day's numpy and OpenCV.
+    """
+    torch.manual_seed(seed)
+    student = extract_student(OKDHPNet(MICRO.network_spec()), 0).eval()
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for bn in (m for m in student.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+            bn.weight.copy_(10 ** (torch.rand(bn.num_features, generator=generator) * 2 - 1))
+            bn.bias.copy_(torch.rand(bn.num_features, generator=generator) * 0.2 - 0.1)
+    return student
+
+
+def test_equalization_is_exact_in_float_and_evens_channel_ranges():
+    folded = fold_batchnorm(stretched_student(0))
+    calibration = np.random.default_rng(0).normal(size=(8, 3, 64, 48)).astype(np.float32)
+    x = torch.from_numpy(np.random.default_rng(1).normal(size=(4, 3, 64, 48)).astype(np.float32))
     with torch.no_grad():
         before = folded(x)
-    calibration = np.random.default_rng(0).normal(size=(8, 3, 64, 48)).astype(np.float32)
     report = equalize_activations(folded, calibration)
     with torch.no_grad():
-        torch.testing.assert_close(folded(x), before, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(folded(x), before, rtol=1e-4, atol=1e-5 * before.abs().max().item())
     summary = report.to_dict()
     assert summary["domains"] > 5 and summary["skipped_domains"] == 0
-    assert summary["spread_after"]["median"] < summary["spread_before"]["median"]
+    # The BatchNorms' 100x stretch is what equalization removes (seeds 0-4 measured: median
+    # spread 130-240x before, 4-6.5x after).
+    assert summary["spread_after"]["median"] * 10 < summary["spread_before"]["median"]
 
 
 def test_equalization_leaves_a_domain_that_reaches_the_output_alone():

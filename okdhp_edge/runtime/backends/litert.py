@@ -5,6 +5,8 @@ scale and zero point, so the Predictor always exchanges float32 with the backend
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import struct
 import threading
 from pathlib import Path
@@ -17,7 +19,10 @@ from ..errors import BackendUnavailableError, ModelFileError
 from ..metadata import SPEC_KEY, TensorInfo, load_spec_text, missing_spec_error, read_sidecar
 from .base import Backend, require_file
 
-__all__ = ["LiteRTBackend", "dequantize", "embedded_spec", "quantize", "read_tflite_metadata"]
+__all__ = ["LiteRTBackend", "dequantize", "embedded_spec", "open_interpreter", "quantize", "read_tflite_metadata"]
+
+_first_allocation = threading.Lock()
+_banner_silenced = False
 
 
 def _interpreter_class() -> type:
@@ -31,6 +36,39 @@ def _interpreter_class() -> type:
                 ".tflite models need LiteRT: pip install 'okdhp-edge[runtime]' (ai-edge-litert), or tflite-runtime"
             ) from None
     return Interpreter
+
+
+def open_interpreter(interpreter_class: type, path: Path, num_threads: int | None) -> Any:
+    """An allocated interpreter of `path`.
+
+    LiteRT's C++ core prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." to stderr
+    at a process's first allocation, and offers no setting to stop it (TF_CPP_MIN_LOG_LEVEL does
+    not reach it), so that one allocation runs with file descriptor 2 pointed at /dev/null. Errors
+    still arrive: LiteRT raises them as exceptions.
+    """
+    global _banner_silenced
+    interpreter = interpreter_class(model_path=str(path), num_threads=num_threads)
+    if not _banner_silenced:
+        with _first_allocation:
+            if not _banner_silenced:
+                with _stderr_silenced():
+                    interpreter.allocate_tensors()
+                _banner_silenced = True
+                return interpreter
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
@@ -90,8 +128,7 @@ class LiteRTBackend(Backend):
 
     def _load(self, path: Path) -> Any:
         try:
-            interpreter = self._interpreter_class(model_path=str(path), num_threads=self._num_threads)
-            interpreter.allocate_tensors()
+            interpreter = open_interpreter(self._interpreter_class, path, self._num_threads)
         except (ValueError, RuntimeError) as err:
             raise ModelFileError(
                 f"{path}: LiteRT cannot load this file ({err}). It is truncated, corrupt or not a TFLite model; "
