@@ -30,7 +30,7 @@ from .base import DatasetError
 from .label_filter import DROP_REASONS, FilterConfig, flip_back, judge, mirror_boxes
 from .label_sources import Frame, Source, find_sources
 
-__all__ = ["LabelConfig", "label", "main", "open_teacher"]
+__all__ = ["LabelConfig", "label", "label_frame", "main", "open_teacher", "read_progress", "write_coco"]
 
 PROGRESS = "progress.jsonl"
 SETTINGS = "labelling.json"
@@ -145,6 +145,23 @@ class _Labeller:
                 "people": people, "dropped": dict(dropped)}
 
 
+class _GivenBoxes:
+    """Stands in for the detector where the people's boxes are known (hand-drawn or checked by eye)."""
+
+    def __init__(self, boxes: np.ndarray) -> None:
+        self.boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+
+    def detect(self, image: np.ndarray) -> np.ndarray:
+        return self.boxes
+
+
+def label_frame(teacher: Any, frame: Frame, boxes: np.ndarray, out: Path, split: str, config: LabelConfig | None = None) -> dict:
+    """The progress record of one frame whose people are `boxes` (N x 4 xyxy), labelled by `teacher`
+    (loaded, see `open_teacher`) with the labeller's rules; writes OUT/images/SPLIT/NAME.jpg when N > 0.
+    For sets whose boxes are known, so the detector's misses and false finds stay out of the labels."""
+    return _Labeller(teacher, _GivenBoxes(boxes), Path(out), config or LabelConfig()).record(frame, split)
+
+
 def _split(source: Source, index: int, config: LabelConfig) -> str | None:
     """train / val by position in the source; None for the gap frames between them (videos)."""
     if config.val_fraction == 0 or source.length < 2:
@@ -156,7 +173,7 @@ def _split(source: Source, index: int, config: LabelConfig) -> str | None:
     return None if source.is_video and index >= start - config.val_gap else "train"
 
 
-def _read_progress(path: Path) -> dict[str, dict]:
+def read_progress(path: Path) -> dict[str, dict]:
     """Finished frames by name. A line cut short by an interruption is dropped from the file (that
     frame is redone), so the lines appended next start on a line of their own."""
     done, clean = {}, True
@@ -195,7 +212,8 @@ def _prepare_out(out: Path, settings: dict) -> None:
     partial.replace(stored)
 
 
-def _write_coco(out: Path, records: list[dict]) -> dict[str, int]:
+def write_coco(out: Path, records: list[dict]) -> dict[str, int]:
+    """OUT/annotations/person_keypoints_{train,val}.json from progress records (frames without people left out); images per split."""
     category = {"id": 1, "name": "person", "supercategory": "person", "keypoints": list(COCO17.keypoints),
                 "skeleton": [[a + 1, b + 1] for a, b in COCO17.limbs]}
     counts = {}
@@ -245,7 +263,7 @@ def label(
     settings = {"sources": [str(s.path.resolve()) for s in found], "teacher": str(getattr(model, "model_path", teacher)),
                 "detector": _describe(finder), "config": asdict(config)}
     _prepare_out(out, settings)
-    done = _read_progress(out / PROGRESS)
+    done = read_progress(out / PROGRESS)
     labeller = _Labeller(model, finder, out, config)
     total = sum(len(range(0, s.length, config.every)) for s in found)
     bar = None
@@ -269,7 +287,7 @@ def label(
         bar.close()
     prefixes = {s.prefix for s in found}
     records = [r for r in done.values() if r["name"].rsplit("-", 1)[0] in prefixes]
-    counts = _write_coco(out, records)
+    counts = write_coco(out, records)
     return _summary(records, counts)
 
 

