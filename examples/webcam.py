@@ -31,6 +31,8 @@ WINDOW = "okdhp-edge pose (q/Esc quits)"
 SNAPSHOT_SUFFIXES = (".jpg", ".jpeg", ".png")
 SHIPPED = Path(__file__).resolve().parents[1] / "weights" / "real-tiny" / "real-tiny-int8.onnx"
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_SUFFIXES = (*FOURCC, ".webm", ".mpg", ".mpeg", ".wmv", ".flv")
 
 
 class DemoError(Exception):
@@ -42,7 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model", type=Path, default=SHIPPED,
                         help="exported model (.onnx, .tflite, .engine, .mlpackage) or .safetensors student "
                              f"(default: the shipped real-image student, {SHIPPED.relative_to(SHIPPED.parents[2])})")
-    parser.add_argument("--source", default="0", help="camera index (0, 1, ...) or a video file (default: 0)")
+    parser.add_argument("--source", default="0", help="camera index (0, 1, ...), a video file or an image (default: 0)")
     parser.add_argument("--save", type=Path, help="write the annotated video here (.mp4 or .avi)")
     parser.add_argument("--no-show", action="store_true", help="do not open a window (headless machines)")
     parser.add_argument("--backend", help="force a backend (default: from the model's suffix)")
@@ -75,11 +77,13 @@ def open_source(source: str) -> cv2.VideoCapture:
                             "try another --source index, or pass a video file (--source clip.mp4)")
         return capture
     path = Path(source)
+    kind = "image file" if path.suffix.lower() in IMAGE_SUFFIXES else "video file" if path.suffix.lower() in VIDEO_SUFFIXES else "file"
     if not path.is_file():
-        raise DemoError(f"video file not found: {path}")
-    capture = cv2.VideoCapture(str(path))
+        hint = "" if kind != "file" else " (--source takes a camera index, a video file or an image)"
+        raise DemoError(f"{kind} not found: {path}{hint}")
+    capture = cv2.VideoCapture(str(path))  # OpenCV reads an image as a one-frame video
     if not capture.isOpened():
-        raise DemoError(f"cannot read video file {path}: not a video, or a codec this OpenCV build lacks")
+        raise DemoError(f"cannot read {kind} {path}: not a video or image, or a codec this OpenCV build lacks")
     return capture
 
 

@@ -3,6 +3,7 @@ training with resume, the INT8 export, and the training frames' ignore regions."
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -15,8 +16,10 @@ from okdhp_edge.detection.export import _write_fp32, export_detector, float_tail
 from okdhp_edge.detection.net import HEAD_STRIDE, DetSpec, PersonDetNet
 from okdhp_edge.detection.targets import build_targets, detection_loss
 from okdhp_edge.detection.train import DetTrainConfig, main, train_detector
+from okdhp_edge.export.errors import ConversionError
 from okdhp_edge.runtime import Detector
 
+REPO = Path(__file__).resolve().parents[1]
 SPEC = DetSpec(width=128, height=96)
 BOXES = np.array([[10, 20, 40, 90], [70, 8, 118, 60]], np.float32)
 
@@ -98,7 +101,8 @@ def test_crops_keep_people_and_turn_cut_ones_into_ignore_regions():
 
 @pytest.mark.slow
 def test_train_resume_and_export(tmp_path):
-    """A few steps on synthetic scenes, resumed from the checkpoint; the INT8 file finds what torch finds."""
+    """A few steps on synthetic scenes, resumed from the checkpoint; both runtime files load and
+    answer (too few steps to find anyone: the next test checks the export on a trained detector)."""
     out = tmp_path / "run"
     config = DetTrainConfig(out=str(out), synthetic=12, steps=2, batch=4, crop=(64, 64), checkpoint_every=1, spec=SPEC, threads=1)
     train_detector(config)
@@ -116,6 +120,25 @@ def test_train_resume_and_export(tmp_path):
         assert boxes.shape[1] == 5 and np.isfinite(boxes).all()
     report = json.loads((out / "person-det-export.json").read_text())
     assert set(report) >= {"fp32", "int8"}
+
+
+@pytest.mark.slow
+def test_the_export_gate_of_a_trained_detector(tmp_path):
+    """The shipped detector's weights (weights/okdhp-person), exported with synthetic calibration:
+    torch finds people on the calibration frames, so the INT8 gate (>= 90 % of torch's boxes found
+    again, else ConversionError) is decided on real finds, not passed for want of any."""
+    for suffix in (".safetensors", ".json"):
+        (tmp_path / f"okdhp-person{suffix}").write_bytes((REPO / "weights" / "okdhp-person" / f"okdhp-person{suffix}").read_bytes())
+    try:
+        export_detector(tmp_path / "okdhp-person.safetensors")
+        refused = None
+    except ConversionError as err:
+        refused = err
+    report = json.loads((tmp_path / "okdhp-person-export.json").read_text())
+    for precision in ("fp32", "int8"):
+        assert report[precision]["torch_boxes"] >= report["calibration_frames"], report  # a person a frame or more
+    assert report["fp32"]["recall_of_torch"] >= 0.9, report  # the float file, through the runtime, finds what torch finds
+    assert (refused is not None) == (report["int8"]["recall_of_torch"] < 0.9), (refused, report)
 
 
 def test_cli_rejects_a_real_entry_without_a_kind(tmp_path):

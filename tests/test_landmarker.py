@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from okdhp_edge.runtime.errors import ModelFileError
+from okdhp_edge.runtime.errors import BackendUnavailableError, FetchError, ModelFileError
 from okdhp_edge.runtime.landmarker import (
     BlazePoseLandmarker, LandmarkerConfig, refine_from_heatmap, roi_affine, roi_from_auxiliary, roi_to_image, square_roi,
     to_coco17,
@@ -83,7 +83,7 @@ def test_heatmap_refinement_moves_confident_landmarks_to_the_local_mean():
 def teacher() -> BlazePoseLandmarker:
     try:
         return BlazePoseLandmarker.fetch("full", num_threads=2)
-    except Exception as err:  # no network to the package index, no pip: say why
+    except (FetchError, BackendUnavailableError) as err:  # not cached and no package index, or no LiteRT: say why
         pytest.skip(f"BlazePose Full not available: {err}")
 
 
@@ -128,6 +128,19 @@ def test_refinement_and_presence_gate(teacher, media):
     blank = np.full((256, 256, 3), 127, np.uint8)  # no person: the pose-presence score gates every keypoint
     assert (teacher.predict(blank).scores == 0).all()
     assert (teacher.predict(image, box).scores > 0).all()
+
+
+def test_landmarker_drives_the_tracker_like_a_predictor(teacher, media):
+    """PoseTracker calls predict(frame, boxes, rgb, flip_test), as on a Predictor."""
+    from okdhp_edge.runtime import PoseTracker
+
+    image = cv2.imread(str(media / "basketball1.png"))
+    tracker = PoseTracker(teacher, lambda frame: np.array([[35, 80, 160, 475, 0.9]], np.float32))
+    for timestamp in (0.0, 0.1):
+        (person,) = tracker.update(image, timestamp)
+        assert person.track_id == 1 and ((person.box[:2] >= [15, 40]) & (person.box[2:] <= [180, 500])).all(), person.box
+    with pytest.raises(ValueError, match="no flip test"):
+        teacher.predict(image, np.array([35, 80, 160, 475], np.float32), False, True)
 
 
 def test_landmarker_imports_no_torch_and_no_training_code():

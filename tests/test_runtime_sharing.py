@@ -158,3 +158,67 @@ def test_litert_says_it_has_no_delegates(artifacts):
 
     with pytest.raises(BackendUnavailableError, match="no GPU, NNAPI or DSP delegates"):
         Predictor(artifacts["tflite"], device="nnapi")
+
+
+def _in_threads(work, count: int = 4) -> dict[int, object]:
+    """work(t) in `count` threads started together; their answers, or the first thread's error."""
+    answers: dict[int, object] = {}
+    errors: list[BaseException] = []
+    start = threading.Barrier(count)
+
+    def run(t: int) -> None:
+        start.wait()
+        try:
+            answers[t] = work(t)
+        except BaseException as err:  # noqa: BLE001  (reported below, with the thread's number)
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, repr(errors[0])
+    return answers
+
+
+def test_one_detector_and_one_predictor_shared_by_four_threads_give_single_threaded_answers(media):
+    """The default Detector (its MediaPipe half is one LiteRT model) and the shipped student on
+    real frames: four threads at once get what one thread gets, and each reads its own last_times."""
+    import cv2
+
+    from okdhp_edge.runtime import BackendUnavailableError, Detector, FetchError
+
+    try:
+        detector = Detector(num_threads=1)
+    except (FetchError, BackendUnavailableError) as err:
+        pytest.skip(f"the default detector's MediaPipe model or LiteRT is not available here: {err}")
+    predictor = Predictor(Path(__file__).resolve().parents[1] / "weights" / "real-tiny" / "real-tiny-int8.onnx", num_threads=1)
+    capture = cv2.VideoCapture(str(media / "vtest.avi"))
+    frames = [capture.read()[1] for _ in range(8)]
+    capture.release()
+    boxes = [detector.detect(f) for f in frames]
+    poses = [predictor.predict(f, b[:, :4]).keypoints for f, b in zip(frames, boxes)]
+    assert all(len(b) >= 3 for b in boxes), "vtest's first frames hold several walkers"
+    everyone_done = threading.Barrier(4, timeout=60)
+
+    def work(t: int) -> list:
+        found, seen, times = [], [], []
+        try:
+            for i in range(8):
+                j = (i + 2 * t) % 8  # threads work on different frames at the same moment
+                found.append(detector.detect(frames[j]))
+                seen.append(predictor.predict(frames[j], boxes[j][:, :4]).keypoints)
+                times.append(predictor.last_times)
+        except BaseException:
+            everyone_done.abort()  # the others stop waiting for this thread
+            raise
+        everyone_done.wait()  # the others have all predicted since: last_times must still be this thread's
+        return [found, seen, times[-1] is predictor.last_times]
+
+    for t, (found, seen, own_times) in _in_threads(work).items():
+        for i in range(8):
+            j = (i + 2 * t) % 8
+            np.testing.assert_array_equal(found[i], boxes[j], err_msg=f"detector: thread {t}, frame {j}")
+            np.testing.assert_array_equal(seen[i], poses[j], err_msg=f"predictor: thread {t}, frame {j}")
+        assert own_times, f"thread {t} reads another thread's last_times"

@@ -8,6 +8,7 @@ tests wire the real ONNX Predictor and Detector through the tracker.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -17,8 +18,10 @@ import numpy as np
 import pytest
 
 from okdhp_edge.runtime import InputError, OneEuroConfig, OneEuroFilter, PoseTracker, TrackerConfig, draw_tracks
+from okdhp_edge.runtime.appearance import colour_signature, colour_similarity
 from okdhp_edge.runtime.boxes import iou_matrix
 from okdhp_edge.runtime.result import PoseResult
+from okdhp_edge.runtime.tracker import keypoint_box
 from okdhp_edge.skeleton import COCO17
 from runtime_artifacts import POSE
 
@@ -205,10 +208,21 @@ class PaintedScene:
         return {name: seen for name, path in self.paths.items() if (seen := path(self.frame)) is not None}
 
     def image(self) -> np.ndarray:
+        """Each person a box of one colour, or dressed, colour (shirt, trousers): a SKIN head (the
+        middle 40 % of the width) to 0.15 of the height, the shirt to the waist (0.5), then trousers
+        whose legs part from 0.55 down (the background shows in the middle 30 %)."""
         frame = np.full((H, W, 3), 128, np.uint8)
         for box, colour in self.people().values():
             x1, y1, x2, y2 = (int(round(v)) for v in box)
-            frame[max(y1, 0):y2, max(x1, 0):x2] = colour
+            if not isinstance(colour[0], tuple):
+                frame[max(y1, 0):max(y2, 0), max(x1, 0):x2] = colour
+                continue
+            y = lambda f: max(int(round(y1 + f * (y2 - y1))), 0)
+            x = lambda f: max(int(round(x1 + f * (x2 - x1))), 0)
+            frame[y(0):y(0.15), x(0.3):x(0.7)] = SKIN
+            frame[y(0.15):y(0.5), x(0):x(1)] = colour[0]
+            frame[y(0.5):y(1), x(0):x(1)] = colour[1]
+            frame[y(0.55):y(1), x(0.35):x(0.65)] = 128
         return frame
 
     def __call__(self, image: np.ndarray) -> np.ndarray:  # the detector
@@ -246,7 +260,7 @@ def run_painted(scene: PaintedScene, frames: int, config: TrackerConfig | None =
     return ids
 
 
-RED, BLUE = (30, 30, 220), (220, 60, 30)
+RED, BLUE, SKIN = (30, 30, 220), (220, 60, 30), (140, 170, 230)
 
 
 def test_colour_keeps_a_stranger_off_a_hidden_walkers_id():
@@ -311,6 +325,109 @@ def test_a_partial_pose_keeps_its_box_and_id():
     assert min(heights[10:20]) > 0.6 * heights[9], heights  # the upper body alone is under half the height
 
 
+def test_a_two_coloured_person_whose_legs_drop_out_keeps_their_id():
+    """Red shirt, blue trousers; for 12 frames all below the waist (wrists, hips, legs) drops out of
+    the pose, as behind a car. The pose's own box is the upper body, whose two colour bands are both
+    mostly red: against the whole body's red-over-blue colours it scores 0.47, under both colour
+    gates. Compared on the body's box, in the band the pose covers (the shirt), it matches."""
+    def legs_lost(name, frame):
+        scores = np.full(17, 0.9, np.float32)
+        if 10 <= frame < 22:
+            scores[9:] = 0.1
+        return scores
+
+    scene = PaintedScene({"A": lambda f: ((100 + 4 * f, 60, 180 + 4 * f, 420), (RED, BLUE))}, {"A"}, legs_lost)
+    ids = run_painted(scene, 30, detect_every=5)
+    assert [i.get("A") for i in ids] == [1] * 30, ids
+
+
+def test_a_two_coloured_person_cut_by_the_frame_edge_is_compared_on_the_part_in_view():
+    """Red shirt, blue trousers, cut at the waist by the frame's bottom edge. Her in-view pose's own
+    box against her whole-body colours scores under the colour gate; on her body's box, in the
+    band in view (the trousers' band is mostly outside the frame), she matches."""
+    cfg = TrackerConfig(keypoint_score=0.5, lost_score=0.5)
+    whole_box, cut_box = (200, 40, 290, 400), (200, 300, 290, 660)
+    images = {}
+    for name, box in (("whole", whole_box), ("cut", cut_box)):
+        painted = PaintedScene({"A": lambda f, box=box: (box, (RED, BLUE))}, {"A"})
+        images[name] = painted.image()
+    whole = keypoint_box(person(whole_box), np.full(17, 0.9), cfg, W, H)
+    in_view = np.where(person(cut_box)[:, 1] < H - 1, 0.9, 0.05)
+    seen = keypoint_box(person(cut_box), in_view, cfg, W, H)
+    body = whole + np.array([0, 260, 0, 260], np.float32)  # the body's box, moved as far as she walked
+    reference = colour_signature(images["whole"], whole)[None]
+    assert colour_similarity(reference, colour_signature(images["cut"], seen)[None])[0, 0] < TrackerConfig().match_colour
+    assert colour_similarity(reference, colour_signature(images["cut"], body, seen=seen)[None])[0, 0] > 0.9
+
+
+def test_a_person_reappearing_cut_by_the_frame_edge_keeps_their_id():
+    """A stream stalls while a dressed walker goes down: on frame 10 she is 190 px lower, cut by
+    the bottom edge, and stays there. Her track keeps the body's box unclipped, so the body's box
+    that her partial poses are compared on does not creep up frame after frame."""
+    def path(f):
+        return (200, 40 + 190 * (f >= 10) + 2 * f, 290, 400 + 190 * (f >= 10) + 2 * f)
+
+    def in_view(name, frame):
+        y1, y2 = path(frame)[1], path(frame)[3]
+        return np.where(y1 + POSE[:, 1] * (y2 - y1) < H - 1, 0.9, 0.05).astype(np.float32)
+
+    scene = PaintedScene({"A": lambda f: (path(f), (RED, BLUE))}, {"A"}, in_view)
+    ids = run_painted(scene, 20, detect_every=1)
+    assert [i.get("A") for i in ids] == [1] * 20, ids
+
+
+def test_a_partial_pose_whose_body_box_moves_out_of_the_frame():
+    """Most joints of a partial pose jump far outside the frame (a bad network output): the body's
+    box, moved by them, lies wholly outside; the track keeps the pose's own box instead of failing."""
+    body = person((560, 60, 630, 420))
+
+    class JumpingNet(ScriptedPoseNet):
+        def predict(self, image, boxes=None, rgb=False, flip_test=False):
+            boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+            keypoints = np.repeat(body[None], len(boxes), 0)
+            scores = np.full((len(boxes), 17), 0.9, np.float32)
+            if self.frame == 1:
+                keypoints[:, 3:11, 0] += 400  # 8 of the 11 upper-body joints leave; the legs are unsure
+                scores[:, 11:] = 0.1
+            return PoseResult(keypoints, scores, boxes, COCO17.keypoints, COCO17.limbs)
+
+    net = JumpingNet()
+    tracker = PoseTracker(net, None, TrackerConfig(keypoint_score=0.5, lost_score=0.5))
+    for f in range(2):
+        net.frame = f
+        (track,) = tracker.update(np.zeros((H, W, 3), np.uint8))
+        assert track.track_id == 1 and (track.box[2:] <= [W - 1, H - 1]).all() and (track.box[2:] - track.box[:2] >= 1).all()
+
+
+def test_reset_lets_a_second_video_start_its_timestamps_at_zero():
+    net, detector = ScriptedPoseNet(), ScriptedDetector()
+    tracker = PoseTracker(net, detector, detect_every=5)
+    for video in range(2):
+        for f in range(5):
+            net.frame = detector.frame = f
+            assert len(tracker.update(np.zeros((H, W, 3), np.uint8), timestamp=f / 10)) == 2
+        tracker.reset()
+
+
+@pytest.mark.parametrize("found", [np.zeros((2, 3), np.float32), np.zeros(3, np.float32), np.float32(1.0)])
+def test_a_detector_with_too_few_box_columns_is_a_clear_error(found):
+    tracker = PoseTracker(ScriptedPoseNet(), lambda image: found)
+    with pytest.raises(InputError, match=r"detector returned an array of shape .*expects \(N, 4\+\) boxes"):
+        tracker.update(np.zeros((H, W, 3), np.uint8))
+
+
+BAD_SETTINGS = {"smoothing": True, "flip_test": "yes", "keypoint_score": float("nan"), "lost_score": "0.5", "fps": 0.0,
+                "max_people": 2.5, "auto_score": 1.5, "partial_height": 1.2}
+
+
+@pytest.mark.parametrize("name", [f.name for f in dataclasses.fields(TrackerConfig)])
+def test_every_tracker_setting_is_checked_and_named(name):
+    """A bad value in any of the 22 fields is refused at once, with the field's name."""
+    bad = BAD_SETTINGS.get(name, -1 if isinstance(getattr(TrackerConfig(), name), int) else float("inf"))
+    with pytest.raises(ValueError, match=rf"TrackerConfig\.{name} must be"):
+        TrackerConfig(**{name: bad})
+
+
 def test_only_detections_start_tracks():
     """A walker goes out of sight just before a sign that the pose network takes for a person but
     the detector does not. Her track's crop, carried on by her velocity, lands on the sign and
@@ -350,7 +467,7 @@ def test_keypoint_thresholds_follow_the_students_scores():
     auto, tracker = people_seen(TrackerConfig())
     assert tracker.scoring.keypoint_score == pytest.approx(0.6 * 0.4, abs=1e-3) == tracker.scoring.lost_score
     assert all(n >= 2 for n in auto[5:]), auto  # A and B (and C from frame 40 on) followed once calibrated
-    with pytest.raises(ValueError, match="auto_score > 0"):
+    with pytest.raises(ValueError, match=r"auto_score must be a finite number in \(0, 1\]"):
         TrackerConfig(auto_score=0)
 
 

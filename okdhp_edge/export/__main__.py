@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import fields
+from pathlib import Path
 
 from .api import export
 from .errors import ConversionError, ExportError, MissingDependencyError
@@ -17,6 +18,8 @@ from .report import REPORT_JSON, REPORT_MD, markdown_table
 from .targets import TARGETS
 
 DEFAULT = {f.name: f.default for f in fields(ExportConfig)}  # the CLI restates none: unset options keep these
+# what export() takes: the weights, their spec, the bare stem, or a training checkpoint (which it explains)
+STUDENT_SUFFIXES = ("", ".safetensors", ".json", ".pt", ".pth", ".ckpt")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,6 +77,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = vars(_parser().parse_args(argv))
     student, fmt, precision, target, out = (args.pop(k) for k in ("student", "format", "precision", "target", "out"))
+    suffix = Path(student).suffix.lower()
+    if suffix not in STUDENT_SUFFIXES and not Path(student).is_dir():  # else the error would name NAME.safetensors, never typed
+        print(f"error: {student} is not a student checkpoint: expected NAME.safetensors (a student a training run wrote, "
+              "RUN/students/<name>.safetensors, with NAME.json beside it) or an okdhp run's RUN/ensemble.safetensors", file=sys.stderr)
+        return 2
     try:
         result = export(student, fmt, precision, out, target=target, **args)
     except (ExportError, MissingDependencyError, ConversionError) as err:

@@ -10,7 +10,7 @@ torch-free core of okdhp_edge is imported here; torch loads only for `.safetenso
 """
 from .detector import Detector, DetectorConfig
 from .draw import draw_fps, draw_pose, draw_tracks, tracks_result
-from .errors import BackendUnavailableError, InputError, ModelFileError
+from .errors import BackendUnavailableError, FetchError, InputError, ModelFileError
 from .landmarker import BlazePoseLandmarker, LandmarkerConfig
 from .one_euro import OneEuroConfig, OneEuroFilter
 from .predictor import Predictor, PreparedBatch
@@ -18,7 +18,7 @@ from .result import PoseResult, StageTimes
 from .tracker import PoseTracker, TrackedPose, TrackerConfig
 
 __all__ = [
-    "BackendUnavailableError", "BlazePoseLandmarker", "Detector", "DetectorConfig", "InputError", "LandmarkerConfig", "ModelFileError", "OneEuroConfig", "OneEuroFilter",
+    "BackendUnavailableError", "BlazePoseLandmarker", "Detector", "DetectorConfig", "FetchError", "InputError", "LandmarkerConfig", "ModelFileError", "OneEuroConfig", "OneEuroFilter",
     "PoseResult", "PoseTracker", "Predictor", "PreparedBatch", "StageTimes", "TrackedPose", "TrackerConfig",
     "draw_fps", "draw_pose", "draw_tracks", "tracks_result",
 ]

@@ -16,6 +16,7 @@ mid-hip, twice the mid-hip-to-circle distance, 1.25x). Of the 33 points, the 17 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,7 +160,7 @@ class BlazePoseLandmarker:
         if self._landmarks is None or self._flag is None or self._heatmap is None:
             raise ModelFileError(f"{self.model_path}: outputs {shapes} lack BlazePose's (1, 195) landmarks, (1, 1) pose flag "
                                  "and (1, h, w, 39) heatmaps")
-        self.last_times = StageTimes()
+        self._local = threading.local()  # last_times, one per thread
 
     @classmethod
     def fetch(cls, variant: str = "full", num_threads: int | None = None, config: LandmarkerConfig | None = None) -> "BlazePoseLandmarker":
@@ -174,8 +175,16 @@ class BlazePoseLandmarker:
     def __repr__(self) -> str:
         return f"BlazePoseLandmarker({str(self.model_path)!r}, {self.config})"
 
-    def predict(self, image: np.ndarray, boxes: np.ndarray | None = None, rgb: bool = False) -> PoseResult:
-        """COCO-17 poses for the people in `boxes` (N x 4 xyxy; None: the whole image), like Predictor."""
+    @property
+    def last_times(self) -> StageTimes:
+        """This thread's last `predict` time (all of it counted as inference)."""
+        return getattr(self._local, "times", None) or StageTimes()
+
+    def predict(self, image: np.ndarray, boxes: np.ndarray | None = None, rgb: bool = False, flip_test: bool = False) -> PoseResult:
+        """COCO-17 poses for the people in `boxes` (N x 4 xyxy; None: the whole image); called like
+        Predictor.predict, so it can drive PoseTracker. MediaPipe has no flip test: flip_test=True is an error."""
+        if flip_test:
+            raise ValueError("BlazePoseLandmarker has no flip test (MediaPipe runs each region once); use flip_test=False")
         t0 = time.perf_counter()
         image = check_image(image)
         boxes = check_boxes(boxes, image.shape[1], image.shape[0])
@@ -192,7 +201,7 @@ class BlazePoseLandmarker:
             scores[n] = visibility[:BODY] if flag >= self.config.min_presence else 0.0
         keypoints, kept = to_coco17(points, scores)
         t1 = time.perf_counter()
-        self.last_times = StageTimes(0.0, t1 - t0, 0.0)
+        self._local.times = StageTimes(0.0, t1 - t0, 0.0)
         return PoseResult(keypoints.astype(np.float32), kept.astype(np.float32), boxes, COCO17.keypoints, COCO17.limbs)
 
     def _run(self, image_rgb: np.ndarray, roi: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:

@@ -65,8 +65,13 @@ class Predictor:
         self.codec = HeatmapCodec(self.spec.input_size, self.spec.heatmap_size)
         self.fixed_batch: int | None = self.backend.batch
         self.batch_size = self.fixed_batch or min(max_batch, self.backend.max_batch or max_batch)
-        self.last_times = StageTimes()
         self._run_lock = nullcontext() if self.backend.thread_safe else threading.Lock()
+        self._local = threading.local()  # last_times, one per thread
+
+    @property
+    def last_times(self) -> StageTimes:
+        """The stage times of this thread's last `predict` (threads sharing the Predictor each see their own)."""
+        return getattr(self._local, "times", None) or StageTimes()
 
     def __repr__(self) -> str:
         return f"Predictor({str(self.model_path)!r}, {self.backend.describe()}, spec={self.spec.name!r})"
@@ -125,7 +130,7 @@ class Predictor:
         heatmaps = self.infer(batch.inputs, flip_test) if len(batch.inputs) else self._empty_heatmaps()
         t2 = time.perf_counter()
         result = self.postprocess(heatmaps, batch)
-        self.last_times = StageTimes(t1 - t0, t2 - t1, time.perf_counter() - t2)
+        self._local.times = StageTimes(t1 - t0, t2 - t1, time.perf_counter() - t2)
         return result
 
     # -- helpers -------------------------------------------------------------------------------

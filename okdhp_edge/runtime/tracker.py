@@ -37,6 +37,17 @@ __all__ = ["PoseTracker", "TrackedPose", "TrackerConfig", "keypoint_box"]
 DetectorFn = Callable[[np.ndarray], np.ndarray]
 AUTO_POSES = 8  # auto thresholds: poses in detections' crops seen before the student's scores are trusted
 AUTO_PRIOR = 0.5  # the thresholds until then
+# TrackerConfig's whole-number fields and their least values; its other numbers (finite) and their rules
+COUNTS = {"detect_every": 0, "max_people": 1, "max_age": 0, "coast": 0, "confirm": 1, "min_keypoints": 1}
+SHARE: tuple[Callable[[float], bool], str] = (lambda v: 0 <= v <= 1, "in [0, 1]")
+AT_LEAST_0: tuple[Callable[[float], bool], str] = (lambda v: v >= 0, ">= 0")
+OR_AUTO: tuple[Callable[[float], bool], str] = (lambda v: True, "or None (auto)")
+NUMBERS = {
+    "fps": (lambda v: v > 0, "> 0"), "match_threshold": SHARE, "near_distance": AT_LEAST_0, "match_colour": SHARE,
+    "near_colour": SHARE, "colour_update": SHARE, "duplicate_oks": SHARE, "replace_iou": SHARE, "keypoint_score": OR_AUTO,
+    "lost_score": OR_AUTO, "auto_score": (lambda v: 0 < v <= 1, "in (0, 1]"), "margin": AT_LEAST_0, "min_box_size": AT_LEAST_0,
+    "partial_height": SHARE,
+}
 
 
 class PosePredictor(Protocol):
@@ -78,10 +89,23 @@ class TrackerConfig:
     flip_test: bool = False
 
     def __post_init__(self) -> None:
-        if (self.detect_every < 0 or self.max_people < 1 or self.max_age < 0 or self.coast < 0 or self.confirm < 1 or self.fps <= 0
-                or self.auto_score <= 0):
-            raise ValueError(f"TrackerConfig needs detect_every >= 0, max_people >= 1, max_age >= 0, coast >= 0, confirm >= 1, fps > 0, "
-                             f"auto_score > 0; got {self}")
+        """Every field checked here, so a bad setting (say, from a settings file) is named at once
+        instead of surfacing frames later as an odd error or silently odd tracking."""
+        for name, least in COUNTS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+                raise ValueError(f"TrackerConfig.{name} must be a whole number >= {least}, got {value!r}")
+        for name, (allowed, rule) in NUMBERS.items():
+            value = getattr(self, name)
+            if value is None and rule == OR_AUTO[1]:
+                continue
+            number = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+            if not (number and math.isfinite(value) and allowed(value)):
+                raise ValueError(f"TrackerConfig.{name} must be a finite number {rule}, got {value!r}")
+        if self.smoothing is not None and not isinstance(self.smoothing, OneEuroConfig):
+            raise ValueError(f"TrackerConfig.smoothing must be a OneEuroConfig or None (raw keypoints), got {self.smoothing!r}")
+        if not isinstance(self.flip_test, (bool, np.bool_)):
+            raise ValueError(f"TrackerConfig.flip_test must be True or False, got {self.flip_test!r}")
 
 
 @dataclass
@@ -112,6 +136,7 @@ class _Track:
     scores: np.ndarray
     colour: np.ndarray  # running mean of the whole-body poses' colour signatures
     size: np.ndarray  # (2,) running width and height of the whole-body poses' boxes
+    body: np.ndarray  # the whole body's box, not clipped to the frame (box is, so a cut body's centre would creep)
     smoothed: np.ndarray
     smoother: OneEuroFilter | None
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))  # pixels per frame
@@ -196,10 +221,12 @@ class PoseTracker:
         self._time: float | None = None
 
     def reset(self) -> None:
-        """Forget every track (e.g. after a scene cut); IDs keep counting up."""
+        """Forget every track and the last timestamp (e.g. after a scene cut, or before another
+        video, whose timestamps may start again at 0); IDs keep counting up."""
         self.tracks = []
         self._since_detect = 0
         self._frames = 0
+        self._time = None
 
     def update(self, frame: np.ndarray, timestamp: float | None = None, rgb: bool = False) -> list[TrackedPose]:
         """The people on `frame`, sorted by track ID. timestamp: seconds (e.g. the capture's
@@ -222,7 +249,7 @@ class PoseTracker:
         poses = self._poses(frame, crops, fresh, rgb)
         if not poses and not looked:
             poses = self._poses(frame, *self._initial_crops(frame, crops[:0]), rgb)  # every pose lost: look again now
-        self._assign(poses, now)
+        self._assign(frame, poses, now)
         return [
             TrackedPose(t.track_id, t.box.copy(), t.smoothed.copy(), t.scores.copy(), t.age)
             for t in sorted(self.tracks, key=lambda t: t.track_id) if t.missed == 0 and t.track_id
@@ -266,6 +293,9 @@ class PoseTracker:
         self.detections += 1
         self._since_detect = 0
         found = np.asarray(self.detector(frame), np.float32)
+        if found.size and (found.ndim == 0 or found.shape[-1] < 4):
+            raise InputError(f"the detector returned an array of shape {found.shape}; PoseTracker expects (N, 4+) boxes, "
+                             "x1, y1, x2, y2 in pixels first (extra columns such as a score are ignored)")
         found = found.reshape(-1, found.shape[-1] if found.size else 4)[:, :4]
         found = clip_boxes(found[np.isfinite(found).all(axis=1)], frame.shape[1], frame.shape[0])
         crops = crops.copy()
@@ -313,10 +343,12 @@ class PoseTracker:
                 poses[twin].fresh |= poses[i].fresh
         return [poses[i] for i in kept]
 
-    def _assign(self, poses: list[_Pose], now: float) -> None:
+    def _assign(self, frame: np.ndarray, poses: list[_Pose], now: float) -> None:
         """Poses to tracks, greedily, in two rounds: on (IoU + OKS) / 2 against each track's
         predicted box and keypoints, then, for what is left, on nearness (which finds a track whose
-        box jumped); both gated by colour. Then new tracks, ageing, dropping."""
+        box jumped); both gated by colour. A pose that is part of a track's body is compared with
+        the bands of the track's colours that it covers, on the body's box. Then new tracks,
+        ageing, dropping."""
         matched_tracks: set[int] = set()
         matched_poses: set[int] = set()
         if self.tracks and poses:
@@ -330,6 +362,12 @@ class PoseTracker:
             similarity = 0.5 * iou_matrix(track_boxes, pose_boxes) + 0.5 * oks_matrix(
                 track_kpts, np.stack([p.keypoints for p in poses]), areas, self._sigmas, visible)
             colour = colour_similarity(np.stack([t.colour for t in self.tracks]), np.stack([p.colour for p in poses]))
+            for ti, track in enumerate(self.tracks):
+                for pi, pose in enumerate(poses):
+                    if self._partial(track, pose):
+                        part = colour_signature(frame, self._body_box(track, self._shift(track, pose)), seen=pose.box)
+                        if part.any():
+                            colour[ti, pi] = colour_similarity(track.colour[None], part[None])[0, 0]
             nearness = _nearness(track_boxes, pose_boxes)
             rounds = (
                 (similarity, similarity >= config.match_threshold, config.match_colour),
@@ -359,7 +397,7 @@ class PoseTracker:
     def _start(self, pose: _Pose, now: float) -> _Track:
         smoother = OneEuroFilter(self.config.smoothing) if self.config.smoothing is not None else None
         smoothed = smoother(pose.keypoints, now) if smoother is not None else pose.keypoints
-        track = _Track(0, pose.box, pose.keypoints, pose.scores, pose.colour, pose.box[2:] - pose.box[:2], smoothed, smoother)
+        track = _Track(0, pose.box, pose.keypoints, pose.scores, pose.colour, pose.box[2:] - pose.box[:2], pose.box, smoothed, smoother)
         if self.config.confirm <= 1 or self._frames == 1:
             self._confirm(track)
         return track
@@ -368,22 +406,38 @@ class PoseTracker:
         track.track_id = self._next_id
         self._next_id += 1
 
+    def _shift(self, track: _Track, pose: _Pose) -> np.ndarray:
+        """How the person moved from the track's last pose to `pose`: the median move of the joints
+        seen on both (box centres also move when limbs drop out), else of the box centres."""
+        threshold = self.scoring.keypoint_score
+        both = (pose.scores >= threshold) & (track.scores >= threshold)
+        if both.sum() >= 2:
+            return np.median(pose.keypoints[both] - track.keypoints[both], axis=0)
+        return ((pose.box[:2] + pose.box[2:]) - (track.box[:2] + track.box[2:])) / 2
+
+    def _partial(self, track: _Track, pose: _Pose) -> bool:
+        """Whether `pose` shows only part of the track's body (legs or head lost, or cut by the frame)."""
+        return bool(pose.box[3] - pose.box[1] < self.config.partial_height * track.size[1])
+
+    @staticmethod
+    def _body_box(track: _Track, shift: np.ndarray) -> np.ndarray:
+        """The track's whole-body box moved by `shift`, not clipped to the frame."""
+        centre = (track.body[:2] + track.body[2:]) / 2 + shift
+        return np.concatenate([centre - track.size / 2, centre + track.size / 2]).astype(np.float32)
+
     def _continue(self, track: _Track, pose: _Pose, now: float) -> None:
         frames = track.missed + 1
         box, keypoints, scores = pose.box, pose.keypoints, pose.scores
-        threshold = self.scoring.keypoint_score
-        both = (scores >= threshold) & (track.scores >= threshold)
-        if both.sum() >= 2:  # how the joints seen on both frames moved: box centres also move when limbs drop out
-            shift = np.median(keypoints[both] - track.keypoints[both], axis=0)
-        else:
-            shift = ((box[:2] + box[2:]) - (track.box[:2] + track.box[2:])) / 2
+        shift = self._shift(track, pose)
         track.velocity = (0.5 * track.velocity + 0.5 * shift / frames).astype(np.float32)
         size = box[2:] - box[:2]
-        if size[1] < self.config.partial_height * track.size[1]:  # legs or head lost: the whole body's box, moved
+        if self._partial(track, pose):  # legs or head lost: the whole body's box, moved
             track.size = 0.95 * track.size + 0.05 * size  # (a size that was too big shrinks slowly)
-            centre = (track.box[:2] + track.box[2:]) / 2 + shift
-            box = clip_boxes(np.concatenate([centre - track.size / 2, centre + track.size / 2])[None].astype(np.float32), *self._size)[0]
+            track.body = self._body_box(track, shift)
+            inside = clip_boxes(track.body[None], *self._size)
+            box = inside[0] if len(inside) else box  # a body box moved wholly out of the frame: the pose's own
         else:  # a whole body: its size and colours update the track's
+            track.body = box
             track.size = 0.5 * track.size + 0.5 * size
             colour = (1 - self.config.colour_update) * track.colour + self.config.colour_update * pose.colour
             track.colour = colour / max(float(np.linalg.norm(colour)), 1e-6)

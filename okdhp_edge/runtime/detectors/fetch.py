@@ -67,13 +67,13 @@ def fetch_model(key: str, quiet: bool = False) -> Path:
     Models the wheel does not carry (BlazePose lite and heavy) are used when a user copied them
     into the cache; otherwise the error says where to put them.
     """
-    from ..errors import ModelFileError
+    from ..errors import FetchError, ModelFileError
 
     if key in NOT_IN_WHEEL:
         target = model_path(key)
         if target.is_file():
             return target
-        raise ModelFileError(
+        raise FetchError(
             f"{target}: {key}.tflite does not ship in the mediapipe wheel (only pose_landmark_full does; mediapipe "
             f"downloads lite and heavy at run time), so it cannot be fetched from the package index; copy the file to "
             f"{target}, pass its path instead, or use blazepose-full"
@@ -93,7 +93,7 @@ def fetch_model(key: str, quiet: bool = False) -> Path:
         if proc.returncode != 0 or not wheels:
             last = (proc.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
             fix = ("or use Detector('okdhp-person'), shipped in the package" if key == "pose_detection" else "or pass the file's path")
-            raise ModelFileError(
+            raise FetchError(
                 f"{target}: {key} is not cached and `pip download {WHEEL}` failed ({last}); "
                 f"on an offline machine, copy {target.name} into {CACHE}, {fix}"
             )

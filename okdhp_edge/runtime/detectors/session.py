@@ -7,13 +7,15 @@ checks, interpreter lookup and (de)quantization.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..backends import ALIASES, backend_for
 from ..backends.base import require_file
-from ..backends.litert import _interpreter_class, dequantize, quantize
+from ..backends.litert import _interpreter_class, dequantize, open_interpreter, quantize
 from ..backends.onnx import select_providers
 from ..errors import BackendUnavailableError, ModelFileError
 
@@ -68,33 +70,46 @@ class OnnxRawModel(RawModel):
 
 
 class LiteRTRawModel(RawModel):
+    """A LiteRT interpreter is not thread-safe, so, as in the pose backend (backends/litert.py),
+    each calling thread gets its own interpreter of the file, made on its first call."""
+
     def __init__(self, path: Path, device: str, num_threads: int | None) -> None:
         if device not in ("auto", "cpu"):
             raise BackendUnavailableError(f"{path}: LiteRT detectors run on the CPU (device='auto' or 'cpu'), not {device!r}")
-        interpreter_class = _interpreter_class()
-        try:
-            self.interpreter = interpreter_class(model_path=str(path), num_threads=num_threads)
-            self.interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as err:
-            raise ModelFileError(f"{path}: LiteRT cannot load this detector ({err}); it is truncated, corrupt or not TFLite: {FIX}") from None
-        inputs = self.interpreter.get_input_details()
+        self._interpreter_class = _interpreter_class()
+        self._num_threads = num_threads
+        self.path = path
+        self._local = threading.local()
+        interpreter = self._interpreter()
+        inputs = interpreter.get_input_details()
         if len(inputs) != 1:
             raise ModelFileError(f"{path}: the detector has {len(inputs)} inputs; expected one image input")
-        self.path = path
         self._in = inputs[0]
-        self._outs = self.interpreter.get_output_details()
+        self._outs = interpreter.get_output_details()
         self.output_count = len(self._outs)
         self.input_shape = tuple(int(d) if int(d) > 0 else None for d in self._in["shape_signature"])
 
+    def _interpreter(self) -> Any:
+        """This thread's interpreter."""
+        interpreter = getattr(self._local, "interpreter", None)
+        if interpreter is None:
+            try:
+                interpreter = open_interpreter(self._interpreter_class, self.path, self._num_threads)
+            except (ValueError, RuntimeError) as err:
+                raise ModelFileError(f"{self.path}: LiteRT cannot load this detector ({err}); it is truncated, corrupt or not TFLite: {FIX}") from None
+            self._local.interpreter = interpreter
+        return interpreter
+
     def run(self, x: np.ndarray) -> list[np.ndarray]:
+        interpreter = self._interpreter()
         dtype = np.dtype(self._in["dtype"])
         scale, zero = self._in["quantization"]
         x = quantize(x, scale, zero, dtype) if dtype.kind in "iu" and scale else x.astype(dtype, copy=False)
-        self.interpreter.set_tensor(self._in["index"], np.ascontiguousarray(x))
-        self.interpreter.invoke()
+        interpreter.set_tensor(self._in["index"], np.ascontiguousarray(x))
+        interpreter.invoke()
         outputs = []
         for out in self._outs:
-            y = self.interpreter.get_tensor(out["index"])
+            y = interpreter.get_tensor(out["index"])
             out_scale, out_zero = out["quantization"]
             quantized = np.dtype(out["dtype"]).kind in "iu" and out_scale
             outputs.append(dequantize(y, out_scale, out_zero) if quantized else np.asarray(y, np.float32))
