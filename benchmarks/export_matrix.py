@@ -9,7 +9,9 @@ measures:
   - latency at batch 1 with `--threads` threads: median (and p90) of `--runs` timed runs after
     `--warmup` runs, interleaved in rounds with PyTorch eager FP32 on the same student, so both
     see the same machine load; speedup = torch median / artifact median;
-  - accuracy drop of `--metric` against the PyTorch FP32 student, and keypoint agreement.
+  - accuracy drop of `--metric` against the PyTorch FP32 student, and keypoint agreement;
+  - ONNX INT8 against TFLite INT8 of the same student, timed interleaved with each other (not with
+    PyTorch) at 1 and 2 threads: the ONNX/TFLite ratio of medians (goal <= 1.25).
 Core ML and TensorRT do not run on this machine and are left out.
 
 Usage: .venv/bin/python benchmarks/export_matrix.py [--preset edge] [--students DIR] [--branches 2]
@@ -39,7 +41,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 RUNNABLE = {"onnx": ("fp32", "fp16", "int8", "int8-mixed"), "tflite": ("fp32", "fp16", "int8", "int8-mixed")}
 # "int8": the export default (full-integer); "int8-mixed": INT8 with the residual stream in float
 VARIANTS = {"int8-mixed": ("int8", {"int8_residual": "float"})}
-GOAL_SPEEDUP, GOAL_DROP = 2.0, 1.0
+GOAL_SPEEDUP, GOAL_DROP, GOAL_ONNX_TFLITE = 2.0, 1.0, 1.25
 
 
 def find_students(students_dir: str | Path | None, preset_name: str, branches: list[int], work: Path) -> tuple[list[Path], bool]:
@@ -86,6 +88,32 @@ def _interleaved(fn_a, fn_b, runs: int, warmup: int, rounds: int) -> tuple[list[
     return a, b
 
 
+def cpu_model() -> str:
+    """The CPU's name and its INT8 dot-product extensions (which kernels the runtimes can pick)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in text.splitlines() if ":" in line)}
+    flags = set(fields.get("flags", "").split())
+    name = fields.get("model name", platform.machine())
+    dot = [f for f in ("avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
+    return f"{name} ({', '.join(dot) if dot else 'no VNNI'})"
+
+
+def int8_side_by_side(student: str, onnx_path: Path, tflite_path: Path, args) -> list[dict]:
+    """ONNX INT8 and TFLite INT8 of one student timed in alternating rounds, at 1 and 2 threads."""
+    rows = []
+    for threads in (1, 2):
+        onnx_ms, tflite_ms = _interleaved(_artifact_timer(onnx_path, threads), _artifact_timer(tflite_path, threads),
+                                          args.runs, args.warmup, args.rounds)
+        onnx_median, tflite_median = statistics.median(onnx_ms), statistics.median(tflite_ms)
+        rows.append({"student": student, "threads": threads, "onnx_ms": round(onnx_median, 3),
+                     "tflite_ms": round(tflite_median, 3), "ratio": round(onnx_median / tflite_median, 2),
+                     "ratio_ok": onnx_median / tflite_median <= GOAL_ONNX_TFLITE})
+    return rows
+
+
 def _p90(values: list[float]) -> float:
     return float(np.percentile(values, 90))
 
@@ -117,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="okdhp-export-matrix-") as tmp:
         work = Path(args.keep) if args.keep else Path(tmp)
         students, trained = find_students(args.students, args.preset, args.branches, work)
-        rows = []
+        rows, pairs = [], []
         for student_path in students:
             model, spec = load_student(student_path)
             x = torch.randn(1, 3, spec.input.height, spec.input.width)
@@ -126,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                 with torch.no_grad():
                     model(x)
 
+            artifacts = {}
             for fmt in formats:
                 for precision in precisions:
                     if precision not in RUNNABLE[fmt]:
@@ -135,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                     result = export(student_path, fmt, real_precision, work / "artifacts" / precision,
                                     calib_data=args.calib_data, calib_images=args.calib_images,
                                     verify_images=args.verify_images, metric=args.metric, num_threads=1, **options)
+                    artifacts[fmt, precision] = result.artifact
                     torch.set_num_threads(args.threads)
                     art_ms, torch_ms = _interleaved(_artifact_timer(result.artifact, args.threads), torch_once,
                                                     args.runs, args.warmup, args.rounds)
@@ -156,10 +186,13 @@ def main(argv: list[str] | None = None) -> int:
                         "status": result.report["status"],
                     })
                     print(_table(rows[-1:], header=False), flush=True)
+            if ("onnx", "int8") in artifacts and ("tflite", "int8") in artifacts:
+                pairs += int8_side_by_side(spec.name, artifacts["onnx", "int8"], artifacts["tflite", "int8"], args)
+                print(_pairs_table(pairs[-2:]), flush=True)
 
     goals = _goals(rows)
     data = {
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
+        "machine": {"platform": platform.platform(), "processor": cpu_model(), "cpus": os.cpu_count(),
                     "threads": args.threads, "torch": torch.__version__},
         "settings": {"preset": args.preset, "students": args.students, "runs": args.runs, "warmup": args.warmup,
                      "calib_data": args.calib_data, "calib_images": args.calib_images,
@@ -167,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         "trained": trained,
         "accuracy_note": None if trained else "untrained students: accuracy and drop columns are meaningless",
         "rows": rows,
+        "int8_side_by_side": pairs,
         "goals": goals,
     }
     out = Path(args.out)
@@ -220,14 +254,21 @@ def _table(rows: list[dict], header: bool = True) -> str:
     return "\n".join(lines)
 
 
+def _pairs_table(pairs: list[dict]) -> str:
+    lines = ["| student | threads | onnx int8 ms | tflite int8 ms | onnx / tflite |", "|---|---|---|---|---|"]
+    lines += [f"| {p['student']} | {p['threads']} | {p['onnx_ms']:.2f} | {p['tflite_ms']:.2f} | "
+              f"{p['ratio']:.2f}{'' if p['ratio_ok'] else f' (over {GOAL_ONNX_TFLITE})'} |" for p in pairs]
+    return "\n".join(lines)
+
+
 def _markdown(data: dict) -> str:
     s = data["settings"]
     lines = [
         "# Export matrix",
         "",
         f"Batch 1, {data['machine']['threads']} threads, median of {s['runs']} runs after {s['warmup']} warm-up runs, "
-        f"interleaved with PyTorch eager FP32 on the same student; {data['machine']['cpus']} CPUs "
-        f"({data['machine']['platform']}). Accuracy: {s['metric']} on {s['verify_images']} held-out "
+        f"interleaved with PyTorch eager FP32 on the same student; {data['machine']['cpus']} CPUs, "
+        f"{data['machine']['processor']} ({data['machine']['platform']}). Accuracy: {s['metric']} on {s['verify_images']} held-out "
         f"{s['calib_data']} val crops (calibration: {s['calib_images']} other crops).",
         "",
     ]
@@ -246,6 +287,9 @@ def _markdown(data: dict) -> str:
         lines.append(f"- {name}: speedup {g['speedup']:.2f}x (median {g['speedup_median']:.2f}x) "
                      f"({'met' if g['speedup_ok'] else 'NOT met'}), "
                      f"drop {drop} ({_drop_verdict(g, data['trained'])})")
+    if data["int8_side_by_side"]:
+        lines += ["", f"ONNX INT8 against TFLite INT8 of the same student, interleaved with each other, median of "
+                  f"{s['runs']} runs (goal: ONNX <= {GOAL_ONNX_TFLITE}x TFLite):", "", _pairs_table(data["int8_side_by_side"])]
     return "\n".join(lines) + "\n"
 
 

@@ -49,6 +49,7 @@ def build(job: Job) -> Built:
 
 def write_onnx(job: Job, dst: Path, precision: str, scheme: str) -> dict[str, Any]:
     """Write the ONNX student in `precision` to `dst`; returns the export details to record."""
+    from .onnx_rewrite import input_rearrangements, rewrite_for_int8
     from .quantize import quantize_onnx
 
     config = job.config
@@ -61,10 +62,12 @@ def write_onnx(job: Job, dst: Path, precision: str, scheme: str) -> dict[str, An
         return {"opset": onnx_io(dst)["opset"]}
     model, equalization = job.int8_model()
     fp32 = export_onnx(model, job.spec, job.work_dir / "fp32.onnx", opset=config.opset, nhwc=config.nhwc)
+    rewrites = rewrite_for_int8(fp32, stem=scheme == "qdq")
     calibration = job.calibration("NHWC" if config.nhwc else "NCHW")
     quantize_onnx(fp32, dst, calibration, input_name=onnx_io(fp32)["input_name"],
-                  method=config.calib_method, scheme=scheme, float_residual=config.residual == "float")
-    return {"opset": onnx_io(dst)["opset"], "int8_residual": config.residual, **equalization,
+                  method=config.calib_method, scheme=scheme, float_residual=config.residual == "float",
+                  float_nodes=input_rearrangements if rewrites.get("space_to_depth_stem") else None)
+    return {"opset": onnx_io(dst)["opset"], "int8_residual": config.residual, "graph_rewrites": rewrites, **equalization,
             "calibration": {"method": config.calib_method, "images": int(len(calibration)), "source": config.calib_data, "split": config.calib_split}}
 
 
