@@ -104,18 +104,21 @@ def load_definition(path: Path = DEFINITION) -> tuple[dict, list[FrameSpec]]:
 
 def labelme_boxes(path: Path) -> np.ndarray:
     """(N, 4) xyxy boxes around the `person` shapes (polygons, rectangles) of a labelme JSON file,
-    clipped to its image: the hand-drawn outline's extent is the box."""
+    clipped to its image: the hand-drawn outline's extent is the box. Shapes that share a
+    `group_id` are one person drawn in parts (a hand apart from the body) and give one box."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         width, height = float(data["imageWidth"]), float(data["imageHeight"])
-        boxes = []
-        for shape in data["shapes"]:
+        people: dict[object, list[np.ndarray]] = {}
+        for i, shape in enumerate(data["shapes"]):
             if shape["label"] != "person":
                 continue
             points = np.asarray(shape["points"], np.float64).reshape(-1, 2)
             if not len(points):
                 raise ValueError("a person shape without points")
-            boxes.append([*points.min(0), *points.max(0)])
+            group = shape.get("group_id")
+            people.setdefault(("shape", i) if group is None else ("group", group), []).append(points)
+        boxes = [[*np.vstack(parts).min(0), *np.vstack(parts).max(0)] for parts in people.values()]
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise SceneSetError(f"{path}: not a labelme annotation with person shapes ({err}); delete its package folder to fetch it again") from None
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)

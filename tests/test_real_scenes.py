@@ -26,6 +26,16 @@ def test_labelme_person_polygons_become_clipped_boxes(tmp_path: Path) -> None:
     np.testing.assert_allclose(labelme_boxes(path), [[10, 15, 40, 90], [90, 50, 99, 99]])
 
 
+def test_labelme_parts_of_one_person_make_one_box(tmp_path: Path) -> None:
+    """labelme-examples' 2011_000003 draws a man's hand apart from his body, with one group_id."""
+    shapes = [{"label": "person", "group_id": 1, "points": [[10, 10], [30, 60]]},
+              {"label": "person", "group_id": 1, "points": [[35, 40], [40, 45]]},
+              {"label": "person", "group_id": None, "points": [[60, 10], [80, 60]]}]
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps({"imageWidth": 100, "imageHeight": 100, "shapes": shapes}))
+    np.testing.assert_allclose(labelme_boxes(path), [[10, 10, 40, 60], [60, 10, 80, 60]])
+
+
 def test_labelme_file_without_shapes_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "broken.json"
     path.write_text('{"imageWidth": 10}')
