@@ -7,7 +7,7 @@ settings below). Its val split is the clip's last 20 %, 30 frames after the last
 so no dev frame sits next to a training frame. Labels are the teacher's confident, flip- and
 time-consistent keypoints; AP counts only those.
 
-    python benchmarks/real_dev.py --model shipped=weights/real-tiny/real-tiny-int8.onnx \
+    python benchmarks/real_dev.py --model shipped=real-tiny \
         --model demo=runs/demo/export/target-int8.onnx [--model okdhp/s0=... --model alone/s0=...]
 
 Rows: every --model, and the teacher on the mirrored frames (its own consistency: the ceiling).

@@ -3,7 +3,7 @@ the teacher on boxes a person checked, and pose students scored against it per s
 
     python benchmarks/real_scenes.py build                  # fetch the media, label, write the set (cached, resumable)
     python benchmarks/real_scenes.py sheet                  # contact sheets of boxes and labels, to check by eye
-    python benchmarks/real_scenes.py score --model shipped=weights/real-tiny/real-tiny-int8.onnx [--model NAME=PATH ...]
+    python benchmarks/real_scenes.py score --model shipped=real-tiny [--model NAME=PATH ...]
 
 What is in it is benchmarks/data/real_scenes.json: per scene its use (held-out: never trained on;
 trainable; clip-val: vtest.avi's own held-out frames), and per frame the package, file, frame

@@ -34,7 +34,6 @@ from okdhp_edge.runtime.boxes import iou_matrix
 from okdhp_edge.runtime import Detector, PoseTracker, Predictor, TrackerConfig
 
 HERE = Path(__file__).parent
-SHIPPED = HERE.parent / "weights" / "real-tiny" / "real-tiny-int8.onnx"
 Track = list[tuple[int, np.ndarray]]  # (frame, xyxy box) for each frame the ID is reported
 
 
@@ -156,7 +155,7 @@ def sheet(tracks: dict[int, Track], frames: list[np.ndarray], path: Path, per_ro
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=SHIPPED, help="pose model (default: the shipped real-image student, INT8)")
+    parser.add_argument("--model", default="real-tiny", help="pose model: a file or a bundled name (default: real-tiny, the shipped real-image student, INT8)")
     parser.add_argument("--detectors", default="default,okdhp-person", help="Detector models (names or files)")
     parser.add_argument("--every", default="5,1", help="detection schedules (detect_every values)")
     parser.add_argument("--threads", type=int, default=2)
@@ -187,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
         "clip": f"vtest.avi (opencv-doc), all {len(frames)} frames at 768x576, timestamps at 10 FPS",
-        "pose_model": args.model.name, "tracker": "TrackerConfig() defaults", "threads": args.threads,
+        "pose_model": predictor.model_path.name, "tracker": "TrackerConfig() defaults", "threads": args.threads,
         "teacher_tracklets": None if tracklets is None else {"count": len(tracklets), "frames": sum(len(t) for t in tracklets)},
         "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
         "results": rows,

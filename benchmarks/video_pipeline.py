@@ -2,7 +2,7 @@
 
 Runs PoseTracker over frames of vtest.avi (Debian's opencv-doc, resized to 640x480; from frame
 400 on, which the shipped detector did not train on) with the smallest `edge` student exported
-to INT8 ONNX (or --model, e.g. the shipped weights/real-tiny/real-tiny-int8.onnx), detection on
+to INT8 ONNX (or --model, e.g. the bundled student `real-tiny`), detection on
 every frame and on every Nth frame, at 2 threads, for each detector; writes
 benchmarks/results/video_pipeline.json. The edge student is untrained unless
 --student is given (speed does not depend on the weights); untrained poses score low, so the
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--detectors", default="okdhp-person,default,mediapipe", help="Detector models to time (names or files)")
     parser.add_argument("--tiles", default="6", help="also time MediaPipe's detector on these tile counts ('' for none)")
     parser.add_argument("--student", type=Path, help="a trained .safetensors student (default: untrained smallest edge student)")
-    parser.add_argument("--model", type=Path, help="an exported pose model to time as it is, e.g. weights/real-tiny/real-tiny-int8.onnx "
+    parser.add_argument("--model", help="an exported pose model to time as it is: a file, or a bundled name such as real-tiny "
                         "(trained: the tracker keeps its default thresholds)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="rounds over every setting, interleaved; the median is kept")
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{row['detector']:34s} every {row['detect_every']:2d}: {row['fps']:6.1f} FPS (runs: {row['fps_runs']})")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
-        "clip": f"vtest.avi (opencv-doc), frames {args.start}-{args.start + len(frames) - 1} resized to 640x480", "pose_model": model.name,
+        "clip": f"vtest.avi (opencv-doc), frames {args.start}-{args.start + len(frames) - 1} resized to 640x480", "pose_model": predictor.model_path.name,
         "trained_student": trained, "threads": args.threads,
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": __import__("os").cpu_count(), "python": platform.python_version()},
         "results": rows,

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Live multi-person pose from a webcam or a video file: skeletons, track IDs and an FPS overlay.
 
-    python examples/webcam.py                                   # camera 0, window, the shipped real-image student
+    python examples/webcam.py                                   # camera 0, window, the bundled real-image student
     python examples/webcam.py --source clip.mp4 --save out.mp4 --no-show
     python examples/webcam.py --source vtest.avi --detector okdhp-person --detect-every 1 --save out.mp4 --no-show
 
@@ -18,18 +18,20 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 
 from okdhp_edge.runtime import (
-    BackendUnavailableError, Detector, InputError, ModelFileError, PoseTracker, Predictor, TrackerConfig, draw_fps, draw_tracks,
+    BackendUnavailableError, Detector, InputError, ModelFileError, PoseTracker, Predictor, TrackerConfig, bundled_models, draw_fps,
+    draw_tracks,
 )
+from okdhp_edge.runtime.bundled import DEFAULT_POSE_MODEL
 from okdhp_edge.runtime.detector import MODEL_NAMES
 
 WINDOW = "okdhp-edge pose (q/Esc quits)"
 SNAPSHOT_SUFFIXES = (".jpg", ".jpeg", ".png")
-SHIPPED = Path(__file__).resolve().parents[1] / "weights" / "real-tiny" / "real-tiny-int8.onnx"
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (*FOURCC, ".webm", ".mpg", ".mpeg", ".wmv", ".flv")
@@ -41,9 +43,10 @@ class DemoError(Exception):
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, default=SHIPPED,
-                        help="exported model (.onnx, .tflite, .engine, .mlpackage) or .safetensors student "
-                             f"(default: the shipped real-image student, {SHIPPED.relative_to(SHIPPED.parents[2])})")
+    parser.add_argument("--model", default=DEFAULT_POSE_MODEL,
+                        help="a pose student bundled in the package, by name "
+                             f"({', '.join(bundled_models())}; default: {DEFAULT_POSE_MODEL}), or an exported model "
+                             "(.onnx, .tflite, .engine, .mlpackage) or .safetensors student")
     parser.add_argument("--source", default="0", help="camera index (0, 1, ...), a video file or an image (default: 0)")
     parser.add_argument("--save", type=Path, help="write the annotated video here (.mp4 or .avi)")
     parser.add_argument("--no-show", action="store_true", help="do not open a window (headless machines)")
@@ -54,14 +57,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="person detector: 'default' (okdhp-person + mediapipe), 'okdhp-person', 'mediapipe', "
                              "a YOLO .onnx/.tflite export, or 'none' (one person)")
     parser.add_argument("--tiles", type=int, default=1, help="MediaPipe's detector: also search N overlapping tile columns (default: 1)")
-    parser.add_argument("--detect-every", type=int, default=5, help="run the detector every N frames (1: every frame; default: 5)")
-    parser.add_argument("--max-people", type=int, default=8, help="the most people tracked at once (default: 8)")
+    parser.add_argument("--detect-every", type=int, help="run the detector every N frames (1: every frame; default: 5, or --config's)")
+    parser.add_argument("--max-people", type=int, help="the most people tracked at once (default: 8, or --config's)")
     parser.add_argument("--no-smooth", action="store_true", help="show raw keypoints (no One-Euro smoothing)")
     parser.add_argument("--flip-test", action="store_true", help="average with the mirrored crop (2x the compute)")
-    parser.add_argument("--min-score", type=float, default=0.3, help="hide keypoints below this score (default: 0.3)")
+    parser.add_argument("--min-score", type=float,
+                        help="hide keypoints below this score (default: the tracker's keypoint threshold)")
     parser.add_argument("--track-score", type=float,
                         help="a pose whose keypoints score below this on average is lost (default: follow the student's "
                              "own scores, 0.6 x their median on detected people; about 0.5 for the shipped student)")
+    parser.add_argument("--config", type=Path,
+                        help="tracker settings: a YAML file of TrackerConfig fields (needs PyYAML); the options above override it")
     parser.add_argument("--max-frames", type=int, help="stop after this many frames")
     parser.add_argument("--snapshot", type=Path, help="also save the last annotated frame as an image (.jpg or .png)")
     return parser.parse_args(argv)
@@ -125,23 +131,34 @@ def open_detector(args: argparse.Namespace) -> Detector | None:
     return Detector(args.detector, device="cpu" if named else args.device, num_threads=args.threads, tiles=args.tiles)
 
 
+def tracker_config(args: argparse.Namespace) -> TrackerConfig:
+    """The --config file's settings (or the defaults), with --flip-test and --track-score applied."""
+    config = TrackerConfig.from_yaml(args.config) if args.config is not None else TrackerConfig()
+    if args.flip_test:
+        config = replace(config, flip_test=True)
+    if args.track_score is not None:
+        config = replace(config, keypoint_score=args.track_score, lost_score=args.track_score)
+    return config
+
+
 def run(args: argparse.Namespace) -> int:
     show = not args.no_show
     if show:
         check_gui()
     if args.snapshot is not None and args.snapshot.suffix.lower() not in SNAPSHOT_SUFFIXES:
         raise DemoError(f"--snapshot {args.snapshot}: unsupported suffix; use one of {', '.join(SNAPSHOT_SUFFIXES)}")
-    if args.model == SHIPPED and not SHIPPED.is_file():
-        raise DemoError(f"the shipped student {SHIPPED} is missing (it lives in the repository's weights/ folder); "
-                        "pass --model PATH to an exported model")
     try:
-        predictor = Predictor(args.model, backend=args.backend, device=args.device, num_threads=args.threads)
-        detector = open_detector(args)
-        config = TrackerConfig(flip_test=args.flip_test, keypoint_score=args.track_score, lost_score=args.track_score)
-        tracker = PoseTracker(predictor, detector, config, detect_every=args.detect_every, max_people=args.max_people,
-                              smoothing=not args.no_smooth)
-    except (ModelFileError, BackendUnavailableError, ValueError) as err:
+        tracker = PoseTracker(
+            Predictor(args.model, backend=args.backend, device=args.device, num_threads=args.threads),
+            open_detector(args),
+            tracker_config(args),
+            detect_every=args.detect_every,
+            max_people=args.max_people,
+            smoothing=False if args.no_smooth else None,
+        )
+    except (ModelFileError, BackendUnavailableError, ValueError, OSError, ImportError) as err:
         raise DemoError(str(err)) from None
+    predictor = tracker.predictor
     capture = open_source(args.source)
     ok, frame = capture.read()
     if not ok or frame is None:
@@ -156,10 +173,10 @@ def run(args: argparse.Namespace) -> int:
             tick = time.perf_counter()
             timestamp = frames / source_fps if camera is None else tick  # seconds, for the smoothing
             try:
-                tracks = tracker.update(frame, timestamp)
+                tracks = tracker(frame, timestamp)
             except InputError as err:
                 raise DemoError(f"frame {frames}: {err}") from None
-            draw_tracks(frame, tracks, predictor.skeleton, min_score=args.min_score)
+            draw_tracks(frame, tracks, tracker.skeleton, min_score=args.min_score)
             instant = 1.0 / max(time.perf_counter() - tick, 1e-6)
             fps = instant if frames == 0 else 0.9 * fps + 0.1 * instant
             draw_fps(frame, fps, f"{len(tracks)} {'person' if len(tracks) == 1 else 'people'}  {predictor.backend.name}")

@@ -193,7 +193,7 @@ def test_one_detector_and_one_predictor_shared_by_four_threads_give_single_threa
         detector = Detector(num_threads=1)
     except (FetchError, BackendUnavailableError) as err:
         pytest.skip(f"the default detector's MediaPipe model or LiteRT is not available here: {err}")
-    predictor = Predictor(Path(__file__).resolve().parents[1] / "weights" / "real-tiny" / "real-tiny-int8.onnx", num_threads=1)
+    predictor = Predictor("real-tiny", num_threads=1)
     capture = cv2.VideoCapture(str(media / "vtest.avi"))
     frames = [capture.read()[1] for _ in range(8)]
     capture.release()

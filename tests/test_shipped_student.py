@@ -1,4 +1,5 @@
-"""The shipped real-image student (weights/real-tiny): its files say how it was made, and it poses
+"""The shipped real-image student (its runtime file bundled as `real-tiny` in okdhp_edge/runtime/models/,
+its training-side files in weights/real-tiny): its files say how it was made, and it poses
 real people held out from its training, close to the teacher that labelled its data (the
 teacher's answers on those frames are stored in tests/data, so the check runs without it)."""
 from __future__ import annotations
@@ -11,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from okdhp_edge.runtime import Predictor
+from okdhp_edge.runtime import Predictor, bundled_models
 from okdhp_edge.runtime.result import PoseResult
 from okdhp_edge.runtime.boxes import oks_matrix
 from okdhp_edge.skeleton import COCO17
@@ -31,7 +32,7 @@ def test_weights_are_small_and_say_how_they_were_made():
     assert re.search(r"\(([0-9a-f]{40})\)$", prov["code"]), "a clean commit, not +dirty"
     assert (REPO / prov["recipe"]).is_file() and "vtest" in prov["data"] and "blazepose-full" in prov["labelling"]
     assert "dev set" in prov["metrics_on"]
-    sidecar = json.loads((SHIPPED / "real-tiny-int8.onnx.json").read_text())
+    sidecar = json.loads(Path(f"{bundled_models()['real-tiny']}.json").read_text())
     assert sidecar["export"]["precision"] == "int8" and sidecar["export"]["calibration"]["split"] == "train"
 
 
@@ -78,7 +79,7 @@ def test_shipped_student_poses_held_out_real_people_like_its_teacher(media, teac
         except (FetchError, BackendUnavailableError) as err:  # not cached and no package index, or no LiteRT
             pytest.skip(f"BlazePose Full (the teacher) not available: {err}")
         answers = [teacher.predict(frame, boxes) for frame, boxes in frames]
-    student = Predictor(SHIPPED / "real-tiny-int8.onnx", num_threads=2)
+    student = Predictor("real-tiny", num_threads=2)
     similarities = []
     for (frame, boxes), truth in zip(frames, answers):
         mine = student.predict(frame, boxes)

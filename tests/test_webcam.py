@@ -135,6 +135,20 @@ def test_webcam_bad_model_is_a_message(tmp_path):
     assert "nope.onnx: model file not found" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_webcam_bad_model_name_and_tracker_settings_are_messages(tmp_path):
+    video = write_video(tmp_path / "walk.mp4", frames=2)
+    proc = run(WEBCAM, "--model", "real-tinny", "--detector", "none", "--source", str(video), "--no-show")
+    assert proc.returncode == 2 and "unknown pose model name 'real-tinny': bundled models are 'real-tiny'" in proc.stderr
+    settings = tmp_path / "tracker.yaml"
+    settings.write_text("max_people: 2\nconfirn: 2\n")
+    proc = run(WEBCAM, "--config", str(settings), "--detector", "none", "--source", str(video), "--no-show")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"{settings}: unknown TrackerConfig field 'confirn' (did you mean 'confirm'?)" in proc.stderr
+    settings.write_text("max_people: 2\nsmoothing: false\n")
+    proc = run(WEBCAM, "--config", str(settings), "--detector", "none", "--source", str(video), "--no-show", "--threads", "1")
+    assert proc.returncode == 0, proc.stderr
+
+
 def gui_available() -> bool:
     found = re.search(r"^\s*GUI:\s*(\S+)", cv2.getBuildInformation(), re.MULTILINE)
     return bool(found) and found.group(1) != "NONE"

@@ -4,12 +4,13 @@ All functions draw in place on a BGR uint8 image and return it.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 import cv2
 import numpy as np
 
 from ..skeleton import Skeleton
-from .result import PoseResult
-from .tracker import TrackedPose
+from .result import PoseResult, TrackedPose
 
 __all__ = ["draw_fps", "draw_pose", "draw_tracks", "tracks_result"]
 
@@ -17,6 +18,7 @@ LEFT = (0, 165, 255)  # BGR orange
 RIGHT = (255, 144, 30)  # BGR blue
 CENTER = (80, 220, 80)  # BGR green
 BOX = (200, 200, 200)
+DEFAULT_MIN_SCORE = 0.3  # for a Predictor's results, whose student's score scale the drawing cannot know
 
 
 def _side(name: str) -> tuple[int, int, int]:
@@ -30,15 +32,25 @@ def _side(name: str) -> tuple[int, int, int]:
 
 def draw_pose(
     image: np.ndarray,
-    result: PoseResult,
-    min_score: float = 0.3,
+    result: PoseResult | Sequence[TrackedPose],
+    min_score: float | None = None,
     draw_boxes: bool = True,
     draw_scores: bool = False,
 ) -> np.ndarray:
     """Draw every person's limbs and keypoints whose scores reach `min_score`.
 
+    result: a Predictor's PoseResult, or the people a PoseTracker returned. min_score None: for the
+    tracker's people, the keypoint threshold the tracker chose (TrackedPose.keypoint_threshold,
+    automatic unless set), so the drawing shows the keypoints the tracker trusted; else 0.3.
     draw_scores writes each person's mean keypoint score above its box.
     """
+    if not isinstance(result, PoseResult):
+        people = list(result)
+        if min_score is None and people:
+            min_score = people[0].keypoint_threshold
+        result = tracks_result(people)
+    if min_score is None:
+        min_score = DEFAULT_MIN_SCORE
     scale = max(1, round(min(image.shape[:2]) / 320))
     colors = [_side(n) for n in result.keypoint_names]
     for kpts, scores, box in zip(result.keypoints, result.scores, result.boxes):
@@ -61,15 +73,18 @@ def draw_pose(
     return image
 
 
-def tracks_result(tracks: list[TrackedPose], skeleton: Skeleton) -> PoseResult:
-    """The tracker's people as a PoseResult (for draw_pose or to_dict)."""
-    k = skeleton.num_keypoints
+def tracks_result(tracks: Sequence[TrackedPose], skeleton: Skeleton | None = None) -> PoseResult:
+    """The tracker's people as a PoseResult; the skeleton's names and limbs come from the people
+    themselves unless `skeleton` is given (needed only to name the keypoints of an empty list)."""
+    names, limbs = (skeleton.keypoints, skeleton.limbs) if skeleton is not None else (
+        (tracks[0].keypoint_names, tracks[0].limbs) if tracks else ((), ()))
+    k = len(names) if names else (len(tracks[0].keypoints) if tracks else 0)
     return PoseResult(
-        keypoints=np.array([t.keypoints for t in tracks], np.float32).reshape(-1, k, 2),
-        scores=np.array([t.scores for t in tracks], np.float32).reshape(-1, k),
+        keypoints=np.array([t.keypoints for t in tracks], np.float32).reshape(len(tracks), k, 2),
+        scores=np.array([t.scores for t in tracks], np.float32).reshape(len(tracks), k),
         boxes=np.array([t.box for t in tracks], np.float32).reshape(-1, 4),
-        keypoint_names=skeleton.keypoints,
-        limbs=skeleton.limbs,
+        keypoint_names=names,
+        limbs=limbs,
     )
 
 
@@ -89,11 +104,17 @@ def _id_color(track_id: int) -> tuple[int, int, int]:
     return int(bgr[0]), int(bgr[1]), int(bgr[2])
 
 
-def draw_tracks(image: np.ndarray, tracks: list[TrackedPose], skeleton: Skeleton, min_score: float = 0.3) -> np.ndarray:
-    """Draw each tracked person's skeleton and box, with its ID above the box in the ID's colour."""
+def draw_tracks(image: np.ndarray, tracks: Sequence[TrackedPose], skeleton: Skeleton | None = None,
+                min_score: float | None = None) -> np.ndarray:
+    """Draw each tracked person's skeleton and box, with its ID above the box in the ID's colour
+    (a tentative track, ID 0, gets no label). min_score None: the tracker's keypoint threshold."""
+    if min_score is None and tracks:
+        min_score = tracks[0].keypoint_threshold
     draw_pose(image, tracks_result(tracks, skeleton), min_score=min_score, draw_boxes=True)
     scale = max(0.4, min(image.shape[:2]) / 900)
     for t in tracks:
+        if not t.track_id:
+            continue
         x, y = int(t.box[0]), max(int(t.box[1]), int(24 * scale) + 4)
         _label(image, f"#{t.track_id}", (x, y), scale, _id_color(t.track_id))
     return image

@@ -20,6 +20,7 @@ from ..preprocess import crop_people, normalize
 from ..skeleton import Skeleton
 from ..spec import ModelSpec
 from .backends import Backend, open_backend
+from .bundled import DEFAULT_POSE_MODEL, resolve_pose_model
 from .errors import InputError, ModelFileError
 from .result import PoseResult, StageTimes
 
@@ -38,6 +39,8 @@ class PreparedBatch:
 class Predictor:
     """Runs an exported student (or a .safetensors student, through torch) on images.
 
+    model_path: a file, or the name of a pose student shipped in the package (`bundled_models()`;
+    default "real-tiny").
     backend: None picks it from the suffix (.onnx, .tflite, .engine, .mlpackage, .safetensors).
     device: "auto", "cpu", "cuda", "tensorrt", "coreml" (what each backend accepts differs).
     num_threads: CPU threads for the backend; None leaves the backend's default.
@@ -49,7 +52,7 @@ class Predictor:
 
     def __init__(
         self,
-        model_path: str | os.PathLike,
+        model_path: str | os.PathLike = DEFAULT_POSE_MODEL,
         backend: str | None = None,
         device: str = "auto",
         num_threads: int | None = None,
@@ -58,7 +61,7 @@ class Predictor:
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
-        self.model_path = Path(model_path)
+        self.model_path: Path = resolve_pose_model(model_path)
         self.backend: Backend = open_backend(self.model_path, backend, device, num_threads)
         self.spec: ModelSpec = self.backend.spec
         self.skeleton: Skeleton = self.spec.skeleton

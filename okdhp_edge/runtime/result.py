@@ -1,4 +1,5 @@
-"""What `Predictor.predict` returns: keypoints in image pixels, their scores, and the boxes used."""
+"""What the runtime returns: `PoseResult` from `Predictor.predict` (keypoints in image pixels, their
+scores, the boxes used), and `TrackedPose`, one person on one frame from `PoseTracker`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -6,7 +7,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PoseResult", "StageTimes"]
+__all__ = ["PoseResult", "StageTimes", "TRACK_STATES", "TrackedPose"]
+
+TRACK_STATES = ("tentative", "confirmed", "coasting")
 
 
 @dataclass
@@ -37,14 +40,60 @@ class PoseResult:
         """JSON-ready: one entry per person with named keypoints."""
         people = []
         for kpts, scores, box in zip(self.keypoints, self.scores, self.boxes):
-            people.append({
-                "box": [round(float(v), 2) for v in box],
-                "keypoints": {
-                    name: {"x": round(float(x), 2), "y": round(float(y), 2), "score": round(float(s), 4)}
-                    for name, (x, y), s in zip(self.keypoint_names, kpts, scores)
-                },
-            })
+            people.append({"box": _box(box), "keypoints": _named_keypoints(self.keypoint_names, kpts, scores)})
         return {"people": people}
+
+
+@dataclass
+class TrackedPose:
+    """One person on one frame, as PoseTracker reports them.
+
+    track_id: the person's ID (0 while the track is tentative: IDs are spent on confirmed tracks only).
+    age: frames since the track started (0 on its first frame).
+    state: "confirmed" (a pose on this frame), "tentative" (new, not yet seen on `confirm` frames)
+    or "coasting" (no pose on this frame: box and keypoints are where its velocity takes them);
+    update() returns confirmed people only unless TrackerConfig.report is "all".
+    detection_score: the detector's score for the box whose crop gave this frame's pose (the
+    detection that started the track, or refreshed its crop on this frame); None when the pose came
+    from the track's own crop (frames between detections), from the whole frame (no detector), or
+    from a detector that returns no scores.
+    keypoint_threshold: the keypoint score the tracker counted as confident on this frame (its
+    automatic threshold unless the config set one); draw_pose hides keypoints below it.
+    """
+
+    track_id: int
+    box: np.ndarray  # (4,) xyxy around the confident keypoints
+    keypoints: np.ndarray  # (K, 2) image pixels, smoothed unless smoothing is off
+    scores: np.ndarray  # (K,) heatmap peak values
+    age: int
+    state: str = "confirmed"
+    detection_score: float | None = None
+    keypoint_threshold: float = 0.5
+    keypoint_names: tuple[str, ...] = ()
+    limbs: tuple[tuple[int, int], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready plain types: ID, state, age, box, scores and named keypoints (indices as
+        names when the skeleton's names are not known)."""
+        names = self.keypoint_names or tuple(str(i) for i in range(len(self.keypoints)))
+        return {
+            "track_id": int(self.track_id),
+            "state": str(self.state),
+            "age": int(self.age),
+            "box": _box(self.box),
+            "detection_score": None if self.detection_score is None else round(float(self.detection_score), 4),
+            "keypoint_threshold": round(float(self.keypoint_threshold), 4),
+            "keypoints": _named_keypoints(names, self.keypoints, self.scores),
+        }
+
+
+def _box(box: np.ndarray) -> list[float]:
+    return [round(float(v), 2) for v in box]
+
+
+def _named_keypoints(names: tuple[str, ...], keypoints: np.ndarray, scores: np.ndarray) -> dict[str, dict[str, float]]:
+    return {name: {"x": round(float(x), 2), "y": round(float(y), 2), "score": round(float(s), 4)}
+            for name, (x, y), s in zip(names, keypoints, scores)}
 
 
 @dataclass

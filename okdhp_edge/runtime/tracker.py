@@ -18,36 +18,29 @@ so an ID survives a crossing or a short occlusion. Keypoints are smoothed by a O
 from __future__ import annotations
 
 import math
+import os
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import Callable, Protocol
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
 from ..skeleton import Skeleton
 from .appearance import colour_signature, colour_similarity
 from .boxes import box_areas, clip_boxes, iou_matrix, oks_matrix
+from .bundled import DEFAULT_POSE_MODEL
+from .detector import Detector
 from .errors import InputError
 from .one_euro import OneEuroConfig, OneEuroFilter
-from .predictor import check_image
-from .result import PoseResult
+from .predictor import Predictor, check_image
+from .result import TRACK_STATES, PoseResult, TrackedPose
+from .tracker_config import TrackerConfig
 
-__all__ = ["PoseTracker", "TrackedPose", "TrackerConfig", "keypoint_box"]
+__all__ = ["TRACK_STATES", "PoseTracker", "TrackedPose", "TrackerConfig", "keypoint_box"]
 
 DetectorFn = Callable[[np.ndarray], np.ndarray]
 AUTO_POSES = 8  # auto thresholds: poses in detections' crops seen before the student's scores are trusted
 AUTO_PRIOR = 0.5  # the thresholds until then
-# TrackerConfig's whole-number fields and their least values; its other numbers (finite) and their rules
-COUNTS = {"detect_every": 0, "max_people": 1, "max_age": 0, "coast": 0, "confirm": 1, "min_keypoints": 1}
-SHARE: tuple[Callable[[float], bool], str] = (lambda v: 0 <= v <= 1, "in [0, 1]")
-AT_LEAST_0: tuple[Callable[[float], bool], str] = (lambda v: v >= 0, ">= 0")
-OR_AUTO: tuple[Callable[[float], bool], str] = (lambda v: True, "or None (auto)")
-NUMBERS = {
-    "fps": (lambda v: v > 0, "> 0"), "match_threshold": SHARE, "near_distance": AT_LEAST_0, "match_colour": SHARE,
-    "near_colour": SHARE, "colour_update": SHARE, "duplicate_oks": SHARE, "replace_iou": SHARE, "keypoint_score": OR_AUTO,
-    "lost_score": OR_AUTO, "auto_score": (lambda v: 0 < v <= 1, "in (0, 1]"), "margin": AT_LEAST_0, "min_box_size": AT_LEAST_0,
-    "partial_height": SHARE,
-}
 
 
 class PosePredictor(Protocol):
@@ -59,73 +52,13 @@ class PosePredictor(Protocol):
 
 
 @dataclass
-class TrackerConfig:
-    """Thresholds on keypoints are on heatmap peak scores (as in PoseResult.scores), whose scale
-    depends on the student: left at None, keypoint_score and lost_score follow the student's own
-    scores, `auto_score` times the median mean score of the poses found in detections' crops (0.5
-    until AUTO_POSES of them are seen; docs/runtime.md: how the share was chosen)."""
-
-    detect_every: int = 5  # with a detector: run it every this many frames (1: every frame; 0: only when nobody is tracked)
-    max_people: int = 8  # the most tracks followed at once
-    max_age: int = 15  # frames a track is kept without a pose before its ID is dropped
-    coast: int = 2  # a track that lost its pose still gets a crop, where its velocity takes it, for this many frames
-    confirm: int = 2  # frames in a row a new track must be seen on before it gets an ID and is reported (1: at once)
-    smoothing: OneEuroConfig | None = field(default_factory=OneEuroConfig)  # None: raw keypoints
-    fps: float = 30.0  # frame rate assumed for smoothing when update() gets no timestamp
-    match_threshold: float = 0.2  # least (IoU + OKS) / 2 for a pose to continue a track
-    near_distance: float = 0.5  # then: a pose this near a track's predicted box (centre distance / box height) continues it
-    match_colour: float = 0.5  # least colour similarity (appearance.py) for a pose to continue a track on IoU + OKS
-    near_colour: float = 0.7  # and on nearness
-    colour_update: float = 0.1  # weight of each new whole-body pose in a track's colours
-    duplicate_oks: float = 0.5  # poses more similar than this are one person (OKS-NMS)
-    replace_iou: float = 0.3  # a detection overlapping a tracked crop this much replaces the crop
-    keypoint_score: float | None = None  # keypoints at least this confident place the next crop; None: auto
-    min_keypoints: int = 4  # fewer confident keypoints than this: the pose is lost
-    lost_score: float | None = None  # mean score below this: the pose is lost; None: auto
-    auto_score: float = 0.6  # auto thresholds: this share of the median mean score of poses in detections' crops
-    margin: float = 0.15  # grow the keypoint box by this fraction of its size on each side
-    min_box_size: float = 16.0  # pixels; a box never shrinks below this
-    partial_height: float = 0.7  # a pose whose box is under this share of its track's body height is partial: the body's box is kept
-    flip_test: bool = False
-
-    def __post_init__(self) -> None:
-        """Every field checked here, so a bad setting (say, from a settings file) is named at once
-        instead of surfacing frames later as an odd error or silently odd tracking."""
-        for name, least in COUNTS.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
-                raise ValueError(f"TrackerConfig.{name} must be a whole number >= {least}, got {value!r}")
-        for name, (allowed, rule) in NUMBERS.items():
-            value = getattr(self, name)
-            if value is None and rule == OR_AUTO[1]:
-                continue
-            number = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
-            if not (number and math.isfinite(value) and allowed(value)):
-                raise ValueError(f"TrackerConfig.{name} must be a finite number {rule}, got {value!r}")
-        if self.smoothing is not None and not isinstance(self.smoothing, OneEuroConfig):
-            raise ValueError(f"TrackerConfig.smoothing must be a OneEuroConfig or None (raw keypoints), got {self.smoothing!r}")
-        if not isinstance(self.flip_test, (bool, np.bool_)):
-            raise ValueError(f"TrackerConfig.flip_test must be True or False, got {self.flip_test!r}")
-
-
-@dataclass
-class TrackedPose:
-    """One person on one frame. age: frames since the track started (0 on its first frame)."""
-
-    track_id: int
-    box: np.ndarray  # (4,) xyxy around the confident keypoints
-    keypoints: np.ndarray  # (K, 2) image pixels, smoothed unless smoothing is off
-    scores: np.ndarray  # (K,) heatmap peak values
-    age: int
-
-
-@dataclass
 class _Pose:
     box: np.ndarray  # around the confident keypoints
     keypoints: np.ndarray
     scores: np.ndarray
     colour: np.ndarray  # colour_signature of the box
     fresh: bool  # from a detection (or the whole frame): may start a track
+    detection_score: float | None  # the detector's score for the crop's box; None: not a scored detection
 
 
 @dataclass
@@ -142,6 +75,11 @@ class _Track:
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))  # pixels per frame
     age: int = 0
     missed: int = 0
+    detection_score: float | None = None  # of this frame's pose (_Pose.detection_score)
+
+    @property
+    def state(self) -> str:
+        return "tentative" if not self.track_id else "coasting" if self.missed else "confirmed"
 
     def predicted(self) -> tuple[np.ndarray, np.ndarray]:
         """Box and keypoints moved on by the velocity for the frames since the last pose."""
@@ -182,33 +120,39 @@ def keypoint_box(keypoints: np.ndarray, scores: np.ndarray, config: TrackerConfi
 
 
 class PoseTracker:
-    """Feed frames in order with `update(frame, timestamp)`; returns the people on that frame.
+    """Feed frames in order with `tracker(frame, timestamp)` (or `update`); returns the people on that frame.
 
-    detector: a `Detector` or any callable frame -> (N, 4+) xyxy boxes (extra columns ignored).
-    Without one, a frame where nobody is tracked is taken as one person filling the frame.
-    detect_every / max_people / max_age / smoothing override the config's fields; smoothing is
-    True (the default One-Euro settings), False (off) or a OneEuroConfig.
+    With no arguments it runs the default bundled student ("real-tiny") and the default `Detector()`.
+    predictor: a `Predictor` (or anything with its `predict` and `skeleton`), or a model name or
+    path for one. detector: a `Detector`, any callable frame -> (N, 4+) xyxy boxes (a fifth column
+    is taken as the score, further ones ignored), a name or path for Detector ("default",
+    "okdhp-person", "mediapipe", a YOLO export), or None: then a frame where nobody is tracked is
+    taken as one person filling the frame. config: a TrackerConfig, a dict of its fields, or a
+    YAML file of them (TrackerConfig.from_dict / from_yaml). detect_every / max_people / max_age /
+    smoothing override the config's fields; smoothing is True (the default One-Euro settings),
+    False (off) or a OneEuroConfig.
     """
 
     def __init__(
         self,
-        predictor: PosePredictor,
-        detector: DetectorFn | None = None,
-        config: TrackerConfig | None = None,
+        predictor: PosePredictor | str | os.PathLike = DEFAULT_POSE_MODEL,
+        detector: DetectorFn | str | os.PathLike | Sequence[str | os.PathLike] | None = "default",
+        config: TrackerConfig | Mapping[str, Any] | str | os.PathLike | None = None,
         *,
         detect_every: int | None = None,
         max_people: int | None = None,
         max_age: int | None = None,
         smoothing: bool | OneEuroConfig | None = None,
     ) -> None:
-        config = config or TrackerConfig()
+        config = _load_config(config)
         overrides: dict = {k: v for k, v in (("detect_every", detect_every), ("max_people", max_people), ("max_age", max_age)) if v is not None}
         if smoothing is not None:
             overrides["smoothing"] = (OneEuroConfig() if smoothing is True else None) if isinstance(smoothing, bool) else smoothing
         self.config = TrackerConfig(**{**config.__dict__, **overrides})
-        self.predictor = predictor
-        self.detector = detector
-        sigmas = predictor.skeleton.sigmas
+        self.predictor: PosePredictor = Predictor(predictor) if isinstance(predictor, (str, os.PathLike)) else predictor
+        self.detector: DetectorFn | None = Detector(detector) if isinstance(detector, (str, os.PathLike, list, tuple)) else detector
+        self.skeleton: Skeleton = self.predictor.skeleton
+        sigmas = self.skeleton.sigmas
         self._sigmas = np.asarray(sigmas, np.float64) if sigmas else None
         self.tracks: list[_Track] = []
         self.detections = 0  # detector calls so far
@@ -219,6 +163,9 @@ class PoseTracker:
         self._frames = 0  # frames since the start or the last reset
         self._size: tuple[int, int] | None = None
         self._time: float | None = None
+
+    def __repr__(self) -> str:
+        return f"PoseTracker({self.predictor!r}, {self.detector!r})"
 
     def reset(self) -> None:
         """Forget every track and the last timestamp (e.g. after a scene cut, or before another
@@ -244,18 +191,36 @@ class PoseTracker:
         every = self.config.detect_every
         looked = not len(crops) or (self.detector is not None and every > 0 and self._since_detect >= every)
         fresh = np.zeros(len(crops), bool)
+        scores = np.full(len(crops), np.nan, np.float32)
         if looked:
-            crops, fresh = self._initial_crops(frame, crops)
-        poses = self._poses(frame, crops, fresh, rgb)
+            crops, fresh, scores = self._initial_crops(frame, crops)
+        poses = self._poses(frame, crops, fresh, scores, rgb)
         if not poses and not looked:
             poses = self._poses(frame, *self._initial_crops(frame, crops[:0]), rgb)  # every pose lost: look again now
         self._assign(frame, poses, now)
-        return [
-            TrackedPose(t.track_id, t.box.copy(), t.smoothed.copy(), t.scores.copy(), t.age)
-            for t in sorted(self.tracks, key=lambda t: t.track_id) if t.missed == 0 and t.track_id
-        ]
+        return self._people()
+
+    def __call__(self, frame: np.ndarray, timestamp: float | None = None, rgb: bool = False) -> list[TrackedPose]:
+        """The same as `update`: a tracker is the one pipeline object an app calls per frame."""
+        return self.update(frame, timestamp, rgb)
 
     # -- steps ---------------------------------------------------------------------------------
+
+    def _people(self) -> list[TrackedPose]:
+        """The tracks to report (config.report), tentative ones last; a coasting track where its
+        velocity takes it since its last pose."""
+        threshold = float(self.scoring.keypoint_score)
+        people = []
+        for t in sorted(self.tracks, key=lambda t: (not t.track_id, t.track_id)):
+            state = t.state
+            if state != "confirmed" and self.config.report != "all":
+                continue
+            shift = t.velocity * t.missed
+            people.append(TrackedPose(
+                t.track_id, (t.box + np.tile(shift, 2)).astype(np.float32), (t.smoothed + shift).astype(np.float32), t.scores.copy(),
+                t.age, state, t.detection_score if state != "coasting" else None, threshold, self.skeleton.keypoints, self.skeleton.limbs,
+            ))
+        return people
 
     def _resolved(self) -> TrackerConfig:
         """The config with keypoint_score / lost_score set: as given, or from the student's scores."""
@@ -281,40 +246,44 @@ class PoseTracker:
         self._time = now
         return now
 
-    def _initial_crops(self, frame: np.ndarray, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _initial_crops(self, frame: np.ndarray, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Tracked crops with detections merged in: overlapping ones replace crops, others are added.
         Without a detector: the crops, or the whole frame when there are none. Also which crops are
-        fresh (a detection's, or the whole frame): only their poses may start new tracks."""
+        fresh (a detection's, or the whole frame): only their poses may start new tracks; and each
+        crop's detection score (NaN: not a scored detection)."""
         if self.detector is None:
             height, width = frame.shape[:2]
             if len(crops):
-                return crops, np.zeros(len(crops), bool)
-            return np.array([[0, 0, width - 1, height - 1]], np.float32), np.ones(1, bool)
+                return crops, np.zeros(len(crops), bool), np.full(len(crops), np.nan, np.float32)
+            return np.array([[0, 0, width - 1, height - 1]], np.float32), np.ones(1, bool), np.full(1, np.nan, np.float32)
         self.detections += 1
         self._since_detect = 0
         found = np.asarray(self.detector(frame), np.float32)
         if found.size and (found.ndim == 0 or found.shape[-1] < 4):
             raise InputError(f"the detector returned an array of shape {found.shape}; PoseTracker expects (N, 4+) boxes, "
                              "x1, y1, x2, y2 in pixels first (extra columns such as a score are ignored)")
-        found = found.reshape(-1, found.shape[-1] if found.size else 4)[:, :4]
-        found = clip_boxes(found[np.isfinite(found).all(axis=1)], frame.shape[1], frame.shape[0])
+        found = found.reshape(-1, found.shape[-1] if found.size else 4)
+        found = np.concatenate([found[:, :4], found[:, 4:5] if found.shape[1] > 4 else np.full((len(found), 1), np.nan)], axis=1)
+        found = clip_boxes(found[np.isfinite(found[:, :4]).all(axis=1)], frame.shape[1], frame.shape[0])  # x1, y1, x2, y2, score
         crops = crops.copy()
         fresh = np.zeros(len(crops), bool)
+        scores = np.full(len(crops), np.nan, np.float32)
         extra = []
-        overlap = iou_matrix(found, crops)
+        overlap = iou_matrix(found[:, :4], crops)
         for i in range(len(found)):
             j = int(overlap[i].argmax()) if overlap.shape[1] else -1
             if j >= 0 and overlap[i, j] >= self.config.replace_iou:
-                crops[j], fresh[j] = found[i], True
+                crops[j], fresh[j], scores[j] = found[i, :4], True, found[i, 4]
                 overlap[:, j] = -1  # one detection per crop
             else:
                 extra.append(found[i])
-        extra = np.array(extra[:max(self.config.max_people - len(crops), 0)], np.float32).reshape(-1, 4)
-        return np.concatenate([crops, extra]), np.concatenate([fresh, np.ones(len(extra), bool)])
+        extra = np.array(extra[:max(self.config.max_people - len(crops), 0)], np.float32).reshape(-1, 5)
+        return (np.concatenate([crops, extra[:, :4]]), np.concatenate([fresh, np.ones(len(extra), bool)]),
+                np.concatenate([scores, extra[:, 4]]))
 
-    def _poses(self, frame: np.ndarray, crops: np.ndarray, fresh: np.ndarray, rgb: bool) -> list[_Pose]:
-        """The poses found in `crops`, lost ones dropped, duplicates merged (fresh if any of them
-        was), each with its colours."""
+    def _poses(self, frame: np.ndarray, crops: np.ndarray, fresh: np.ndarray, scores: np.ndarray, rgb: bool) -> list[_Pose]:
+        """The poses found in `crops`, lost ones dropped, duplicates merged (fresh, and scored, if
+        any of them was), each with its colours and its crop's detection score."""
         if not len(crops):
             return []
         result = self.predictor.predict(frame, crops, rgb, self.config.flip_test)
@@ -323,10 +292,11 @@ class PoseTracker:
         self._found_scores.extend(m for m in means if math.isfinite(m))
         self.scoring = self._resolved()
         poses = []
-        for kpts, scores, is_fresh in zip(result.keypoints, result.scores, fresh):
-            box = keypoint_box(kpts, scores, self.scoring, width, height)
+        for kpts, kpt_scores, is_fresh, found in zip(result.keypoints, result.scores, fresh, scores):
+            box = keypoint_box(kpts, kpt_scores, self.scoring, width, height)
             if box is not None:
-                poses.append(_Pose(box, kpts, scores, colour_signature(frame, box), bool(is_fresh)))
+                detection = float(found) if math.isfinite(found) else None
+                poses.append(_Pose(box, kpts, kpt_scores, colour_signature(frame, box), bool(is_fresh), detection))
         if len(poses) < 2:
             return poses
         poses.sort(key=lambda p: -float(p.scores.mean()))
@@ -341,6 +311,8 @@ class PoseTracker:
                 kept.append(i)
             else:
                 poses[twin].fresh |= poses[i].fresh
+                if poses[twin].detection_score is None:
+                    poses[twin].detection_score = poses[i].detection_score
         return [poses[i] for i in kept]
 
     def _assign(self, frame: np.ndarray, poses: list[_Pose], now: float) -> None:
@@ -397,7 +369,8 @@ class PoseTracker:
     def _start(self, pose: _Pose, now: float) -> _Track:
         smoother = OneEuroFilter(self.config.smoothing) if self.config.smoothing is not None else None
         smoothed = smoother(pose.keypoints, now) if smoother is not None else pose.keypoints
-        track = _Track(0, pose.box, pose.keypoints, pose.scores, pose.colour, pose.box[2:] - pose.box[:2], pose.box, smoothed, smoother)
+        track = _Track(0, pose.box, pose.keypoints, pose.scores, pose.colour, pose.box[2:] - pose.box[:2], pose.box, smoothed, smoother,
+                       detection_score=pose.detection_score)
         if self.config.confirm <= 1 or self._frames == 1:
             self._confirm(track)
         return track
@@ -446,4 +419,18 @@ class PoseTracker:
         if not track.track_id and track.age + 2 >= self.config.confirm:
             self._confirm(track)
         track.box, track.keypoints, track.scores, track.missed = box, keypoints, scores, 0
+        track.detection_score = pose.detection_score
         track.smoothed = track.smoother(keypoints, now) if track.smoother is not None else keypoints
+
+
+def _load_config(config: TrackerConfig | Mapping[str, Any] | str | os.PathLike | None) -> TrackerConfig:
+    """PoseTracker's `config` argument as a TrackerConfig."""
+    if config is None:
+        return TrackerConfig()
+    if isinstance(config, TrackerConfig):
+        return config
+    if isinstance(config, Mapping):
+        return TrackerConfig.from_dict(config)
+    if isinstance(config, (str, os.PathLike)):
+        return TrackerConfig.from_yaml(config)
+    raise TypeError(f"config must be a TrackerConfig, a dict of its fields or a YAML file's path, got {type(config).__name__}")
