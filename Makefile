@@ -9,6 +9,7 @@ PLATFORM := $(shell $(PYTHON) -c 'import platform, sys; print(f"py{sys.version_i
 LOCK ?= requirements/lock-$(PLATFORM).txt
 PIP_INSTALL := $(VPY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -c $(LOCK)
 PIP_TOOLS := pip-tools==7.7.0
+LOCK_UPGRADE ?= --upgrade  # `make lock LOCK_UPGRADE=` adds what pyproject.toml gained, keeping every other pin
 RUN ?= runs/demo
 # The speed switches the default run picks on this 2-core CPU by timing, fixed: the thread count
 # and the precision change how sums round, so a busier machine could pick others and print other figures.
@@ -23,6 +24,7 @@ $(LOCK):
 # The build backend (setuptools) comes from the lock too: --no-build-isolation keeps pip from
 # fetching whatever setuptools the index serves on the day.
 $(VENV)/.installed: pyproject.toml constraints.txt $(LOCK)
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) setuptools wheel
 	$(PIP_INSTALL) --no-build-isolation -e ".[all]"
@@ -36,6 +38,8 @@ demo: setup
 	$(VPY) examples/predict_image.py --model $(RUN)/export/target-int8.onnx --synthetic --out $(RUN)/prediction.jpg
 
 test: setup
+	$(VPY) -m ruff check .
+	$(VPY) -m ruff format --check .
 	$(VPY) -m pytest -q
 
 models: setup
@@ -43,12 +47,13 @@ models: setup
 
 # Re-resolve every version of this platform's lock to the newest that pyproject.toml and
 # constraints.txt allow; then run `make clean test demo` and commit the lock with the figures.
+# (Changing the lock or pyproject.toml makes the next `make setup` rebuild .venv from scratch.)
 lock:
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet --disable-pip-version-check $(PIP_TOOLS)
 	mkdir -p $(dir $(LOCK))
-	CUSTOM_COMPILE_COMMAND="make lock" .lock-venv/bin/pip-compile --quiet --upgrade --extra all --all-build-deps --allow-unsafe --strip-extras \
+	CUSTOM_COMPILE_COMMAND="make lock" .lock-venv/bin/pip-compile --quiet $(LOCK_UPGRADE) --extra all --all-build-deps --allow-unsafe --strip-extras \
 		--no-emit-find-links --no-emit-index-url -c constraints.txt -o $(LOCK) pyproject.toml
 	# Drop the project's own line (an absolute path) and torch's local tag (+cpu), so the same
 	# pin takes the CUDA build of that release on a GPU machine, as constraints.txt does.

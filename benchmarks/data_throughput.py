@@ -11,6 +11,7 @@ model's score can be read against what needs no learning at all.
 Usage: .venv/bin/python benchmarks/data_throughput.py [--train 300] [--val 100] [--samples 300]
 Writes benchmarks/results/data_throughput.json and prints a table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,13 +47,17 @@ def _throughput(root: Path, n: int) -> list[dict]:
     rows = []
     for name, (w, h) in SIZES.items():
         spec = InputSpec(width=w, height=h)
-        train = build_dataset(f"coco:{root}", "train", spec, COCO17, train=True, augment=AugmentConfig(half_body_prob=0.3))
+        train = build_dataset(
+            f"coco:{root}", "train", spec, COCO17, train=True, augment=AugmentConfig(half_body_prob=0.3)
+        )
         val = build_dataset(f"coco:{root}", "val", spec, COCO17)
-        rows.append({
-            "input": name,
-            "train_samples_per_s": _rate(lambda i: train[i % len(train)], n),
-            "val_samples_per_s": _rate(lambda i: val[i % len(val)], n),
-        })
+        rows.append(
+            {
+                "input": name,
+                "train_samples_per_s": _rate(lambda i, data=train: data[i % len(data)], n),
+                "val_samples_per_s": _rate(lambda i, data=val: data[i % len(data)], n),
+            }
+        )
     return rows
 
 
@@ -115,8 +120,11 @@ def main() -> None:
         },
         "set": {"train_images": args.train, "val_images": args.val, "seed": 0},
         "machine": {
-            "cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "numpy": np.__version__, "opencv": cv2.__version__,
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "opencv": cv2.__version__,
             "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
         },
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),

@@ -18,6 +18,7 @@ Usage: .venv/bin/python benchmarks/export_matrix.py [--preset edge] [--students 
        [--formats onnx,tflite] [--precisions fp32,fp16,int8,int8-mixed] [--runs 50] [--threads 2]
 Writes benchmarks/results/export_matrix.json and export_matrix.md and prints the table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,7 +45,9 @@ VARIANTS = {"int8-mixed": ("int8", {"int8_residual": "float"})}
 GOAL_SPEEDUP, GOAL_DROP, GOAL_ONNX_TFLITE = 2.0, 1.0, 1.25
 
 
-def find_students(students_dir: str | Path | None, preset_name: str, branches: list[int], work: Path) -> tuple[list[Path], bool]:
+def find_students(
+    students_dir: str | Path | None, preset_name: str, branches: list[int], work: Path
+) -> tuple[list[Path], bool]:
     """(student files, trained?): the trained students in `students_dir` (RUN/students, without its
     `target.*` copy of one of them), else untrained students of the preset's `branches` in `work`."""
     if students_dir:
@@ -105,12 +108,24 @@ def int8_side_by_side(student: str, onnx_path: Path, tflite_path: Path, args) ->
     """ONNX INT8 and TFLite INT8 of one student timed in alternating rounds, at 1 and 2 threads."""
     rows = []
     for threads in (1, 2):
-        onnx_ms, tflite_ms = _interleaved(_artifact_timer(onnx_path, threads), _artifact_timer(tflite_path, threads),
-                                          args.runs, args.warmup, args.rounds)
+        onnx_ms, tflite_ms = _interleaved(
+            _artifact_timer(onnx_path, threads),
+            _artifact_timer(tflite_path, threads),
+            args.runs,
+            args.warmup,
+            args.rounds,
+        )
         onnx_median, tflite_median = statistics.median(onnx_ms), statistics.median(tflite_ms)
-        rows.append({"student": student, "threads": threads, "onnx_ms": round(onnx_median, 3),
-                     "tflite_ms": round(tflite_median, 3), "ratio": round(onnx_median / tflite_median, 2),
-                     "ratio_ok": onnx_median / tflite_median <= GOAL_ONNX_TFLITE})
+        rows.append(
+            {
+                "student": student,
+                "threads": threads,
+                "onnx_ms": round(onnx_median, 3),
+                "tflite_ms": round(tflite_median, 3),
+                "ratio": round(onnx_median / tflite_median, 2),
+                "ratio_ok": onnx_median / tflite_median <= GOAL_ONNX_TFLITE,
+            }
+        )
     return rows
 
 
@@ -124,8 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--students", help="folder of trained students (RUN/students); default: untrained preset students")
     p.add_argument("--branches", default="0,1,2", help="preset branches to build when --students is not given")
     p.add_argument("--formats", default="onnx,tflite")
-    p.add_argument("--precisions", default="fp32,fp16,int8,int8-mixed",
-                   help="int8-mixed: INT8 with the residual stream in float (int8_residual=float)")
+    p.add_argument(
+        "--precisions",
+        default="fp32,fp16,int8,int8-mixed",
+        help="int8-mixed: INT8 with the residual stream in float (int8_residual=float)",
+    )
     p.add_argument("--runs", type=int, default=50, help="timed runs per artifact (>= 50 for the README figures)")
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--rounds", type=int, default=10, help="alternations between artifact and PyTorch timing blocks")
@@ -161,30 +179,51 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     print(f"[{spec.name}] {fmt} {precision}: exporting ...", flush=True)
                     real_precision, options = VARIANTS.get(precision, (precision, {}))
-                    result = export(student_path, fmt, real_precision, work / "artifacts" / precision,
-                                    calib_data=args.calib_data, calib_images=args.calib_images,
-                                    verify_images=args.verify_images, metric=args.metric, num_threads=1, **options)
+                    result = export(
+                        student_path,
+                        fmt,
+                        real_precision,
+                        work / "artifacts" / precision,
+                        calib_data=args.calib_data,
+                        calib_images=args.calib_images,
+                        verify_images=args.verify_images,
+                        metric=args.metric,
+                        num_threads=1,
+                        **options,
+                    )
                     artifacts[fmt, precision] = result.artifact
                     torch.set_num_threads(args.threads)
-                    art_ms, torch_ms = _interleaved(_artifact_timer(result.artifact, args.threads), torch_once,
-                                                    args.runs, args.warmup, args.rounds)
+                    art_ms, torch_ms = _interleaved(
+                        _artifact_timer(result.artifact, args.threads), torch_once, args.runs, args.warmup, args.rounds
+                    )
                     torch.set_num_threads(1)
                     v = result.report["verification"]
-                    rows.append({
-                        "student": spec.name, "params": spec.params, "macs": spec.macs, "format": fmt,
-                        "precision": precision, "size_mb": round(result.report["size_bytes"] / 1e6, 3),
-                        "latency_ms": round(statistics.median(art_ms), 3), "latency_p90_ms": round(_p90(art_ms), 3),
-                        "latency_min_ms": round(min(art_ms), 3),
-                        "torch_ms": round(statistics.median(torch_ms), 3), "torch_p90_ms": round(_p90(torch_ms), 3),
-                        "torch_min_ms": round(min(torch_ms), 3),
-                        "speedup": round(statistics.median(torch_ms) / statistics.median(art_ms), 2),
-                        "speedup_min": round(min(torch_ms) / min(art_ms), 2),
-                        "runs": len(art_ms), "metric": args.metric,
-                        "torch_metric": v.get("torch", {}).get(args.metric),
-                        "export_metric": v.get("exported", {}).get(args.metric), "drop": v.get("drop"),
-                        "kp_agreement": v.get("kp_agreement@0.05"), "heatmap_max_abs_diff": v.get("heatmap_max_abs_diff"),
-                        "status": result.report["status"],
-                    })
+                    rows.append(
+                        {
+                            "student": spec.name,
+                            "params": spec.params,
+                            "macs": spec.macs,
+                            "format": fmt,
+                            "precision": precision,
+                            "size_mb": round(result.report["size_bytes"] / 1e6, 3),
+                            "latency_ms": round(statistics.median(art_ms), 3),
+                            "latency_p90_ms": round(_p90(art_ms), 3),
+                            "latency_min_ms": round(min(art_ms), 3),
+                            "torch_ms": round(statistics.median(torch_ms), 3),
+                            "torch_p90_ms": round(_p90(torch_ms), 3),
+                            "torch_min_ms": round(min(torch_ms), 3),
+                            "speedup": round(statistics.median(torch_ms) / statistics.median(art_ms), 2),
+                            "speedup_min": round(min(torch_ms) / min(art_ms), 2),
+                            "runs": len(art_ms),
+                            "metric": args.metric,
+                            "torch_metric": v.get("torch", {}).get(args.metric),
+                            "export_metric": v.get("exported", {}).get(args.metric),
+                            "drop": v.get("drop"),
+                            "kp_agreement": v.get("kp_agreement@0.05"),
+                            "heatmap_max_abs_diff": v.get("heatmap_max_abs_diff"),
+                            "status": result.report["status"],
+                        }
+                    )
                     print(_table(rows[-1:], header=False), flush=True)
             if ("onnx", "int8") in artifacts and ("tflite", "int8") in artifacts:
                 pairs += int8_side_by_side(spec.name, artifacts["onnx", "int8"], artifacts["tflite", "int8"], args)
@@ -192,11 +231,23 @@ def main(argv: list[str] | None = None) -> int:
 
     goals = _goals(rows)
     data = {
-        "machine": {"platform": platform.platform(), "processor": cpu_model(), "cpus": os.cpu_count(),
-                    "threads": args.threads, "torch": torch.__version__},
-        "settings": {"preset": args.preset, "students": args.students, "runs": args.runs, "warmup": args.warmup,
-                     "calib_data": args.calib_data, "calib_images": args.calib_images,
-                     "verify_images": args.verify_images, "metric": args.metric},
+        "machine": {
+            "platform": platform.platform(),
+            "processor": cpu_model(),
+            "cpus": os.cpu_count(),
+            "threads": args.threads,
+            "torch": torch.__version__,
+        },
+        "settings": {
+            "preset": args.preset,
+            "students": args.students,
+            "runs": args.runs,
+            "warmup": args.warmup,
+            "calib_data": args.calib_data,
+            "calib_images": args.calib_images,
+            "verify_images": args.verify_images,
+            "metric": args.metric,
+        },
         "trained": trained,
         "accuracy_note": None if trained else "untrained students: accuracy and drop columns are meaningless",
         "rows": rows,
@@ -225,8 +276,11 @@ def _goals(rows: list[dict]) -> dict[str, dict]:
             continue
         drop = row["drop"]
         goals[f"{row['student']} {row['format']} {row['precision']}"] = {
-            "speedup": row["speedup_min"], "speedup_median": row["speedup"], "speedup_ok": row["speedup_min"] >= GOAL_SPEEDUP,
-            "drop": drop, "drop_ok": drop is not None and drop <= GOAL_DROP,
+            "speedup": row["speedup_min"],
+            "speedup_median": row["speedup"],
+            "speedup_ok": row["speedup_min"] >= GOAL_SPEEDUP,
+            "drop": drop,
+            "drop_ok": drop is not None and drop <= GOAL_DROP,
         }
     return goals
 
@@ -240,24 +294,31 @@ def _drop_verdict(goal: dict, trained: bool) -> str:
 def _table(rows: list[dict], header: bool = True) -> str:
     lines = []
     if header:
-        lines += ["| student | format | precision | size (MB) | latency ms median (p90) / min | torch fp32 ms median / min "
-                  "| speedup median / min | kp agreement % | metric torch -> export | drop | status |",
-                  "|" + "---|" * 11]
+        lines += [
+            "| student | format | precision | size (MB) | latency ms median (p90) / min | torch fp32 ms median / min "
+            "| speedup median / min | kp agreement % | metric torch -> export | drop | status |",
+            "|" + "---|" * 11,
+        ]
     for r in rows:
         metric = "-" if r["torch_metric"] is None else f"{r['torch_metric']:.2f} -> {r['export_metric']:.2f}"
         drop = "-" if r["drop"] is None else f"{r['drop']:.2f}"
         agreement = "-" if r["kp_agreement"] is None else f"{r['kp_agreement']:.1f}"
-        lines.append(f"| {r['student']} | {r['format']} | {r['precision']} | {r['size_mb']:.2f} | "
-                     f"{r['latency_ms']:.2f} ({r['latency_p90_ms']:.2f}) / {r['latency_min_ms']:.2f} | "
-                     f"{r['torch_ms']:.2f} / {r['torch_min_ms']:.2f} | {r['speedup']:.2f}x / {r['speedup_min']:.2f}x | "
-                     f"{agreement} | {metric} | {drop} | {r['status']} |")
+        lines.append(
+            f"| {r['student']} | {r['format']} | {r['precision']} | {r['size_mb']:.2f} | "
+            f"{r['latency_ms']:.2f} ({r['latency_p90_ms']:.2f}) / {r['latency_min_ms']:.2f} | "
+            f"{r['torch_ms']:.2f} / {r['torch_min_ms']:.2f} | {r['speedup']:.2f}x / {r['speedup_min']:.2f}x | "
+            f"{agreement} | {metric} | {drop} | {r['status']} |"
+        )
     return "\n".join(lines)
 
 
 def _pairs_table(pairs: list[dict]) -> str:
     lines = ["| student | threads | onnx int8 ms | tflite int8 ms | onnx / tflite |", "|---|---|---|---|---|"]
-    lines += [f"| {p['student']} | {p['threads']} | {p['onnx_ms']:.2f} | {p['tflite_ms']:.2f} | "
-              f"{p['ratio']:.2f}{'' if p['ratio_ok'] else f' (over {GOAL_ONNX_TFLITE})'} |" for p in pairs]
+    lines += [
+        f"| {p['student']} | {p['threads']} | {p['onnx_ms']:.2f} | {p['tflite_ms']:.2f} | "
+        f"{p['ratio']:.2f}{'' if p['ratio_ok'] else f' (over {GOAL_ONNX_TFLITE})'} |"
+        for p in pairs
+    ]
     return "\n".join(lines)
 
 
@@ -268,28 +329,45 @@ def _markdown(data: dict) -> str:
         "",
         f"Batch 1, {data['machine']['threads']} threads, median of {s['runs']} runs after {s['warmup']} warm-up runs, "
         f"interleaved with PyTorch eager FP32 on the same student; {data['machine']['cpus']} CPUs, "
-        f"{data['machine']['processor']} ({data['machine']['platform']}). Accuracy: {s['metric']} on {s['verify_images']} held-out "
+        f"{data['machine']['processor']} ({data['machine']['platform']}). Accuracy: {s['metric']} on "
+        f"{s['verify_images']} held-out "
         f"{s['calib_data']} val crops (calibration: {s['calib_images']} other crops).",
         "",
     ]
-    stalled = [r for r in data["rows"] if r["torch_ms"] > 3 * r["torch_min_ms"] or r["latency_ms"] > 3 * r["latency_min_ms"]]
+    stalled = [
+        r for r in data["rows"] if r["torch_ms"] > 3 * r["torch_min_ms"] or r["latency_ms"] > 3 * r["latency_min_ms"]
+    ]
     if stalled:
-        lines += [f"**Note: {len(stalled)} row(s) have a median more than 3x their minimum: the machine was busy with "
-                  "other work while they were timed; read their minima.**", ""]
+        lines += [
+            f"**Note: {len(stalled)} row(s) have a median more than 3x their minimum: the machine was busy with "
+            "other work while they were timed; read their minima.**",
+            "",
+        ]
     if data["accuracy_note"]:
         lines += [f"**Note: {data['accuracy_note']}.**", ""]
-    lines += [_table(data["rows"]), "",
-              "Goals (INT8 >= 2x faster than PyTorch eager FP32, <= 1.0 point lost); speedup judged min vs min, "
-              "since on a shared machine PyTorch's OpenMP threads stall far more than the runtimes' and inflate "
-              "the median ratio:", ""]
+    lines += [
+        _table(data["rows"]),
+        "",
+        "Goals (INT8 >= 2x faster than PyTorch eager FP32, <= 1.0 point lost); speedup judged min vs min, "
+        "since on a shared machine PyTorch's OpenMP threads stall far more than the runtimes' and inflate "
+        "the median ratio:",
+        "",
+    ]
     for name, g in data["goals"].items():
         drop = "n/a" if g["drop"] is None else f"{g['drop']:.2f}"
-        lines.append(f"- {name}: speedup {g['speedup']:.2f}x (median {g['speedup_median']:.2f}x) "
-                     f"({'met' if g['speedup_ok'] else 'NOT met'}), "
-                     f"drop {drop} ({_drop_verdict(g, data['trained'])})")
+        lines.append(
+            f"- {name}: speedup {g['speedup']:.2f}x (median {g['speedup_median']:.2f}x) "
+            f"({'met' if g['speedup_ok'] else 'NOT met'}), "
+            f"drop {drop} ({_drop_verdict(g, data['trained'])})"
+        )
     if data["int8_side_by_side"]:
-        lines += ["", f"ONNX INT8 against TFLite INT8 of the same student, interleaved with each other, median of "
-                  f"{s['runs']} runs (goal: ONNX <= {GOAL_ONNX_TFLITE}x TFLite):", "", _pairs_table(data["int8_side_by_side"])]
+        lines += [
+            "",
+            f"ONNX INT8 against TFLite INT8 of the same student, interleaved with each other, median of "
+            f"{s['runs']} runs (goal: ONNX <= {GOAL_ONNX_TFLITE}x TFLite):",
+            "",
+            _pairs_table(data["int8_side_by_side"]),
+        ]
     return "\n".join(lines) + "\n"
 
 

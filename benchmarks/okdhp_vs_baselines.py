@@ -11,8 +11,10 @@ Prints mean +- std of the target student's PCK@0.2, PCK@0.1 and OKS AP and write
 Full run (tens of minutes on a 2-core CPU):
     python benchmarks/okdhp_vs_baselines.py
 A quick check that it works:
-    python benchmarks/okdhp_vs_baselines.py --seeds 0 --epochs 1 --train-images 40 --val-images 10 --ablation-temperatures 1.0 --no-detach-ablation
+    python benchmarks/okdhp_vs_baselines.py --seeds 0 --epochs 1 --train-images 40 --val-images 10 \
+        --ablation-temperatures 1.0 --no-detach-ablation
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,19 +36,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="tiny")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--modes", nargs="*", default=["single", "independent", "okdhp"], choices=["single", "independent", "okdhp"],
-                   help="baseline rows to run; give none (bare --modes) to run only the ablation rows")
+    p.add_argument(
+        "--modes",
+        nargs="*",
+        default=["single", "independent", "okdhp"],
+        choices=["single", "independent", "okdhp"],
+        help="baseline rows to run; give none (bare --modes) to run only the ablation rows",
+    )
     p.add_argument("--epochs", type=int, help="default: the preset's")
     p.add_argument("--train-images", type=int, help="synthetic training images (default: the preset's)")
     p.add_argument("--val-images", type=int, help="synthetic validation images (default: the preset's)")
-    p.add_argument("--ablation-temperatures", type=float, nargs="*", default=[1.0, 0.3, 0.05],
-                   help="extra okdhp runs at these KL temperatures (the preset's own value is the main okdhp row)")
-    p.add_argument("--no-detach-ablation", action="store_true", help="skip the okdhp run with a non-detached ensemble target")
+    p.add_argument(
+        "--ablation-temperatures",
+        type=float,
+        nargs="*",
+        default=[1.0, 0.3, 0.05],
+        help="extra okdhp runs at these KL temperatures (the preset's own value is the main okdhp row)",
+    )
+    p.add_argument(
+        "--no-detach-ablation", action="store_true", help="skip the okdhp run with a non-detached ensemble target"
+    )
     p.add_argument("--ablation-seeds", type=int, nargs="+", help="seeds for the ablation rows (default: --seeds)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--amp", default="off", choices=["off", "bf16", "fp16"],
-                   help="one precision for every run (channels_last too), so variants differ only in what is compared; "
-                        "default off = fp32, as the committed results")
+    p.add_argument(
+        "--amp",
+        default="off",
+        choices=["off", "bf16", "fp16"],
+        help="one precision for every run (channels_last too), so variants differ only in what is compared; "
+        "default off = fp32, as the committed results",
+    )
     p.add_argument("--workdir", type=Path, default=ROOT / "runs" / "bench-okdhp-vs-baselines")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "okdhp_vs_baselines.json")
     return p.parse_args(argv)
@@ -58,15 +76,23 @@ def variants(args: argparse.Namespace, base_temperature: float) -> list[dict]:
     ablation_seeds = args.ablation_seeds or args.seeds
     for t in args.ablation_temperatures:
         if t != base_temperature:
-            rows.append({"variant": f"okdhp T={t:g}", "mode": "okdhp", "loss": {"kl_temperature": t}, "seeds": ablation_seeds})
+            rows.append(
+                {"variant": f"okdhp T={t:g}", "mode": "okdhp", "loss": {"kl_temperature": t}, "seeds": ablation_seeds}
+            )
     if not args.no_detach_ablation:
-        rows.append({"variant": "okdhp no-detach", "mode": "okdhp", "loss": {"detach_target": False}, "seeds": ablation_seeds})
+        rows.append(
+            {"variant": "okdhp no-detach", "mode": "okdhp", "loss": {"detach_target": False}, "seeds": ablation_seeds}
+        )
     return rows
 
 
 def run_one(args: argparse.Namespace, variant: dict, seed: int) -> dict:
-    overrides: dict = {"mode": variant["mode"], "system": {"seed": seed, "amp": args.amp, "channels_last": True},
-                       "loss": dict(variant["loss"]), "eval": {"samples": 0}}
+    overrides: dict = {
+        "mode": variant["mode"],
+        "system": {"seed": seed, "amp": args.amp, "channels_last": True},
+        "loss": dict(variant["loss"]),
+        "eval": {"samples": 0},
+    }
     data = {k: v for k, v in (("train_images", args.train_images), ("val_images", args.val_images)) if v is not None}
     if data:
         overrides["data"] = data
@@ -79,8 +105,13 @@ def run_one(args: argparse.Namespace, variant: dict, seed: int) -> dict:
     start = time.perf_counter()
     result = train(cfg, out, progress=False)
     row = next(r for r in result.rows if r.target)
-    return {"seed": seed, **{k: row.metrics.get(k) for k in METRICS}, "student": row.name,
-            "time_s": round(time.perf_counter() - start, 1), "run": str(out)}
+    return {
+        "seed": seed,
+        **{k: row.metrics.get(k) for k in METRICS},
+        "student": row.name,
+        "time_s": round(time.perf_counter() - start, 1),
+        "run": str(out),
+    }
 
 
 def summarize(values: list[float]) -> tuple[float, float]:
@@ -108,16 +139,25 @@ def main(argv: list[str] | None = None) -> int:
     lines = [header, "-" * len(header)]
     for row in rows:
         delta = row["pck@0.2_mean"] - reference["pck@0.2_mean"] if reference else float("nan")
-        cells = " ".join(f"{row.get(k + '_mean', float('nan')):>7.2f} +- {row.get(k + '_std', 0.0):<4.2f}" for k in METRICS)
+        cells = " ".join(
+            f"{row.get(k + '_mean', float('nan')):>7.2f} +- {row.get(k + '_std', 0.0):<4.2f}" for k in METRICS
+        )
         lines.append(f"{row['variant']:<20} {len(row['runs']):>5} {cells} {delta:>+19.2f}")
     table = "\n".join(lines)
     print(f"\ntarget student of preset {args.preset} (metrics in percent, synthetic validation split)\n{table}")
-    write_json_atomic(args.out, {
-        "benchmark": "okdhp_vs_baselines", "preset": args.preset, "command": " ".join(["python", *sys.argv]),
-        "config": base.to_dict() | {"overrides": {"epochs": args.epochs, "train_images": args.train_images,
-                                                  "val_images": args.val_images}},
-        "rows": rows, "table": table, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    })
+    write_json_atomic(
+        args.out,
+        {
+            "benchmark": "okdhp_vs_baselines",
+            "preset": args.preset,
+            "command": " ".join(["python", *sys.argv]),
+            "config": base.to_dict()
+            | {"overrides": {"epochs": args.epochs, "train_images": args.train_images, "val_images": args.val_images}},
+            "rows": rows,
+            "table": table,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        },
+    )
     print(f"wrote {args.out}")
     return 0
 

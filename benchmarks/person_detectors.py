@@ -2,7 +2,8 @@
 multi-scene dev set (benchmarks/real_scenes.py) with its frames without people, and vtest.avi's
 20 hand-boxed frames; then time per 640x480 frame.
 
-    python benchmarks/person_detectors.py [--detectors default,okdhp-person,mediapipe,yolo.onnx] [--tiles 4,6] [--threads 2]
+    python benchmarks/person_detectors.py [--detectors default,okdhp-person,mediapipe,yolo.onnx] \
+        [--tiles 4,6] [--threads 2]
 
 Ground truth is every person box of the dev set (checked by eye), the people the pose teacher
 rejected included (the COCO files keep them as entries with no keypoints): a detector must find
@@ -15,6 +16,7 @@ so figures stay comparable with older runs. Timing: each detector on one frame o
 resized to 640x480, detectors interleaved over repeated rounds, median; on a shared machine only
 the ratios between detectors carry over. Writes benchmarks/results/person_detectors.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,11 +29,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from footage import footage_dir
+from real_scenes import MANIFEST, OUT, USES, build
+
 from okdhp_edge.runtime import Detector
 from okdhp_edge.runtime.boxes import box_areas, iou_matrix
-from real_scenes import MANIFEST, OUT, USES, build
 
 HERE = Path(__file__).parent
 VTEST_LABELS = HERE / "data" / "vtest_people.json"
@@ -62,8 +64,17 @@ def load_dev_set(folder: Path) -> tuple[dict, list[DevFrame]]:
         for ann in coco["annotations"]:
             x, y, w, h = ann["bbox"]
             boxes.setdefault(names[ann["image_id"]], []).append([x, y, x + w, y + h])
-    frames = [DevFrame(f["name"], scene, body["use"], folder / f["image"], np.array(boxes.get(f["image"], []), np.float32).reshape(-1, 4))
-              for scene, body in manifest["scenes"].items() for f in body["frames"]]
+    frames = [
+        DevFrame(
+            f["name"],
+            scene,
+            body["use"],
+            folder / f["image"],
+            np.array(boxes.get(f["image"], []), np.float32).reshape(-1, 4),
+        )
+        for scene, body in manifest["scenes"].items()
+        for f in body["frames"]
+    ]
     return manifest, frames
 
 
@@ -164,8 +175,13 @@ def summarize(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict:
     }
 
 
-def evaluate(detector: Detector, dev: list[DevFrame], images: dict[str, np.ndarray],
-             vtest: dict[int, np.ndarray], vtest_truth: dict[int, np.ndarray]) -> dict:
+def evaluate(
+    detector: Detector,
+    dev: list[DevFrame],
+    images: dict[str, np.ndarray],
+    vtest: dict[int, np.ndarray],
+    vtest_truth: dict[int, np.ndarray],
+) -> dict:
     """One detector's scores: per dev-set scene, per use, and on vtest.avi's 20 frames; with its boxes."""
     found = {f.name: detector.detect(images[f.name]) for f in dev}
     scenes = {f.scene: f.use for f in dev}
@@ -173,9 +189,15 @@ def evaluate(detector: Detector, dev: list[DevFrame], images: dict[str, np.ndarr
     keys = sorted(vtest_truth)
     return {
         "scenes": {s: summarize([(found[f.name], f.truth) for f in dev if f.scene == s]) for s in scenes},
-        "overall": {use: summarize([(found[f.name], f.truth) for f in dev if f.use == use]) for use in USES if use in scenes.values()},
-        "vtest": {"all_frames": summarize([(vtest_found[k], vtest_truth[k]) for k in keys]),
-                  "held_out_frames": summarize([(vtest_found[k], vtest_truth[k]) for k in keys[len(keys) // 2:]])},
+        "overall": {
+            use: summarize([(found[f.name], f.truth) for f in dev if f.use == use])
+            for use in USES
+            if use in scenes.values()
+        },
+        "vtest": {
+            "all_frames": summarize([(vtest_found[k], vtest_truth[k]) for k in keys]),
+            "held_out_frames": summarize([(vtest_found[k], vtest_truth[k]) for k in keys[len(keys) // 2 :]]),
+        },
         "boxes": {name: np.round(boxes, 2).tolist() for name, boxes in found.items()},
     }
 
@@ -188,7 +210,7 @@ def time_per_frame(detectors: dict[str, Detector], frames: list[np.ndarray], rou
     for name in names:
         detectors[name].detect(frames[0])  # warm-up
     for r in range(rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for frame in frames:
             for name in order:
                 start = time.perf_counter()
@@ -212,25 +234,45 @@ def tables(results: dict[str, dict], manifest: dict, timing: dict[str, float], b
     for scene, row in first["scenes"].items():
         use = manifest["scenes"][scene]["use"]
         what = f"{row['people']} people" if row["people"] else f"{row['frames']} frames, nobody"
-        lines.append(f"| {scene} ({'**held-out**' if use == 'held-out' else use}, {what}) | "
-                     + " | ".join(_cell(results[n]["scenes"][scene]) for n in names) + " |")
+        lines.append(
+            f"| {scene} ({'**held-out**' if use == 'held-out' else use}, {what}) | "
+            + " | ".join(_cell(results[n]["scenes"][scene]) for n in names)
+            + " |"
+        )
     uses = list(first["overall"])
-    lines += ["", "| detector | " + " | ".join(f"{u} recall / AP50" for u in uses) + " | vtest held-out recall / AP50 | "
-              "false people per empty frame (held-out / trainable) | duplicates | small boxes inside a person | ms per 640x480 frame | time vs "
-              f"`{base}` |", "|---|" + "---:|" * (len(uses) + 6)]
+    lines += [
+        "",
+        "| detector | " + " | ".join(f"{u} recall / AP50" for u in uses) + " | vtest held-out recall / AP50 | "
+        "false people per empty frame (held-out / trainable) | duplicates | small boxes inside a person | ms per "
+        "640x480 frame | time vs "
+        f"`{base}` |",
+        "|---|" + "---:|" * (len(uses) + 6),
+    ]
     for name in names:
         overall, vtest = results[name]["overall"], results[name]["vtest"]["held_out_frames"]
-        empty = " / ".join(f"{overall[u]['false_per_empty_frame']:.2f}" for u in ("held-out", "trainable") if overall.get(u, {}).get("empty_frames"))
-        lines.append(f"| `{name}` | " + " | ".join(_cell(overall[u]) for u in uses) + f" | {_cell(vtest)} | {empty} | "
-                     f"{sum(r['duplicates'] for r in overall.values())} | {sum(r['small_inside'] for r in overall.values())} | "
-                     f"{timing[name]:.1f} | {timing[name] / timing[base]:.1f}x |")
+        empty = " / ".join(
+            f"{overall[u]['false_per_empty_frame']:.2f}"
+            for u in ("held-out", "trainable")
+            if overall.get(u, {}).get("empty_frames")
+        )
+        lines.append(
+            f"| `{name}` | " + " | ".join(_cell(overall[u]) for u in uses) + f" | {_cell(vtest)} | {empty} | "
+            f"{sum(r['duplicates'] for r in overall.values())} | {sum(r['small_inside'] for r in overall.values())} | "
+            f"{timing[name]:.1f} | {timing[name] / timing[base]:.1f}x |"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--detectors", default="default,okdhp-person,mediapipe", help="Detector models (names or files), comma-separated")
-    parser.add_argument("--tiles", default="4,6", help="also MediaPipe's detector with these tile columns ('' for none)")
+    parser.add_argument(
+        "--detectors",
+        default="default,okdhp-person,mediapipe",
+        help="Detector models (names or files), comma-separated",
+    )
+    parser.add_argument(
+        "--tiles", default="4,6", help="also MediaPipe's detector with these tile columns ('' for none)"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5, help="timing rounds over one 640x480 frame per scene")
     parser.add_argument("--dev-set", type=Path, default=OUT, help="the built dev set (built there when missing)")
@@ -245,9 +287,18 @@ def main(argv: list[str] | None = None) -> None:
     vtest_truth = {int(k): np.array(v, np.float32).reshape(-1, 4) for k, v in labels["frames"].items()}
     vtest = read_vtest(footage_dir() / "vtest.avi", set(vtest_truth))
 
-    detectors = {("okdhp-person + mediapipe (default)" if n == "default" else n): Detector(None if n == "default" else n, num_threads=args.threads)
-                 for n in args.detectors.split(",") if n}
-    detectors |= {f"mediapipe tiles={t}": Detector("mediapipe", num_threads=args.threads, tiles=int(t)) for t in args.tiles.split(",") if t}
+    detectors = {
+        ("okdhp-person + mediapipe (default)" if n == "default" else n): Detector(
+            None if n == "default" else n, num_threads=args.threads
+        )
+        for n in args.detectors.split(",")
+        if n
+    }
+    detectors |= {
+        f"mediapipe tiles={t}": Detector("mediapipe", num_threads=args.threads, tiles=int(t))
+        for t in args.tiles.split(",")
+        if t
+    }
     results = {}
     for name, detector in detectors.items():
         results[name] = evaluate(detector, dev, images, vtest, vtest_truth)
@@ -261,22 +312,55 @@ def main(argv: list[str] | None = None) -> None:
     print(table)
 
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({
-        "dev_set": {"folder": str(args.dev_set), "definition": manifest["definition"], "held_out": manifest["held_out"],
-                    "scenes": {s: {"use": b["use"], "frames": len(b["frames"]), "people": sum(f["people"] for f in b["frames"])}
-                               for s, b in manifest["scenes"].items()}},
-        "vtest": {"footage": labels["source"], "labels": str(VTEST_LABELS.relative_to(HERE.parent)), "held_out_frames": "430-763"},
-        "scoring": {"iou": IOU, "face_share": FACE_SHARE, "inside": INSIDE},
-        "threads": args.threads,
-        "opencv_builtin_people_detectors": {"version": cv2.__version__, "HOGDescriptor": hasattr(cv2, "HOGDescriptor"),
-                                            "CascadeClassifier": hasattr(cv2, "CascadeClassifier")},
-        "timing": {"frames": f"{len(firsts)} (the first of each scene, resized to 640x480)", "rounds": args.rounds,
-                   "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version()},
-                   "note": "shared, noisy machine: compare the ratios, not the milliseconds",
-                   "ms_per_frame": timing, "ratio_to": base, "ratios": {n: round(t / timing[base], 2) for n, t in timing.items()}},
-        "results": [{"name": name, **row} for name, row in results.items()],
-        "table": table,
-    }, indent=1) + "\n", encoding="utf-8")
+    args.json.write_text(
+        json.dumps(
+            {
+                "dev_set": {
+                    "folder": str(args.dev_set),
+                    "definition": manifest["definition"],
+                    "held_out": manifest["held_out"],
+                    "scenes": {
+                        s: {
+                            "use": b["use"],
+                            "frames": len(b["frames"]),
+                            "people": sum(f["people"] for f in b["frames"]),
+                        }
+                        for s, b in manifest["scenes"].items()
+                    },
+                },
+                "vtest": {
+                    "footage": labels["source"],
+                    "labels": str(VTEST_LABELS.relative_to(HERE.parent)),
+                    "held_out_frames": "430-763",
+                },
+                "scoring": {"iou": IOU, "face_share": FACE_SHARE, "inside": INSIDE},
+                "threads": args.threads,
+                "opencv_builtin_people_detectors": {
+                    "version": cv2.__version__,
+                    "HOGDescriptor": hasattr(cv2, "HOGDescriptor"),
+                    "CascadeClassifier": hasattr(cv2, "CascadeClassifier"),
+                },
+                "timing": {
+                    "frames": f"{len(firsts)} (the first of each scene, resized to 640x480)",
+                    "rounds": args.rounds,
+                    "machine": {
+                        "cpu": platform.processor() or platform.machine(),
+                        "cores": os.cpu_count(),
+                        "python": platform.python_version(),
+                    },
+                    "note": "shared, noisy machine: compare the ratios, not the milliseconds",
+                    "ms_per_frame": timing,
+                    "ratio_to": base,
+                    "ratios": {n: round(t / timing[base], 2) for n, t in timing.items()},
+                },
+                "results": [{"name": name, **row} for name, row in results.items()],
+                "table": table,
+            },
+            indent=1,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     print(f"written {args.json}")
 
 

@@ -16,6 +16,7 @@ Latency: one person per call (crop, run, decode), median over interleaved rounds
 threads, against BlazePose Full in the same run (one pass per person, as an app runs it; the
 teacher's labelling runs it twice, the second on the refined region). Writes benchmarks/results/real_dev.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from footage import LABELLED_CLIP, footage_dir
+
 from okdhp_edge.data import DatasetError, build_dataset
 from okdhp_edge.data.label import LabelConfig, label, open_teacher
 from okdhp_edge.data.label_filter import flip_back, mirror_boxes
@@ -51,7 +52,15 @@ def ensure_dev_set(out: Path, threads: int | None) -> Path:
     """The labelled clip (labelled once, resumable; the same command docs/data.md shows)."""
     if not (out / "annotations" / "person_keypoints_val.json").is_file():
         video = footage_dir() / "vtest.avi"
-        label([video], TEACHER, out, detector="default", detector_tiles=DETECTOR_TILES, config=LABELLING, num_threads=threads)
+        label(
+            [video],
+            TEACHER,
+            out,
+            detector="default",
+            detector_tiles=DETECTOR_TILES,
+            config=LABELLING,
+            num_threads=threads,
+        )
     return out
 
 
@@ -65,8 +74,12 @@ class Mirrored:
         width = image.shape[1]
         result = self.model.predict(np.ascontiguousarray(image[:, ::-1]), mirror_boxes(boxes, width))
         flip = list(self.skeleton.flip_index)
-        return replace(result, keypoints=flip_back(result.keypoints, width, flip).astype(np.float32), scores=result.scores[:, flip],
-                       boxes=boxes)
+        return replace(
+            result,
+            keypoints=flip_back(result.keypoints, width, flip).astype(np.float32),
+            scores=result.scores[:, flip],
+            boxes=boxes,
+        )
 
 
 def score(model, dataset) -> dict:
@@ -81,8 +94,13 @@ def score(model, dataset) -> dict:
         result = model.predict(image, boxes)
         evaluator.add(result.keypoints, result.scores, np.asarray(indices))
     metrics = evaluator.compute()
-    return {"ap": metrics["ap"], "ap50": metrics["ap50"], "ar": metrics["ar"], "pck@0.2": metrics["pck@0.2"],
-            "people": metrics["samples"]}
+    return {
+        "ap": metrics["ap"],
+        "ap50": metrics["ap50"],
+        "ar": metrics["ar"],
+        "pck@0.2": metrics["pck@0.2"],
+        "people": metrics["samples"],
+    }
 
 
 def latency(models: dict, image: np.ndarray, box: np.ndarray, rounds: int, runs: int) -> dict[str, float]:
@@ -117,8 +135,13 @@ def groups(rows: dict[str, dict]) -> dict[str, dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
-                        help="a pose model Predictor runs (.onnx/.tflite export, student .safetensors); repeatable")
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a pose model Predictor runs (.onnx/.tflite export, student .safetensors); repeatable",
+    )
     parser.add_argument("--data", type=Path, default=LABELLED_CLIP, help="the labelled clip (built here when missing)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5)
@@ -141,7 +164,11 @@ def main() -> None:
     rows = {}
     for name, model in {**models, "teacher-mirrored": Mirrored(teacher)}.items():
         rows[name] = score(model, dataset)
-        print(f"{name:24s} AP {rows[name]['ap']:5.1f}  AP50 {rows[name]['ap50']:5.1f}  PCK@0.2 {rows[name]['pck@0.2']:5.1f}", flush=True)
+        print(
+            f"{name:24s} AP {rows[name]['ap']:5.1f}  AP50 {rows[name]['ap50']:5.1f}  PCK@0.2 "
+            f"{rows[name]['pck@0.2']:5.1f}",
+            flush=True,
+        )
 
     sample = max(dataset.samples, key=lambda s: s.bbox[3] - s.bbox[1])  # the tallest dev person
     image, box = cv2.imread(str(sample.image_path)), sample.bbox[None].astype(np.float32)
@@ -153,9 +180,14 @@ def main() -> None:
         print(f"{name:24s} {value:6.2f} ms/person ({value / ms[REFERENCE]:.2f}x {REFERENCE})")
 
     result = {
-        "dev_set": {"source": "opencv-doc vtest.avi", "teacher": TEACHER, "detector_tiles": DETECTOR_TILES,
-                    "labelling": {"val_fraction": LABELLING.val_fraction, "val_gap": LABELLING.val_gap},
-                    "images": len({s.image_path for s in dataset.samples}), "people": len(dataset)},
+        "dev_set": {
+            "source": "opencv-doc vtest.avi",
+            "teacher": TEACHER,
+            "detector_tiles": DETECTOR_TILES,
+            "labelling": {"val_fraction": LABELLING.val_fraction, "val_gap": LABELLING.val_gap},
+            "images": len({s.image_path for s in dataset.samples}),
+            "people": len(dataset),
+        },
         "models": {name: item.partition("=")[2] for name, item in zip(models, args.model)},
         "scores": rows,
         "groups": groups(rows),

@@ -19,6 +19,7 @@ scene, use, package, version, path and licence. `score` writes benchmarks/result
 OKS AP against the labels per scene on the labelled boxes, overall over the held-out scenes, and
 the teacher on the mirrored frames (its own consistency: the ceiling).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from footage import CACHE_ROOT, debian_package, pypi_wheel
 
 HERE = Path(__file__).parent
@@ -79,7 +79,9 @@ def load_definition(path: Path = DEFINITION) -> tuple[dict, list[FrameSpec]]:
         spec = json.loads(path.read_text(encoding="utf-8"))
         sources, scenes = spec["sources"], spec["scenes"]
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
-        raise SceneSetError(f"{path}: not a scene definition ({err}); restore it with `git checkout {path.name}`") from None
+        raise SceneSetError(
+            f"{path}: not a scene definition ({err}); restore it with `git checkout {path.name}`"
+        ) from None
     frames, names = [], set()
     for scene, body in scenes.items():
         if body.get("use") not in USES:
@@ -88,13 +90,25 @@ def load_definition(path: Path = DEFINITION) -> tuple[dict, list[FrameSpec]]:
             raise SceneSetError(f"{path}: scene {scene!r} has no frames; give it frames or remove it")
         for i, item in enumerate(body["frames"]):
             if item.get("source") not in sources:
-                raise SceneSetError(f"{path}: scenes.{scene}.frames[{i}]: unknown source {item.get('source')!r}; known: {', '.join(sources)}")
+                raise SceneSetError(
+                    f"{path}: scenes.{scene}.frames[{i}]: unknown source {item.get('source')!r}; known: "
+                    f"{', '.join(sources)}"
+                )
             boxes = item["boxes"] if isinstance(item["boxes"], str) else tuple(tuple(b) for b in item["boxes"])
             teacher = item.get("teacher_boxes")
             if teacher is not None and (isinstance(boxes, str) or len(teacher) != len(boxes)):
                 raise SceneSetError(f"{path}: scenes.{scene}.frames[{i}]: teacher_boxes needs one box per listed box")
-            frame = FrameSpec(scene, body["use"], item["source"], item["file"], item["sha256"], boxes, item.get("frame"),
-                              item.get("licence"), None if teacher is None else tuple(tuple(b) for b in teacher))
+            frame = FrameSpec(
+                scene,
+                body["use"],
+                item["source"],
+                item["file"],
+                item["sha256"],
+                boxes,
+                item.get("frame"),
+                item.get("licence"),
+                None if teacher is None else tuple(tuple(b) for b in teacher),
+            )
             if frame.name in names:
                 raise SceneSetError(f"{path}: scenes.{scene}.frames[{i}]: {frame.name} is listed twice")
             names.add(frame.name)
@@ -120,7 +134,9 @@ def labelme_boxes(path: Path) -> np.ndarray:
             people.setdefault(("shape", i) if group is None else ("group", group), []).append(points)
         boxes = [[*np.vstack(parts).min(0), *np.vstack(parts).max(0)] for parts in people.values()]
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-        raise SceneSetError(f"{path}: not a labelme annotation with person shapes ({err}); delete its package folder to fetch it again") from None
+        raise SceneSetError(
+            f"{path}: not a labelme annotation with person shapes ({err}); delete its package folder to fetch it again"
+        ) from None
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     return np.clip(boxes, 0, [width - 1, height - 1, width - 1, height - 1])
 
@@ -143,19 +159,23 @@ def fetch_sources(sources: dict) -> dict[str, tuple[Path, str]]:
 def check_media(path: Path, sha256: str) -> None:
     """The media file is there and is the one the boxes were checked on."""
     if not path.is_file():
-        raise SceneSetError(f"{path}: missing from its package; delete {_package_folder(path)} to fetch it again, or the package "
-                            "no longer ships it (then drop its frames from benchmarks/data/real_scenes.json)")
+        raise SceneSetError(
+            f"{path}: missing from its package; delete {_package_folder(path)} to fetch it again, or the package "
+            "no longer ships it (then drop its frames from benchmarks/data/real_scenes.json)"
+        )
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if not digest.startswith(sha256):
-        raise SceneSetError(f"{path}: sha256 {digest[:16]} is not the {sha256} whose boxes were checked (corrupt, or a new package "
-                            f"version); delete {_package_folder(path)} to fetch it again; if it stays, check the boxes by eye "
-                            "(`sheet`) and update sha256 in benchmarks/data/real_scenes.json")
+        raise SceneSetError(
+            f"{path}: sha256 {digest[:16]} is not the {sha256} whose boxes were checked (corrupt, or a new package "
+            f"version); delete {_package_folder(path)} to fetch it again; if it stays, check the boxes by eye "
+            "(`sheet`) and update sha256 in benchmarks/data/real_scenes.json"
+        )
 
 
 def _package_folder(path: Path) -> Path:
     """The cache folder one package was unpacked into (what to delete to fetch it again)."""
     parts = path.relative_to(CACHE_ROOT).parts if path.is_relative_to(CACHE_ROOT) else ()
-    return CACHE_ROOT.joinpath(*parts[:2 if parts and parts[0] == "wheels" else 1]) if parts else path.parent
+    return CACHE_ROOT.joinpath(*parts[: 2 if parts and parts[0] == "wheels" else 1]) if parts else path.parent
 
 
 def read_frame(path: Path, index: int | None) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
@@ -164,7 +184,10 @@ def read_frame(path: Path, index: int | None) -> tuple[np.ndarray, tuple[np.ndar
     if index is None:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
-            raise SceneSetError(f"{path}: OpenCV cannot decode this image (corrupt or truncated); delete {_package_folder(path)} to fetch it again")
+            raise SceneSetError(
+                f"{path}: OpenCV cannot decode this image (corrupt or truncated); delete {_package_folder(path)} to "
+                "fetch it again"
+            )
         return image, ()
     capture = cv2.VideoCapture(str(path))
     frames: dict[int, np.ndarray] = {}
@@ -176,8 +199,10 @@ def read_frame(path: Path, index: int | None) -> tuple[np.ndarray, tuple[np.ndar
         i += 1
     capture.release()
     if index not in frames:
-        raise SceneSetError(f"{path}: frame {index} cannot be read (corrupt, truncated, or no video backend for it); "
-                            f"delete {_package_folder(path)} to fetch it again")
+        raise SceneSetError(
+            f"{path}: frame {index} cannot be read (corrupt, truncated, or no video backend for it); "
+            f"delete {_package_folder(path)} to fetch it again"
+        )
     return frames[index], tuple(frames[j] for j in (index - 1, index + 1) if j in frames)
 
 
@@ -225,7 +250,9 @@ def build(out: Path = OUT, threads: int | None = 1, definition: Path = DEFINITIO
             if len(boxes):
                 teacher = teacher or open_teacher(TEACHER, threads)
                 regions = boxes if frame.teacher_boxes is None else np.asarray(frame.teacher_boxes, np.float32)
-                record = label_frame(teacher, Frame(frame.name, frame.frame or 0, image, neighbours), regions, out, frame.split, config)
+                record = label_frame(
+                    teacher, Frame(frame.name, frame.frame or 0, image, neighbours), regions, out, frame.split, config
+                )
                 for person, box in zip(record["people"], boxes):  # the labels keep the visible box
                     person["box"] = [round(float(v), 2) for v in box]
             else:
@@ -234,8 +261,11 @@ def build(out: Path = OUT, threads: int | None = 1, definition: Path = DEFINITIO
             log.write(json.dumps(record) + "\n")
             log.flush()
             done[frame.name] = record
-            print(f"{frame.scene:14s} {frame.name:44s} {len(record['people'])} people, "
-                  f"{sum(p['num_keypoints'] > 0 for p in record['people'])} labelled", flush=True)
+            print(
+                f"{frame.scene:14s} {frame.name:44s} {len(record['people'])} people, "
+                f"{sum(p['num_keypoints'] > 0 for p in record['people'])} labelled",
+                flush=True,
+            )
     records = [done[f.name] for f in frames]
     write_coco(out, [r for r in records if r["split"] != "negatives"])
     manifest = _manifest(sources, folders, frames, records)
@@ -256,7 +286,15 @@ def _negative(out: Path, name: str, image: np.ndarray) -> dict:
     partial.write_bytes(data.tobytes())
     partial.replace(target)
     height, width = image.shape[:2]
-    return {"name": name, "split": "negatives", "file_name": target.name, "width": width, "height": height, "people": [], "dropped": {}}
+    return {
+        "name": name,
+        "split": "negatives",
+        "file_name": target.name,
+        "width": width,
+        "height": height,
+        "people": [],
+        "dropped": {},
+    }
 
 
 def _manifest(sources: dict, folders: dict, frames: list[FrameSpec], records: list[dict]) -> dict:
@@ -264,17 +302,32 @@ def _manifest(sources: dict, folders: dict, frames: list[FrameSpec], records: li
     definition = json.loads(DEFINITION.read_text(encoding="utf-8"))["scenes"]
     for frame, record in zip(frames, records):
         source = sources[frame.source]
-        scene = scenes.setdefault(frame.scene, {"use": frame.use, "about": definition.get(frame.scene, {}).get("about", ""), "frames": []})
-        scene["frames"].append({
-            "name": frame.name, "image": f"images/{record['split']}/{record['file_name']}", "split": record["split"],
-            "package": source.get("package") or source["requirement"].split("==")[0], "kind": source["kind"],
-            "version": folders[frame.source][1], "path": f"{source['root']}/{frame.file}", "frame": frame.frame,
-            "licence": frame.licence or source["licence"], "sha256": frame.sha256, "people": len(record["people"]),
-            "people_labelled": sum(p["num_keypoints"] > 0 for p in record["people"]),
-            "keypoints_kept": sum(p["num_keypoints"] for p in record["people"]),
-        })
-    return {"teacher": TEACHER, "definition": str(DEFINITION.relative_to(HERE.parent)),
-            "held_out": [s for s, b in scenes.items() if b["use"] == "held-out"], "scenes": scenes}
+        scene = scenes.setdefault(
+            frame.scene, {"use": frame.use, "about": definition.get(frame.scene, {}).get("about", ""), "frames": []}
+        )
+        scene["frames"].append(
+            {
+                "name": frame.name,
+                "image": f"images/{record['split']}/{record['file_name']}",
+                "split": record["split"],
+                "package": source.get("package") or source["requirement"].split("==")[0],
+                "kind": source["kind"],
+                "version": folders[frame.source][1],
+                "path": f"{source['root']}/{frame.file}",
+                "frame": frame.frame,
+                "licence": frame.licence or source["licence"],
+                "sha256": frame.sha256,
+                "people": len(record["people"]),
+                "people_labelled": sum(p["num_keypoints"] > 0 for p in record["people"]),
+                "keypoints_kept": sum(p["num_keypoints"] for p in record["people"]),
+            }
+        )
+    return {
+        "teacher": TEACHER,
+        "definition": str(DEFINITION.relative_to(HERE.parent)),
+        "held_out": [s for s, b in scenes.items() if b["use"] == "held-out"],
+        "scenes": scenes,
+    }
 
 
 def sheet(out: Path = OUT, width: int = 320) -> list[Path]:
@@ -299,7 +352,13 @@ def sheet(out: Path = OUT, width: int = 320) -> list[Path]:
                 points = np.asarray(ann["keypoints"]).reshape(-1, 3)
                 for a, b in COCO17.limbs:
                     if points[a, 2] > 0 and points[b, 2] > 0:
-                        cv2.line(image, tuple(int(v) for v in points[a, :2]), tuple(int(v) for v in points[b, :2]), (0, 0, 255), 1)
+                        cv2.line(
+                            image,
+                            tuple(int(v) for v in points[a, :2]),
+                            tuple(int(v) for v in points[b, :2]),
+                            (0, 0, 255),
+                            1,
+                        )
                 for px, py, v in points:
                     if v > 0:
                         cv2.circle(image, (int(px), int(py)), 2, (0, 0, 255), -1)
@@ -308,7 +367,10 @@ def sheet(out: Path = OUT, width: int = 320) -> list[Path]:
             tiles.append(image)
         rows = max(t.shape[0] for t in tiles)
         tiles = [cv2.copyMakeBorder(t, 0, rows - t.shape[0], 0, 2, cv2.BORDER_CONSTANT) for t in tiles]
-        grid = [np.hstack(tiles[i:i + 4] + [np.zeros_like(tiles[0])] * (4 - len(tiles[i:i + 4]))) for i in range(0, len(tiles), 4)]
+        grid = [
+            np.hstack(tiles[i : i + 4] + [np.zeros_like(tiles[0])] * (4 - len(tiles[i : i + 4])))
+            for i in range(0, len(tiles), 4)
+        ]
         target = out / "sheets" / f"{scene}.png"
         target.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(target), np.vstack(grid))
@@ -318,7 +380,12 @@ def sheet(out: Path = OUT, width: int = 320) -> list[Path]:
 
 def _metrics(evaluator) -> dict:
     m = evaluator.compute()
-    return {"ap": round(m["ap"], 1), "ap50": round(m["ap50"], 1), "pck@0.2": round(m["pck@0.2"], 1), "people": m["samples"]}
+    return {
+        "ap": round(m["ap"], 1),
+        "ap50": round(m["ap50"], 1),
+        "pck@0.2": round(m["pck@0.2"], 1),
+        "people": m["samples"],
+    }
 
 
 def score(models: dict, out: Path = OUT) -> dict:
@@ -330,12 +397,15 @@ def score(models: dict, out: Path = OUT) -> dict:
 
     manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
     scene_of = {f["name"]: (scene, body["use"]) for scene, body in manifest["scenes"].items() for f in body["frames"]}
-    datasets = {split: build_dataset(f"coco:{out}", split, InputSpec(width=96, height=128), COCO17) for split in ("train", "val")}
+    datasets = {
+        split: build_dataset(f"coco:{out}", split, InputSpec(width=96, height=128), COCO17)
+        for split in ("train", "val")
+    }
     rows = {}
     for name, model in models.items():
         row, held_out = {}, Evaluator(datasets["val"])
-        for split, dataset in datasets.items():
-            per_scene = defaultdict(lambda: Evaluator(dataset))
+        for dataset in datasets.values():
+            per_scene = defaultdict(lambda dataset=dataset: Evaluator(dataset))
             by_image = defaultdict(list)
             for i, sample in enumerate(dataset.samples):
                 by_image[sample.image_path].append(i)
@@ -357,8 +427,10 @@ def _table(rows: dict, manifest: dict) -> str:
     first = next(iter(rows.values()))
     scenes = [s for s in manifest["scenes"] if s in first] + ["held-out (all)"]
     mark = {s: "*" if manifest["scenes"].get(s, {}).get("use") == "held-out" else "" for s in scenes}
-    lines = ["| model | " + " | ".join(f"{s}{mark[s]} ({first[s]['people']})" for s in scenes) + " |",
-             "|---|" + "---:|" * len(scenes)]
+    lines = [
+        "| model | " + " | ".join(f"{s}{mark[s]} ({first[s]['people']})" for s in scenes) + " |",
+        "|---|" + "---:|" * len(scenes),
+    ]
     lines += [f"| {name} | " + " | ".join(f"{row[s]['ap']:.1f}" for s in scenes) + " |" for name, row in rows.items()]
     return "\n".join(lines)
 
@@ -367,8 +439,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=("build", "sheet", "score"))
     parser.add_argument("--out", type=Path, default=OUT, help="the set's folder (built there when missing)")
-    parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
-                        help="score: a pose model Predictor runs (.onnx/.tflite export, student .safetensors); repeatable")
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="score: a pose model Predictor runs (.onnx/.tflite export, student .safetensors); repeatable",
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=HERE / "results" / "real_dev_scenes.json")
     args = parser.parse_args(argv)
@@ -408,13 +485,34 @@ def _score_command(args, parser) -> int:
     table = _table(rows, manifest)
     print(table)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({
-        "dev_set": {"folder": str(args.out), "teacher": TEACHER, "definition": manifest["definition"], "held_out": manifest["held_out"],
-                    "scenes": {s: {"use": b["use"], "frames": len(b["frames"]), "people": sum(f["people"] for f in b["frames"]),
-                                   "people_labelled": sum(f["people_labelled"] for f in b["frames"])} for s, b in manifest["scenes"].items()}},
-        "models": {item.partition("=")[0]: item.partition("=")[2] for item in args.model},
-        "scores": rows, "table": table, "threads": args.threads,
-    }, indent=1) + "\n", encoding="utf-8")
+    args.json.write_text(
+        json.dumps(
+            {
+                "dev_set": {
+                    "folder": str(args.out),
+                    "teacher": TEACHER,
+                    "definition": manifest["definition"],
+                    "held_out": manifest["held_out"],
+                    "scenes": {
+                        s: {
+                            "use": b["use"],
+                            "frames": len(b["frames"]),
+                            "people": sum(f["people"] for f in b["frames"]),
+                            "people_labelled": sum(f["people_labelled"] for f in b["frames"]),
+                        }
+                        for s, b in manifest["scenes"].items()
+                    },
+                },
+                "models": {item.partition("=")[0]: item.partition("=")[2] for item in args.model},
+                "scores": rows,
+                "table": table,
+                "threads": args.threads,
+            },
+            indent=1,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     print(f"wrote {args.json}")
     return 0
 

@@ -8,6 +8,7 @@ and post-processing (goal: at most 15 % for the smallest edge student on ONNX IN
     python benchmarks/runtime_latency.py                       # edge preset, untrained students
     python benchmarks/runtime_latency.py --students runs/x/students --runs 200
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from export_matrix import find_students  # same student selection as the export matrix
+
     from okdhp_edge.export import export
     from okdhp_edge.models import get_preset
     from okdhp_edge.runtime.benchmark import benchmark, format_table
@@ -44,14 +46,29 @@ def main(argv: list[str] | None = None) -> None:
     results = []
     for student in students:
         for fmt, precision in FORMATS:
-            built = export(student, format=fmt, precision=precision, out_dir=work / "exports",
-                           calib_images=args.calib_images, verify_images=0)
+            built = export(
+                student,
+                format=fmt,
+                precision=precision,
+                out_dir=work / "exports",
+                calib_images=args.calib_images,
+                verify_images=0,
+            )
             results.append(benchmark(built.artifact, threads=args.threads, runs=args.runs, warmup=10))
             print(format_table(results[-1:]), flush=True)
     print("\n" + format_table(results))
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"preset": args.preset, "trained": bool(args.students), "threads": args.threads,
-                                     "results": [asdict(r) for r in results]}, indent=2))
+    args.json.write_text(
+        json.dumps(
+            {
+                "preset": args.preset,
+                "trained": bool(args.students),
+                "threads": args.threads,
+                "results": [asdict(r) for r in results],
+            },
+            indent=2,
+        )
+    )
     print(f"\nwrote {args.json}")
 
 

@@ -7,6 +7,7 @@ alternate so both see the same machine load. Prints the median of the rounds.
 
     python benchmarks/runtime_threads.py MODEL.tflite [MODEL ...] --threads 4 --calls 50 --rounds 5
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,13 +61,20 @@ def main(argv: list[str] | None = None) -> None:
         for _ in range(args.rounds):
             shared.append(calls_per_second(predictor, args.threads, args.calls, None))
             locked.append(calls_per_second(predictor, args.threads, args.calls, threading.Lock()))
-        row = {"model": model.name, "backend": predictor.backend.describe(), "threads": args.threads,
-               "num_threads": args.num_threads, "per_thread_calls_per_s": statistics.median(shared),
-               "locked_calls_per_s": statistics.median(locked)}
+        row = {
+            "model": model.name,
+            "backend": predictor.backend.describe(),
+            "threads": args.threads,
+            "num_threads": args.num_threads,
+            "per_thread_calls_per_s": statistics.median(shared),
+            "locked_calls_per_s": statistics.median(locked),
+        }
         rows.append(row)
-        print(f"{model.name}: per-thread interpreters {row['per_thread_calls_per_s']:.1f} calls/s, "
-              f"one interpreter behind a lock {row['locked_calls_per_s']:.1f} calls/s "
-              f"({args.threads} threads, {os.cpu_count()} CPUs)")
+        print(
+            f"{model.name}: per-thread interpreters {row['per_thread_calls_per_s']:.1f} calls/s, "
+            f"one interpreter behind a lock {row['locked_calls_per_s']:.1f} calls/s "
+            f"({args.threads} threads, {os.cpu_count()} CPUs)"
+        )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"cpu_count": os.cpu_count(), "rounds": args.rounds, "results": rows}, indent=2))
 

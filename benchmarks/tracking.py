@@ -19,6 +19,7 @@ stays on one person. Speed is benchmarks/video_pipeline.py's. Writes benchmarks/
 
     python benchmarks/tracking.py [--detectors default,okdhp-person] [--every 1,5] [--sheet ids.png]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,10 +29,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from footage import LABELLED_CLIP, footage_dir, read_clip
-from okdhp_edge.runtime.boxes import iou_matrix
+
 from okdhp_edge.runtime import Detector, PoseTracker, Predictor, TrackerConfig
+from okdhp_edge.runtime.boxes import iou_matrix
 
 HERE = Path(__file__).parent
 Track = list[tuple[int, np.ndarray]]  # (frame, xyxy box) for each frame the ID is reported
@@ -61,7 +62,9 @@ def renamed(tracks: dict[int, Track], gap: int = 40) -> int:
     return count
 
 
-def teacher_tracklets(labels: Path, min_frames: int = 20, link_iou: float = 0.4, margin: float = 0.15) -> list[dict[int, np.ndarray]]:
+def teacher_tracklets(
+    labels: Path, min_frames: int = 20, link_iou: float = 0.4, margin: float = 0.15
+) -> list[dict[int, np.ndarray]]:
     """The teacher's labelled boxes of both splits linked into tracklets (frame -> xyxy box): a box
     continues the tracklet whose last box (at most 3 frames back) it overlaps best, at IoU >=
     `link_iou`; where another box, or another tracklet, comes within `margin` of that IoU (two
@@ -116,16 +119,24 @@ def identity_errors(tracks: dict[int, Track], tracklets: list[dict[int, np.ndarr
                     ids.append(found[int(overlap.argmax())][0])
                     people_of.setdefault(ids[-1], set()).add(ti)
         fragmented += sum(a != b for a, b in zip(ids, ids[1:]))
-    takeovers = sum(1 for people in people_of.values() for i in people for j in people
-                    if i < j and tracklets[i].keys() & tracklets[j].keys())
+    takeovers = sum(
+        1
+        for people in people_of.values()
+        for i in people
+        for j in people
+        if i < j and tracklets[i].keys() & tracklets[j].keys()
+    )
     return {"fragmented": fragmented, "takeovers": takeovers}
 
 
 def stats(tracks: dict[int, Track], frames: int) -> dict:
     lives = np.array([len(seen) for seen in tracks.values()])
     return {
-        "ids": len(tracks), "median_life": float(np.median(lives)), "short": int((lives < 10).sum()),
-        "renamed": renamed(tracks), "people_per_frame": round(float(lives.sum()) / frames, 2),
+        "ids": len(tracks),
+        "median_life": float(np.median(lives)),
+        "short": int((lives < 10).sum()),
+        "renamed": renamed(tracks),
+        "people_per_frame": round(float(lives.sum()) / frames, 2),
     }
 
 
@@ -150,47 +161,77 @@ def sheet(tracks: dict[int, Track], frames: list[np.ndarray], path: Path, per_ro
         rows.append(np.hstack([label, *thumbs]))
     half = (len(rows) + 1) // 2
     right = rows[half:] + [np.zeros_like(rows[0])] * (2 * half - len(rows))
-    cv2.imwrite(str(path), np.hstack([np.vstack(rows[:half]), np.full((90 * half, 6, 3), 255, np.uint8), np.vstack(right)]))
+    cv2.imwrite(
+        str(path), np.hstack([np.vstack(rows[:half]), np.full((90 * half, 6, 3), 255, np.uint8), np.vstack(right)])
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="real-tiny", help="pose model: a file or a bundled name (default: real-tiny, the shipped real-image student, INT8)")
+    parser.add_argument(
+        "--model",
+        default="real-tiny",
+        help="pose model: a file or a bundled name (default: real-tiny, the shipped real-image student, INT8)",
+    )
     parser.add_argument("--detectors", default="default,okdhp-person", help="Detector models (names or files)")
     parser.add_argument("--every", default="5,1", help="detection schedules (detect_every values)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--sheet", type=Path, help="also draw the ID sheet of the first detector and schedule here (.png)")
-    parser.add_argument("--labels", type=Path, default=LABELLED_CLIP, help="the clip labelled by the teacher (real_dev.py builds it)")
+    parser.add_argument(
+        "--sheet", type=Path, help="also draw the ID sheet of the first detector and schedule here (.png)"
+    )
+    parser.add_argument(
+        "--labels", type=Path, default=LABELLED_CLIP, help="the clip labelled by the teacher (real_dev.py builds it)"
+    )
     parser.add_argument("--json", type=Path, default=HERE / "results" / "tracking.json")
     args = parser.parse_args(argv)
 
     frames = read_clip(footage_dir() / "vtest.avi")
     tracklets = teacher_tracklets(args.labels) if (args.labels / "annotations").is_dir() else None
     if tracklets is None:
-        print(f"no labelled clip in {args.labels}: identity errors not counted (python benchmarks/real_dev.py builds it)")
+        print(
+            f"no labelled clip in {args.labels}: identity errors not counted (python benchmarks/real_dev.py builds it)"
+        )
     predictor = Predictor(args.model, num_threads=args.threads)
     rows = []
     for name in args.detectors.split(","):
         detector = Detector(name, num_threads=args.threads)
         for every in (int(e) for e in args.every.split(",")):
             tracks = run(frames, predictor, detector, every)
-            row = {"detector": name, "detect_every": every, **stats(tracks, len(frames)),
-                   **(identity_errors(tracks, tracklets) if tracklets else {})}
+            row = {
+                "detector": name,
+                "detect_every": every,
+                **stats(tracks, len(frames)),
+                **(identity_errors(tracks, tracklets) if tracklets else {}),
+            }
             rows.append(row)
             errors = f", {row['fragmented']} fragmented, {row['takeovers']} takeovers" if tracklets else ""
-            print(f"{name:14s} every {every}: {row['ids']:3d} IDs, median life {row['median_life']:5.1f} frames, {row['short']:2d} short, "
-                  f"{row['renamed']:2d} renamed, {row['people_per_frame']:.2f} people/frame{errors}", flush=True)
+            print(
+                f"{name:14s} every {every}: {row['ids']:3d} IDs, median life {row['median_life']:5.1f} frames, "
+                f"{row['short']:2d} short, "
+                f"{row['renamed']:2d} renamed, {row['people_per_frame']:.2f} people/frame{errors}",
+                flush=True,
+            )
             if args.sheet and len(rows) == 1:
                 sheet(tracks, frames, args.sheet)
                 print(f"ID sheet: {args.sheet}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({
-        "clip": f"vtest.avi (opencv-doc), all {len(frames)} frames at 768x576, timestamps at 10 FPS",
-        "pose_model": predictor.model_path.name, "tracker": "TrackerConfig() defaults", "threads": args.threads,
-        "teacher_tracklets": None if tracklets is None else {"count": len(tracklets), "frames": sum(len(t) for t in tracklets)},
-        "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
-        "results": rows,
-    }, indent=1) + "\n")
+    args.json.write_text(
+        json.dumps(
+            {
+                "clip": f"vtest.avi (opencv-doc), all {len(frames)} frames at 768x576, timestamps at 10 FPS",
+                "pose_model": predictor.model_path.name,
+                "tracker": "TrackerConfig() defaults",
+                "threads": args.threads,
+                "teacher_tracklets": None
+                if tracklets is None
+                else {"count": len(tracklets), "frames": sum(len(t) for t in tracklets)},
+                "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
+                "results": rows,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     print(f"written {args.json}")
 
 

@@ -24,6 +24,7 @@ by up to 10x.
 and autograd nodes of one full step on the CPU, ours and the official step's (with its released
 Adam and with the multi-tensor Adam that CUDA runs by default), into benchmarks/results/step_ops.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,16 +82,34 @@ def _loss(mode: str) -> OKDHPLoss:
     return OKDHPLoss(mode, kl_temperature=0.1, ramp_epochs=0)
 
 
-def measure(preset_name: str, mode: str, device: torch.device, batch: int, steps: int, warmup: int,
-            amp: str = "off", channels_last: bool = False, compile_model: bool = False, cuda_graphs: bool = False) -> dict:
+def measure(
+    preset_name: str,
+    mode: str,
+    device: torch.device,
+    batch: int,
+    steps: int,
+    warmup: int,
+    amp: str = "off",
+    channels_last: bool = False,
+    compile_model: bool = False,
+    cuda_graphs: bool = False,
+) -> dict:
     torch.manual_seed(0)
     model = _network(preset_name, mode).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     train_model = torch.compile(model) if compile_model else model
     autocast, scaler, precision = amp_setup(amp, device)
-    step = TrainStep(train_model, _loss(mode), make_adam(model.parameters(), lr=2.5e-4), None, scaler, autocast,
-                     DistContext(0, 1, 0, device), channels_last=channels_last)
+    step = TrainStep(
+        train_model,
+        _loss(mode),
+        make_adam(model.parameters(), lr=2.5e-4),
+        None,
+        scaler,
+        autocast,
+        DistContext(0, 1, 0, device),
+        channels_last=channels_last,
+    )
     untimed = warmup
     if cuda_graphs:
         step = GraphedStep(step, warmup=warmup, log=lambda _: None)
@@ -115,21 +134,51 @@ def measure(preset_name: str, mode: str, device: torch.device, batch: int, steps
             raise RuntimeError(f"non-finite loss while benchmarking {preset_name}/{mode}: {parts.as_dict()}")
     median = float(np.median(times))
     return {
-        "who": "okdhp-edge", "preset": preset_name, "mode": mode, "device": str(device), "batch": batch,
-        "precision": precision, "channels_last": channels_last, "compile": compile_model, "cuda_graphs": cuda_graphs, "steps": steps,
-        "warmup_s": round(warmup_s, 2), "step_s_median": round(median, 4), "img_per_s": round(batch / median, 3),
+        "who": "okdhp-edge",
+        "preset": preset_name,
+        "mode": mode,
+        "device": str(device),
+        "batch": batch,
+        "precision": precision,
+        "channels_last": channels_last,
+        "compile": compile_model,
+        "cuda_graphs": cuda_graphs,
+        "steps": steps,
+        "warmup_s": round(warmup_s, 2),
+        "step_s_median": round(median, 4),
+        "img_per_s": round(batch / median, 3),
         "peak_memory_mib": round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if device.type == "cuda" else None,
     }
 
 
-def official(step_script: Path, official_dir: Path, device: torch.device, batch: int, steps: int, warmup: int,
-             threads: int | None, amp: bool) -> dict | None:
+def official(
+    step_script: Path,
+    official_dir: Path,
+    device: torch.device,
+    batch: int,
+    steps: int,
+    warmup: int,
+    threads: int | None,
+    amp: bool,
+) -> dict | None:
     """The official step in a subprocess (its modules never mix with ours); None when it is not set up."""
     if not step_script.is_file() or not (official_dir / "OFFICIAL_SOURCE").is_file():
         print(f"official step not timed: needs {step_script} and {official_dir} (../shared/anchors/official_setup.sh)")
         return None
-    cmd = [sys.executable, str(step_script), "--official-dir", str(official_dir), "--batch", str(batch),
-           "--iters", str(steps), "--warmup", str(warmup), "--device", str(device)]
+    cmd = [
+        sys.executable,
+        str(step_script),
+        "--official-dir",
+        str(official_dir),
+        "--batch",
+        str(batch),
+        "--iters",
+        str(steps),
+        "--warmup",
+        str(warmup),
+        "--device",
+        str(device),
+    ]
     if threads:
         cmd += ["--threads", str(threads)]
     if amp:
@@ -140,11 +189,21 @@ def official(step_script: Path, official_dir: Path, device: torch.device, batch:
         return None
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     return {
-        "who": "official", "preset": "paper-mpii", "mode": "okdhp", "device": str(device), "batch": batch,
+        "who": "official",
+        "preset": "paper-mpii",
+        "mode": "okdhp",
+        "device": str(device),
+        "batch": batch,
         "precision": {None: "fp32", "bfloat16": "bf16", "float16": "fp16+GradScaler"}[result["amp"]],
-        "channels_last": False, "compile": False, "cuda_graphs": False, "steps": steps, "step_s_median": result["median_s_per_iter"],
-        "img_per_s": result["images_per_s"], "peak_memory_mib": round(result["peak_mem_GiB"] * 1024, 1) if "peak_mem_GiB" in result else None,
-        "commit": result["commit"], "params_M": result["params_M"],
+        "channels_last": False,
+        "compile": False,
+        "cuda_graphs": False,
+        "steps": steps,
+        "step_s_median": result["median_s_per_iter"],
+        "img_per_s": result["images_per_s"],
+        "peak_memory_mib": round(result["peak_mem_GiB"] * 1024, 1) if "peak_mem_GiB" in result else None,
+        "commit": result["commit"],
+        "params_M": result["params_M"],
     }
 
 
@@ -165,10 +224,19 @@ def variants(device: torch.device) -> list[dict]:
 
 def auto_choice(preset_name: str, mode: str, device: torch.device, batch: int) -> tuple[str, bool, bool]:
     """What the trainer's own measurement (system.amp auto, channels_last null, cuda_graphs auto) picks here."""
-    choice = pick_speed(_network(preset_name, mode).to(device), _loss(mode),
-                        lambda n: make_batch(preset_name, n, device), device, "auto", None,
-                        torch.get_num_threads() if device.type == "cpu" else None, batch, log=lambda _: None,
-                        cuda_graphs="auto", graph_blocker=None if device.type == "cuda" else "CPU")
+    choice = pick_speed(
+        _network(preset_name, mode).to(device),
+        _loss(mode),
+        lambda n: make_batch(preset_name, n, device),
+        device,
+        "auto",
+        None,
+        torch.get_num_threads() if device.type == "cpu" else None,
+        batch,
+        log=lambda _: None,
+        cuda_graphs="auto",
+        graph_blocker=None if device.type == "cuda" else "CPU",
+    )
     return choice.amp, choice.channels_last, choice.cuda_graphs
 
 
@@ -178,8 +246,21 @@ def compile_row(args: argparse.Namespace, mode: str, budget_s: float) -> dict | 
     if budget_s < 30:
         print(f"torch.compile row skipped: {budget_s:.0f} s left of --time-budget")
         return None
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--compile-row", "--preset", args.preset, "--modes", mode,
-           "--gpu-batch", str(args.gpu_batch), "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--compile-row",
+        "--preset",
+        args.preset,
+        "--modes",
+        mode,
+        "--gpu-batch",
+        str(args.gpu_batch),
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+    ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=budget_s)
     except subprocess.TimeoutExpired:
@@ -219,12 +300,21 @@ def our_ops(preset_name: str, mode: str, batch: int) -> dict:
     torch.manual_seed(0)
     model = _network(preset_name, mode)
     autocast, scaler, _ = amp_setup("off", cpu)
-    step = TrainStep(model, _loss(mode), make_adam(model.parameters(), lr=2.5e-4), None, scaler, autocast, DistContext(0, 1, 0, cpu))
+    step = TrainStep(
+        model, _loss(mode), make_adam(model.parameters(), lr=2.5e-4), None, scaler, autocast, DistContext(0, 1, 0, cpu)
+    )
     data = make_batch(preset_name, batch, cpu)
     counts = count_ops(lambda: step(data, 0.0)[0].as_dict())
     parts = step.forward(*step.inputs(data), 0.0)
-    return {"who": "okdhp-edge", "preset": preset_name, "mode": mode, "batch": batch, "optimizer": "Adam fused",
-            **counts, "autograd_nodes": autograd_nodes(parts.total)}
+    return {
+        "who": "okdhp-edge",
+        "preset": preset_name,
+        "mode": mode,
+        "batch": batch,
+        "optimizer": "Adam fused",
+        **counts,
+        "autograd_nodes": autograd_nodes(parts.total),
+    }
 
 
 def official_ops(step_script: Path, official_dir: Path, batch: int, foreach: bool) -> dict:
@@ -240,15 +330,29 @@ def official_ops(step_script: Path, official_dir: Path, batch: int, foreach: boo
     torch.manual_seed(0)
     model = net.get_pose_net(cfg, is_train=True).train()
     mse, kld = lib.JointsMSELoss(use_target_weight=bool(cfg.LOSS.USE_TARGET_WEIGHT)), lib.JointsKLDLoss()
-    optimizer = (torch.optim.Adam(model.parameters(), lr=float(cfg.TRAIN.LR), foreach=True) if foreach
-                 else anchor.make_optimizer(cfg.TRAIN, model.parameters()))
-    images, target, weight = anchor.synthetic_batch(batch, int(cfg.MODEL.NUM_JOINTS), tuple(cfg.MODEL.IMAGE_SIZE),
-                                                    tuple(cfg.MODEL.HEATMAP_SIZE), float(cfg.MODEL.SIGMA), 0, torch.device("cpu"))
+    optimizer = (
+        torch.optim.Adam(model.parameters(), lr=float(cfg.TRAIN.LR), foreach=True)
+        if foreach
+        else anchor.make_optimizer(cfg.TRAIN, model.parameters())
+    )
+    images, target, weight = anchor.synthetic_batch(
+        batch,
+        int(cfg.MODEL.NUM_JOINTS),
+        tuple(cfg.MODEL.IMAGE_SIZE),
+        tuple(cfg.MODEL.HEATMAP_SIZE),
+        float(cfg.MODEL.SIGMA),
+        0,
+        torch.device("cpu"),
+    )
 
     def loss() -> tuple[torch.Tensor, ...]:
         outputs, ensemble = model(images)
         hard = sum(mse(o, target, weight) for o in outputs)
-        soft = float(cfg.TRAIN.KD_WEIGHT) * anchor.consistency_weight(0, cfg.TRAIN.LENGTH) * sum(kld(o, ensemble, weight) for o in outputs)
+        soft = (
+            float(cfg.TRAIN.KD_WEIGHT)
+            * anchor.consistency_weight(0, cfg.TRAIN.LENGTH)
+            * sum(kld(o, ensemble, weight) for o in outputs)
+        )
         ens = float(cfg.TRAIN.ENS_WEIGHT) * mse(ensemble, target, weight)
         return hard, ens, soft, hard + ens + soft
 
@@ -260,9 +364,15 @@ def official_ops(step_script: Path, official_dir: Path, batch: int, foreach: boo
         [float(t.detach()) for t in terms]
 
     counts = count_ops(iteration)
-    return {"who": "official", "preset": "paper-mpii", "mode": "okdhp", "batch": batch,
-            "optimizer": "Adam foreach (CUDA's default)" if foreach else "Adam as released (the CPU's per-tensor loop)",
-            **counts, "autograd_nodes": autograd_nodes(loss()[-1])}
+    return {
+        "who": "official",
+        "preset": "paper-mpii",
+        "mode": "okdhp",
+        "batch": batch,
+        "optimizer": "Adam foreach (CUDA's default)" if foreach else "Adam as released (the CPU's per-tensor loop)",
+        **counts,
+        "autograd_nodes": autograd_nodes(loss()[-1]),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -280,29 +390,54 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--official-step", type=Path, default=OFFICIAL_STEP)
     p.add_argument("--official-dir", type=Path, default=OFFICIAL_DIR)
     p.add_argument("--official-amp", action="store_true", help="also time the official step under its --amp autocast")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="default: benchmarks/results/train_throughput.json "
-                   "(step_ops.json with --count-ops)")
-    p.add_argument("--time-budget", type=float, default=600.0,
-                   help="seconds this run may take: the torch.compile row, last, gets what is left (minus a margin)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="default: benchmarks/results/train_throughput.json (step_ops.json with --count-ops)",
+    )
+    p.add_argument(
+        "--time-budget",
+        type=float,
+        default=600.0,
+        help="seconds this run may take: the torch.compile row, last, gets what is left (minus a margin)",
+    )
     p.add_argument("--compile-row", action="store_true", help=argparse.SUPPRESS)  # the child process of compile_row
-    p.add_argument("--count-ops", action="store_true", help="count ops per step on the CPU (ours, official) instead of timing")
-    p.add_argument("--official-ops", choices=["released", "foreach"], help=argparse.SUPPRESS)  # the child process of --count-ops
+    p.add_argument(
+        "--count-ops", action="store_true", help="count ops per step on the CPU (ours, official) instead of timing"
+    )
+    p.add_argument(
+        "--official-ops", choices=["released", "foreach"], help=argparse.SUPPRESS
+    )  # the child process of --count-ops
     args = p.parse_args(argv)
     started = time.perf_counter()
     torch.set_num_threads(args.threads)
     if args.official_ops:
-        print(json.dumps(official_ops(args.official_step, args.official_dir, args.cpu_batch, args.official_ops == "foreach")))
+        print(
+            json.dumps(
+                official_ops(args.official_step, args.official_dir, args.cpu_batch, args.official_ops == "foreach")
+            )
+        )
         return 0
     if args.count_ops:
         return write_op_counts(args)
     torch.backends.cudnn.benchmark = True  # as the trainer (and the official code) run on CUDA
     if args.compile_row:
         half = "bf16" if native_bf16(torch.device("cuda")) else "fp16"
-        row = measure(args.preset, args.modes[0], torch.device("cuda"), args.gpu_batch, args.steps, max(args.warmup, 3) + 2,
-                      amp=half, channels_last=True, compile_model=True)
+        row = measure(
+            args.preset,
+            args.modes[0],
+            torch.device("cuda"),
+            args.gpu_batch,
+            args.steps,
+            max(args.warmup, 3) + 2,
+            amp=half,
+            channels_last=True,
+            compile_model=True,
+        )
         print(json.dumps(row))
         return 0
-    devices = ([] if args.no_cpu else [(torch.device("cpu"), args.cpu_batch)])
+    devices = [] if args.no_cpu else [(torch.device("cpu"), args.cpu_batch)]
     if torch.cuda.is_available() and not args.no_gpu:
         devices.append((torch.device("cuda"), args.gpu_batch))
     results: list[dict] = []
@@ -316,18 +451,26 @@ def main(argv: list[str] | None = None) -> int:
 
     def save() -> None:
         """Rewrite the JSON with the rows as they are now."""
-        write_json_atomic(args.out, {
-            "benchmark": "train_throughput", "command": " ".join(["python", *sys.argv]), "torch": torch.__version__,
-            "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "results": results, **({"failures": failures} if failures else {}), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        })
+        write_json_atomic(
+            args.out,
+            {
+                "benchmark": "train_throughput",
+                "command": " ".join(["python", *sys.argv]),
+                "torch": torch.__version__,
+                "cpu": platform.processor() or platform.machine(),
+                "threads": torch.get_num_threads(),
+                "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+                "results": results,
+                **({"failures": failures} if failures else {}),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            },
+        )
 
     for device, batch in devices:
         warmup = args.warmup if device.type == "cpu" else max(args.warmup, 3)
         official_rows = args.preset == "paper-mpii" and "okdhp" in args.modes
 
-        def official_row(amp: bool) -> None:
+        def official_row(amp: bool, device=device, batch=batch, warmup=warmup) -> None:
             row = official(args.official_step, args.official_dir, device, batch, args.steps, warmup, args.threads, amp)
             if row:
                 add(row)
@@ -355,7 +498,11 @@ def main(argv: list[str] | None = None) -> int:
         for mode in args.modes:  # after the rows, so a failing measurement here loses none of them
             picked = auto_choice(args.preset, mode, device, batch)
             for v, row in ours[mode]:
-                row["auto"] = (v.get("amp", "off"), v.get("channels_last", False), v.get("cuda_graphs", False)) == picked
+                row["auto"] = (
+                    v.get("amp", "off"),
+                    v.get("channels_last", False),
+                    v.get("cuda_graphs", False),
+                ) == picked
             save()
         if device.type == "cuda" and not args.no_compile:
             for mode in args.modes:
@@ -372,39 +519,80 @@ def main(argv: list[str] | None = None) -> int:
 def write_op_counts(args: argparse.Namespace) -> int:
     """--count-ops: ours in this process, the official step (both Adams) in child processes."""
     rows = [our_ops(args.preset, mode, args.cpu_batch) for mode in args.modes]
-    if args.preset == "paper-mpii" and "okdhp" in args.modes and args.official_step.is_file() and (args.official_dir / "OFFICIAL_SOURCE").is_file():
+    if (
+        args.preset == "paper-mpii"
+        and "okdhp" in args.modes
+        and args.official_step.is_file()
+        and (args.official_dir / "OFFICIAL_SOURCE").is_file()
+    ):
         for adam in ("released", "foreach"):
-            proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--official-ops", adam, "--cpu-batch", str(args.cpu_batch),
-                                   "--official-step", str(args.official_step), "--official-dir", str(args.official_dir)],
-                                  capture_output=True, text=True)
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    str(Path(__file__).resolve()),
+                    "--official-ops",
+                    adam,
+                    "--cpu-batch",
+                    str(args.cpu_batch),
+                    "--official-step",
+                    str(args.official_step),
+                    "--official-dir",
+                    str(args.official_dir),
+                ],
+                capture_output=True,
+                text=True,
+            )
             if proc.returncode != 0:
                 print(f"official op count failed:\n{proc.stderr[-2000:]}")
                 continue
             rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     else:
-        print(f"official step not counted: needs {args.official_step} and {args.official_dir} (../shared/anchors/official_setup.sh)")
+        print(
+            f"official step not counted: needs {args.official_step} and {args.official_dir} "
+            "(../shared/anchors/official_setup.sh)"
+        )
     out = args.out if args.out != DEFAULT_OUT else ROOT / "benchmarks" / "results" / "step_ops.json"
-    write_json_atomic(out, {"benchmark": "step_ops", "command": " ".join(["python", *sys.argv]), "torch": torch.__version__,
-                            "results": rows, "created": time.strftime("%Y-%m-%dT%H:%M:%S")})
-    print(f"\n{'who':<11} {'mode':<12} {'batch':>5} {'optimizer':<45} {'top-level ops':>13} {'all ops':>8} {'autograd nodes':>14}")
+    write_json_atomic(
+        out,
+        {
+            "benchmark": "step_ops",
+            "command": " ".join(["python", *sys.argv]),
+            "torch": torch.__version__,
+            "results": rows,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        },
+    )
+    print(
+        f"\n{'who':<11} {'mode':<12} {'batch':>5} {'optimizer':<45} {'top-level ops':>13} {'all ops':>8} "
+        f"{'autograd nodes':>14}"
+    )
     for r in rows:
-        print(f"{r['who']:<11} {r['mode']:<12} {r['batch']:>5} {r['optimizer']:<45} {r['ops_top_level']:>13} {r['ops_all_levels']:>8} "
-              f"{r['autograd_nodes']:>14}")
+        print(
+            f"{r['who']:<11} {r['mode']:<12} {r['batch']:>5} {r['optimizer']:<45} {r['ops_top_level']:>13} "
+            f"{r['ops_all_levels']:>8} "
+            f"{r['autograd_nodes']:>14}"
+        )
     print(f"wrote {out}")
     return 0
 
 
 def _print_table(results: list[dict]) -> None:
     base = {r["device"]: r["img_per_s"] for r in results if r["who"] == "official" and r["precision"] == "fp32"}
-    header = (f"{'who':<10} {'mode':<7} {'device':<6} {'batch':>5} {'precision':<15} {'ch_last':<7} {'compile':<7} {'graph':<5} "
-              f"{'img/s':>8} {'vs official':>11} {'peak MiB':>9}")
+    header = (
+        f"{'who':<10} {'mode':<7} {'device':<6} {'batch':>5} {'precision':<15} {'ch_last':<7} {'compile':<7} "
+        f"{'graph':<5} "
+        f"{'img/s':>8} {'vs official':>11} {'peak MiB':>9}"
+    )
     print("\n" + header + "\n" + "-" * len(header))
     for r in results:
         mem = "-" if r["peak_memory_mib"] is None else f"{r['peak_memory_mib']:.0f}"
         ratio = f"{r['img_per_s'] / base[r['device']]:.2f}x" if r["device"] in base else "-"
         who = r["who"] + (" *" if r.get("auto") else "")
-        print(f"{who:<10} {r['mode']:<7} {r['device']:<6} {r['batch']:>5} {r['precision']:<15} {str(r['channels_last']):<7} "
-              f"{str(r['compile']):<7} {str(r.get('cuda_graphs', False)):<5} {r['img_per_s']:>8.2f} {ratio:>11} {mem:>9}")
+        print(
+            f"{who:<10} {r['mode']:<7} {r['device']:<6} {r['batch']:>5} {r['precision']:<15} "
+            f"{str(r['channels_last']):<7} "
+            f"{str(r['compile']):<7} {str(r.get('cuda_graphs', False)):<5} {r['img_per_s']:>8.2f} {ratio:>11} {mem:>9}"
+        )
     print("* = what the trainer picks by measurement here (system.amp auto, channels_last null, cuda_graphs auto)")
 
 

@@ -12,8 +12,10 @@ student would.
 Each setting runs --repeats times (default 3), the settings interleaved, and the median is kept:
 single passes on this shared machine differ by 10-20 %.
 
-    python benchmarks/video_pipeline.py [--frames 100] [--every 1,5] [--detectors okdhp-person,default,mediapipe] [--tiles 6] [--repeats 3]
+    python benchmarks/video_pipeline.py [--frames 100] [--every 1,5] [--detectors okdhp-person,default,mediapipe] \
+        [--tiles 6] [--repeats 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +27,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-
 from footage import footage_dir, read_clip
+
 from okdhp_edge.runtime import Detector, PoseTracker, Predictor, TrackerConfig
 
 HERE = Path(__file__).parent
@@ -55,8 +57,15 @@ class Timed:
         return result
 
 
-def run(name: str, detector: Detector, predictor: Predictor, frames: list[np.ndarray], every: int, trained: bool,
-        max_people: int) -> dict:
+def run(
+    name: str,
+    detector: Detector,
+    predictor: Predictor,
+    frames: list[np.ndarray],
+    every: int,
+    trained: bool,
+    max_people: int,
+) -> dict:
     timed = Timed(detector, predictor)
     config = TrackerConfig(max_people=max_people)
     if not trained:
@@ -73,7 +82,10 @@ def run(name: str, detector: Detector, predictor: Predictor, frames: list[np.nda
         total += time.perf_counter() - start
     n = len(frames)
     row = {
-        "detector": name, "detect_every": every, "max_people": max_people, "frames": n,
+        "detector": name,
+        "detect_every": every,
+        "max_people": max_people,
+        "frames": n,
         "fps": round(n / total, 1),
         "ms_per_frame": round(1000 * total / n, 2),
         "detector_ms_per_frame": round(1000 * timed.detect_s / n, 2),
@@ -83,8 +95,13 @@ def run(name: str, detector: Detector, predictor: Predictor, frames: list[np.nda
         "crops_per_frame": round(timed.crops / n, 2),
         "detector_calls": tracker.detections,
     }
-    print(f"{name:34s} every {every:2d}: {row['fps']:6.1f} FPS  {row['ms_per_frame']:7.2f} ms = detector {row['detector_ms_per_frame']:6.2f} "
-          f"+ pose {row['pose_ms_per_frame']:6.2f} + tracker {row['tracker_ms_per_frame']:5.2f}; {row['people_per_frame']:.1f} people/frame", flush=True)
+    print(
+        f"{name:34s} every {every:2d}: {row['fps']:6.1f} FPS  {row['ms_per_frame']:7.2f} ms = detector "
+        f"{row['detector_ms_per_frame']:6.2f} "
+        f"+ pose {row['pose_ms_per_frame']:6.2f} + tracker {row['tracker_ms_per_frame']:5.2f}; "
+        f"{row['people_per_frame']:.1f} people/frame",
+        flush=True,
+    )
     return row
 
 
@@ -99,18 +116,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--every", default="1,5", help="detection schedules to time (detect_every values)")
     parser.add_argument("--start", type=int, default=400, help="first frame of the clip to use")
-    parser.add_argument("--detectors", default="okdhp-person,default,mediapipe", help="Detector models to time (names or files)")
-    parser.add_argument("--tiles", default="6", help="also time MediaPipe's detector on these tile counts ('' for none)")
-    parser.add_argument("--student", type=Path, help="a trained .safetensors student (default: untrained smallest edge student)")
-    parser.add_argument("--model", help="an exported pose model to time as it is: a file, or a bundled name such as real-tiny "
-                        "(trained: the tracker keeps its default thresholds)")
+    parser.add_argument(
+        "--detectors", default="okdhp-person,default,mediapipe", help="Detector models to time (names or files)"
+    )
+    parser.add_argument(
+        "--tiles", default="6", help="also time MediaPipe's detector on these tile counts ('' for none)"
+    )
+    parser.add_argument(
+        "--student", type=Path, help="a trained .safetensors student (default: untrained smallest edge student)"
+    )
+    parser.add_argument(
+        "--model",
+        help="an exported pose model to time as it is: a file, or a bundled name such as real-tiny "
+        "(trained: the tracker keeps its default thresholds)",
+    )
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3, help="rounds over every setting, interleaved; the median is kept")
-    parser.add_argument("--max-people", type=int, default=TrackerConfig.max_people, help="the tracker's limit on people followed")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="rounds over every setting, interleaved; the median is kept"
+    )
+    parser.add_argument(
+        "--max-people", type=int, default=TrackerConfig.max_people, help="the tracker's limit on people followed"
+    )
     parser.add_argument("--json", type=Path, default=HERE / "results" / "video_pipeline.json")
     args = parser.parse_args(argv)
 
     from export_matrix import find_students
+
     from okdhp_edge.export import export
 
     trained = bool(args.student or args.model)
@@ -119,25 +150,49 @@ def main(argv: list[str] | None = None) -> None:
     else:
         work = Path(tempfile.mkdtemp(prefix="okdhp-video-bench-"))
         student = args.student or find_students(None, "edge", [2], work)[0][0]
-        model = export(student, format="onnx", precision="int8", out_dir=work / "exports", calib_images=64, verify_images=0).artifact
+        model = export(
+            student, format="onnx", precision="int8", out_dir=work / "exports", calib_images=64, verify_images=0
+        ).artifact
     predictor = Predictor(model, num_threads=args.threads)
     frames = read_clip(footage_dir() / "vtest.avi", args.start, args.frames, (640, 480))
     detectors = [(name, Detector(name, num_threads=args.threads)) for name in args.detectors.split(",") if name]
-    detectors += [(f"mediapipe tiles={t}", Detector("mediapipe", num_threads=args.threads, tiles=int(t))) for t in args.tiles.split(",") if t]
+    detectors += [
+        (f"mediapipe tiles={t}", Detector("mediapipe", num_threads=args.threads, tiles=int(t)))
+        for t in args.tiles.split(",")
+        if t
+    ]
     configs = [(name, d, int(every)) for name, d in detectors for every in args.every.split(",")]
-    rounds = [[run(name, d, predictor, frames, every, trained, args.max_people) for name, d, every in configs] for _ in range(args.repeats)]
+    rounds = [
+        [run(name, d, predictor, frames, every, trained, args.max_people) for name, d, every in configs]
+        for _ in range(args.repeats)
+    ]
     rows = [median_row([r[i] for r in rounds]) for i in range(len(configs))]
     if args.repeats > 1:
         print(f"median of {args.repeats} interleaved rounds:")
         for row in rows:
-            print(f"{row['detector']:34s} every {row['detect_every']:2d}: {row['fps']:6.1f} FPS (runs: {row['fps_runs']})")
+            print(
+                f"{row['detector']:34s} every {row['detect_every']:2d}: {row['fps']:6.1f} FPS (runs: {row['fps_runs']})"
+            )
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({
-        "clip": f"vtest.avi (opencv-doc), frames {args.start}-{args.start + len(frames) - 1} resized to 640x480", "pose_model": predictor.model_path.name,
-        "trained_student": trained, "threads": args.threads,
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": __import__("os").cpu_count(), "python": platform.python_version()},
-        "results": rows,
-    }, indent=1) + "\n")
+    args.json.write_text(
+        json.dumps(
+            {
+                "clip": f"vtest.avi (opencv-doc), frames {args.start}-{args.start + len(frames) - 1} "
+                "resized to 640x480",
+                "pose_model": predictor.model_path.name,
+                "trained_student": trained,
+                "threads": args.threads,
+                "machine": {
+                    "cpu": platform.processor() or platform.machine(),
+                    "cores": __import__("os").cpu_count(),
+                    "python": platform.python_version(),
+                },
+                "results": rows,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     print(f"written {args.json}")
 
 

@@ -10,6 +10,7 @@ with no image at hand:
 
     python examples/predict_image.py --model target-int8.onnx --synthetic --out prediction.jpg
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,7 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--image", type=Path, help="input image (anything cv2.imread reads)")
     source.add_argument("--synthetic", action="store_true", help="render a synthetic scene and use its person boxes")
     parser.add_argument("--seed", type=int, default=0, help="scene seed for --synthetic")
-    parser.add_argument("--box", action="append", type=parse_box, default=[], help="person box x1,y1,x2,y2 (repeat per person)")
+    parser.add_argument(
+        "--box", action="append", type=parse_box, default=[], help="person box x1,y1,x2,y2 (repeat per person)"
+    )
     parser.add_argument("--out", type=Path, help="annotated image (default: <image>-pose.jpg next to the input)")
     parser.add_argument("--json", type=Path, help="also write keypoints as JSON here")
     parser.add_argument("--flip-test", action="store_true", help="average with the mirrored crop")
@@ -70,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     try:
         predictor = Predictor(args.model, backend=args.backend, device=args.device, num_threads=args.threads)
-        result = predictor.predict(image, np.array(args.box, np.float32) if args.box else None, flip_test=args.flip_test)
+        result = predictor.predict(
+            image, np.array(args.box, np.float32) if args.box else None, flip_test=args.flip_test
+        )
     except (ModelFileError, BackendUnavailableError, InputError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -84,8 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps(result.to_dict(), indent=2), encoding="utf-8")
     for i, score in enumerate(result.mean_scores):
         print(f"person {i}: mean keypoint score {score:.3f}")
-    print(f"wrote {out}" + (f" and {args.json}" if args.json else "") + f" ({predictor.backend.describe()}, "
-          f"{predictor.last_times.total * 1000:.1f} ms)")
+    print(
+        f"wrote {out}" + (f" and {args.json}" if args.json else "") + f" ({predictor.backend.describe()}, "
+        f"{predictor.last_times.total * 1000:.1f} ms)"
+    )
     return 0
 
 

@@ -9,10 +9,12 @@ A person detector finds people every --detect-every frames: by default this proj
 (shipped in the package; small and far people) together with MediaPipe's pose detector (fetched
 once from the package index; people near the camera); --detector okdhp-person or mediapipe for one
 of them, --detector PATH for a YOLO .onnx/.tflite export, or --detector none (the whole frame is
-one person). PoseTracker follows people in between, keeps their IDs and
-smooths their keypoints (--no-smooth turns that off). q or Esc quits the window. Showing a window needs the GUI build of OpenCV (`pip install okdhp-edge[demo]`); with
-the headless build use --no-show (and --save to keep the annotated video).
+one person). PoseTracker follows people in between, keeps their IDs and smooths their keypoints
+(--no-smooth turns that off). q or Esc quits the window. Showing a window needs the GUI build of
+OpenCV (`pip install okdhp-edge[demo]`); with the headless build use --no-show (and --save to keep
+the annotated video).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,7 +26,15 @@ from pathlib import Path
 import cv2
 
 from okdhp_edge.runtime import (
-    BackendUnavailableError, Detector, InputError, ModelFileError, PoseTracker, Predictor, TrackerConfig, bundled_models, draw_fps,
+    BackendUnavailableError,
+    Detector,
+    InputError,
+    ModelFileError,
+    PoseTracker,
+    Predictor,
+    TrackerConfig,
+    bundled_models,
+    draw_fps,
     draw_tracks,
 )
 from okdhp_edge.runtime.bundled import DEFAULT_POSE_MODEL
@@ -43,31 +53,48 @@ class DemoError(Exception):
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=DEFAULT_POSE_MODEL,
-                        help="a pose student bundled in the package, by name "
-                             f"({', '.join(bundled_models())}; default: {DEFAULT_POSE_MODEL}), or an exported model "
-                             "(.onnx, .tflite, .engine, .mlpackage) or .safetensors student")
+    parser.add_argument(
+        "--model",
+        default=DEFAULT_POSE_MODEL,
+        help="a pose student bundled in the package, by name "
+        f"({', '.join(bundled_models())}; default: {DEFAULT_POSE_MODEL}), or an exported model "
+        "(.onnx, .tflite, .engine, .mlpackage) or .safetensors student",
+    )
     parser.add_argument("--source", default="0", help="camera index (0, 1, ...), a video file or an image (default: 0)")
     parser.add_argument("--save", type=Path, help="write the annotated video here (.mp4 or .avi)")
     parser.add_argument("--no-show", action="store_true", help="do not open a window (headless machines)")
     parser.add_argument("--backend", help="force a backend (default: from the model's suffix)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, tensorrt, coreml (default: auto)")
     parser.add_argument("--threads", type=int, help="CPU threads for the backend")
-    parser.add_argument("--detector", default="default",
-                        help="person detector: 'default' (okdhp-person + mediapipe), 'okdhp-person', 'mediapipe', "
-                             "a YOLO .onnx/.tflite export, or 'none' (one person)")
-    parser.add_argument("--tiles", type=int, default=1, help="MediaPipe's detector: also search N overlapping tile columns (default: 1)")
-    parser.add_argument("--detect-every", type=int, help="run the detector every N frames (1: every frame; default: 5, or --config's)")
+    parser.add_argument(
+        "--detector",
+        default="default",
+        help="person detector: 'default' (okdhp-person + mediapipe), 'okdhp-person', 'mediapipe', "
+        "a YOLO .onnx/.tflite export, or 'none' (one person)",
+    )
+    parser.add_argument(
+        "--tiles", type=int, default=1, help="MediaPipe's detector: also search N overlapping tile columns (default: 1)"
+    )
+    parser.add_argument(
+        "--detect-every", type=int, help="run the detector every N frames (1: every frame; default: 5, or --config's)"
+    )
     parser.add_argument("--max-people", type=int, help="the most people tracked at once (default: 8, or --config's)")
     parser.add_argument("--no-smooth", action="store_true", help="show raw keypoints (no One-Euro smoothing)")
     parser.add_argument("--flip-test", action="store_true", help="average with the mirrored crop (2x the compute)")
-    parser.add_argument("--min-score", type=float,
-                        help="hide keypoints below this score (default: the tracker's keypoint threshold)")
-    parser.add_argument("--track-score", type=float,
-                        help="a pose whose keypoints score below this on average is lost (default: follow the student's "
-                             "own scores, 0.6 x their median on detected people; about 0.5 for the shipped student)")
-    parser.add_argument("--config", type=Path,
-                        help="tracker settings: a YAML file of TrackerConfig fields (needs PyYAML); the options above override it")
+    parser.add_argument(
+        "--min-score", type=float, help="hide keypoints below this score (default: the tracker's keypoint threshold)"
+    )
+    parser.add_argument(
+        "--track-score",
+        type=float,
+        help="a pose whose keypoints score below this on average is lost (default: follow the student's "
+        "own scores, 0.6 x their median on detected people; about 0.5 for the shipped student)",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="tracker settings: a YAML file of TrackerConfig fields (needs PyYAML); the options above override it",
+    )
     parser.add_argument("--max-frames", type=int, help="stop after this many frames")
     parser.add_argument("--snapshot", type=Path, help="also save the last annotated frame as an image (.jpg or .png)")
     return parser.parse_args(argv)
@@ -79,11 +106,19 @@ def open_source(source: str) -> cv2.VideoCapture:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our message replaces OpenCV's probe warnings
         capture = cv2.VideoCapture(int(source))
         if not capture.isOpened():
-            raise DemoError(f"cannot open camera {source}: no camera with that index, or it is in use; "
-                            "try another --source index, or pass a video file (--source clip.mp4)")
+            raise DemoError(
+                f"cannot open camera {source}: no camera with that index, or it is in use; "
+                "try another --source index, or pass a video file (--source clip.mp4)"
+            )
         return capture
     path = Path(source)
-    kind = "image file" if path.suffix.lower() in IMAGE_SUFFIXES else "video file" if path.suffix.lower() in VIDEO_SUFFIXES else "file"
+    kind = (
+        "image file"
+        if path.suffix.lower() in IMAGE_SUFFIXES
+        else "video file"
+        if path.suffix.lower() in VIDEO_SUFFIXES
+        else "file"
+    )
     if not path.is_file():
         hint = "" if kind != "file" else " (--source takes a camera index, a video file or an image)"
         raise DemoError(f"{kind} not found: {path}{hint}")
@@ -163,7 +198,9 @@ def run(args: argparse.Namespace) -> int:
     ok, frame = capture.read()
     if not ok or frame is None:
         capture.release()
-        raise DemoError(f"cannot read a frame from {args.source}: the camera gives no image, or the video is empty/corrupt")
+        raise DemoError(
+            f"cannot read a frame from {args.source}: the camera gives no image, or the video is empty/corrupt"
+        )
     source_fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
     camera = args.source if args.source.isdigit() else None
     writer = open_writer(args.save, frame.shape, source_fps) if args.save else None
@@ -179,7 +216,9 @@ def run(args: argparse.Namespace) -> int:
             draw_tracks(frame, tracks, tracker.skeleton, min_score=args.min_score)
             instant = 1.0 / max(time.perf_counter() - tick, 1e-6)
             fps = instant if frames == 0 else 0.9 * fps + 0.1 * instant
-            draw_fps(frame, fps, f"{len(tracks)} {'person' if len(tracks) == 1 else 'people'}  {predictor.backend.name}")
+            draw_fps(
+                frame, fps, f"{len(tracks)} {'person' if len(tracks) == 1 else 'people'}  {predictor.backend.name}"
+            )
             frames += 1
             if writer is not None:
                 writer.write(frame)
@@ -200,8 +239,10 @@ def run(args: argparse.Namespace) -> int:
         if show:
             cv2.destroyAllWindows()
     elapsed = time.perf_counter() - started
-    print(f"{frames} frames in {elapsed:.1f} s ({frames / max(elapsed, 1e-9):.1f} FPS overall) with {predictor.backend.describe()}"
-          + (f"; annotated video written to {args.save}" if args.save else ""))
+    print(
+        f"{frames} frames in {elapsed:.1f} s ({frames / max(elapsed, 1e-9):.1f} FPS overall) with "
+        f"{predictor.backend.describe()}" + (f"; annotated video written to {args.save}" if args.save else "")
+    )
     if args.snapshot is not None:
         save_snapshot(args.snapshot, last)
     return 0

@@ -4,6 +4,7 @@ Heatmap pixel j is centred on input pixel (j + 0.5) * stride - 0.5: the two grid
 outer edges, so mirroring the input (x -> W - 1 - x) mirrors the heatmap exactly
 (j -> w - 1 - j) and flip test needs no shift.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -59,8 +60,10 @@ class HeatmapCodec:
         heatmaps = gy[:, :, None] * gx[:, None, :]
         margin = 3 * self.sigma
         inside = (
-            (centers[:, 0] > -margin) & (centers[:, 0] < w - 1 + margin)
-            & (centers[:, 1] > -margin) & (centers[:, 1] < h - 1 + margin)
+            (centers[:, 0] > -margin)
+            & (centers[:, 0] < w - 1 + margin)
+            & (centers[:, 1] > -margin)
+            & (centers[:, 1] < h - 1 + margin)
             & np.isfinite(centers).all(axis=1)
         )
         weights = ((visible > 0) & inside).astype(np.float32)

@@ -7,6 +7,7 @@ Conventions (used everywhere in the package):
 - The window's center lands on the middle of the output, ((W - 1) / 2, (H - 1) / 2), so
   mirroring the crop (x -> W - 1 - x) is the same as mirroring the window: flip test is exact.
 """
+
 from __future__ import annotations
 
 import math

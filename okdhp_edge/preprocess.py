@@ -3,6 +3,7 @@
 One function builds the crops so that a model is calibrated, evaluated and deployed on
 exactly the same pixels.
 """
+
 from __future__ import annotations
 
 import numpy as np

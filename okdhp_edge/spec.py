@@ -6,6 +6,7 @@ the network (training side), and the skeleton, input geometry, normalisation and
 An exported artifact's spec also carries an `ExportInfo`: the contract export writes and the
 runtime reads, typed once here so neither side spells its keys on its own.
 """
+
 from __future__ import annotations
 
 import copy
@@ -18,8 +19,19 @@ from typing import Any
 from .skeleton import Skeleton
 
 __all__ = [
-    "ARCH_TYPES", "ArchSpec", "DTYPES", "EnsembleArchSpec", "ExportInfo", "InputSpec", "LAYOUTS", "ModelSpec", "SPEC_METADATA_KEY",
-    "SPEC_VERSION", "SpecError", "sidecar_path", "write_json_atomic",
+    "ARCH_TYPES",
+    "ArchSpec",
+    "DTYPES",
+    "EnsembleArchSpec",
+    "ExportInfo",
+    "InputSpec",
+    "LAYOUTS",
+    "ModelSpec",
+    "SPEC_METADATA_KEY",
+    "SPEC_VERSION",
+    "SpecError",
+    "sidecar_path",
+    "write_json_atomic",
 ]
 
 SPEC_VERSION = 1
@@ -69,7 +81,11 @@ class EnsembleArchSpec:
             raise ValueError(f"arch.branches: expected a non-empty list of [stacks, channels], got {self.branches!r}")
         pairs = []
         for branch in self.branches:
-            if not isinstance(branch, (list, tuple)) or len(branch) != 2 or not all(isinstance(v, int) and v > 0 for v in branch):
+            if (
+                not isinstance(branch, (list, tuple))
+                or len(branch) != 2
+                or not all(isinstance(v, int) and v > 0 for v in branch)
+            ):
                 raise ValueError(f"arch.branches: {branch!r} is not [stacks, channels] (two positive integers)")
             pairs.append([int(v) for v in branch])
         self.branches = pairs
@@ -127,23 +143,32 @@ class ExportInfo:
         return {**{k: v for k, v in data.items() if v is not None}, **copy.deepcopy(self.details)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> "ExportInfo":
+    def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> ExportInfo:
         if not isinstance(data, dict):
             raise SpecError(f"{source}: export: expected an object")
         typed = {f.name for f in fields(cls)} - {"details"}
         known = {k: v for k, v in data.items() if k in typed}
         batch = known.pop("batch", "dynamic")
         if batch not in (None, "dynamic") and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
-            raise SpecError(f"{source}: export.batch must be 'dynamic' or a positive integer, got {batch!r}; re-export the model")
+            raise SpecError(
+                f"{source}: export.batch must be 'dynamic' or a positive integer, got {batch!r}; re-export the model"
+            )
         max_batch = known.get("max_batch")
         if max_batch is not None and (isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1):
-            raise SpecError(f"{source}: export.max_batch must be a positive integer, got {max_batch!r}; re-export the model")
-        info = cls(batch=None if batch in (None, "dynamic") else batch,
-                   details={k: copy.deepcopy(v) for k, v in data.items() if k not in typed}, **known)
+            raise SpecError(
+                f"{source}: export.max_batch must be a positive integer, got {max_batch!r}; re-export the model"
+            )
+        info = cls(
+            batch=None if batch in (None, "dynamic") else batch,
+            details={k: copy.deepcopy(v) for k, v in data.items() if k not in typed},
+            **known,
+        )
         info.input_layout, info.output_layout = str(info.input_layout).upper(), str(info.output_layout).upper()
         for name, valid in (("input_layout", LAYOUTS), ("output_layout", LAYOUTS), ("input_dtype", DTYPES)):
             if getattr(info, name) not in valid:
-                raise SpecError(f"{source}: export.{name}={getattr(info, name)!r} is not one of {list(valid)}; re-export the model")
+                raise SpecError(
+                    f"{source}: export.{name}={getattr(info, name)!r} is not one of {list(valid)}; re-export the model"
+                )
         return info
 
 
@@ -189,12 +214,14 @@ class ModelSpec:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> "ModelSpec":
+    def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> ModelSpec:
         if not isinstance(data, dict):
             raise SpecError(f"{source}: expected a JSON object, got {type(data).__name__}")
         version = data.get("version", SPEC_VERSION)
         if version > SPEC_VERSION:
-            raise SpecError(f"{source}: spec version {version} is newer than this okdhp-edge ({SPEC_VERSION}); upgrade okdhp-edge")
+            raise SpecError(
+                f"{source}: spec version {version} is newer than this okdhp-edge ({SPEC_VERSION}); upgrade okdhp-edge"
+            )
         try:
             arch = _build_arch(data["arch"], f"{source}: arch")
             inp = _build(InputSpec, data.get("input", {}), f"{source}: input")
@@ -227,14 +254,17 @@ class ModelSpec:
             raise SpecError(f"{source}: {err}") from None
         if arch.num_joints != skeleton.num_keypoints:
             raise SpecError(
-                f"{source}: arch.num_joints={arch.num_joints} but skeleton {skeleton.name!r} has {skeleton.num_keypoints} keypoints"
+                f"{source}: arch.num_joints={arch.num_joints} but skeleton {skeleton.name!r} has "
+                f"{skeleton.num_keypoints} keypoints"
             )
         if spec.input.width % spec.heatmap_stride or spec.input.height % spec.heatmap_stride:
-            raise SpecError(f"{source}: input {spec.input_size} is not divisible by heatmap_stride {spec.heatmap_stride}")
+            raise SpecError(
+                f"{source}: input {spec.input_size} is not divisible by heatmap_stride {spec.heatmap_stride}"
+            )
         return spec
 
     @classmethod
-    def from_json(cls, text: str, source: str = "<json>") -> "ModelSpec":
+    def from_json(cls, text: str, source: str = "<json>") -> ModelSpec:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as err:
@@ -242,7 +272,7 @@ class ModelSpec:
         return cls.from_dict(data, source)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "ModelSpec":
+    def load(cls, path: str | os.PathLike) -> ModelSpec:
         path = Path(path)
         if not path.is_file():
             raise SpecError(f"{path}: spec file not found")

@@ -1,5 +1,6 @@
 """Fixtures several test files share: the real footage (Debian's opencv-doc media, fetched once by
 benchmarks/footage.py), a free local port for torchrun, and one torch thread."""
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ The student is the smallest branch of the `tiny` preset, randomly initialised wi
 (real pipelines, real backends; only the weights are untrained). Artifacts come from
 `okdhp_edge.export.export`: `<name>-<precision>.<ext>` plus the `<artifact>.json` sidecar.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,11 +15,28 @@ import numpy as np
 from okdhp_edge.skeleton import COCO17
 
 # A standing person in a unit box (x right, y down), COCO-17 order.
-POSE = np.array([
-    [0.50, 0.08], [0.53, 0.06], [0.47, 0.06], [0.56, 0.08], [0.44, 0.08],
-    [0.62, 0.22], [0.38, 0.22], [0.70, 0.38], [0.30, 0.38], [0.74, 0.52], [0.26, 0.52],
-    [0.58, 0.55], [0.42, 0.55], [0.60, 0.75], [0.40, 0.75], [0.61, 0.95], [0.39, 0.95],
-], np.float32)
+POSE = np.array(
+    [
+        [0.50, 0.08],
+        [0.53, 0.06],
+        [0.47, 0.06],
+        [0.56, 0.08],
+        [0.44, 0.08],
+        [0.62, 0.22],
+        [0.38, 0.22],
+        [0.70, 0.38],
+        [0.30, 0.38],
+        [0.74, 0.52],
+        [0.26, 0.52],
+        [0.58, 0.55],
+        [0.42, 0.55],
+        [0.60, 0.75],
+        [0.40, 0.75],
+        [0.61, 0.95],
+        [0.39, 0.95],
+    ],
+    np.float32,
+)
 
 
 def make_student(out_dir: Path, seed: int = 0) -> Path:
@@ -53,8 +71,9 @@ def export_tflite(student_path: Path, out_dir: Path) -> Path:
     return export_artifact(student_path, out_dir, "tflite")
 
 
-def person_frame(width: int = 320, height: int = 240, box: tuple[float, float, float, float] = (110, 20, 210, 230),
-                 seed: int = 0) -> np.ndarray:
+def person_frame(
+    width: int = 320, height: int = 240, box: tuple[float, float, float, float] = (110, 20, 210, 230), seed: int = 0
+) -> np.ndarray:
     """A textured BGR frame with one stick figure filling `box` (x1, y1, x2, y2)."""
     rng = np.random.default_rng(seed)
     frame = cv2.GaussianBlur(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), (0, 0), 3)

@@ -1,4 +1,5 @@
 """Torch-free core: skeletons, crop geometry, heatmap codec, specs, preprocessing."""
+
 import ast
 import json
 import subprocess
@@ -9,8 +10,20 @@ import numpy as np
 import pytest
 
 from okdhp_edge import (
-    COCO17, MPII16, HeatmapCodec, InputSpec, ModelSpec, ArchSpec, SpecError,
-    apply_affine, box_to_center_size, crop_affine, decode_heatmaps, flip_heatmaps, get_skeleton, invert_affine,
+    COCO17,
+    MPII16,
+    ArchSpec,
+    HeatmapCodec,
+    InputSpec,
+    ModelSpec,
+    SpecError,
+    apply_affine,
+    box_to_center_size,
+    crop_affine,
+    decode_heatmaps,
+    flip_heatmaps,
+    get_skeleton,
+    invert_affine,
 )
 from okdhp_edge.preprocess import crop_people, normalize
 from okdhp_edge.spec import ExportInfo
@@ -110,7 +123,9 @@ def _spec_dict():
 
 
 def test_spec_round_trip_and_errors(tmp_path):
-    spec = ModelSpec(name="s", arch=ArchSpec(num_joints=17), skeleton=COCO17, input=InputSpec(96, 128), compression_rate=0.5)
+    spec = ModelSpec(
+        name="s", arch=ArchSpec(num_joints=17), skeleton=COCO17, input=InputSpec(96, 128), compression_rate=0.5
+    )
     path = tmp_path / "s.json"
     spec.save(path)
     loaded = ModelSpec.load(path)
@@ -172,7 +187,9 @@ def test_dependencies_run_one_way():
     for path in files:
         parts = path.relative_to(root.parent).with_suffix("").parts
         package = ".".join(parts if parts[-1] == "__init__" else parts[:-1]).removesuffix(".__init__")
-        bad = sorted(n for n in _imports(path, package) if n.startswith(above) or n == "torch" or n.startswith("torch."))
+        bad = sorted(
+            n for n in _imports(path, package) if n.startswith(above) or n == "torch" or n.startswith("torch.")
+        )
         assert not bad, f"{path.relative_to(root.parent)} imports {bad}"
 
 
@@ -192,18 +209,47 @@ def test_export_runs_artifacts_only_through_the_runtime():
 # Export sections as the exporter wrote them before ExportInfo was typed (a TensorRT-source INT8
 # ONNX and a full-integer TFLite): they must load and write back byte for byte.
 OLD_EXPORT_SECTIONS = [
-    {"batch": "dynamic", "calibration": {"images": 16, "method": "average", "source": "synthetic"},
-     "created": "2026-11-26T02:58:24+00:00", "device_specific": False, "equalized": True, "format": "onnx",
-     "input_dtype": "float32", "input_layout": "NCHW", "input_name": "input", "int8_residual": "int8",
-     "int8_scheme": "symmetric", "max_batch": 32, "okdhp_edge_version": "0.1.0", "opset": 17, "output_layout": "NCHW",
-     "output_name": "heatmaps", "precision": "int8", "purpose": "TensorRT int8 engine source", "source_sha256": "0f" * 32},
-    {"batch": 1, "calibration": {"images": 16, "method": "pt2e-moving-average-minmax", "source": "synthetic"},
-     "created": "2026-11-26T02:57:15+00:00", "device_specific": False, "equalized": True, "format": "tflite",
-     "input_dtype": "int8", "input_layout": "NCHW", "input_name": "serving_default_args_0",
-     "input_quantization": {"scale": 0.01683146134018898, "zero_point": -3}, "int8_residual": "int8",
-     "okdhp_edge_version": "0.1.0", "output_dtype": "int8", "output_layout": "NCHW",
-     "output_name": "serving_default_output_0_output", "output_quantization": {"scale": 0.0021858331747353077, "zero_point": -94},
-     "precision": "int8", "source_sha256": "0f" * 32},
+    {
+        "batch": "dynamic",
+        "calibration": {"images": 16, "method": "average", "source": "synthetic"},
+        "created": "2026-11-26T02:58:24+00:00",
+        "device_specific": False,
+        "equalized": True,
+        "format": "onnx",
+        "input_dtype": "float32",
+        "input_layout": "NCHW",
+        "input_name": "input",
+        "int8_residual": "int8",
+        "int8_scheme": "symmetric",
+        "max_batch": 32,
+        "okdhp_edge_version": "0.1.0",
+        "opset": 17,
+        "output_layout": "NCHW",
+        "output_name": "heatmaps",
+        "precision": "int8",
+        "purpose": "TensorRT int8 engine source",
+        "source_sha256": "0f" * 32,
+    },
+    {
+        "batch": 1,
+        "calibration": {"images": 16, "method": "pt2e-moving-average-minmax", "source": "synthetic"},
+        "created": "2026-11-26T02:57:15+00:00",
+        "device_specific": False,
+        "equalized": True,
+        "format": "tflite",
+        "input_dtype": "int8",
+        "input_layout": "NCHW",
+        "input_name": "serving_default_args_0",
+        "input_quantization": {"scale": 0.01683146134018898, "zero_point": -3},
+        "int8_residual": "int8",
+        "okdhp_edge_version": "0.1.0",
+        "output_dtype": "int8",
+        "output_layout": "NCHW",
+        "output_name": "serving_default_output_0_output",
+        "output_quantization": {"scale": 0.0021858331747353077, "zero_point": -94},
+        "precision": "int8",
+        "source_sha256": "0f" * 32,
+    },
 ]
 
 
@@ -219,10 +265,15 @@ def test_export_section_is_typed_and_keeps_the_on_disk_format(section):
     assert json.loads(spec.to_json()) == data
 
 
-@pytest.mark.parametrize("change, words", [
-    ({"batch": 0}, "export.batch"), ({"max_batch": "8"}, "export.max_batch"),
-    ({"output_layout": "CHW"}, "output_layout"), ({"input_dtype": "int4"}, "input_dtype"),
-])
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"batch": 0}, "export.batch"),
+        ({"max_batch": "8"}, "export.max_batch"),
+        ({"output_layout": "CHW"}, "output_layout"),
+        ({"input_dtype": "int4"}, "input_dtype"),
+    ],
+)
 def test_export_section_errors_name_the_field(change, words):
     data = ModelSpec(name="s", arch=ArchSpec(), skeleton=COCO17).to_dict()
     data["export"] = {**OLD_EXPORT_SECTIONS[0], **change}

@@ -5,6 +5,7 @@ slowest, and the least needed when the check runs out of time).
 
 Skipped without a GPU; `benchmarks/gpu_check.sh` runs them (`pytest -m cuda`) on a GPU machine.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,7 +32,9 @@ from okdhp_edge.train.step import TrainStep, amp_candidates, amp_setup, native_b
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [
     pytest.mark.cuda,
-    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (benchmarks/gpu_check.sh runs these on one)"),
+    pytest.mark.skipif(
+        not torch.cuda.is_available(), reason="needs a CUDA GPU (benchmarks/gpu_check.sh runs these on one)"
+    ),
 ]
 CUDA = torch.device("cuda")
 
@@ -40,7 +43,9 @@ def _stop_like_ctrl_c(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-if torch.cuda.is_available():  # gpu_check.sh's time limit sends SIGTERM: stop as on Ctrl-C, so pytest still writes its report
+if (
+    torch.cuda.is_available()
+):  # gpu_check.sh's time limit sends SIGTERM: stop as on Ctrl-C, so pytest still writes its report
     signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 
@@ -52,9 +57,11 @@ def tiny_batch(n: int = 8, seed: int = 0) -> dict[str, torch.Tensor]:
     codec = HeatmapCodec((w, h), (w // 4, h // 4))
     rng = np.random.default_rng(seed)
     encoded = [codec.encode(rng.uniform([8, 8], [w - 8, h - 8], (k, 2)), np.ones(k)) for _ in range(n)]
-    return {"image": torch.from_numpy(rng.standard_normal((n, 3, h, w), dtype=np.float32)),
-            "target": torch.from_numpy(np.stack([e[0] for e in encoded])),
-            "target_weight": torch.from_numpy(np.stack([e[1] for e in encoded]))}
+    return {
+        "image": torch.from_numpy(rng.standard_normal((n, 3, h, w), dtype=np.float32)),
+        "target": torch.from_numpy(np.stack([e[0] for e in encoded])),
+        "target_weight": torch.from_numpy(np.stack([e[1] for e in encoded])),
+    }
 
 
 def train_steps(amp: str, steps: int = 12, compile_model: bool = False, channels_last: bool = True) -> list[float]:
@@ -64,8 +71,16 @@ def train_steps(amp: str, steps: int = 12, compile_model: bool = False, channels
         net = net.to(memory_format=torch.channels_last)
     model = torch.compile(net) if compile_model else net
     autocast, scaler, _ = amp_setup(amp, CUDA)
-    step = TrainStep(model, OKDHPLoss("okdhp", kl_temperature=0.1, ramp_epochs=0), make_adam(net.parameters(), lr=1e-3),
-                     None, scaler, autocast, DistContext(0, 1, 0, CUDA), channels_last=channels_last)
+    step = TrainStep(
+        model,
+        OKDHPLoss("okdhp", kl_temperature=0.1, ramp_epochs=0),
+        make_adam(net.parameters(), lr=1e-3),
+        None,
+        scaler,
+        autocast,
+        DistContext(0, 1, 0, CUDA),
+        channels_last=channels_last,
+    )
     batch = tiny_batch()
     losses = []
     for _ in range(steps):
@@ -86,15 +101,29 @@ def graph_twins(amp: str, ramp_epochs: float = 0) -> tuple[list[TrainStep], list
         autocast, scaler, _ = amp_setup(amp, CUDA)
         optimizer = make_adam(net.parameters(), lr=1e-3)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: 1.0 - 0.02 * it)  # the lr moves every step
-        steps.append(TrainStep(net, OKDHPLoss("okdhp", kl_temperature=0.1, ramp_epochs=ramp_epochs), optimizer, scheduler,
-                               scaler, autocast, DistContext(0, 1, 0, CUDA), channels_last=True))
+        steps.append(
+            TrainStep(
+                net,
+                OKDHPLoss("okdhp", kl_temperature=0.1, ramp_epochs=ramp_epochs),
+                optimizer,
+                scheduler,
+                scaler,
+                autocast,
+                DistContext(0, 1, 0, CUDA),
+                channels_last=True,
+            )
+        )
     return steps, nets
 
 
 @pytest.fixture
 def exact_math():
     before = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic, torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic, torch.backends.cudnn.allow_tf32 = False, True, False
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic, torch.backends.cudnn.allow_tf32 = (
+        False,
+        True,
+        False,
+    )
     yield
     torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic, torch.backends.cudnn.allow_tf32 = before
 
@@ -145,8 +174,19 @@ def test_auto_measures_cuda_graphs_against_eager():
     net = OKDHPNet(get_preset("tiny").network_spec()).to(CUDA)
     preset = get_preset("tiny")
     joints = preset.get_skeleton().num_keypoints
-    choice = pick_speed(net, OKDHPLoss("okdhp"), lambda n: random_batch(n, preset.input_size, joints, 4, CUDA), CUDA, "off", True, None, 8,
-                        log=lambda _: None, cuda_graphs="auto", graph_blocker=None)
+    choice = pick_speed(
+        net,
+        OKDHPLoss("okdhp"),
+        lambda n: random_batch(n, preset.input_size, joints, 4, CUDA),
+        CUDA,
+        "off",
+        True,
+        None,
+        8,
+        log=lambda _: None,
+        cuda_graphs="auto",
+        graph_blocker=None,
+    )
     labels = [label for label, _ in choice.measured]
     assert labels == ["fp32, channels_last", "fp32, channels_last, CUDA graph"], choice.measured
     assert all(rate > 0 for _, rate in choice.measured)
@@ -154,12 +194,20 @@ def test_auto_measures_cuda_graphs_against_eager():
 
 def test_a_run_with_cuda_graphs_resumes_with_them(tmp_path, capsys):
     def run(epochs: int, resume: Path | None = None) -> None:
-        cfg = load_config("tiny", overrides={
-            "optim": {"epochs": epochs, "batch_size": 8},
-            "data": {"cache_dir": str(tmp_path / "cache"), "train_images": 40, "val_images": 8},
-            "system": {"device": "cuda", "amp": "bf16" if native_bf16(CUDA) else "off", "channels_last": True, "cuda_graphs": "on"},
-            "eval": {"samples": 0},
-        })
+        cfg = load_config(
+            "tiny",
+            overrides={
+                "optim": {"epochs": epochs, "batch_size": 8},
+                "data": {"cache_dir": str(tmp_path / "cache"), "train_images": 40, "val_images": 8},
+                "system": {
+                    "device": "cuda",
+                    "amp": "bf16" if native_bf16(CUDA) else "off",
+                    "channels_last": True,
+                    "cuda_graphs": "on",
+                },
+                "eval": {"samples": 0},
+            },
+        )
         train(cfg, tmp_path / "run", resume, progress=False)
 
     run(1)
@@ -195,16 +243,45 @@ def small_run(out: Path, cache: Path, *extra: str) -> list[str]:
     """A tiny trainer run with its speed switches fixed: the search is tested above, and each run here would
     repeat it, cuDNN's benchmark of every combination included (the kill test, which runs twice, took 122 s
     on an H100 with the switches left open)."""
-    return ["-m", "okdhp_edge.train", "--out", str(out), "--device", "cuda", "--no-progress", "--batch-size", "8",
-            "--no-channels-last", "--cuda-graphs", "off",
-            "--set", f"data.cache_dir={cache}", "--set", "data.train_images=40", "--set", "data.val_images=8",
-            "--set", "eval.samples=0", *extra]
+    return [
+        "-m",
+        "okdhp_edge.train",
+        "--out",
+        str(out),
+        "--device",
+        "cuda",
+        "--no-progress",
+        "--batch-size",
+        "8",
+        "--no-channels-last",
+        "--cuda-graphs",
+        "off",
+        "--set",
+        f"data.cache_dir={cache}",
+        "--set",
+        "data.train_images=40",
+        "--set",
+        "data.val_images=8",
+        "--set",
+        "eval.samples=0",
+        *extra,
+    ]
 
 
 def test_torchrun_one_process_trains_through_nccl_ddp(tmp_path, free_port):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1", "--master_addr", "127.0.0.1",
-           "--master_port", str(free_port), *small_run(out, tmp_path / "cache", "--epochs", "2")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "1",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(free_port),
+        *small_run(out, tmp_path / "cache", "--epochs", "2"),
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]
@@ -218,8 +295,14 @@ def test_torchrun_one_process_trains_through_nccl_ddp(tmp_path, free_port):
 def test_resume_on_cuda_after_a_kill_with_another_amp_setting(tmp_path):
     out, cache = tmp_path / "run", tmp_path / "cache"
     first = "bf16" if native_bf16(CUDA) else "off"  # no loss-scaler state: what a later fp16 run used to choke on
-    proc = subprocess.Popen([sys.executable, *small_run(out, cache, "--epochs", "200", "--amp", first)],
-                            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, *small_run(out, cache, "--epochs", "200", "--amp", first)],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.time() + 240
     while not (out / "metrics.jsonl").is_file() or len((out / "metrics.jsonl").read_text().splitlines()) < 2:
         assert proc.poll() is None and time.time() < deadline, proc.communicate()[0][-3000:]
@@ -227,8 +310,14 @@ def test_resume_on_cuda_after_a_kill_with_another_amp_setting(tmp_path):
     proc.send_signal(signal.SIGKILL)  # no chance to save: the last epoch's checkpoint must do
     proc.wait(timeout=60)
     done = len((out / "metrics.jsonl").read_text().splitlines())
-    resumed = subprocess.run([sys.executable, *small_run(out, cache, "--epochs", str(done + 1), "--amp", "fp16", "--resume", "auto")],
-                             cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        [sys.executable, *small_run(out, cache, "--epochs", str(done + 1), "--amp", "fp16", "--resume", "auto")],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     log = resumed.stdout + resumed.stderr
     assert resumed.returncode == 0, log[-3000:]
     assert f"resumed from {out / 'checkpoint-last.pt'} at epoch {done + 1}" in log

@@ -1,4 +1,5 @@
 """Loaders (synthetic/COCO/MPII), the contract's item layout, augmentation and bad data."""
+
 from __future__ import annotations
 
 import json
@@ -18,11 +19,18 @@ from okdhp_edge.spec import InputSpec
 
 SPEC = InputSpec(width=96, height=128)
 KEYS = {
-    "image": ((3, 128, 96), np.float32), "target": ((17, 32, 24), np.float32), "target_weight": ((17,), np.float32),
+    "image": ((3, 128, 96), np.float32),
+    "target": ((17, 32, 24), np.float32),
+    "target_weight": ((17,), np.float32),
     "ignore": ((32, 24), np.float32),
-    "joints": ((17, 3), np.float32), "crop_to_image": ((2, 3), np.float32), "image_id": ((), np.int64),
-    "bbox": ((4,), np.float32), "area": ((), np.float32), "box_score": ((), np.float32),
-    "head_size": ((), np.float32), "index": ((), np.int64),
+    "joints": ((17, 3), np.float32),
+    "crop_to_image": ((2, 3), np.float32),
+    "image_id": ((), np.int64),
+    "bbox": ((4,), np.float32),
+    "area": ((), np.float32),
+    "box_score": ((), np.float32),
+    "head_size": ((), np.float32),
+    "index": ((), np.int64),
 }
 NO_JITTER = dict(brightness=0.0, contrast=0.0, saturation=0.0)
 
@@ -125,10 +133,22 @@ def test_augmented_targets_map_back_to_ground_truth(root, flip):
 
 
 def test_flip_mirrors_crop_and_swaps_left_right(root):
-    plain = build_dataset(f"coco:{root}", "train", SPEC, COCO17, train=True,
-                          augment=AugmentConfig(scale=0.0, rotation=0.0, flip_prob=0.0, **NO_JITTER))
-    flipped = build_dataset(f"coco:{root}", "train", SPEC, COCO17, train=True,
-                            augment=AugmentConfig(scale=0.0, rotation=0.0, flip_prob=1.0, **NO_JITTER))
+    plain = build_dataset(
+        f"coco:{root}",
+        "train",
+        SPEC,
+        COCO17,
+        train=True,
+        augment=AugmentConfig(scale=0.0, rotation=0.0, flip_prob=0.0, **NO_JITTER),
+    )
+    flipped = build_dataset(
+        f"coco:{root}",
+        "train",
+        SPEC,
+        COCO17,
+        train=True,
+        augment=AugmentConfig(scale=0.0, rotation=0.0, flip_prob=1.0, **NO_JITTER),
+    )
     a, b = plain[2], flipped[2]
     diff = np.abs(_image_of(a)[:, ::-1].astype(int) - _image_of(b).astype(int))
     assert np.percentile(diff, 99) <= 2  # identical up to warp rounding
@@ -238,10 +258,25 @@ def test_crowd_and_keypointless_people_are_skipped(root, tmp_path):
     n = len(coco["annotations"])
     image_id = coco["images"][0]["id"]
     coco["annotations"] += [
-        {"id": 9001, "image_id": image_id, "category_id": 1, "iscrowd": 1, "bbox": [1, 1, 30, 30], "area": 900,
-         "segmentation": {"counts": [], "size": [1, 1]}},
-        {"id": 9002, "image_id": image_id, "category_id": 1, "iscrowd": 0, "bbox": [1, 1, 30, 30], "area": 900,
-         "keypoints": [0] * 51, "num_keypoints": 0},
+        {
+            "id": 9001,
+            "image_id": image_id,
+            "category_id": 1,
+            "iscrowd": 1,
+            "bbox": [1, 1, 30, 30],
+            "area": 900,
+            "segmentation": {"counts": [], "size": [1, 1]},
+        },
+        {
+            "id": 9002,
+            "image_id": image_id,
+            "category_id": 1,
+            "iscrowd": 0,
+            "bbox": [1, 1, 30, 30],
+            "area": 900,
+            "keypoints": [0] * 51,
+            "num_keypoints": 0,
+        },
     ]
     path.write_text(json.dumps(coco))
     assert len(build_dataset(f"coco:{data}", "val", SPEC, COCO17)) == n
@@ -255,12 +290,26 @@ def test_unlabelled_people_become_ignore_pixels_of_their_image_s_crops(root, tmp
     first = coco["annotations"][0]
     x, y, w, h = first["bbox"]
     # an unlabelled person standing over the left half of the first labelled person's box
-    coco["annotations"].append({"id": 9002, "image_id": first["image_id"], "category_id": 1, "iscrowd": 0,
-                                "bbox": [x, y, w / 2, h], "area": w * h / 2, "keypoints": [0] * 51, "num_keypoints": 0})
+    coco["annotations"].append(
+        {
+            "id": 9002,
+            "image_id": first["image_id"],
+            "category_id": 1,
+            "iscrowd": 0,
+            "bbox": [x, y, w / 2, h],
+            "area": w * h / 2,
+            "keypoints": [0] * 51,
+            "num_keypoints": 0,
+        }
+    )
     path.write_text(json.dumps(coco))
     aug = AugmentConfig(rotation=30.0, rotation_prob=1.0, flip_prob=0.5, **NO_JITTER)
     ds = build_dataset(f"coco:{data}", "val", SPEC, COCO17, train=train, augment=aug if train else None)
-    index = next(i for i, s in enumerate(ds.samples) if s.image_id == first["image_id"] and np.allclose(s.bbox[:2], [x, y], atol=1))
+    index = next(
+        i
+        for i, s in enumerate(ds.samples)
+        if s.image_id == first["image_id"] and np.allclose(s.bbox[:2], [x, y], atol=1)
+    )
     item = ds[index]
     mask = item["ignore"]
     assert set(np.unique(mask)) == {0.0, 1.0}

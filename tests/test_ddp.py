@@ -1,4 +1,5 @@
 """Two gloo processes through torchrun run the same training code for a few steps."""
+
 from __future__ import annotations
 
 import json
@@ -14,15 +15,41 @@ from okdhp_edge.models import load_student
 ROOT = Path(__file__).resolve().parents[1]
 
 
-
 def test_two_gloo_processes_train_and_rank0_writes_the_run(tmp_path, free_port):
     out = tmp_path / "ddp"
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-        "--master_port", str(free_port), "-m", "okdhp_edge.train",
-        "--out", str(out), "--device", "cpu", "--epochs", "2", "--batch-size", "4", "--no-progress",
-        "--set", f"data.cache_dir={tmp_path / 'cache'}", "--set", "data.train_images=12", "--set", "data.val_images=4",
-        "--set", "eval.samples=0", "--set", "system.threads=1", "--set", "eval.every=2",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(free_port),
+        "-m",
+        "okdhp_edge.train",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--no-progress",
+        "--set",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "--set",
+        "data.train_images=12",
+        "--set",
+        "data.val_images=4",
+        "--set",
+        "eval.samples=0",
+        "--set",
+        "system.threads=1",
+        "--set",
+        "eval.every=2",
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)

@@ -2,6 +2,7 @@
 the project's own detector (shipped in the package), MediaPipe's pose detector (fetched from the
 package index) and the default that merges both. Skipped, with the reason, where the footage or
 MediaPipe's file cannot be had."""
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,7 @@ def test_anchor_layout_and_tiles():
     assert len(tiles) == 12
     covered = np.zeros((576, 768), bool)
     for x, y, w, h in tiles:
-        covered[y:y + h, x:x + w] = True
+        covered[y : y + h, x : x + w] = True
     assert covered.all()
 
 
@@ -67,7 +68,10 @@ def test_mediapipe_finds_a_near_person(media):
 
 def test_mediapipe_tiles_find_small_far_people_on_vtest(media):
     frame, truth = frame_615(media)
-    recall = {"whole": found_people(truth, mediapipe().detect(frame)), "tiled": found_people(truth, mediapipe(tiles=6).detect(frame))}
+    recall = {
+        "whole": found_people(truth, mediapipe().detect(frame)),
+        "tiled": found_people(truth, mediapipe(tiles=6).detect(frame)),
+    }
     assert recall["whole"] <= 1 and recall["tiled"] >= 4, recall  # of 7 people about 70-150 px tall
 
 

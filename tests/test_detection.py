@@ -1,5 +1,6 @@
 """The project's person detector: targets, decoding in the YOLOv8 layout through the real runtime,
 training with resume, the INT8 export, and the training frames' ignore regions."""
+
 from __future__ import annotations
 
 import json
@@ -71,7 +72,10 @@ def test_targets_mark_ignored_cells_but_keep_peaks():
 
 
 def test_loss_ignores_background_where_masked():
-    t = {k: torch.from_numpy(v)[None] for k, v in build_targets(np.zeros((0, 4)), np.zeros((0, 0), bool), 64, 64, 4).items()}
+    t = {
+        k: torch.from_numpy(v)[None]
+        for k, v in build_targets(np.zeros((0, 4)), np.zeros((0, 0), bool), 64, 64, 4).items()
+    }
     logits = torch.full((1, 1, 16, 16), 3.0)  # confident "person" everywhere: a large background loss
     outputs = (logits, torch.zeros(1, 2, 16, 16), torch.zeros(1, 2, 16, 16))
     loud = detection_loss(outputs, t)["focal"]
@@ -104,7 +108,9 @@ def test_train_resume_and_export(tmp_path):
     """A few steps on synthetic scenes, resumed from the checkpoint; both runtime files load and
     answer (too few steps to find anyone: the next test checks the export on a trained detector)."""
     out = tmp_path / "run"
-    config = DetTrainConfig(out=str(out), synthetic=12, steps=2, batch=4, crop=(64, 64), checkpoint_every=1, spec=SPEC, threads=1)
+    config = DetTrainConfig(
+        out=str(out), synthetic=12, steps=2, batch=4, crop=(64, 64), checkpoint_every=1, spec=SPEC, threads=1
+    )
     train_detector(config)
     config.steps = 3
     weights = train_detector(config, resume="auto")
@@ -128,7 +134,9 @@ def test_the_export_gate_of_a_trained_detector(tmp_path):
     torch finds people on the calibration frames, so the INT8 gate (>= 90 % of torch's boxes found
     again, else ConversionError) is decided on real finds, not passed for want of any."""
     for suffix in (".safetensors", ".json"):
-        (tmp_path / f"okdhp-person{suffix}").write_bytes((REPO / "weights" / "okdhp-person" / f"okdhp-person{suffix}").read_bytes())
+        (tmp_path / f"okdhp-person{suffix}").write_bytes(
+            (REPO / "weights" / "okdhp-person" / f"okdhp-person{suffix}").read_bytes()
+        )
     try:
         export_detector(tmp_path / "okdhp-person.safetensors")
         refused = None
@@ -137,7 +145,9 @@ def test_the_export_gate_of_a_trained_detector(tmp_path):
     report = json.loads((tmp_path / "okdhp-person-export.json").read_text())
     for precision in ("fp32", "int8"):
         assert report[precision]["torch_boxes"] >= report["calibration_frames"], report  # a person a frame or more
-    assert report["fp32"]["recall_of_torch"] >= 0.9, report  # the float file, through the runtime, finds what torch finds
+    assert report["fp32"]["recall_of_torch"] >= 0.9, (
+        report
+    )  # the float file, through the runtime, finds what torch finds
     assert (refused is not None) == (report["int8"]["recall_of_torch"] < 0.9), (refused, report)
 
 

@@ -2,6 +2,7 @@
 
 Everything runs through real pycocotools on a tiny synthetic COCO-format set written here.
 """
+
 from __future__ import annotations
 
 import json
@@ -83,8 +84,10 @@ def _scored(ds, tmp_path, name, **options) -> tuple[dict, list[dict]]:
 
 def test_duplicate_detection_is_suppressed_and_box_scores_reach_ap(root, tmp_path):
     people = [a for a in _annotations(root)["annotations"] if a.get("num_keypoints", 1) > 0]
-    dets = [{"image_id": a["image_id"], "category_id": 1, "bbox": a["bbox"], "score": round(0.9 - 0.05 * i, 2)}
-            for i, a in enumerate(people)]
+    dets = [
+        {"image_id": a["image_id"], "category_id": 1, "bbox": a["bbox"], "score": round(0.9 - 0.05 * i, 2)}
+        for i, a in enumerate(people)
+    ]
     x, y, w, h = people[0]["bbox"]
     # a second box on the first person, ranked above every other person
     dets.append({"image_id": people[0]["image_id"], "category_id": 1, "bbox": [x + 2, y + 1, w, h], "score": 0.88})
@@ -107,8 +110,11 @@ def test_people_without_a_detection_count_as_misses(root, tmp_path):
     people = [a for a in _annotations(root)["annotations"] if a.get("num_keypoints", 1) > 0]
     dropped_image = people[0]["image_id"]
     missed = sum(a["image_id"] == dropped_image for a in people)
-    dets = [{"image_id": a["image_id"], "category_id": 1, "bbox": a["bbox"], "score": 0.9}
-            for a in people if a["image_id"] != dropped_image]
+    dets = [
+        {"image_id": a["image_id"], "category_id": 1, "bbox": a["bbox"], "score": 0.9}
+        for a in people
+        if a["image_id"] != dropped_image
+    ]
     ds = build_dataset(f"coco:{root}", "val", SPEC, COCO17, detections=_write(tmp_path, dets))
     metrics, _ = _scored(ds, tmp_path, "missed")
     # the image with no detection is still scored: its people lower the recall
@@ -120,8 +126,10 @@ def test_people_without_a_detection_count_as_misses(root, tmp_path):
 
 def test_min_box_score_drops_low_detections(root, tmp_path):
     people = [a for a in _annotations(root)["annotations"] if a.get("num_keypoints", 1) > 0]
-    dets = [{"image_id": a["image_id"], "category_id": 1, "bbox": a["bbox"], "score": 0.9 if i else 0.3}
-            for i, a in enumerate(people)]
+    dets = [
+        {"image_id": a["image_id"], "category_id": 1, "bbox": a["bbox"], "score": 0.9 if i else 0.3}
+        for i, a in enumerate(people)
+    ]
     ds = build_dataset(f"coco:{root}", "val", SPEC, COCO17, detections=_write(tmp_path, dets), min_box_score=0.5)
     assert len(ds) == len(people) - 1
     assert _scored(ds, tmp_path, "threshold")[0]["ar"] < 100.0
@@ -134,21 +142,27 @@ def test_config_wires_detections_into_the_validation_split(root, tmp_path):
     from okdhp_edge.train.distributed import DistContext
 
     people = [a for a in _annotations(root)["annotations"] if a.get("num_keypoints", 1) > 0]
-    path = _write(tmp_path, [{"image_id": a["image_id"], "category_id": 1, "bbox": a["bbox"], "score": 0.9}
-                             for a in people[:2]])
-    cfg = load_config("tiny", overrides={"data": {"source": f"synthetic:{root}", "val_detections": str(path),
-                                                  "val_min_box_score": 0.5}})
+    path = _write(
+        tmp_path, [{"image_id": a["image_id"], "category_id": 1, "bbox": a["bbox"], "score": 0.9} for a in people[:2]]
+    )
+    cfg = load_config(
+        "tiny",
+        overrides={"data": {"source": f"synthetic:{root}", "val_detections": str(path), "val_min_box_score": 0.5}},
+    )
     ctx = DistContext(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
     data = build_run_data(cfg.data, SPEC, COCO17, batch_size=1, seed=0, ctx=ctx)
     assert data.val.detections == path and len(data.val) == 2
     assert data.train.detections is None
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"source": "mpii:/data/mpii", "val_detections": "dets.json"}, "need COCO-layout data"),
-    ({"val_min_box_score": 0.3}, "set data.val_detections"),
-    ({"val_detections": "dets.json", "val_min_box_score": -1.0}, "must be a number >= 0"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"source": "mpii:/data/mpii", "val_detections": "dets.json"}, "need COCO-layout data"),
+        ({"val_min_box_score": 0.3}, "set data.val_detections"),
+        ({"val_detections": "dets.json", "val_min_box_score": -1.0}, "must be a number >= 0"),
+    ],
+)
 def test_config_rejects_bad_detection_settings(data, message):
     with pytest.raises(ConfigError, match=message):
         load_config("tiny", overrides={"data": data})

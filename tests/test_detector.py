@@ -1,5 +1,6 @@
 """Detector: YOLO decoders on hand-built tensors, a tiny YOLO-layout network exported to ONNX and run
 through Detector against boxes worked out by hand, and bad detector files / outputs / frames."""
+
 from __future__ import annotations
 
 import contextlib
@@ -97,6 +98,7 @@ def test_nms_iou_and_oks():
 
 # -- a tiny network with the YOLO output layout, exported to ONNX --------------------------------
 
+
 def tiny_yolo(layout: str = "v8", poison: str | None = None, normalised: bool = False):
     """Person score of each 8x8 cell = mean red of the cell (input is RGB in [0, 1]); box = the cell.
 
@@ -108,7 +110,9 @@ def tiny_yolo(layout: str = "v8", poison: str | None = None, normalised: bool = 
 
     g = SIZE // CELL
     ys, xs = np.meshgrid(np.arange(g), np.arange(g), indexing="ij")
-    xywh = np.stack([(xs.ravel() + 0.5) * CELL, (ys.ravel() + 0.5) * CELL, np.full(g * g, CELL), np.full(g * g, CELL)]).astype(np.float32)
+    xywh = np.stack(
+        [(xs.ravel() + 0.5) * CELL, (ys.ravel() + 0.5) * CELL, np.full(g * g, CELL), np.full(g * g, CELL)]
+    ).astype(np.float32)
     if poison == "nan":
         xywh[0, 0] = np.nan
     if normalised:
@@ -137,8 +141,14 @@ def export_tiny_yolo(path: Path, layout: str = "v8", poison: str | None = None) 
     import torch
 
     with contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
-        program = torch.onnx.export(tiny_yolo(layout, poison), (torch.zeros(1, 3, SIZE, SIZE),), dynamo=True,
-                                    input_names=["images"], output_names=["output0"], verbose=False)
+        program = torch.onnx.export(
+            tiny_yolo(layout, poison),
+            (torch.zeros(1, 3, SIZE, SIZE),),
+            dynamo=True,
+            input_names=["images"],
+            output_names=["output0"],
+            verbose=False,
+        )
     program.save(str(path))
     return path
 
@@ -153,9 +163,15 @@ def red_patches(width: int, height: int, cells: list[tuple[int, int, int, int]])
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("tiny-yolo")
-    return {name: export_tiny_yolo(out / f"{name}.onnx", *args) for name, args in {
-        "v8": ("v8",), "v5": ("v5",), "nan": ("v8", "nan"), "negative": ("v8", "negative"),
-    }.items()}
+    return {
+        name: export_tiny_yolo(out / f"{name}.onnx", *args)
+        for name, args in {
+            "v8": ("v8",),
+            "v5": ("v5",),
+            "nan": ("v8", "nan"),
+            "negative": ("v8", "negative"),
+        }.items()
+    }
 
 
 @pytest.mark.parametrize("layout", ["v8", "v5"])

@@ -3,6 +3,7 @@ and global mean): ONNX FP32 matches torch, FP16 to half precision, INT8 calibrat
 the runtime and the labeller take the artifact as a teacher. The ensemble is a micro OKDHP net
 (two branches, 48x64) fitted for a few dozen steps, so its keypoints mean something; every
 converter is the real one."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,15 +13,24 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from runtime_artifacts import person_frame
+from test_export import fit, one_thread  # noqa: F401  (one_thread: autouse, one torch thread in this module)
 
 from okdhp_edge.export import export, read_artifact_spec
 from okdhp_edge.export.__main__ import main as export_main
 from okdhp_edge.models import BranchSpec, EnsembleNet, Preset, describe_ensemble, load_student, save_student
 from okdhp_edge.runtime import Predictor
-from runtime_artifacts import person_frame
-from test_export import fit, one_thread  # noqa: F401  (one_thread: autouse, one torch thread in this module)
 
-MICRO = Preset("micro", "test-sized OKDHP net", "coco17", (48, 64), 1, 16, (BranchSpec(1, 24), BranchSpec(1, 16)), hourglass_depth=2)
+MICRO = Preset(
+    "micro",
+    "test-sized OKDHP net",
+    "coco17",
+    (48, 64),
+    1,
+    16,
+    (BranchSpec(1, 24), BranchSpec(1, 16)),
+    hourglass_depth=2,
+)
 DATA = dict(calib_images=16, verify_images=24, synthetic_images=24, num_threads=1)
 
 
@@ -36,7 +46,15 @@ def workspace(tmp_path_factory) -> dict[str, Path]:
 
 
 def run_export(workspace, precision: str, **options):
-    return export(workspace["ensemble"], "onnx", precision, workspace["root"] / "out", cache_dir=workspace["cache"], **DATA, **options)
+    return export(
+        workspace["ensemble"],
+        "onnx",
+        precision,
+        workspace["root"] / "out",
+        cache_dir=workspace["cache"],
+        **DATA,
+        **options,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +106,9 @@ def test_the_runtime_and_the_labeller_take_the_exported_ensemble_as_a_teacher(re
     teacher = results["int8"].artifact
     result = Predictor(teacher).predict(cv2.imread(str(frames / "f0.png")))
     assert result.keypoints.shape == (1, 17, 2)
-    assert label_main([str(frames), "--teacher", str(teacher), "--out", str(tmp_path / "labels"), "--min-score", "0"]) == 0
+    assert (
+        label_main([str(frames), "--teacher", str(teacher), "--out", str(tmp_path / "labels"), "--min-score", "0"]) == 0
+    )
     assert "2 frames, 2 people" in capsys.readouterr().out
     assert (tmp_path / "labels" / "annotations" / "person_keypoints_train.json").is_file()
 
@@ -97,4 +117,6 @@ def test_exporting_a_checkpoint_points_to_the_ensemble(workspace, capsys):
     checkpoint = workspace["root"] / "run" / "checkpoint-last.pt"
     assert export_main([str(checkpoint)]) == 2
     err = capsys.readouterr().err
-    assert f"{workspace['root'] / 'run' / 'ensemble.safetensors'}" in err and "python -m okdhp_edge.train.ensemble" in err
+    assert (
+        f"{workspace['root'] / 'run' / 'ensemble.safetensors'}" in err and "python -m okdhp_edge.train.ensemble" in err
+    )

@@ -1,5 +1,6 @@
 """The FAU ensemble as a model file: it rebuilds OKDHPNet's ensemble exactly, loads through the
 students' loader, keeps the students' on-disk format as it was, and bad files are named."""
+
 from __future__ import annotations
 
 import json
@@ -8,16 +9,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_export import one_thread  # noqa: F401  (autouse: one torch thread in this module)
 
 from okdhp_edge.models import (
-    EnsembleNet, HourglassNet, OKDHPNet, StudentFileError, describe_ensemble, describe_student, extract_student, get_preset,
-    load_student, save_student,
+    EnsembleNet,
+    HourglassNet,
+    OKDHPNet,
+    StudentFileError,
+    describe_ensemble,
+    describe_student,
+    extract_student,
+    get_preset,
+    load_student,
+    save_student,
 )
 from okdhp_edge.spec import ArchSpec, EnsembleArchSpec, ModelSpec, SpecError
 from okdhp_edge.train.checkpoint import save_checkpoint
 from okdhp_edge.train.config import load_config
 from okdhp_edge.train.ensemble import main as ensemble_main
-from test_export import one_thread  # noqa: F401  (autouse: one torch thread in this module)
 
 PRESET = get_preset("tiny")
 
@@ -70,10 +79,19 @@ def test_students_and_ensembles_load_through_one_loader_and_one_predictor(files)
 
 def test_a_student_file_keeps_its_on_disk_format(files):
     arch = json.loads(files[1].with_suffix(".json").read_text())["arch"]
-    assert sorted(arch) == ["branch_channels", "branch_stacks", "hourglass_depth", "num_joints", "trunk_channels",
-                            "trunk_stacks", "type"]
+    assert sorted(arch) == [
+        "branch_channels",
+        "branch_stacks",
+        "hourglass_depth",
+        "num_joints",
+        "trunk_channels",
+        "trunk_stacks",
+        "type",
+    ]
     del arch["type"]  # a spec without a type is a plain hourglass student
-    assert isinstance(ModelSpec.from_dict({**json.loads(files[1].with_suffix(".json").read_text()), "arch": arch}).arch, ArchSpec)
+    assert isinstance(
+        ModelSpec.from_dict({**json.loads(files[1].with_suffix(".json").read_text()), "arch": arch}).arch, ArchSpec
+    )
 
 
 def _variant(files, tmp_path: Path, name: str, edit) -> Path:
@@ -87,7 +105,9 @@ def _variant(files, tmp_path: Path, name: str, edit) -> Path:
 
 def test_a_mismatched_or_corrupt_ensemble_file_is_named(files, tmp_path):
     fewer = _variant(files, tmp_path, "fewer", lambda a: a.update(branches=[[2, 64], [1, 48]]))
-    with pytest.raises(StudentFileError, match=r"fewer\.safetensors: weights do not match the architecture in .*fewer\.json"):
+    with pytest.raises(
+        StudentFileError, match=r"fewer\.safetensors: weights do not match the architecture in .*fewer\.json"
+    ):
         load_student(fewer)
     wider = _variant(files, tmp_path, "wider", lambda a: a.update(fau_reduction=2))
     with pytest.raises(StudentFileError, match=r"wider\.safetensors: .*tensor 'fau\.fc\.0\.\w+' has shape"):
@@ -96,7 +116,9 @@ def test_a_mismatched_or_corrupt_ensemble_file_is_named(files, tmp_path):
     with pytest.raises(StudentFileError, match=r"bad\.json: arch\.branches: \[2, '64'\] is not \[stacks, channels\]"):
         load_student(bad)
     unknown = _variant(files, tmp_path, "unknown", lambda a: a.update(type="transformer"))
-    with pytest.raises(StudentFileError, match=r"unknown\.json: arch: unknown type 'transformer'; valid: hourglass, okdhp-ensemble"):
+    with pytest.raises(
+        StudentFileError, match=r"unknown\.json: arch: unknown type 'transformer'; valid: hourglass, okdhp-ensemble"
+    ):
         load_student(unknown)
     data = files[0].read_bytes()
     (tmp_path / "cut.safetensors").write_bytes(data[: len(data) // 3])
@@ -104,8 +126,12 @@ def test_a_mismatched_or_corrupt_ensemble_file_is_named(files, tmp_path):
     with pytest.raises(StudentFileError, match=r"cut\.safetensors: cannot read safetensors .*corrupt or truncated"):
         load_student(tmp_path / "cut")
     with pytest.raises(SpecError, match="arch: unknown field"):  # student fields are not an ensemble's
-        ModelSpec.from_dict({**json.loads(files[0].with_suffix(".json").read_text()),
-                             "arch": {"type": "okdhp-ensemble", "branches": [[1, 8]], "branch_stacks": 2}})
+        ModelSpec.from_dict(
+            {
+                **json.loads(files[0].with_suffix(".json").read_text()),
+                "arch": {"type": "okdhp-ensemble", "branches": [[1, 8]], "branch_stacks": 2},
+            }
+        )
 
 
 def _checkpoint(net: OKDHPNet, path: Path, mode: str = "okdhp") -> Path:
@@ -113,8 +139,9 @@ def _checkpoint(net: OKDHPNet, path: Path, mode: str = "okdhp") -> Path:
     cfg = load_config("tiny", overrides={"mode": mode})
     network = {"preset": "tiny", "mode": mode, "target": 2, "branches": [[2, 64], [1, 48], [1, 32]]}
     history = [{"epoch": 1, "val": {"ensemble": {"pck@0.2": 50.0}}}]
-    return save_checkpoint(path, {"model": net.state_dict(), "config": cfg.to_dict(), "network": network, "epoch": 2,
-                                  "history": history})
+    return save_checkpoint(
+        path, {"model": net.state_dict(), "config": cfg.to_dict(), "network": network, "epoch": 2, "history": history}
+    )
 
 
 def test_the_ensemble_command_writes_it_from_a_run_s_checkpoint(net, tmp_path, capsys):

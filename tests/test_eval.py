@@ -1,4 +1,5 @@
 """PCK / PCKh by hand, COCO AP through pycocotools, the Evaluator and flip averaging."""
+
 from __future__ import annotations
 
 import json

@@ -5,6 +5,7 @@ The student is a micro hourglass (trunk 1x16, branch 1x24, depth 2, 48x64 input)
 few dozen steps on the synthetic val crops, so its heatmaps are peaky and its keypoints mean
 something; every converter and runtime below is the real one.
 """
+
 from __future__ import annotations
 
 import copy
@@ -20,16 +21,32 @@ import torch
 
 from okdhp_edge.data import build_dataset
 from okdhp_edge.export import (
-    ConversionError, ExportError, FORMATS, MissingDependencyError, PRECISIONS, TARGETS, export, read_artifact_spec, read_embedded_spec,
+    FORMATS,
+    PRECISIONS,
+    TARGETS,
+    ConversionError,
+    ExportError,
+    MissingDependencyError,
+    export,
+    read_artifact_spec,
+    read_embedded_spec,
     resolve_config,
 )
 from okdhp_edge.export.__main__ import main as cli_main
 from okdhp_edge.export.calibration import load_crops, open_held_out
-from okdhp_edge.export.errors import require
 from okdhp_edge.export.equalize import equalize_activations
+from okdhp_edge.export.errors import require
 from okdhp_edge.export.graph import fold_batchnorm
 from okdhp_edge.export.quantize import residual_stream_nodes
-from okdhp_edge.models import BranchSpec, OKDHPNet, Preset, describe_student, extract_student, load_student, save_student
+from okdhp_edge.models import (
+    BranchSpec,
+    OKDHPNet,
+    Preset,
+    describe_student,
+    extract_student,
+    load_student,
+    save_student,
+)
 from okdhp_edge.preprocess import crop_people, normalize
 from okdhp_edge.spec import ModelSpec
 
@@ -95,9 +112,11 @@ def onnx_results(workspace):
 
 @pytest.fixture(scope="module")
 def tflite_results(workspace):
-    return {"fp32": run_export(workspace, "tflite", "fp32"),
-            "int8": run_export(workspace, "tflite", "int8", nhwc=True),
-            "int8-mixed": run_export(workspace, "tflite", "int8", sub="tflite-mixed", int8_residual="float")}
+    return {
+        "fp32": run_export(workspace, "tflite", "fp32"),
+        "int8": run_export(workspace, "tflite", "int8", nhwc=True),
+        "int8-mixed": run_export(workspace, "tflite", "int8", sub="tflite-mixed", int8_residual="float"),
+    }
 
 
 def ort_run(path: Path, x: np.ndarray) -> np.ndarray:
@@ -132,7 +151,9 @@ def test_fold_batchnorm_keeps_outputs_and_removes_every_batchnorm(workspace):
     model, _ = load_student(workspace["student"])
     folded = fold_batchnorm(model)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
-    assert any(isinstance(m, torch.nn.Conv2d) and m.groups > 1 for m in folded.modules()), "pre-activation BN -> depthwise"
+    assert any(isinstance(m, torch.nn.Conv2d) and m.groups > 1 for m in folded.modules()), (
+        "pre-activation BN -> depthwise"
+    )
     x = torch.randn(3, 3, 64, 48)
     with torch.no_grad():
         torch.testing.assert_close(folded(x), model(x), atol=1e-5, rtol=1e-5)
@@ -150,7 +171,9 @@ def test_calibration_crops_are_the_inference_pixels(workspace):
         np.testing.assert_allclose(crops.images[row], normalize(raw, spec.input)[0], atol=1e-5)
         np.testing.assert_allclose(crops.crop_to_image[row], back[0], atol=1e-4)
     train = open_held_out("synthetic", spec, 8, 8, cache_dir=workspace["cache"], synthetic_images=24, split="train")
-    assert train.describe()["split"] == "train" and "/train/" in str(train.dataset.samples[0].image_path).replace("\\", "/")
+    assert train.describe()["split"] == "train" and "/train/" in str(train.dataset.samples[0].image_path).replace(
+        "\\", "/"
+    )
 
 
 def test_onnx_fp32_contract_dynamic_batch_and_exactness(onnx_results, workspace):
@@ -165,14 +188,36 @@ def test_onnx_fp32_contract_dynamic_batch_and_exactness(onnx_results, workspace)
         x = np.random.default_rng(batch).standard_normal((batch, 3, 64, 48)).astype(np.float32)
         assert ort_run(path, x).shape == (batch, 17, 16, 12)
     spec = json.loads(result.sidecar.read_text())
-    written = {"format", "precision", "input_name", "output_name", "input_layout", "output_layout", "input_dtype",
-               "batch", "source_sha256", "created", "okdhp_edge_version", "device_specific"}
+    written = {
+        "format",
+        "precision",
+        "input_name",
+        "output_name",
+        "input_layout",
+        "output_layout",
+        "input_dtype",
+        "batch",
+        "source_sha256",
+        "created",
+        "okdhp_edge_version",
+        "device_specific",
+    }
     assert written <= set(spec["export"]) and ModelSpec.from_dict(spec).to_dict() == spec
-    expected = {"format": "onnx", "precision": "fp32", "input_name": "input", "output_name": "heatmaps",
-                "input_layout": "NCHW", "output_layout": "NCHW", "input_dtype": "float32", "batch": "dynamic",
-                "device_specific": False}
+    expected = {
+        "format": "onnx",
+        "precision": "fp32",
+        "input_name": "input",
+        "output_name": "heatmaps",
+        "input_layout": "NCHW",
+        "output_layout": "NCHW",
+        "input_dtype": "float32",
+        "batch": "dynamic",
+        "device_specific": False,
+    }
     assert {k: spec["export"][k] for k in expected} == expected
-    assert spec["export"]["source_sha256"] == __import__("hashlib").sha256(workspace["student"].read_bytes()).hexdigest()
+    assert (
+        spec["export"]["source_sha256"] == __import__("hashlib").sha256(workspace["student"].read_bytes()).hexdigest()
+    )
     v = result.report["verification"]
     assert v["ran"] and v["heatmap_max_abs_diff"] < 1e-4 and v["kp_agreement@0.05"] == 100.0
     assert result.report["status"] == "passed" and abs(v["drop"]) < 1e-9
@@ -206,8 +251,11 @@ def _conv_weight_types(model) -> dict[bool, set]:
     for conv in (n for n in model.graph.node if n.op_type == "Conv"):
         depthwise = next((a.i for a in conv.attribute if a.name == "group"), 1) > 1
         dq = producers.get(conv.input[1])
-        kinds[depthwise].add(inits[dq.input[0]].dtype.name if dq is not None and dq.op_type == "DequantizeLinear"
-                             else inits[conv.input[1]].dtype.name)
+        kinds[depthwise].add(
+            inits[dq.input[0]].dtype.name
+            if dq is not None and dq.op_type == "DequantizeLinear"
+            else inits[conv.input[1]].dtype.name
+        )
     return kinds
 
 
@@ -218,8 +266,11 @@ def test_onnx_int8_is_static_per_channel_qdq(onnx_results):
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     assert not ops & {"DynamicQuantizeLinear", "ConvInteger", "MatMulInteger"}, "dynamic quantization is banned"
     inits = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
-    per_channel = [n for n in model.graph.node if n.op_type == "DequantizeLinear" and inits.get(n.input[1]) is not None
-                   and inits[n.input[1]].size > 1]
+    per_channel = [
+        n
+        for n in model.graph.node
+        if n.op_type == "DequantizeLinear" and inits.get(n.input[1]) is not None and inits[n.input[1]].size > 1
+    ]
     assert per_channel, "conv weights should carry one scale per output channel"
     zero_points = [inits[n.input[2]] for n in model.graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2]
     assert zero_points and all(z.dtype == np.uint8 for z in zero_points)
@@ -233,7 +284,9 @@ def test_onnx_int8_is_static_per_channel_qdq(onnx_results):
     spec = read_artifact_spec(result.artifact)
     assert spec.export.int8_scheme == "qdq" and spec.export.details["calibration"]["images"] == DATA["calib_images"]
     assert spec.export.details["int8_residual"] == "int8" and spec.export.details["equalized"] is True
-    assert spec.export.details["equalization"]["domains"] > 0 and spec.export.details["calibration"]["method"] == "average"
+    assert (
+        spec.export.details["equalization"]["domains"] > 0 and spec.export.details["calibration"]["method"] == "average"
+    )
 
 
 def test_onnx_int8_residual_float_keeps_sums_and_batchnorms_float(workspace, onnx_results):
@@ -323,7 +376,11 @@ def test_tflite_fp32_matches_torch(tflite_results):
     spec = read_artifact_spec(result.artifact)
     assert spec.export.batch == 1 and spec.export.input_dtype == "float32"
     v = result.report["verification"]
-    assert v["runner"].startswith("ai-edge-litert") and v["heatmap_max_abs_diff"] < 1e-4 and v["kp_agreement@0.05"] == 100.0
+    assert (
+        v["runner"].startswith("ai-edge-litert")
+        and v["heatmap_max_abs_diff"] < 1e-4
+        and v["kp_agreement@0.05"] == 100.0
+    )
 
 
 def test_tflite_int8_full_integer_nhwc(tflite_results):
@@ -348,7 +405,9 @@ def test_tflite_int8_residual_float_is_a_mixed_model(tflite_results):
     spec = read_artifact_spec(result.artifact)
     assert spec.export.details["int8_residual"] == "float"
     ops = tflite_operators(result.artifact)
-    assert ops["CONV_2D"] > 0 and ops.get("ADD", 0) > 0 and ops.get("QUANTIZE", 0) > 0 and ops.get("DEQUANTIZE", 0) > 0, ops
+    assert (
+        ops["CONV_2D"] > 0 and ops.get("ADD", 0) > 0 and ops.get("QUANTIZE", 0) > 0 and ops.get("DEQUANTIZE", 0) > 0
+    ), ops
     v = result.report["verification"]
     assert v["ran"] and v["kp_agreement@0.05"] >= 65.0 and v["drop"] < 10.0
 
@@ -373,7 +432,9 @@ def test_coreml_int8_weights_with_image_input(workspace):
     assert structure["quantized_weight_ops"] > 0, "conv weights above the size threshold should be INT8"
     assert {"sub", "mul"} <= set(structure["operators"]), "per-channel normalisation runs inside the model"
     spec = read_artifact_spec(result.artifact)
-    assert spec.export.details["input_kind"] == "image" and spec.export.input_dtype == "uint8" and spec.export.batch == 1
+    assert (
+        spec.export.details["input_kind"] == "image" and spec.export.input_dtype == "uint8" and spec.export.batch == 1
+    )
 
 
 @pytest.mark.skipif(HAVE_TENSORRT, reason="tensorrt is importable here: the engine is built instead of deferred")
@@ -394,7 +455,9 @@ def test_tensorrt_without_tensorrt_writes_symmetric_qdq_onnx_and_trtexec_command
     assert report["verification"]["ran"], "the ONNX TensorRT builds from is verified on ONNX Runtime"
 
 
-@pytest.mark.skipif(not HAVE_TENSORRT, reason="needs the tensorrt Python package (a CUDA machine with TensorRT or a Jetson)")
+@pytest.mark.skipif(
+    not HAVE_TENSORRT, reason="needs the tensorrt Python package (a CUDA machine with TensorRT or a Jetson)"
+)
 def test_tensorrt_engine_builds_and_verifies(workspace):
     result = run_export(workspace, "tensorrt", "fp16", sub="trt-built", max_batch=4)
     assert result.artifact.suffix == ".engine" and result.report["verification"]["ran"]
@@ -403,11 +466,29 @@ def test_tensorrt_engine_builds_and_verifies(workspace):
 
 def test_max_drop_fails_keeps_artifact_and_exits_nonzero(workspace, capsys):
     out = workspace["root"] / "maxdrop"
-    code = cli_main([
-        str(workspace["outlier"]), "--format", "onnx", "--precision", "int8", "--out", str(out), "--max-drop", "1",
-        "--calib-images", "16", "--verify-images", "24", "--synthetic-images", "24", "--cache-dir", str(workspace["cache"]),
-        "--threads", "1",
-    ])
+    code = cli_main(
+        [
+            str(workspace["outlier"]),
+            "--format",
+            "onnx",
+            "--precision",
+            "int8",
+            "--out",
+            str(out),
+            "--max-drop",
+            "1",
+            "--calib-images",
+            "16",
+            "--verify-images",
+            "24",
+            "--synthetic-images",
+            "24",
+            "--cache-dir",
+            str(workspace["cache"]),
+            "--threads",
+            "1",
+        ]
+    )
     assert code == 1
     assert (out / "outlier-int8.onnx").is_file() and (out / "outlier-int8.onnx.json").is_file()
     entry = json.loads((out / "export_report.json").read_text())["artifacts"]["outlier-int8.onnx"]
@@ -416,15 +497,18 @@ def test_max_drop_fails_keeps_artifact_and_exits_nonzero(workspace, capsys):
     assert "FAILED" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    (dict(format="onxx"), ["unknown format 'onxx'", *FORMATS]),
-    (dict(precision="int4"), ["unknown precision 'int4'", *PRECISIONS]),
-    (dict(target="pixel"), ["unknown target 'pixel'", *TARGETS]),
-    (dict(calib_method="kl"), ["unknown calib_method", "entropy"]),
-    (dict(calib_split="test"), ["unknown calib_split", "train"]),
-    (dict(format="tensorrt", precision="int8", int8_scheme="qdq"), ["symmetric"]),
-    (dict(colour="rgb"), ["unknown export option", "calib_data"]),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(format="onxx"), ["unknown format 'onxx'", *FORMATS]),
+        (dict(precision="int4"), ["unknown precision 'int4'", *PRECISIONS]),
+        (dict(target="pixel"), ["unknown target 'pixel'", *TARGETS]),
+        (dict(calib_method="kl"), ["unknown calib_method", "entropy"]),
+        (dict(calib_split="test"), ["unknown calib_split", "train"]),
+        (dict(format="tensorrt", precision="int8", int8_scheme="qdq"), ["symmetric"]),
+        (dict(colour="rgb"), ["unknown export option", "calib_data"]),
+    ],
+)
 def test_bad_choices_list_the_valid_ones(kwargs, words):
     with pytest.raises(ExportError) as err:
         resolve_config(**kwargs)
@@ -432,14 +516,17 @@ def test_bad_choices_list_the_valid_ones(kwargs, words):
         assert word in str(err.value)
 
 
-@pytest.mark.parametrize("kwargs, option", [
-    (dict(format="tflite", precision="int8", calib_method="minmax"), "calib_method"),
-    (dict(format="tflite", precision="int8", int8_scheme="symmetric"), "int8_scheme"),
-    (dict(format="coreml", precision="int8", equalize=False), "equalize"),
-    (dict(format="onnx", precision="fp32", max_batch=4), "max_batch"),
-    (dict(format="onnx", precision="fp32", trt_workspace_gb=4.0), "trt_workspace_gb"),
-    (dict(format="tflite", precision="fp32", opset=19), "opset"),
-])
+@pytest.mark.parametrize(
+    "kwargs, option",
+    [
+        (dict(format="tflite", precision="int8", calib_method="minmax"), "calib_method"),
+        (dict(format="tflite", precision="int8", int8_scheme="symmetric"), "int8_scheme"),
+        (dict(format="coreml", precision="int8", equalize=False), "equalize"),
+        (dict(format="onnx", precision="fp32", max_batch=4), "max_batch"),
+        (dict(format="onnx", precision="fp32", trt_workspace_gb=4.0), "trt_workspace_gb"),
+        (dict(format="tflite", precision="fp32", opset=19), "opset"),
+    ],
+)
 def test_options_a_format_ignores_are_refused(kwargs, option):
     with pytest.raises(ExportError) as err:
         resolve_config(**kwargs)
@@ -448,8 +535,19 @@ def test_options_a_format_ignores_are_refused(kwargs, option):
 
 
 def test_cli_refuses_an_option_the_format_ignores_and_keeps_config_defaults(workspace, capsys):
-    code = cli_main([str(workspace["student"]), "--format", "tflite", "--precision", "int8", "--calib-method", "minmax",
-                     "--out", str(workspace["root"] / "refused")])
+    code = cli_main(
+        [
+            str(workspace["student"]),
+            "--format",
+            "tflite",
+            "--precision",
+            "int8",
+            "--calib-method",
+            "minmax",
+            "--out",
+            str(workspace["root"] / "refused"),
+        ]
+    )
     assert code == 2 and "--calib-method" in capsys.readouterr().err
     assert not (workspace["root"] / "refused").exists(), "refused before anything is written"
     from okdhp_edge.export.__main__ import _parser
@@ -466,7 +564,9 @@ def test_targets_pick_format_and_precision():
     assert resolve_config(target="jetson-orin").scheme == "symmetric"
     assert resolve_config(target="jetson-nano").precision == "fp16"
     assert resolve_config(target="iphone").format == "coreml"
-    assert resolve_config("onnx", "fp16", target="android").nhwc is False, "an explicit format drops the target's layout"
+    assert resolve_config("onnx", "fp16", target="android").nhwc is False, (
+        "an explicit format drops the target's layout"
+    )
 
 
 class _Svd(torch.nn.Module):

@@ -1,4 +1,5 @@
 """The export CLI names the file the user gave when it is not a student (not a file they never typed)."""
+
 from __future__ import annotations
 
 from okdhp_edge.export.__main__ import main

@@ -1,5 +1,6 @@
 """What a new user meets first: the export CLI's answer to a checkpoint, help for every benchmark
 option, and export output free of third-party noise that does not concern them."""
+
 from __future__ import annotations
 
 import logging
@@ -8,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from runtime_artifacts import make_student
 
 REPO = Path(__file__).resolve().parents[1]
@@ -20,7 +20,9 @@ def student(tmp_path_factory) -> Path:
 
 
 def _export_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "okdhp_edge.export", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "okdhp_edge.export", *args], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_export_of_a_training_checkpoint_points_at_the_students(tmp_path):
@@ -43,18 +45,23 @@ def test_every_benchmark_option_has_help():
 
 
 def test_onnx_export_prints_no_torchvision_or_future_warnings(student, tmp_path):
-    done = _export_cli(str(student), "--format", "onnx", "--precision", "fp32", "--verify-images", "0", "--out", str(tmp_path))
+    done = _export_cli(
+        str(student), "--format", "onnx", "--precision", "fp32", "--verify-images", "0", "--out", str(tmp_path)
+    )
     assert done.returncode == 0, done.stderr
     assert "torchvision is not installed" not in done.stderr
     assert "FutureWarning" not in done.stderr
     assert "artifact:" in done.stdout
 
 
-@pytest.mark.parametrize("logger, noise", [
-    ("torch.onnx._internal.exporter._registration", "torchvision is not installed. Skipping torchvision::nms"),
-    ("torchao", "Failed to load /x/_C_mxfp8.so: Could not load this library"),
-    ("coremltools", "Failed to load _MLModelProxy: No module named 'coremltools.libcoremlpython'"),
-])
+@pytest.mark.parametrize(
+    "logger, noise",
+    [
+        ("torch.onnx._internal.exporter._registration", "torchvision is not installed. Skipping torchvision::nms"),
+        ("torchao", "Failed to load /x/_C_mxfp8.so: Could not load this library"),
+        ("coremltools", "Failed to load _MLModelProxy: No module named 'coremltools.libcoremlpython'"),
+    ],
+)
 def test_export_drops_only_the_named_messages(logger, noise, caplog):
     import okdhp_edge.export  # noqa: F401  (installs the filters)
 

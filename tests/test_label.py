@@ -1,5 +1,6 @@
 """Teacher labelling (okdhp_edge.data.label) with a known teacher: an exported student run here
 through the real ONNX Runtime, whose answers the tests recompute independently."""
+
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from runtime_artifacts import export_onnx, make_student, person_frame, write_video
 
 from okdhp_edge.data.base import DatasetError
 from okdhp_edge.data.coco import load_coco
@@ -15,7 +17,6 @@ from okdhp_edge.data.label import LabelConfig, label, main
 from okdhp_edge.data.label_filter import DROP_REASONS, FilterConfig, flip_back, judge, similarity
 from okdhp_edge.runtime import Predictor
 from okdhp_edge.skeleton import COCO17
-from runtime_artifacts import export_onnx, make_student, person_frame, write_video
 
 SIGMAS = np.asarray(COCO17.sigmas)
 
@@ -74,13 +75,19 @@ def test_kept_keypoints_are_the_teachers_and_flip_inconsistent_ones_dropped(teac
         back[:, 0] = source.shape[1] - 1 - back[:, 0]
         box = ref.boxes[0]
         area = np.array([(box[2] - box[0]) * (box[3] - box[1])])
-        return ref.keypoints[0], ref.scores[0], similarity(ref.keypoints.astype(np.float64), back[None], area, SIGMAS)[0]
+        return (
+            ref.keypoints[0],
+            ref.scores[0],
+            similarity(ref.keypoints.astype(np.float64), back[None], area, SIGMAS)[0],
+        )
 
     # an untrained teacher: thresholds at its medians so that every rule has work to do
     answers = [teacher_and_mirror(cv2.imread(str(p))) for p in sorted(frames.iterdir())]
     min_score = float(np.median(np.concatenate([a[1] for a in answers])))
     flip_agreement = float(np.median(np.concatenate([a[2] for a in answers])))
-    config = LabelConfig(val_fraction=0.25, filter=FilterConfig(min_score=min_score, flip_agreement=flip_agreement, min_keypoints=1))
+    config = LabelConfig(
+        val_fraction=0.25, filter=FilterConfig(min_score=min_score, flip_agreement=flip_agreement, min_keypoints=1)
+    )
     summary = label([frames], teacher_path, tmp_path / "out", config=config, progress=False)
     anns = _annotations(tmp_path / "out")
     assert [len(anns[s]["images"]) for s in ("train", "val")] == [3, 1]
@@ -112,7 +119,9 @@ def test_people_without_enough_labels_become_ignore_entries(teacher_path, frames
     summary = label([frames], teacher_path, tmp_path / "out", config=config, progress=False)
     anns = _annotations(tmp_path / "out")["train"]["annotations"]
     assert len(anns) == 4 and summary["people_ignored"] == 4
-    assert all(a["num_keypoints"] == 0 and not any(a["keypoints"]) and a["iscrowd"] == 0 and a["bbox"][2] > 0 for a in anns)
+    assert all(
+        a["num_keypoints"] == 0 and not any(a["keypoints"]) and a["iscrowd"] == 0 and a["bbox"][2] > 0 for a in anns
+    )
     with pytest.raises(DatasetError, match="4 skipped"):  # the COCO loader skips them (no labelled keypoint)
         load_coco(tmp_path / "out", "train", COCO17)
 
@@ -135,7 +144,9 @@ def test_resume_skips_finished_frames_and_redoes_a_cut_one(teacher_path, frames,
 
 def test_video_frames_are_checked_against_their_neighbours(teacher_path, tmp_path):
     video = write_video(tmp_path / "walk.mp4", frames=12)
-    config = LabelConfig(every=2, val_fraction=0.0, filter=FilterConfig(min_score=0.0, flip_agreement=0.0, temporal_agreement=0.9))
+    config = LabelConfig(
+        every=2, val_fraction=0.0, filter=FilterConfig(min_score=0.0, flip_agreement=0.0, temporal_agreement=0.9)
+    )
     summary = label([video], teacher_path, tmp_path / "out", config=config, progress=False)
     assert summary["frames"] == 6
     assert summary["dropped"]["temporal"] > 0 and summary["dropped"]["flip"] == 0
@@ -152,9 +163,11 @@ def test_bad_input_is_named_and_leaves_nothing(teacher_path, frames, tmp_path, c
     (empty / "notes.txt").write_text("no images")
     not_pose = tmp_path / "teacher.onnx"
     not_pose.write_bytes(b"garbage" * 50)
-    cases = [([str(broken)], str(teacher_path), "broken.mp4: OpenCV cannot read a frame.*re-encode"),
-             ([str(empty)], str(teacher_path), "empty: folder holds no images"),
-             ([str(frames)], str(not_pose), "teacher.onnx: not a pose model.*pass an okdhp_edge export")]
+    cases = [
+        ([str(broken)], str(teacher_path), "broken.mp4: OpenCV cannot read a frame.*re-encode"),
+        ([str(empty)], str(teacher_path), "empty: folder holds no images"),
+        ([str(frames)], str(not_pose), "teacher.onnx: not a pose model.*pass an okdhp_edge export"),
+    ]
     for sources, teacher, message in cases:
         assert main([*sources, "--teacher", teacher, "--out", str(out)]) == 2
         err = capsys.readouterr().err
@@ -211,13 +224,17 @@ def test_blazepose_teacher_labels_a_real_person(tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()
     (folder / "basketball1.png").write_bytes((media / "basketball1.png").read_bytes())
-    summary = label([folder], teacher, tmp_path / "out", detector=detector, config=LabelConfig(val_fraction=0.0), progress=False)
+    summary = label(
+        [folder], teacher, tmp_path / "out", detector=detector, config=LabelConfig(val_fraction=0.0), progress=False
+    )
     (ann,) = _annotations(tmp_path / "out")["train"]["annotations"]
     joints = np.array(ann["keypoints"]).reshape(17, 3)
     kept = joints[:, 2] == 2
     assert kept.sum() >= 14 and summary["keypoints_kept"] == kept.sum()
     x, y = joints[kept, 0], joints[kept, 1]
-    assert (x > 20).all() and (x < 180).all() and (y > 70).all() and (y < 480).all()  # on the man boxed by eye, x 35-160
+    assert (
+        (x > 20).all() and (x < 180).all() and (y > 70).all() and (y < 480).all()
+    )  # on the man boxed by eye, x 35-160
 
 
 def test_an_unreadable_image_is_skipped_with_a_warning(teacher_path, frames, tmp_path):

@@ -1,6 +1,7 @@
 """The BlazePose landmark teacher: its 33 -> COCO-17 mapping and crop geometry on synthetic
 inputs, and the real model (fetched from the mediapipe wheel) on a real photo (Debian's
 opencv-doc media). The real-model tests skip, with the reason, where either cannot be had."""
+
 from __future__ import annotations
 
 import subprocess
@@ -13,7 +14,13 @@ import pytest
 
 from okdhp_edge.runtime.errors import BackendUnavailableError, FetchError, ModelFileError
 from okdhp_edge.runtime.landmarker import (
-    BlazePoseLandmarker, LandmarkerConfig, refine_from_heatmap, roi_affine, roi_from_auxiliary, roi_to_image, square_roi,
+    BlazePoseLandmarker,
+    LandmarkerConfig,
+    refine_from_heatmap,
+    roi_affine,
+    roi_from_auxiliary,
+    roi_to_image,
+    square_roi,
     to_coco17,
 )
 from okdhp_edge.skeleton import COCO17
@@ -22,11 +29,39 @@ REPO = Path(__file__).resolve().parents[1]
 
 # BlazePose's published 33-landmark topology, in model output order
 BLAZEPOSE_NAMES = (
-    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye", "right_eye_outer",
-    "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder", "right_shoulder", "left_elbow",
-    "right_elbow", "left_wrist", "right_wrist", "left_pinky", "right_pinky", "left_index", "right_index",
-    "left_thumb", "right_thumb", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
-    "left_heel", "right_heel", "left_foot_index", "right_foot_index",
+    "nose",
+    "left_eye_inner",
+    "left_eye",
+    "left_eye_outer",
+    "right_eye_inner",
+    "right_eye",
+    "right_eye_outer",
+    "left_ear",
+    "right_ear",
+    "mouth_left",
+    "mouth_right",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_pinky",
+    "right_pinky",
+    "left_index",
+    "right_index",
+    "left_thumb",
+    "right_thumb",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+    "left_heel",
+    "right_heel",
+    "left_foot_index",
+    "right_foot_index",
 )
 
 
@@ -108,8 +143,14 @@ def test_keypoints_land_on_a_real_person(teacher, media):
     assert result.scores.mean() > 0.7
     x1, y1, x2, y2 = box
     assert ((result.keypoints[0] >= [x1 - 15, y1 - 15]) & (result.keypoints[0] <= [x2 + 15, y2 + 15])).all()
-    for top, below in [("nose", "left_shoulder"), ("left_shoulder", "left_hip"), ("left_hip", "left_knee"),
-                       ("left_knee", "left_ankle"), ("right_hip", "right_knee"), ("right_knee", "right_ankle")]:
+    for top, below in [
+        ("nose", "left_shoulder"),
+        ("left_shoulder", "left_hip"),
+        ("left_hip", "left_knee"),
+        ("left_knee", "left_ankle"),
+        ("right_hip", "right_knee"),
+        ("right_knee", "right_ankle"),
+    ]:
         assert k[top][1] < k[below][1], (top, below)
     for part in ("shoulder", "hip"):  # facing the camera: his left is on the image's right
         assert k[f"left_{part}"][0] > k[f"right_{part}"][0], part
@@ -138,15 +179,19 @@ def test_landmarker_drives_the_tracker_like_a_predictor(teacher, media):
     tracker = PoseTracker(teacher, lambda frame: np.array([[35, 80, 160, 475, 0.9]], np.float32))
     for timestamp in (0.0, 0.1):
         (person,) = tracker.update(image, timestamp)
-        assert person.track_id == 1 and ((person.box[:2] >= [15, 40]) & (person.box[2:] <= [180, 500])).all(), person.box
+        assert person.track_id == 1 and ((person.box[:2] >= [15, 40]) & (person.box[2:] <= [180, 500])).all(), (
+            person.box
+        )
     with pytest.raises(ValueError, match="no flip test"):
         teacher.predict(image, np.array([35, 80, 160, 475], np.float32), False, True)
 
 
 def test_landmarker_imports_no_torch_and_no_training_code():
-    script = ("import sys\nfrom okdhp_edge.runtime import BlazePoseLandmarker\n"
-              "print('LEAKED', sorted(m for m in sys.modules if m == 'torch' or m.startswith(('torch.', 'okdhp_edge.models', "
-              "'okdhp_edge.train', 'okdhp_edge.data'))))\n")
+    script = (
+        "import sys\nfrom okdhp_edge.runtime import BlazePoseLandmarker\n"
+        "print('LEAKED', sorted(m for m in sys.modules if m == 'torch' or m.startswith(('torch.', 'okdhp_edge.models', "
+        "'okdhp_edge.train', 'okdhp_edge.data'))))\n"
+    )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     assert "LEAKED []" in proc.stdout, proc.stdout

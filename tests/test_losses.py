@@ -1,4 +1,5 @@
 """OKDHP loss terms on inputs whose values are known by hand."""
+
 from __future__ import annotations
 
 import math
@@ -38,7 +39,8 @@ def test_ignored_pixels_give_no_gradient_except_under_a_labelled_joint():
     assert dropped[1, :, :3].all()  # joint 1's channel: the unlabelled person is no background
     assert lit[0, 8, 3] and not dropped[0, 8, 3]  # joint 0 lies over them: its own peak still counts
     assert heatmap_mse(pred, target, torch.ones(1, 2), torch.zeros(1, 16, 12)).item() == pytest.approx(
-        heatmap_mse(pred, target, torch.ones(1, 2)).item())
+        heatmap_mse(pred, target, torch.ones(1, 2)).item()
+    )
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.1])

@@ -1,5 +1,6 @@
 """Mixtures of data sources (`--data synthetic+coco:DIR --data-weights 1,2`): the sampler's
 exact proportions per epoch, the validation part, and the config / CLI checks."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -18,7 +19,10 @@ SPEC = InputSpec(width=96, height=128)
 def test_counts_follow_the_weights_exactly():
     assert mixture_counts(10, [1, 2]).tolist() == [3, 7]
     assert mixture_counts(9, [1, 2]).tolist() == [3, 6]
-    assert mixture_counts(7, [1, 1, 1]).sum() == 7 and max(mixture_counts(7, [1, 1, 1])) - min(mixture_counts(7, [1, 1, 1])) == 1
+    assert (
+        mixture_counts(7, [1, 1, 1]).sum() == 7
+        and max(mixture_counts(7, [1, 1, 1])) - min(mixture_counts(7, [1, 1, 1])) == 1
+    )
     assert split_sources("synthetic+coco:/d") == ["synthetic", "coco:/d"]
     with pytest.raises(DatasetError, match="empty part"):
         split_sources("synthetic+")
@@ -43,7 +47,9 @@ def test_an_epoch_draws_each_part_in_proportion(roots):
         mixed.set_epoch(epoch)
         parts = Counter(mixed.parts_of_epoch().tolist())
         assert [parts[0], parts[1]] == mixture_counts(total, [1, 3]).tolist()
-        for k, part in enumerate(mixed.parts):  # a part drawn more often than it has people cycles through all of them evenly
+        for k, part in enumerate(
+            mixed.parts
+        ):  # a part drawn more often than it has people cycles through all of them evenly
             used = Counter(int(j) for kk, j in mixed._table if kk == k)
             assert max(used.values()) - min(used.get(i, 0) for i in range(len(part))) <= 1
     first = mixed._table.copy()

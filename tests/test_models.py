@@ -1,4 +1,5 @@
 """Networks: reference parameter/MAC counts, the OKDHP net, FAU, student extraction and files."""
+
 import json
 
 import pytest
@@ -6,8 +7,21 @@ import torch
 from safetensors import safe_open
 
 from okdhp_edge.models import (
-    PRESETS, BranchSpec, OKDHPNet, OKDHPSpec, StudentFileError, count_cost, describe_student,
-    extract_student, get_preset, hg2, hg4, hg8, load_student, meta_device, save_student,
+    PRESETS,
+    BranchSpec,
+    OKDHPNet,
+    OKDHPSpec,
+    StudentFileError,
+    count_cost,
+    describe_student,
+    extract_student,
+    get_preset,
+    hg2,
+    hg4,
+    hg8,
+    load_student,
+    meta_device,
+    save_student,
 )
 from okdhp_edge.spec import SPEC_METADATA_KEY, ModelSpec
 
@@ -58,8 +72,13 @@ def test_edge_preset_spans_compression_and_smallest_under_one_gmac():
 
 
 def _small_spec():
-    return OKDHPSpec(num_joints=5, trunk_stacks=1, trunk_channels=16,
-                     branches=[BranchSpec(2, 24), BranchSpec(1, 16), BranchSpec(1, 8)], hourglass_depth=2)
+    return OKDHPSpec(
+        num_joints=5,
+        trunk_stacks=1,
+        trunk_channels=16,
+        branches=[BranchSpec(2, 24), BranchSpec(1, 16), BranchSpec(1, 8)],
+        hourglass_depth=2,
+    )
 
 
 def test_okdhp_outputs_and_fau():
@@ -83,7 +102,9 @@ def test_okdhp_outputs_and_fau():
             handle.remove()
         change = (out["ensemble"] - zeroed).abs()
         assert change.amax(dim=(2, 3)).min() > 1e-4, f"zeroing branch {b} leaves a joint's ensemble unchanged"
-        torch.testing.assert_close(zeroed, out["ensemble"] - w[:, b, :, None, None] * finals[:, b], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(
+            zeroed, out["ensemble"] - w[:, b, :, None, None] * finals[:, b], atol=1e-5, rtol=1e-5
+        )
 
 
 def test_ensemble_gradient_reaches_every_branch():

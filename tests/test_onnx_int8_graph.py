@@ -6,6 +6,7 @@ kernels with one QuantizeLinear in, one DequantizeLinear out and no layout flips
 
 The student is a micro hourglass (untrained: these are properties of the graph, not of accuracy).
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -63,7 +64,9 @@ def test_every_convolution_runs_between_dequantize_and_quantize(exports):
     graph = onnx.load(str(exports["int8"])).graph
     producers = _producers(graph)
     readers = Counter(i for n in graph.node for i in n.input)
-    consumers = {o: [n for n in graph.node if o in n.input] for n in graph.node if n.op_type == "Conv" for o in n.output}
+    consumers = {
+        o: [n for n in graph.node if o in n.input] for n in graph.node if n.op_type == "Conv" for o in n.output
+    }
     convs = [n for n in graph.node if n.op_type == "Conv"]
     assert convs
     for conv in convs:
@@ -94,7 +97,10 @@ def test_stem_reads_the_input_through_float_space_to_depth(exports):
     weight = numpy_helper.to_array(next(t for t in graph.initializer if t.name == producers[stem.input[1]].input[0]))
     assert weight.dtype == np.int8 and weight.shape[1:] == (12, 4, 4)
     upsamplings = sum(n.op_type == "Resize" for n in graph.node)
-    assert read_details(exports["int8"])["graph_rewrites"] == {"constant_upsampling": upsamplings, "space_to_depth_stem": 1}
+    assert read_details(exports["int8"])["graph_rewrites"] == {
+        "constant_upsampling": upsamplings,
+        "space_to_depth_stem": 1,
+    }
 
 
 def test_onnx_runtime_runs_it_as_integer_kernels_without_layout_flips(exports, tmp_path):
@@ -129,29 +135,49 @@ def test_rewrites_keep_the_float_function(exports, tmp_path):
 
 
 def _graph(nodes, inits, in_shape, out_shape) -> onnx.ModelProto:
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)],
-                              [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
 
 
 def test_only_whole_upsampling_factors_become_constant():
     for size, rewritten in (([1, 2, 10, 6], 1), ([1, 2, 7, 6], 0)):
-        model = _graph([helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode="nearest")],
-                       {"sizes": np.array(size, np.int64)}, [1, 2, 5, 3], size)
+        model = _graph(
+            [helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode="nearest")],
+            {"sizes": np.array(size, np.int64)},
+            [1, 2, 5, 3],
+            size,
+        )
         x = np.random.default_rng(1).standard_normal((1, 2, 5, 3)).astype(np.float32)
         expected = _run(model.SerializeToString(), x)
         assert constant_upsampling(model) == rewritten
         np.testing.assert_array_equal(_run(model.SerializeToString(), x), expected)
 
 
-@pytest.mark.parametrize("kernel, pads, stride, rewritten", [
-    (7, [3, 3, 3, 3], 2, 1), (3, [1, 1, 1, 1], 2, 1), (5, [2, 1, 2, 1], 2, 1), (4, [1, 1, 1, 1], 2, 0), (3, [1, 1, 1, 1], 1, 0),
-])
+@pytest.mark.parametrize(
+    "kernel, pads, stride, rewritten",
+    [
+        (7, [3, 3, 3, 3], 2, 1),
+        (3, [1, 1, 1, 1], 2, 1),
+        (5, [2, 1, 2, 1], 2, 1),
+        (4, [1, 1, 1, 1], 2, 0),
+        (3, [1, 1, 1, 1], 1, 0),
+    ],
+)
 def test_space_to_depth_stem_is_exact_where_it_applies(kernel, pads, stride, rewritten):
     rng = np.random.default_rng(kernel)
-    weight, bias = rng.standard_normal((5, 3, kernel, kernel)).astype(np.float32), rng.standard_normal(5).astype(np.float32)
-    conv = helper.make_node("Conv", ["x", "w", "b"], ["y"], kernel_shape=[kernel, kernel], strides=[stride, stride], pads=pads)
+    weight, bias = (
+        rng.standard_normal((5, 3, kernel, kernel)).astype(np.float32),
+        rng.standard_normal(5).astype(np.float32),
+    )
+    conv = helper.make_node(
+        "Conv", ["x", "w", "b"], ["y"], kernel_shape=[kernel, kernel], strides=[stride, stride], pads=pads
+    )
     h, w = 13, 10
     out = [1, 5, (h + pads[0] + pads[2] - kernel) // stride + 1, (w + pads[1] + pads[3] - kernel) // stride + 1]
     model = _graph([conv], {"w": weight, "b": bias}, [1, 3, h, w], out)

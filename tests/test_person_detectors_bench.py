@@ -2,6 +2,7 @@
 person, duplicates, small boxes inside someone's box, false people per empty frame, AP. A wrong
 piece here would misreport every detector, so each rule is pinned on a frame small enough to check
 by eye."""
+
 from __future__ import annotations
 
 import sys
@@ -27,10 +28,12 @@ def truth(*rows) -> np.ndarray:
 
 def test_assign_greedy_in_score_order_at_iou_half():
     people = truth(PERSON_A, PERSON_B)
-    found = boxes([0, 0, 40, 100, 0.5],  # exact on A, lower score
-                  [0, 10, 40, 100, 0.9],  # IoU 0.9 with A, higher score: takes A first
-                  [100, 0, 140, 48, 0.8],  # IoU 0.48 with B: too loose
-                  [100, 0, 140, 50, 0.7])  # IoU 0.5 with B: finds B
+    found = boxes(
+        [0, 0, 40, 100, 0.5],  # exact on A, lower score
+        [0, 10, 40, 100, 0.9],  # IoU 0.9 with A, higher score: takes A first
+        [100, 0, 140, 48, 0.8],  # IoU 0.48 with B: too loose
+        [100, 0, 140, 50, 0.7],
+    )  # IoU 0.5 with B: finds B
     assert assign(found, people).tolist() == [-1, 0, -1, 1]
     assert assign(boxes(), people).tolist() == []
     assert assign(found, truth()).tolist() == [-1, -1, -1, -1]
@@ -38,10 +41,12 @@ def test_assign_greedy_in_score_order_at_iou_half():
 
 def test_duplicates_second_box_on_a_found_person_or_a_better_box():
     people = truth(PERSON_A, PERSON_B)
-    found = boxes([0, 0, 40, 100, 0.9],  # finds A
-                  [0, 5, 40, 100, 0.8],  # a second box on A: duplicate
-                  [100, 0, 140, 100, 0.7],  # finds B
-                  [300, 0, 340, 100, 0.6])  # a false find far from anyone: not a duplicate
+    found = boxes(
+        [0, 0, 40, 100, 0.9],  # finds A
+        [0, 5, 40, 100, 0.8],  # a second box on A: duplicate
+        [100, 0, 140, 100, 0.7],  # finds B
+        [300, 0, 340, 100, 0.6],
+    )  # a false find far from anyone: not a duplicate
     person = assign(found, people)
     assert duplicates(found, people, person).tolist() == [False, True, False, False]
     # A frame without people: the same false person twice (near-identical boxes) counts once as a duplicate
@@ -51,10 +56,12 @@ def test_duplicates_second_box_on_a_found_person_or_a_better_box():
 
 def test_small_inside_counts_eye_sized_boxes_not_far_people():
     people = truth(PERSON_A)
-    found = boxes([0, 0, 40, 100, 0.9],  # finds A (area 4000)
-                  [10, 10, 20, 20, 0.8],  # 100 px^2 inside A's box: an eye
-                  [30, 90, 50, 100, 0.7],  # 200 px^2, half outside: not inside
-                  [0, 0, 30, 60, 0.6])  # 1800 px^2 inside A: bigger than a face
+    found = boxes(
+        [0, 0, 40, 100, 0.9],  # finds A (area 4000)
+        [10, 10, 20, 20, 0.8],  # 100 px^2 inside A's box: an eye
+        [30, 90, 50, 100, 0.7],  # 200 px^2, half outside: not inside
+        [0, 0, 30, 60, 0.6],
+    )  # 1800 px^2 inside A: bigger than a face
     person = assign(found, people)
     assert small_inside(found, people, person).tolist() == [False, True, False, False]
     # inside a person the detector missed, or another false box, counts as well
@@ -86,5 +93,7 @@ def test_summarize_keeps_people_frames_and_empty_frames_apart():
 
 def test_average_precision_by_hand():
     # hits in score order 1, 0, 1 of 2 people: precision 1 at recall 0.5, 2/3 at recall 1
-    assert average_precision(np.array([0.9, 0.8, 0.7]), np.array([1.0, 0.0, 1.0]), 2) == pytest.approx(0.5 + 0.5 * 2 / 3)
+    assert average_precision(np.array([0.9, 0.8, 0.7]), np.array([1.0, 0.0, 1.0]), 2) == pytest.approx(
+        0.5 + 0.5 * 2 / 3
+    )
     assert average_precision(np.zeros(0), np.zeros(0), 3) == 0.0

@@ -1,5 +1,6 @@
 """The clean-plate maker (okdhp_edge.data.plate) on real files: a video of a static scene with a
 moving square, written with OpenCV, and folders of PNG frames."""
+
 from __future__ import annotations
 
 import subprocess
@@ -30,7 +31,7 @@ def frame(i: int, n: int) -> np.ndarray:
     """The scene with a white square crossing it left to right: any pixel is covered in few frames."""
     image = scene()
     x = int(i * (W - SQUARE) / (n - 1))
-    image[40:40 + SQUARE, x:x + SQUARE] = 255
+    image[40 : 40 + SQUARE, x : x + SQUARE] = 255
     return image
 
 
@@ -55,7 +56,7 @@ def test_video_plate_is_the_background_without_the_square(tmp_path):
     assert plate.shape == (H, W, 3) and plate.dtype == np.uint8
     diff = np.abs(plate.astype(int) - scene().astype(int))
     assert diff.mean() < 4.0  # mp4v alone: about 2.5 per frame on this scene
-    assert diff[40:40 + SQUARE].max() < 20  # the square's path: background within codec tolerance, no white left
+    assert diff[40 : 40 + SQUARE].max() < 20  # the square's path: background within codec tolerance, no white left
 
 
 def test_folder_plate_is_exact_and_keeps_at_most_max_frames_spread_over_the_range(tmp_path, capsys):
@@ -111,8 +112,12 @@ def test_out_must_be_a_png(tmp_path, capsys):
 def test_cli_writes_the_plate_where_the_generator_finds_it(tmp_path):
     video = write_video(tmp_path / "clip.mp4")
     out = tmp_path / "new" / "plates" / "scene.png"
-    proc = subprocess.run([sys.executable, "-m", "okdhp_edge.data.plate", str(video), "--out", str(out), "--every", "4"],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "okdhp_edge.data.plate", str(video), "--out", str(out), "--every", "4"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "median of 10 frames from 0 to 36, 160x120" in proc.stdout
     assert f"--set data.backgrounds={out.parent}" in proc.stdout and f"--backgrounds {out.parent}" in proc.stdout
     assert [p.name for p in out.parent.iterdir()] == ["scene.png"]  # no partial file left

@@ -1,6 +1,7 @@
 """The one pipeline object apps use: bundled pose students by name (inside the wheel), `PoseTracker()`
 with no arguments on real frames, its people (detector score, track state, `to_dict`), drawing at
 the tracker's threshold, and tracker settings from a dict or a YAML file."""
+
 from __future__ import annotations
 
 import json
@@ -15,12 +16,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from test_tracker import FRAMES, H, ScriptedDetector, ScriptedPoseNet, W, scene
 
 from okdhp_edge.runtime import (
-    FetchError, ModelFileError, PoseTracker, Predictor, TrackerConfig, bundled_models, draw_pose, draw_tracks, tracks_result,
+    FetchError,
+    ModelFileError,
+    PoseTracker,
+    Predictor,
+    TrackerConfig,
+    bundled_models,
+    draw_pose,
+    draw_tracks,
+    tracks_result,
 )
 from okdhp_edge.runtime.tracker import AUTO_PRIOR, TRACK_STATES
-from test_tracker import FRAMES, H, W, ScriptedDetector, ScriptedPoseNet, scene
 
 REPO = Path(__file__).resolve().parents[1]
 BLANK = np.zeros((H, W, 3), np.uint8)
@@ -44,6 +53,7 @@ def default_tracker(**kwargs) -> PoseTracker:
 
 # -- bundled students by name ---------------------------------------------------------------------
 
+
 def test_bundled_students_open_by_name_and_unknown_names_list_them():
     models = bundled_models()
     assert "real-tiny" in models
@@ -54,7 +64,10 @@ def test_bundled_students_open_by_name_and_unknown_names_list_them():
         assert predictor.model_path == path and predictor.skeleton.num_keypoints == 17
     assert Predictor(num_threads=1).model_path == models["real-tiny"]  # the default student
     assert Predictor(Path("real-tiny"), num_threads=1).model_path == models["real-tiny"]
-    with pytest.raises(ModelFileError, match=r"unknown pose model name 'real-tinny': bundled models are 'real-tiny'; a path is also accepted"):
+    with pytest.raises(
+        ModelFileError,
+        match=r"unknown pose model name 'real-tinny': bundled models are 'real-tiny'; a path is also accepted",
+    ):
         Predictor("real-tinny")
     with pytest.raises(ModelFileError, match="nope.onnx: model file not found"):
         Predictor("nope.onnx")  # a file name is a path, not a name
@@ -71,8 +84,13 @@ def test_the_wheel_carries_the_bundled_models_and_runs_them_without_a_checkout(t
         shutil.copy(REPO / name, src / name)
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     pip = [sys.executable, "-m", "pip"]
-    built = subprocess.run([*pip, "wheel", str(src), "--no-deps", "--no-build-isolation", "--no-index", "-w", str(tmp_path / "dist")],
-                           capture_output=True, text=True, timeout=300, env=env)
+    built = subprocess.run(
+        [*pip, "wheel", str(src), "--no-deps", "--no-build-isolation", "--no-index", "-w", str(tmp_path / "dist")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert built.returncode == 0, built.stdout + built.stderr
     wheel = next((tmp_path / "dist").glob("okdhp_edge-*.whl"))
     with zipfile.ZipFile(wheel) as archive:
@@ -84,27 +102,40 @@ def test_the_wheel_carries_the_bundled_models_and_runs_them_without_a_checkout(t
     assert wheel.stat().st_size < 4 * 2**20, "the wheel stays small"
 
     site = tmp_path / "site"
-    installed = subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", str(site), str(wheel)],
-                               capture_output=True, text=True, timeout=300, env=env)
+    installed = subprocess.run(
+        [*pip, "install", "--no-deps", "--no-index", "--target", str(site), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert installed.returncode == 0, installed.stdout + installed.stderr
     script = (
         "import numpy as np, okdhp_edge\n"
         "from okdhp_edge.runtime import PoseTracker, Predictor, bundled_models\n"
         f"assert okdhp_edge.__file__.startswith({str(site)!r}), okdhp_edge.__file__\n"
         "for name in bundled_models():\n"
-        "    assert Predictor(name, num_threads=1).predict(np.zeros((240, 320, 3), np.uint8)).keypoints.shape == (1, 17, 2)\n"
+        "    assert Predictor(name, num_threads=1).predict(np.zeros((240, 320, 3), np.uint8)).keypoints.shape == (1, "
+        "17, 2)\n"
         "tracker = PoseTracker(detector='okdhp-person')\n"
         "print('PEOPLE', len(tracker(np.zeros((240, 320, 3), np.uint8))))\n"
     )
     # -S: no .pth files, so the repository's editable install cannot answer `import okdhp_edge`
     path = os.pathsep.join([str(site), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
-    ran = subprocess.run([sys.executable, "-S", "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path,
-                         env={**env, "PYTHONPATH": path})
+    ran = subprocess.run(
+        [sys.executable, "-S", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": path},
+    )
     assert ran.returncode == 0, ran.stderr
     assert "PEOPLE 0" in ran.stdout
 
 
 # -- PoseTracker() on real frames -----------------------------------------------------------------
+
 
 def test_the_default_tracker_follows_real_walkers_called_on_each_frame(media):
     """PoseTracker() runs the bundled student and the default detector; tracker(frame) and
@@ -112,7 +143,10 @@ def test_the_default_tracker_follows_real_walkers_called_on_each_frame(media):
     frames = vtest_frames(media, 6)
     called, updated = default_tracker(), default_tracker()
     assert called.predictor.model_path == bundled_models()["real-tiny"]
-    assert [Path(p.path).name for p in called.detector.parts] == ["okdhp-person.onnx", "mediapipe-pose_detection.tflite"]
+    assert [Path(p.path).name for p in called.detector.parts] == [
+        "okdhp-person.onnx",
+        "mediapipe-pose_detection.tflite",
+    ]
     for index, frame in enumerate(frames):
         people = called(frame)
         same = updated.update(frame)
@@ -141,13 +175,20 @@ def test_people_to_dict_round_trip_through_json(media):
     assert json.loads(json.dumps(as_dicts, allow_nan=False)) == as_dicts
     first = as_dicts[0]
     assert set(first) == {"track_id", "state", "age", "box", "detection_score", "keypoint_threshold", "keypoints"}
-    assert list(first["keypoints"]) == list(tracker.skeleton.keypoints) and set(first["keypoints"]["nose"]) == {"x", "y", "score"}
-    assert first["track_id"] == people[0].track_id and first["keypoint_threshold"] == round(tracker.scoring.keypoint_score, 4)
+    assert list(first["keypoints"]) == list(tracker.skeleton.keypoints) and set(first["keypoints"]["nose"]) == {
+        "x",
+        "y",
+        "score",
+    }
+    assert first["track_id"] == people[0].track_id and first["keypoint_threshold"] == round(
+        tracker.scoring.keypoint_score, 4
+    )
     assert isinstance(first["detection_score"], float) and first["state"] == "confirmed"
 
 
 class UnsureWrists(ScriptedPoseNet):
-    """The scripted pose network, with both wrists at 0.4: above draw_pose's fixed 0.3, below the tracker's threshold."""
+    """The scripted pose network, with both wrists at 0.4: above draw_pose's fixed 0.3, below the
+    tracker's threshold."""
 
     def predict(self, image, boxes=None, rgb=False, flip_test=False):
         result = super().predict(image, boxes, rgb, flip_test)
@@ -166,12 +207,19 @@ def test_drawing_the_trackers_people_uses_its_automatic_threshold():
     frame = np.full((H, W, 3), 90, np.uint8)
     drawn = draw_pose(frame.copy(), people)
     assert np.array_equal(drawn, draw_pose(frame.copy(), tracks_result(people), min_score=threshold))
-    assert not np.array_equal(drawn, draw_pose(frame.copy(), tracks_result(people), min_score=0.3)), "the unsure wrists stay hidden"
-    assert np.array_equal(draw_tracks(frame.copy(), people), draw_tracks(frame.copy(), people, tracker.skeleton, threshold))
-    assert np.array_equal(draw_pose(frame.copy(), []), frame) and np.array_equal(draw_tracks(frame.copy(), []), frame)  # nobody found
+    assert not np.array_equal(drawn, draw_pose(frame.copy(), tracks_result(people), min_score=0.3)), (
+        "the unsure wrists stay hidden"
+    )
+    assert np.array_equal(
+        draw_tracks(frame.copy(), people), draw_tracks(frame.copy(), people, tracker.skeleton, threshold)
+    )
+    assert np.array_equal(draw_pose(frame.copy(), []), frame) and np.array_equal(
+        draw_tracks(frame.copy(), []), frame
+    )  # nobody found
 
 
 # -- track states ---------------------------------------------------------------------------------
+
 
 def scripted(report: str = "all", **kwargs) -> tuple[list[list], ScriptedPoseNet, ScriptedDetector]:
     net, detector = ScriptedPoseNet(), ScriptedDetector()
@@ -200,12 +248,16 @@ def test_track_states_tentative_confirmed_coasting():
     a_id = next(p.track_id for p in history[gone - 1] if p.box[2] >= W - 30)
     coasting = [next((p for p in history[f] if p.track_id == a_id), None) for f in range(gone, min(gone + 12, FRAMES))]
     assert all(p is not None and p.state == "coasting" and p.detection_score is None for p in coasting[:10])
-    assert all(later.box[0] > earlier.box[0] for earlier, later in zip(coasting[:9], coasting[1:10])), "moves on its velocity"
+    assert all(later.box[0] > earlier.box[0] for earlier, later in zip(coasting[:9], coasting[1:10])), (
+        "moves on its velocity"
+    )
     assert all(p is None for p in coasting[11:]), "dropped after max_age"
 
     default, _, _ = scripted(report="confirmed", detect_every=1)
     assert {p.state for h in default for p in h} == {"confirmed"}
-    assert [[p.track_id for p in h] for h in default] == [[p.track_id for p in h if p.state == "confirmed"] for h in history]
+    assert [[p.track_id for p in h] for h in default] == [
+        [p.track_id for p in h if p.state == "confirmed"] for h in history
+    ]
 
 
 def test_detection_scores_come_from_the_detector_box_of_the_pose():
@@ -222,9 +274,13 @@ def test_detection_scores_come_from_the_detector_box_of_the_pose():
 
 # -- settings from a dict or a YAML file ----------------------------------------------------------
 
+
 def test_tracker_settings_from_a_dict_or_a_yaml_file(tmp_path):
     settings = tmp_path / "tracker.yaml"
-    settings.write_text("detect_every: 3\nmax_people: 4\nkeypoint_score: 0.4\nreport: all\nsmoothing:\n  min_cutoff: 1.0\n  beta: 0.05\n")
+    settings.write_text(
+        "detect_every: 3\nmax_people: 4\nkeypoint_score: 0.4\nreport: all\nsmoothing:\n  min_cutoff: 1.0\n  beta: "
+        "0.05\n"
+    )
     config = TrackerConfig.from_yaml(settings)
     assert (config.detect_every, config.max_people, config.keypoint_score, config.report) == (3, 4, 0.4, "all")
     assert (config.smoothing.min_cutoff, config.smoothing.beta, config.smoothing.d_cutoff) == (1.0, 0.05, 1.0)
@@ -238,17 +294,27 @@ def test_tracker_settings_from_a_dict_or_a_yaml_file(tmp_path):
     assert TrackerConfig.from_yaml(empty) == TrackerConfig()
 
 
-@pytest.mark.parametrize("settings, match", [
-    ({"detect_evry": 3}, r"tracker settings: unknown TrackerConfig field 'detect_evry' \(did you mean 'detect_every'\?\); the fields are detect_every, "),
-    ({"max_people": 0}, r"tracker settings: TrackerConfig\.max_people must be a whole number >= 1, got 0"),
-    ({"match_colour": "high"}, r"TrackerConfig\.match_colour must be a finite number in \[0, 1\], got 'high'"),
-    ({"report": "everyone"}, r"TrackerConfig\.report must be one of 'confirmed', 'all', got 'everyone'"),
-    ({"smoothing": "on"}, r"TrackerConfig\.smoothing must be true, false, null or a mapping"),
-    ({"smoothing": {"beta": "fast"}}, r"TrackerConfig\.smoothing\.beta must be a finite number, got 'fast'"),
-    ({"smoothing": {"cutoff": 1.0}}, r"unknown TrackerConfig\.smoothing field 'cutoff'; the fields are min_cutoff, beta, d_cutoff"),
-    ({"smoothing": {"min_cutoff": -1.0}}, r"OneEuroConfig needs min_cutoff > 0"),
-    (["detect_every", 3], r"expected a mapping of TrackerConfig fields to values, got list"),
-])
+@pytest.mark.parametrize(
+    "settings, match",
+    [
+        (
+            {"detect_evry": 3},
+            r"tracker settings: unknown TrackerConfig field 'detect_evry' \(did you mean 'detect_every'\?\); the "
+            r"fields are detect_every, ",
+        ),
+        ({"max_people": 0}, r"tracker settings: TrackerConfig\.max_people must be a whole number >= 1, got 0"),
+        ({"match_colour": "high"}, r"TrackerConfig\.match_colour must be a finite number in \[0, 1\], got 'high'"),
+        ({"report": "everyone"}, r"TrackerConfig\.report must be one of 'confirmed', 'all', got 'everyone'"),
+        ({"smoothing": "on"}, r"TrackerConfig\.smoothing must be true, false, null or a mapping"),
+        ({"smoothing": {"beta": "fast"}}, r"TrackerConfig\.smoothing\.beta must be a finite number, got 'fast'"),
+        (
+            {"smoothing": {"cutoff": 1.0}},
+            r"unknown TrackerConfig\.smoothing field 'cutoff'; the fields are min_cutoff, beta, d_cutoff",
+        ),
+        ({"smoothing": {"min_cutoff": -1.0}}, r"OneEuroConfig needs min_cutoff > 0"),
+        (["detect_every", 3], r"expected a mapping of TrackerConfig fields to values, got list"),
+    ],
+)
 def test_bad_tracker_settings_name_the_field(settings, match):
     with pytest.raises(ValueError, match=match):
         TrackerConfig.from_dict(settings)
@@ -257,7 +323,9 @@ def test_bad_tracker_settings_name_the_field(settings, match):
 def test_bad_yaml_settings_name_the_file_and_the_field(tmp_path):
     typo = tmp_path / "typo.yaml"
     typo.write_text("max_age: 10\nconfirn: 2\n")
-    with pytest.raises(ValueError, match=rf"{typo}: unknown TrackerConfig field 'confirn' \(did you mean 'confirm'\?\)"):
+    with pytest.raises(
+        ValueError, match=rf"{typo}: unknown TrackerConfig field 'confirn' \(did you mean 'confirm'\?\)"
+    ):
         PoseTracker(ScriptedPoseNet(), None, typo)
     bad = tmp_path / "bad.yaml"
     bad.write_text("coast: -1\n")
@@ -288,6 +356,11 @@ def test_the_runtime_needs_pyyaml_only_to_read_yaml(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 1
     assert "ModuleNotFoundError: reading tracker settings from" in proc.stderr and "pip install pyyaml" in proc.stderr
-    imported = subprocess.run([sys.executable, "-c", "import sys, okdhp_edge.runtime; print('yaml' in sys.modules)"],
-                              capture_output=True, text=True, timeout=120, cwd=REPO)
+    imported = subprocess.run(
+        [sys.executable, "-c", "import sys, okdhp_edge.runtime; print('yaml' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
     assert imported.stdout.strip() == "False", imported.stderr

@@ -1,5 +1,6 @@
 """The real multi-scene dev set's pieces that can fail without the media: labelme boxes, the scene
 bookkeeping of the committed definition, and the errors for missing or corrupt media."""
+
 from __future__ import annotations
 
 import hashlib
@@ -18,9 +19,11 @@ from real_scenes import DEFINITION, SceneSetError, check_media, labelme_boxes, l
 
 
 def test_labelme_person_polygons_become_clipped_boxes(tmp_path: Path) -> None:
-    shapes = [{"label": "person", "shape_type": "polygon", "points": [[10, 20], [40, 15], [35, 90]]},
-              {"label": "sofa", "shape_type": "polygon", "points": [[0, 0], [5, 5], [3, 9]]},
-              {"label": "person", "shape_type": "rectangle", "points": [[90, 50], [130, 120]]}]
+    shapes = [
+        {"label": "person", "shape_type": "polygon", "points": [[10, 20], [40, 15], [35, 90]]},
+        {"label": "sofa", "shape_type": "polygon", "points": [[0, 0], [5, 5], [3, 9]]},
+        {"label": "person", "shape_type": "rectangle", "points": [[90, 50], [130, 120]]},
+    ]
     path = tmp_path / "a.json"
     path.write_text(json.dumps({"imageWidth": 100, "imageHeight": 100, "shapes": shapes}))
     np.testing.assert_allclose(labelme_boxes(path), [[10, 15, 40, 90], [90, 50, 99, 99]])
@@ -28,9 +31,11 @@ def test_labelme_person_polygons_become_clipped_boxes(tmp_path: Path) -> None:
 
 def test_labelme_parts_of_one_person_make_one_box(tmp_path: Path) -> None:
     """labelme-examples' 2011_000003 draws a man's hand apart from his body, with one group_id."""
-    shapes = [{"label": "person", "group_id": 1, "points": [[10, 10], [30, 60]]},
-              {"label": "person", "group_id": 1, "points": [[35, 40], [40, 45]]},
-              {"label": "person", "group_id": None, "points": [[60, 10], [80, 60]]}]
+    shapes = [
+        {"label": "person", "group_id": 1, "points": [[10, 10], [30, 60]]},
+        {"label": "person", "group_id": 1, "points": [[35, 40], [40, 45]]},
+        {"label": "person", "group_id": None, "points": [[60, 10], [80, 60]]},
+    ]
     path = tmp_path / "a.json"
     path.write_text(json.dumps({"imageWidth": 100, "imageHeight": 100, "shapes": shapes}))
     np.testing.assert_allclose(labelme_boxes(path), [[10, 10, 40, 60], [60, 10, 80, 60]])
@@ -58,16 +63,30 @@ def test_committed_definition_splits_by_scene() -> None:
 
 def _definition(tmp_path: Path, scenes: dict) -> Path:
     path = tmp_path / "def.json"
-    path.write_text(json.dumps({"sources": {"pkg": {"kind": "deb", "package": "p", "root": "r", "licence": "x"}}, "scenes": scenes}))
+    path.write_text(
+        json.dumps({"sources": {"pkg": {"kind": "deb", "package": "p", "root": "r", "licence": "x"}}, "scenes": scenes})
+    )
     return path
 
 
-@pytest.mark.parametrize(("scenes", "message"), [
-    ({"a": {"use": "sometimes", "frames": [{"source": "pkg", "file": "f.jpg", "sha256": "0", "boxes": []}]}}, "use 'sometimes'"),
-    ({"a": {"use": "held-out", "frames": []}}, "scene 'a' has no frames"),
-    ({"a": {"use": "held-out", "frames": [{"source": "nope", "file": "f.jpg", "sha256": "0", "boxes": []}]}}, "unknown source 'nope'"),
-    ({"a": {"use": "held-out", "frames": [{"source": "pkg", "file": "f.jpg", "sha256": "0", "boxes": []}] * 2}}, "listed twice"),
-])
+@pytest.mark.parametrize(
+    ("scenes", "message"),
+    [
+        (
+            {"a": {"use": "sometimes", "frames": [{"source": "pkg", "file": "f.jpg", "sha256": "0", "boxes": []}]}},
+            "use 'sometimes'",
+        ),
+        ({"a": {"use": "held-out", "frames": []}}, "scene 'a' has no frames"),
+        (
+            {"a": {"use": "held-out", "frames": [{"source": "nope", "file": "f.jpg", "sha256": "0", "boxes": []}]}},
+            "unknown source 'nope'",
+        ),
+        (
+            {"a": {"use": "held-out", "frames": [{"source": "pkg", "file": "f.jpg", "sha256": "0", "boxes": []}] * 2}},
+            "listed twice",
+        ),
+    ],
+)
 def test_bad_definitions_are_refused_with_the_reason(tmp_path: Path, scenes: dict, message: str) -> None:
     with pytest.raises(SceneSetError, match=message):
         load_definition(_definition(tmp_path, scenes))

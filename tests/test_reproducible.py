@@ -1,4 +1,5 @@
 """The README's commands install from a lock (Makefile, `make lock`), and the runtime stays quiet."""
+
 from __future__ import annotations
 
 import platform
@@ -6,14 +7,15 @@ import subprocess
 import sys
 
 import pytest
+from conftest import REPO
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from okdhp_edge.runtime.errors import ModelFileError
 
-from conftest import REPO
-
-LOCK = REPO / "requirements" / f"lock-py{sys.version_info[0]}{sys.version_info[1]}-{sys.platform}-{platform.machine()}.txt"
+LOCK = (
+    REPO / "requirements" / f"lock-py{sys.version_info[0]}{sys.version_info[1]}-{sys.platform}-{platform.machine()}.txt"
+)
 
 
 def read_pins(path) -> dict[str, str]:
@@ -61,11 +63,16 @@ def test_lock_pins_every_requirement_within_its_range(lock_pins):
 
 
 def test_lock_keeps_the_constraints_pins(lock_pins):
-    constraints = [Requirement(line) for line in (REPO / "constraints.txt").read_text().splitlines()
-                   if line.strip() and not line.startswith("#")]
+    constraints = [
+        Requirement(line)
+        for line in (REPO / "constraints.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     for constraint in constraints:
         pinned = lock_pins[canonicalize_name(constraint.name)]
-        assert constraint.specifier.contains(pinned, prereleases=True), f"{LOCK.name}: {constraint.name}=={pinned} breaks {constraint}"
+        assert constraint.specifier.contains(pinned, prereleases=True), (
+            f"{LOCK.name}: {constraint.name}=={pinned} breaks {constraint}"
+        )
 
 
 def test_lock_names_no_local_path(lock_pins):
@@ -82,8 +89,10 @@ def test_litert_prints_no_banner_in_normal_use():
         fetch_model("pose_detection", quiet=True)
     except ModelFileError as err:
         pytest.skip(f"MediaPipe's detector (a .tflite the runtime opens with LiteRT) is not available: {err}")
-    code = ("import numpy as np; from okdhp_edge.runtime import Detector; "
-            "d = Detector('mediapipe', num_threads=1); d(np.zeros((240, 320, 3), np.uint8)); print('ran')")
+    code = (
+        "import numpy as np; from okdhp_edge.runtime import Detector; "
+        "d = Detector('mediapipe', num_threads=1); d(np.zeros((240, 320, 3), np.uint8)); print('ran')"
+    )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert run.returncode == 0 and run.stdout.strip() == "ran", run.stderr
     assert "XNNPACK" not in run.stderr and run.stderr.strip() == "", run.stderr

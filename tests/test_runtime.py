@@ -1,4 +1,5 @@
 """Runtime Predictor: backends agree, torch stays out, batching, flip test, tracker, drawing, benchmark."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -9,13 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from runtime_artifacts import export_artifact, export_onnx, export_tflite, make_student, person_frame
 
 from okdhp_edge.runtime import BackendUnavailableError, PoseTracker, Predictor, TrackerConfig, draw_fps, draw_pose
 from okdhp_edge.runtime.backends.litert import dequantize, quantize
 from okdhp_edge.runtime.benchmark import main as benchmark_main
 from okdhp_edge.runtime.tracker import keypoint_box
-
-from runtime_artifacts import export_artifact, export_onnx, export_tflite, make_student, person_frame
 
 REPO = Path(__file__).resolve().parents[1]
 HAVE_TENSORRT = importlib.util.find_spec("tensorrt") is not None
@@ -27,7 +27,9 @@ def artifacts(tmp_path_factory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("runtime-artifacts")
     student = make_student(out)
     return {
-        "torch": student, "onnx": export_onnx(student, out), "tflite": export_tflite(student, out),
+        "torch": student,
+        "onnx": export_onnx(student, out),
+        "tflite": export_tflite(student, out),
         "onnx_nhwc": export_artifact(student, out / "nhwc", "onnx", nhwc=True),
     }
 
@@ -48,8 +50,12 @@ def well_conditioned(heatmaps: np.ndarray, eps: float = 2e-5) -> np.ndarray:
     y, x = idx // w, idx % w
     maps = flat.reshape(-1, h, w)
     r = np.arange(n * k)
-    dx = np.where((x > 0) & (x < w - 1), np.abs(maps[r, y, np.minimum(x + 1, w - 1)] - maps[r, y, np.maximum(x - 1, 0)]), 1)
-    dy = np.where((y > 0) & (y < h - 1), np.abs(maps[r, np.minimum(y + 1, h - 1), x] - maps[r, np.maximum(y - 1, 0), x]), 1)
+    dx = np.where(
+        (x > 0) & (x < w - 1), np.abs(maps[r, y, np.minimum(x + 1, w - 1)] - maps[r, y, np.maximum(x - 1, 0)]), 1
+    )
+    dy = np.where(
+        (y > 0) & (y < h - 1), np.abs(maps[r, np.minimum(y + 1, h - 1), x] - maps[r, np.maximum(y - 1, 0), x]), 1
+    )
     return ((top2[:, 1] - top2[:, 0] > eps) & (dx > eps) & (dy > eps)).reshape(n, k)
 
 
@@ -84,8 +90,13 @@ def test_runtime_predicts_without_importing_torch(artifacts):
         "leaked = sorted(m for m in sys.modules if m == 'torch' or m.startswith(('torch.', 'okdhp_edge.models')))\n"
         "print('LEAKED', leaked)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script, str(artifacts["onnx"]), str(artifacts["tflite"])],
-                          capture_output=True, text=True, timeout=120, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(artifacts["onnx"]), str(artifacts["tflite"])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "LEAKED []" in proc.stdout, proc.stdout
 
@@ -107,8 +118,9 @@ def test_full_integer_nhwc_tflite_is_quantized_correctly(artifacts, predictors, 
     the tensors' scale and zero point; its heatmaps track the FP32 ones within quantization
     noise (a wrong scale, zero point or layout is off by the whole heatmap range or more)."""
     out = tmp_path_factory.mktemp("int8")
-    model = export_artifact(artifacts["torch"], out, "tflite", "int8", nhwc=True, calib_images=4,
-                            synthetic_images=8, cache_dir=out / "data")
+    model = export_artifact(
+        artifacts["torch"], out, "tflite", "int8", nhwc=True, calib_images=4, synthetic_images=8, cache_dir=out / "data"
+    )
     predictor = Predictor(model, num_threads=1)
     assert predictor.backend.input.dtype == "int8" and predictor.backend.info.output_layout == "NHWC"
     frame = person_frame(seed=4)
@@ -243,8 +255,22 @@ def test_draw_pose_and_fps_change_pixels(predictors):
 
 def test_benchmark_cli_writes_table_and_json(artifacts, tmp_path, capsys):
     out = tmp_path / "bench.json"
-    code = benchmark_main([str(artifacts["onnx"]), str(artifacts["tflite"]), "--runs", "3", "--warmup", "1",
-                           "--batch", "2", "--threads", "1", "--json", str(out)])
+    code = benchmark_main(
+        [
+            str(artifacts["onnx"]),
+            str(artifacts["tflite"]),
+            "--runs",
+            "3",
+            "--warmup",
+            "1",
+            "--batch",
+            "2",
+            "--threads",
+            "1",
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     table = capsys.readouterr().out
     assert "median ms" in table and "onnxruntime" in table and "litert" in table
@@ -264,7 +290,9 @@ def test_engine_without_tensorrt_is_a_clear_error(tmp_path):
         Predictor(engine)
 
 
-@pytest.mark.skipif(not HAVE_TENSORRT, reason="needs NVIDIA TensorRT (python package `tensorrt`), cuda-python and a CUDA GPU")
+@pytest.mark.skipif(
+    not HAVE_TENSORRT, reason="needs NVIDIA TensorRT (python package `tensorrt`), cuda-python and a CUDA GPU"
+)
 def test_tensorrt_engine_matches_onnx(artifacts, tmp_path):
     from okdhp_edge.export import export
 

@@ -1,4 +1,5 @@
 """Every bad input from issue 6 gives a clear error (or the documented clip), never a crash in a backend."""
+
 from __future__ import annotations
 
 import json
@@ -11,11 +12,10 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
+from runtime_artifacts import export_onnx, export_tflite, make_student, person_frame
 
 from okdhp_edge.runtime import InputError, ModelFileError, Predictor
 from okdhp_edge.skeleton import MPII16
-
-from runtime_artifacts import export_onnx, export_tflite, make_student, person_frame
 
 
 @pytest.fixture(scope="module")
@@ -54,19 +54,23 @@ def load_error(path: Path, match: str, **kwargs) -> str:
 
 # -- images -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("image, match", [
-    (np.zeros((64, 64, 3), np.float32), r"uint8.*\(image \* 255\)"),
-    (np.zeros((64, 64, 3), np.uint16), "uint8"),
-    (np.zeros((64, 64, 3), bool), "uint8"),
-    (None, "image is None.*cv2.imread"),
-    ([[0, 1], [2, 3]], "numpy array"),
-    (np.zeros((2, 64, 64, 3), np.uint8), "one image"),
-    (np.zeros((64, 64, 2), np.uint8), r"expected HxWx3"),
-    (np.zeros((64, 64, 5), np.uint8), r"expected HxWx3"),
-    (np.zeros((64,), np.uint8), r"expected HxWx3"),
-    (np.zeros((0, 64, 3), np.uint8), "empty"),
-    (np.zeros((64, 0, 3), np.uint8), "empty"),
-])
+
+@pytest.mark.parametrize(
+    "image, match",
+    [
+        (np.zeros((64, 64, 3), np.float32), r"uint8.*\(image \* 255\)"),
+        (np.zeros((64, 64, 3), np.uint16), "uint8"),
+        (np.zeros((64, 64, 3), bool), "uint8"),
+        (None, "image is None.*cv2.imread"),
+        ([[0, 1], [2, 3]], "numpy array"),
+        (np.zeros((2, 64, 64, 3), np.uint8), "one image"),
+        (np.zeros((64, 64, 2), np.uint8), r"expected HxWx3"),
+        (np.zeros((64, 64, 5), np.uint8), r"expected HxWx3"),
+        (np.zeros((64,), np.uint8), r"expected HxWx3"),
+        (np.zeros((0, 64, 3), np.uint8), "empty"),
+        (np.zeros((64, 0, 3), np.uint8), "empty"),
+    ],
+)
 def test_bad_images_are_clear_errors(predictor, image, match):
     with pytest.raises(InputError, match=match):
         predictor.predict(image)
@@ -74,17 +78,21 @@ def test_bad_images_are_clear_errors(predictor, image, match):
 
 # -- boxes --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("boxes, match", [
-    ([[10, 10, np.nan, 100]], r"box\(es\) \[0\] contain NaN"),
-    ([[0, 0, 50, 50], [10, np.inf, 20, 30]], r"box\(es\) \[1\] contain NaN or infinity"),
-    ([[100, 10, 50, 100]], "x2 < x1"),
-    ([[10, 10, 10, 100]], "degenerate"),
-    ([[400, 10, 500, 100]], "outside the 320x240 image"),
-    ([[-90, -90, -10, -10]], "outside"),
-    ([[10, 10, 50, 100, 0.9]], r"boxes\[:, :4\]"),
-    ([[10, 10, 50]], "N x 4"),
-    ([["a", "b", "c", "d"]], "numeric"),
-])
+
+@pytest.mark.parametrize(
+    "boxes, match",
+    [
+        ([[10, 10, np.nan, 100]], r"box\(es\) \[0\] contain NaN"),
+        ([[0, 0, 50, 50], [10, np.inf, 20, 30]], r"box\(es\) \[1\] contain NaN or infinity"),
+        ([[100, 10, 50, 100]], "x2 < x1"),
+        ([[10, 10, 10, 100]], "degenerate"),
+        ([[400, 10, 500, 100]], "outside the 320x240 image"),
+        ([[-90, -90, -10, -10]], "outside"),
+        ([[10, 10, 50, 100, 0.9]], r"boxes\[:, :4\]"),
+        ([[10, 10, 50]], "N x 4"),
+        ([["a", "b", "c", "d"]], "numeric"),
+    ],
+)
 def test_bad_boxes_are_clear_errors(predictor, boxes, match):
     with pytest.raises(InputError, match=match):
         predictor.predict(person_frame(), boxes)
@@ -97,6 +105,7 @@ def test_boxes_partly_outside_are_clipped_to_the_image(predictor):
 
 
 # -- model files --------------------------------------------------------------------------------
+
 
 def test_missing_and_empty_files(tmp_path):
     load_error(tmp_path / "nothing.onnx", "not found")
@@ -126,7 +135,8 @@ def test_foreign_file_with_model_suffix(artifacts, tmp_path, suffix):
 def foreign_onnx(path: Path, in_shape, out_shape, op: str = "Identity") -> Path:
     """A valid ONNX model that is not a pose student."""
     graph = helper.make_graph(
-        [helper.make_node(op, ["x"], ["y"])], "foreign",
+        [helper.make_node(op, ["x"], ["y"])],
+        "foreign",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)],
     )
@@ -158,17 +168,31 @@ def test_shape_free_foreign_onnx_is_caught_at_predict(artifacts, tmp_path):
         predictor.predict(person_frame(), [[10, 10, 100, 200]])
 
 
-@pytest.mark.parametrize("change, match", [
-    (lambda d: d["input"].update(width=192), r"axis 3"),
-    (lambda d: d.update(skeleton=MPII16.to_dict(), arch={**d["arch"], "num_joints": 16}), r"output .*axis 1"),
-    (lambda d: d["export"].update(input_name="images"), "input is named 'input', metadata says 'images'"),
-    (lambda d: d["export"].update(output_name="logits"), "output is named 'heatmaps', metadata says 'logits'"),
-    (lambda d: d["export"].update(input_dtype="float16"), "input dtype is float32, metadata says float16"),
-    (lambda d: d["export"].update(input_layout="NHWC"), r"axis 1"),
-    (lambda d: d["export"].update(batch=0), "export.batch"),
-    (lambda d: d["export"].update(output_layout="CHW"), "output_layout"),
-    (lambda d: d.update(arch={**d["arch"], "num_joints": 16}), "arch.num_joints=16"),
-], ids=["input-width", "skeleton", "input-name", "output-name", "dtype", "layout", "batch", "bad-layout", "inconsistent-spec"])
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda d: d["input"].update(width=192), r"axis 3"),
+        (lambda d: d.update(skeleton=MPII16.to_dict(), arch={**d["arch"], "num_joints": 16}), r"output .*axis 1"),
+        (lambda d: d["export"].update(input_name="images"), "input is named 'input', metadata says 'images'"),
+        (lambda d: d["export"].update(output_name="logits"), "output is named 'heatmaps', metadata says 'logits'"),
+        (lambda d: d["export"].update(input_dtype="float16"), "input dtype is float32, metadata says float16"),
+        (lambda d: d["export"].update(input_layout="NHWC"), r"axis 1"),
+        (lambda d: d["export"].update(batch=0), "export.batch"),
+        (lambda d: d["export"].update(output_layout="CHW"), "output_layout"),
+        (lambda d: d.update(arch={**d["arch"], "num_joints": 16}), "arch.num_joints=16"),
+    ],
+    ids=[
+        "input-width",
+        "skeleton",
+        "input-name",
+        "output-name",
+        "dtype",
+        "layout",
+        "batch",
+        "bad-layout",
+        "inconsistent-spec",
+    ],
+)
 def test_onnx_metadata_not_matching_the_model(artifacts, tmp_path, change, match):
     model = copy_artifact(artifacts["onnx"], tmp_path / "student.onnx")
     edit_sidecar(model, change)
@@ -200,7 +224,8 @@ def test_corrupt_sidecar_and_embedded_fallback(artifacts, tmp_path):
 def test_one_embedded_spec_reader_per_format_serves_runtime_and_export(artifacts, tmp_path):
     """runtime.backends.read_embedded_spec is the reader the backends fall back to and the one
     export's read_embedded_spec wraps: the same spec as the sidecar, a clear error where none is."""
-    from okdhp_edge.export import ExportError, read_embedded_spec as export_read
+    from okdhp_edge.export import ExportError
+    from okdhp_edge.export import read_embedded_spec as export_read
     from okdhp_edge.runtime.backends import read_embedded_spec
     from okdhp_edge.spec import ModelSpec
 
@@ -236,10 +261,12 @@ def test_wrong_suffix_backend_and_device(artifacts, tmp_path):
 
 def test_safetensors_without_torch_names_the_install_line():
     """The torch backend is registered by module path; with torch missing, opening a student says what to do."""
-    code = ("import sys; sys.modules['torch'] = None\n"
-            "from okdhp_edge.runtime import BackendUnavailableError, Predictor\n"
-            "try:\n    Predictor('student.safetensors')\n"
-            "except BackendUnavailableError as err:\n    print(err)\n")
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from okdhp_edge.runtime import BackendUnavailableError, Predictor\n"
+        "try:\n    Predictor('student.safetensors')\n"
+        "except BackendUnavailableError as err:\n    print(err)\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "student.safetensors: .safetensors students run through torch" in done.stdout

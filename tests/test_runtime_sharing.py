@@ -1,5 +1,6 @@
 """Runtime correctness beyond one call: the artifact's max batch, one Predictor shared by threads,
 the provider `device="auto"` picks, and what the TensorRT execution provider is given."""
+
 from __future__ import annotations
 
 import json
@@ -10,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+from runtime_artifacts import export_artifact, export_onnx, export_tflite, make_student, person_frame
 
 from okdhp_edge.runtime import ModelFileError, Predictor
 from okdhp_edge.runtime.backends.onnx import select_providers, tensorrt_provider_options
 
-from runtime_artifacts import export_artifact, export_onnx, export_tflite, make_student, person_frame
-
-BOXES = np.array([[110, 20, 210, 230], [10, 40, 100, 200], [200, 100, 319, 239], [0, 0, 160, 240], [150, 10, 300, 200]], np.float32)
+BOXES = np.array(
+    [[110, 20, 210, 230], [10, 40, 100, 200], [200, 100, 319, 239], [0, 0, 160, 240], [150, 10, 300, 200]], np.float32
+)
 INT8 = dict(calib_images=8, synthetic_images=16)
 
 
@@ -26,7 +28,9 @@ def artifacts(tmp_path_factory) -> dict[str, Path]:
     student = make_student(out)
     INT8["cache_dir"] = out / "data"
     return {
-        "torch": student, "onnx": export_onnx(student, out), "tflite": export_tflite(student, out),
+        "torch": student,
+        "onnx": export_onnx(student, out),
+        "tflite": export_tflite(student, out),
         "onnx_int8": export_artifact(student, out, "onnx", "int8", **INT8),
         # the deferred TensorRT export: a symmetric QDQ ONNX, which TensorRT can build
         "onnx_int8_trt": export_artifact(student, out / "trt", "tensorrt", "int8", max_batch=4, **INT8),
@@ -100,7 +104,9 @@ def test_auto_device_keeps_int8_files_off_core_ml_and_says_what_it_chose(artifac
     assert select_providers("auto", mac) == mac, "float files: Core ML first on a Mac"
     assert select_providers("auto", mac, quantized=True) == ["CPUExecutionProvider"]
     assert select_providers("auto", ["CUDAExecutionProvider", *mac], quantized=True)[0] == "CUDAExecutionProvider"
-    assert select_providers("coreml", mac, quantized=True)[0] == "CoreMLExecutionProvider", "an explicit device is obeyed"
+    assert select_providers("coreml", mac, quantized=True)[0] == "CoreMLExecutionProvider", (
+        "an explicit device is obeyed"
+    )
     text = repr(Predictor(artifacts["onnx_int8"]))
     assert "CPUExecutionProvider" in text and "auto" in text and "INT8" in text, text
 
@@ -130,8 +136,10 @@ def test_tensorrt_engine_cache_is_keyed_to_the_file_content(artifacts, tmp_path)
     assert _engine_cache(copy) != _engine_cache(artifacts["onnx"])
 
 
-@pytest.mark.skipif("TensorrtExecutionProvider" not in ort.get_available_providers(),
-                    reason="needs onnxruntime-gpu with the TensorRT execution provider and a CUDA GPU")
+@pytest.mark.skipif(
+    "TensorrtExecutionProvider" not in ort.get_available_providers(),
+    reason="needs onnxruntime-gpu with the TensorRT execution provider and a CUDA GPU",
+)
 def test_tensorrt_provider_runs_the_symmetric_int8_file(artifacts):
     frame = person_frame()
     on_trt = Predictor(artifacts["onnx_int8_trt"], device="tensorrt")
@@ -148,7 +156,9 @@ def test_tensorrt_calibration_cache_is_keyed_to_weights_and_crops(tmp_path):
     crops = np.random.default_rng(0).normal(size=(4, 3, 8, 6)).astype(np.float32)
     first = calibration_cache_path(engine, "a" * 64, crops)
     assert first.parent == tmp_path and first.suffix == ".calib" and first.name.startswith("target-int8-")
-    assert calibration_cache_path(engine, "a" * 64, crops.copy()) == first, "same weights and crops: the cache is reused"
+    assert calibration_cache_path(engine, "a" * 64, crops.copy()) == first, (
+        "same weights and crops: the cache is reused"
+    )
     assert calibration_cache_path(engine, "b" * 64, crops) != first, "retrained weights: a new calibration"
     assert calibration_cache_path(engine, "a" * 64, crops[:3]) != first, "other crops: a new calibration"
 

@@ -1,5 +1,6 @@
 """The checkpoint-best metric is checked against the data before training: MPII without head boxes
 fails early naming the file, the field and the fix, instead of never writing checkpoint-best."""
+
 from __future__ import annotations
 
 import json
@@ -85,8 +86,21 @@ def test_training_on_mpii_without_head_boxes_stops_before_the_first_epoch(root, 
     copy, path, _ = _without_head_boxes(root, tmp_path)
     out = tmp_path / "run"
     with pytest.warns(UserWarning, match="head_box"):
-        code = main(["--preset", "paper-mpii", "--data", f"mpii:{copy}", "--out", str(out), "--batch-size", "1",
-                     "--no-progress", "--set", "data.workers=0"])
+        code = main(
+            [
+                "--preset",
+                "paper-mpii",
+                "--data",
+                f"mpii:{copy}",
+                "--out",
+                str(out),
+                "--batch-size",
+                "1",
+                "--no-progress",
+                "--set",
+                "data.workers=0",
+            ]
+        )
     assert code == 1
     err = capsys.readouterr().err
     assert str(path) in err and "eval.metric=pck@0.2" in err

@@ -2,6 +2,7 @@
 its training-side files in weights/real-tiny): its files say how it was made, and it poses
 real people held out from its training, close to the teacher that labelled its data (the
 teacher's answers on those frames are stored in tests/data, so the check runs without it)."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,8 @@ import numpy as np
 import pytest
 
 from okdhp_edge.runtime import Predictor, bundled_models
-from okdhp_edge.runtime.result import PoseResult
 from okdhp_edge.runtime.boxes import oks_matrix
+from okdhp_edge.runtime.result import PoseResult
 from okdhp_edge.skeleton import COCO17
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,8 +60,15 @@ def _stored_teacher(frames: list[tuple[np.ndarray, np.ndarray]]) -> list[PoseRes
     for name, (_, boxes) in zip(DEV_FRAMES, frames):
         people = stored[name]
         np.testing.assert_allclose([p["box"] for p in people], boxes, atol=0.06)
-        answers.append(PoseResult(np.array([p["keypoints"] for p in people], np.float32), np.array([p["scores"] for p in people], np.float32),
-                                  boxes, COCO17.keypoints, COCO17.limbs))
+        answers.append(
+            PoseResult(
+                np.array([p["keypoints"] for p in people], np.float32),
+                np.array([p["scores"] for p in people], np.float32),
+                boxes,
+                COCO17.keypoints,
+                COCO17.limbs,
+            )
+        )
     return answers
 
 
@@ -87,8 +95,15 @@ def test_shipped_student_poses_held_out_real_people_like_its_teacher(media, teac
         areas = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
         for i in range(len(boxes)):
             if sure[i].sum() >= 8:
-                similarities.append(oks_matrix(mine.keypoints[i:i + 1], truth.keypoints[i:i + 1], areas[i:i + 1],
-                                               np.asarray(COCO17.sigmas), sure[i:i + 1])[0, 0])
+                similarities.append(
+                    oks_matrix(
+                        mine.keypoints[i : i + 1],
+                        truth.keypoints[i : i + 1],
+                        areas[i : i + 1],
+                        np.asarray(COCO17.sigmas),
+                        sure[i : i + 1],
+                    )[0, 0]
+                )
         grown = boxes + np.array([-0.2, -0.2, 0.2, 0.2]) * np.tile(boxes[:, 2:] - boxes[:, :2], 2)
         inside = (mine.keypoints >= grown[:, None, :2]) & (mine.keypoints <= grown[:, None, 2:])
         assert inside.all(axis=-1).mean() > 0.95, "keypoints stay on the boxed person"

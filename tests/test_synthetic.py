@@ -1,4 +1,5 @@
 """Synthetic people: determinism, COCO/MPII layout, labels that match the pictures."""
+
 from __future__ import annotations
 
 import json
@@ -147,6 +148,7 @@ def test_visibility_flags():
 
 def test_occluder_hides_keypoints():
     """With an object over someone in every scene, more keypoints are occluded than without."""
+
     def occluded(prob):
         cfg = SceneConfig(occluder_prob=prob, people_weights=(1.0,), truncation_prob=0.0)
         return np.mean([(p.keypoints[:, 2] == 1).mean() for p in _people(25, cfg)])
@@ -162,8 +164,21 @@ def test_generate_refuses_non_empty_dir(tmp_path):
 
 def test_cli_writes_dataset(tmp_path):
     out = tmp_path / "cli"
-    cmd = [sys.executable, "-m", "okdhp_edge.data.synthetic", "--out", str(out), "--train", "3", "--val", "2",
-           "--seed", "4", "--max-size", "240"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "okdhp_edge.data.synthetic",
+        "--out",
+        str(out),
+        "--train",
+        "3",
+        "--val",
+        "2",
+        "--seed",
+        "4",
+        "--max-size",
+        "240",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "wrote 5 images" in proc.stdout
@@ -193,23 +208,36 @@ def test_people_are_drawn_on_background_photos(tmp_path):
     cv2.imwrite(str(folder / "plain.png"), photo)
     (folder / "notes.txt").write_text("not an image")
     assert background_photos(folder) == (str((folder / "plain.png").resolve()),)
-    config = SceneConfig(backgrounds=background_photos(folder), noise_std=0.0, blur_prob=0.0, distractors=(0, 0), occluder_prob=0.0)
+    config = SceneConfig(
+        backgrounds=background_photos(folder), noise_std=0.0, blur_prob=0.0, distractors=(0, 0), occluder_prob=0.0
+    )
     image, people = render_scene(np.random.default_rng(0), config=config)
     outside = np.ones(image.shape[:2], bool)
     for person in people:
         x, y, w, h = (int(round(v)) for v in person.bbox)
-        outside[max(y - 2, 0):y + h + 3, max(x - 2, 0):x + w + 3] = False
+        outside[max(y - 2, 0) : y + h + 3, max(x - 2, 0) : x + w + 3] = False
     assert outside.mean() > 0.2 and (image[outside] == (10, 200, 30)).all()
     with pytest.raises(ValueError, match="no .*images"):
         background_photos(tmp_path / "photos" / ".." / "photos" / "..")
     # the training data option, and a cache of its own
     spec = InputSpec(width=96, height=128)
-    data = build_dataset("synthetic", "val", spec, COCO17, synthetic_images=3, cache_dir=tmp_path / "cache", backgrounds=folder)
+    data = build_dataset(
+        "synthetic", "val", spec, COCO17, synthetic_images=3, cache_dir=tmp_path / "cache", backgrounds=folder
+    )
     plain = build_dataset("synthetic", "val", spec, COCO17, synthetic_images=3, cache_dir=tmp_path / "cache")
     assert data.samples[0].image_path.parent != plain.samples[0].image_path.parent
     from okdhp_edge.data import DatasetError
+
     with pytest.raises(DatasetError, match="data.backgrounds"):
-        build_dataset("synthetic", "val", spec, COCO17, synthetic_images=3, cache_dir=tmp_path / "cache", backgrounds=tmp_path / "none")
+        build_dataset(
+            "synthetic",
+            "val",
+            spec,
+            COCO17,
+            synthetic_images=3,
+            cache_dir=tmp_path / "cache",
+            backgrounds=tmp_path / "none",
+        )
 
 
 def test_cli_backgrounds_option(tmp_path):
@@ -217,11 +245,27 @@ def test_cli_backgrounds_option(tmp_path):
     folder.mkdir()
     cv2.imwrite(str(folder / "a.jpg"), np.full((200, 300, 3), 90, np.uint8))
     out = tmp_path / "cli"
-    cmd = [sys.executable, "-m", "okdhp_edge.data.synthetic", "--out", str(out), "--train", "2", "--val", "1", "--backgrounds", str(folder)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "okdhp_edge.data.synthetic",
+        "--out",
+        str(out),
+        "--train",
+        "2",
+        "--val",
+        "1",
+        "--backgrounds",
+        str(folder),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads((out / "synthetic.json").read_text())["config"]["backgrounds"] == [str((folder / "a.jpg").resolve())]
-    bad = subprocess.run(cmd[:-1] + [str(tmp_path / "missing")] + ["--overwrite"], capture_output=True, text=True, timeout=120)
+    assert json.loads((out / "synthetic.json").read_text())["config"]["backgrounds"] == [
+        str((folder / "a.jpg").resolve())
+    ]
+    bad = subprocess.run(
+        cmd[:-1] + [str(tmp_path / "missing")] + ["--overwrite"], capture_output=True, text=True, timeout=120
+    )
     assert bad.returncode == 2 and "not a folder" in bad.stderr
 
 
@@ -248,7 +292,9 @@ def test_scene_fields_from_the_training_config(tmp_path):
     config = load_config("tiny", overrides=parse_override("data.scene.jpeg_prob=0.5"))
     assert config.data.scene == {"jpeg_prob": 0.5}
     spec = InputSpec(width=96, height=128)
-    jpeg = build_dataset("synthetic", "val", spec, COCO17, synthetic_images=2, cache_dir=tmp_path, scene=config.data.scene)
+    jpeg = build_dataset(
+        "synthetic", "val", spec, COCO17, synthetic_images=2, cache_dir=tmp_path, scene=config.data.scene
+    )
     plain = build_dataset("synthetic", "val", spec, COCO17, synthetic_images=2, cache_dir=tmp_path)
     assert jpeg.samples[0].image_path.parent != plain.samples[0].image_path.parent
     with pytest.raises(DatasetError, match="data.scene / data.backgrounds: unknown field.*jpeg_prob"):

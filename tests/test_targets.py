@@ -1,5 +1,6 @@
 """Device targets produce what their device can build: the ONNX opset its TensorRT parses, the
 trtexec flags its TensorRT has, and notes that say which part of the SDK runs there."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,12 +10,11 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from runtime_artifacts import make_student
 
 from okdhp_edge.export import TARGETS, ExportError, export, resolve_config
 from okdhp_edge.export.tensorrt_export import trtexec_command
 from okdhp_edge.models import load_student
-
-from runtime_artifacts import make_student
 
 
 @pytest.fixture(scope="module")
@@ -56,15 +56,20 @@ def test_targets_pick_an_opset_their_device_accepts(student, tmp_path):
     fp32 = export(student, "onnx", "fp32", tmp_path, opset=17, verify_images=0).artifact
     assert _opset(fp32) == 17 and _matches_torch(fp32, student) < 1e-4
     _, spec = load_student(student)
-    orin = trtexec_command(Path("m.onnx"), Path("m.engine"), spec, "int8", input_name="input", max_batch=4, trt_version="8.5")
+    orin = trtexec_command(
+        Path("m.onnx"), Path("m.engine"), spec, "int8", input_name="input", max_batch=4, trt_version="8.5"
+    )
     assert "--memPoolSize=workspace:2048M" in orin and "--workspace" not in orin and "--int8" in orin
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    (dict(format="onnx", precision="int8", opset=13), ["opset 13", "INT8"]),
-    (dict(format="tflite", precision="fp32", opset=15), ["opset 15", "other formats"]),
-    (dict(format="onnx", precision="fp32", opset=12), ["opset 12 is too old", "13"]),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(format="onnx", precision="int8", opset=13), ["opset 13", "INT8"]),
+        (dict(format="tflite", precision="fp32", opset=15), ["opset 15", "other formats"]),
+        (dict(format="onnx", precision="fp32", opset=12), ["opset 12 is too old", "13"]),
+    ],
+)
 def test_old_opsets_only_where_they_are_built(kwargs, words):
     with pytest.raises(ExportError) as err:
         resolve_config(**kwargs)

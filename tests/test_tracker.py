@@ -6,6 +6,7 @@ returns, for each crop, the noisy pose of the person the crop covers most: the t
 (crop placement, detection schedule, OKS-NMS, matching, ageing, smoothing) runs for real. The last
 tests wire the real ONNX Predictor and Detector through the tracker.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from runtime_artifacts import POSE
 
 from okdhp_edge.runtime import InputError, OneEuroConfig, OneEuroFilter, PoseTracker, TrackerConfig, draw_tracks
 from okdhp_edge.runtime.appearance import colour_signature, colour_similarity
@@ -23,7 +25,6 @@ from okdhp_edge.runtime.boxes import iou_matrix
 from okdhp_edge.runtime.result import PoseResult
 from okdhp_edge.runtime.tracker import keypoint_box
 from okdhp_edge.skeleton import COCO17
-from runtime_artifacts import POSE
 
 REPO = Path(__file__).resolve().parents[1]
 W, H, FRAMES = 640, 480, 90
@@ -62,7 +63,9 @@ class ScriptedDetector:
         boxes = np.array(list(people.values()), np.float32)
         overlap = iou_matrix(boxes, boxes) - np.eye(len(boxes))
         areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-        hidden = [i for i in range(len(boxes)) if any(overlap[i, j] > 0.1 and areas[j] > areas[i] for j in range(len(boxes)))]
+        hidden = [
+            i for i in range(len(boxes)) if any(overlap[i, j] > 0.1 and areas[j] > areas[i] for j in range(len(boxes)))
+        ]
         keep = np.delete(boxes, hidden, axis=0)
         scores = np.linspace(0.9, 0.6, len(keep))[:, None]
         return np.concatenate([np.concatenate([keep, scores], 1), np.array(self.extra, np.float32).reshape(-1, 5)])
@@ -118,7 +121,8 @@ def identities(tracks, frame: int) -> dict[str, int]:
     overlap = iou_matrix(truth, boxes)
     return {
         names[i]: tracks[int(overlap[i].argmax())].track_id
-        for i in range(len(names)) if apart[i] and len(tracks) and overlap[i].max() > 0.5
+        for i in range(len(names))
+        if apart[i] and len(tracks) and overlap[i].max() > 0.5
     }
 
 
@@ -168,7 +172,6 @@ def test_newcomer_is_reported_once_seen_on_confirm_frames_with_detect_every_1(co
     assert [t.age for t in history[reported] if on(t, scene(reported)["C"])] == [confirm - 1]
 
 
-
 def test_duplicate_crops_are_merged():
     net, detector = ScriptedPoseNet(), ScriptedDetector()
     tracker = PoseTracker(net, detector, detect_every=1)
@@ -215,14 +218,19 @@ class PaintedScene:
         for box, colour in self.people().values():
             x1, y1, x2, y2 = (int(round(v)) for v in box)
             if not isinstance(colour[0], tuple):
-                frame[max(y1, 0):max(y2, 0), max(x1, 0):x2] = colour
+                frame[max(y1, 0) : max(y2, 0), max(x1, 0) : x2] = colour
                 continue
-            y = lambda f: max(int(round(y1 + f * (y2 - y1))), 0)
-            x = lambda f: max(int(round(x1 + f * (x2 - x1))), 0)
-            frame[y(0):y(0.15), x(0.3):x(0.7)] = SKIN
-            frame[y(0.15):y(0.5), x(0):x(1)] = colour[0]
-            frame[y(0.5):y(1), x(0):x(1)] = colour[1]
-            frame[y(0.55):y(1), x(0.35):x(0.65)] = 128
+
+            def y(f: float, y1: int = y1, y2: int = y2) -> int:
+                return max(int(round(y1 + f * (y2 - y1))), 0)
+
+            def x(f: float, x1: int = x1, x2: int = x2) -> int:
+                return max(int(round(x1 + f * (x2 - x1))), 0)
+
+            frame[y(0) : y(0.15), x(0.3) : x(0.7)] = SKIN
+            frame[y(0.15) : y(0.5), x(0) : x(1)] = colour[0]
+            frame[y(0.5) : y(1), x(0) : x(1)] = colour[1]
+            frame[y(0.55) : y(1), x(0.35) : x(0.65)] = 128
         return frame
 
     def __call__(self, image: np.ndarray) -> np.ndarray:  # the detector
@@ -249,7 +257,9 @@ class PaintedScene:
         return PoseResult(keypoints, scores, boxes, COCO17.keypoints, COCO17.limbs)
 
 
-def run_painted(scene: PaintedScene, frames: int, config: TrackerConfig | None = None, **kwargs) -> list[dict[str, int]]:
+def run_painted(
+    scene: PaintedScene, frames: int, config: TrackerConfig | None = None, **kwargs
+) -> list[dict[str, int]]:
     """Per frame: person name -> the ID of the track whose box centre lies in their box."""
     tracker = PoseTracker(scene, scene, config, **kwargs)
     ids = []
@@ -267,6 +277,7 @@ def test_colour_keeps_a_stranger_off_a_hidden_walkers_id():
     """Red walks behind a pillar (frames 10-16); meanwhile a stranger in blue steps out where she
     would be. Boxes and motion alone hand him her ID; colour keeps it for her, and she gets it
     back when she comes out."""
+
     def red(f):
         return None if 10 <= f < 17 else ((100 + 8 * f, 80, 180 + 8 * f, 400), RED)
 
@@ -288,6 +299,7 @@ def test_a_one_frame_false_find_costs_no_id(confirm):
     """A flash the detector and the pose network take for a person on frame 5 only: with confirm=2
     its track stays tentative and ends when frame 6 finds nobody there, so it is never reported
     and the walker who comes in later gets ID 2; with confirm=1 the flash spends ID 2."""
+
     def walker(f):
         return ((60 + 6 * f, 80, 140 + 6 * f, 400), RED)
 
@@ -306,6 +318,7 @@ def test_a_one_frame_false_find_costs_no_id(confirm):
 
 def test_a_partial_pose_keeps_its_box_and_id():
     """Legs unsure for 10 frames (say, behind a car): the box keeps the body's size and follows it."""
+
     def unsure_legs(name, frame):
         scores = np.full(17, 0.9, np.float32)
         if 10 <= frame < 20:
@@ -330,6 +343,7 @@ def test_a_two_coloured_person_whose_legs_drop_out_keeps_their_id():
     the pose, as behind a car. The pose's own box is the upper body, whose two colour bands are both
     mostly red: against the whole body's red-over-blue colours it scores 0.47, under both colour
     gates. Compared on the body's box, in the band the pose covers (the shirt), it matches."""
+
     def legs_lost(name, frame):
         scores = np.full(17, 0.9, np.float32)
         if 10 <= frame < 22:
@@ -356,7 +370,9 @@ def test_a_two_coloured_person_cut_by_the_frame_edge_is_compared_on_the_part_in_
     seen = keypoint_box(person(cut_box), in_view, cfg, W, H)
     body = whole + np.array([0, 260, 0, 260], np.float32)  # the body's box, moved as far as she walked
     reference = colour_signature(images["whole"], whole)[None]
-    assert colour_similarity(reference, colour_signature(images["cut"], seen)[None])[0, 0] < TrackerConfig().match_colour
+    assert (
+        colour_similarity(reference, colour_signature(images["cut"], seen)[None])[0, 0] < TrackerConfig().match_colour
+    )
     assert colour_similarity(reference, colour_signature(images["cut"], body, seen=seen)[None])[0, 0] > 0.9
 
 
@@ -364,6 +380,7 @@ def test_a_person_reappearing_cut_by_the_frame_edge_keeps_their_id():
     """A stream stalls while a dressed walker goes down: on frame 10 she is 190 px lower, cut by
     the bottom edge, and stays there. Her track keeps the body's box unclipped, so the body's box
     that her partial poses are compared on does not creep up frame after frame."""
+
     def path(f):
         return (200, 40 + 190 * (f >= 10) + 2 * f, 290, 400 + 190 * (f >= 10) + 2 * f)
 
@@ -396,13 +413,17 @@ def test_a_partial_pose_whose_body_box_moves_out_of_the_frame():
     for f in range(2):
         net.frame = f
         (track,) = tracker.update(np.zeros((H, W, 3), np.uint8))
-        assert track.track_id == 1 and (track.box[2:] <= [W - 1, H - 1]).all() and (track.box[2:] - track.box[:2] >= 1).all()
+        assert (
+            track.track_id == 1
+            and (track.box[2:] <= [W - 1, H - 1]).all()
+            and (track.box[2:] - track.box[:2] >= 1).all()
+        )
 
 
 def test_reset_lets_a_second_video_start_its_timestamps_at_zero():
     net, detector = ScriptedPoseNet(), ScriptedDetector()
     tracker = PoseTracker(net, detector, detect_every=5)
-    for video in range(2):
+    for _video in range(2):
         for f in range(5):
             net.frame = detector.frame = f
             assert len(tracker.update(np.zeros((H, W, 3), np.uint8), timestamp=f / 10)) == 2
@@ -416,8 +437,17 @@ def test_a_detector_with_too_few_box_columns_is_a_clear_error(found):
         tracker.update(np.zeros((H, W, 3), np.uint8))
 
 
-BAD_SETTINGS = {"smoothing": True, "flip_test": "yes", "keypoint_score": float("nan"), "lost_score": "0.5", "fps": 0.0,
-                "max_people": 2.5, "auto_score": 1.5, "partial_height": 1.2, "report": "everyone"}
+BAD_SETTINGS = {
+    "smoothing": True,
+    "flip_test": "yes",
+    "keypoint_score": float("nan"),
+    "lost_score": "0.5",
+    "fps": 0.0,
+    "max_people": 2.5,
+    "auto_score": 1.5,
+    "partial_height": 1.2,
+    "report": "everyone",
+}
 
 
 @pytest.mark.parametrize("name", [f.name for f in dataclasses.fields(TrackerConfig)])
@@ -432,10 +462,13 @@ def test_only_detections_start_tracks():
     """A walker goes out of sight just before a sign that the pose network takes for a person but
     the detector does not. Her track's crop, carried on by her velocity, lands on the sign and
     finds its 'pose': that must not become a track, or the sign would keep it for good."""
-    scene = PaintedScene({
-        "sign": lambda f: ((230, 150, 290, 390), (40, 200, 200)),
-        "A": lambda f: None if f >= 10 else ((100 + 10 * f, 100, 180 + 10 * f, 420), RED),
-    }, {"A"})
+    scene = PaintedScene(
+        {
+            "sign": lambda f: ((230, 150, 290, 390), (40, 200, 200)),
+            "A": lambda f: None if f >= 10 else ((100 + 10 * f, 100, 180 + 10 * f, 420), RED),
+        },
+        {"A"},
+    )
     tracker = PoseTracker(scene, scene, detect_every=20)
     ids = set()
     for f in range(30):
@@ -448,10 +481,13 @@ def test_only_detections_start_tracks():
 def test_keypoint_thresholds_follow_the_students_scores():
     """A student whose peaks sit near 0.4 (as a short training run's do): fixed thresholds of 0.5
     lose every pose; the automatic ones settle at auto_score x its median and follow everyone."""
+
     class LowScores(ScriptedPoseNet):
         def predict(self, image, boxes=None, rgb=False, flip_test=False):
             result = super().predict(image, boxes, rgb, flip_test)
-            return PoseResult(result.keypoints, result.scores * (0.4 / 0.9), result.boxes, COCO17.keypoints, COCO17.limbs)
+            return PoseResult(
+                result.keypoints, result.scores * (0.4 / 0.9), result.boxes, COCO17.keypoints, COCO17.limbs
+            )
 
     def people_seen(config):
         net, detector = LowScores(), ScriptedDetector()
@@ -533,7 +569,13 @@ def test_tracker_smoothing_switch_and_timestamps():
     class StillNet(ScriptedPoseNet):
         def predict(self, image, boxes=None, rgb=False, flip_test=False):
             boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-            return PoseResult(raw[self.frame][None].copy(), np.full((1, 17), 0.9, np.float32), boxes[:1], COCO17.keypoints, COCO17.limbs)
+            return PoseResult(
+                raw[self.frame][None].copy(),
+                np.full((1, 17), 0.9, np.float32),
+                boxes[:1],
+                COCO17.keypoints,
+                COCO17.limbs,
+            )
 
     outputs = {}
     for smoothing in (True, False):
@@ -570,10 +612,10 @@ def test_real_predictor_and_detector_through_the_tracker(tmp_path):
     """The real ONNX student and a tiny ONNX YOLO-layout detector, end to end (untrained weights:
     keypoint thresholds are opened up so every pose counts)."""
     import cv2
-
-    from okdhp_edge.runtime import Detector, Predictor, tracks_result
     from runtime_artifacts import export_onnx, make_student
     from test_detector import export_tiny_yolo
+
+    from okdhp_edge.runtime import Detector, Predictor, tracks_result
 
     predictor = Predictor(export_onnx(make_student(tmp_path), tmp_path), num_threads=1)
     detector = Detector(export_tiny_yolo(tmp_path / "tiny.onnx"), num_threads=1, score_threshold=0.5)
@@ -581,7 +623,7 @@ def test_real_predictor_and_detector_through_the_tracker(tmp_path):
     tracker = PoseTracker(predictor, detector, config, detect_every=3)
     for f in range(6):
         frame = np.zeros((128, 128, 3), np.uint8)
-        frame[16:80, 16 + 2 * f:48 + 2 * f] = (0, 0, 255)  # one red 'person' the tiny detector finds
+        frame[16:80, 16 + 2 * f : 48 + 2 * f] = (0, 0, 255)  # one red 'person' the tiny detector finds
         tracks = tracker.update(frame)
         assert len(tracks) >= 1 and tracks[0].keypoints.shape == (17, 2) and tracks[0].scores.shape == (17,)
         drawn = draw_tracks(frame.copy(), tracks, predictor.skeleton, min_score=-1)
@@ -595,7 +637,8 @@ def test_tracker_and_detector_stay_torch_free():
     script = (
         "import sys, numpy as np\n"
         "from okdhp_edge.runtime import Detector, PoseTracker, OneEuroFilter, draw_tracks\n"
-        "leaked = sorted(m for m in sys.modules if m == 'torch' or m.startswith(('torch.', 'okdhp_edge.models', 'okdhp_edge.train', 'okdhp_edge.data')))\n"
+        "leaked = sorted(m for m in sys.modules if m == 'torch' or m.startswith(('torch.', 'okdhp_edge.models', "
+        "'okdhp_edge.train', 'okdhp_edge.data')))\n"
         "print('LEAKED', leaked)\n"
     )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO)
@@ -618,9 +661,14 @@ def test_benchmark_identity_errors_against_teacher_tracklets(tmp_path):
     (tmp_path / "annotations").mkdir()
     for split, frames in (("train", range(0, 30)), ("val", range(30, 40))):
         images = [{"id": f + 1, "file_name": f"vtest-0000-{f:06d}.jpg"} for f in frames]
-        annotations = [{"image_id": f + 1, "bbox": [*box[:2], *(box[2:] - box[:2])], "num_keypoints": 17}
-                       for f in frames for box in (a(f), b(f))]
-        (tmp_path / "annotations" / f"person_keypoints_{split}.json").write_text(json.dumps({"images": images, "annotations": annotations}))
+        annotations = [
+            {"image_id": f + 1, "bbox": [*box[:2], *(box[2:] - box[:2])], "num_keypoints": 17}
+            for f in frames
+            for box in (a(f), b(f))
+        ]
+        (tmp_path / "annotations" / f"person_keypoints_{split}.json").write_text(
+            json.dumps({"images": images, "annotations": annotations})
+        )
     tracklets = teacher_tracklets(tmp_path, min_frames=5)
     assert len(tracklets) == 4  # each person before and after the crossing, across the two splits
     for t in tracklets:  # each holds one person: it moves one way only
@@ -632,5 +680,8 @@ def test_benchmark_identity_errors_against_teacher_tracklets(tmp_path):
     assert identity_errors(follows, tracklets) == {"fragmented": 0, "takeovers": 0}
     renamed = {1: [(f, a(f)) for f in range(10)], 3: [(f, a(f)) for f in range(10, 40)], 2: follows[2]}
     assert identity_errors(renamed, tracklets) == {"fragmented": 1, "takeovers": 0}
-    swapped = {1: [(f, a(f)) for f in range(10)] + [(f, b(f)) for f in range(10, 40)], 2: [(f, b(f)) for f in range(10)]}
+    swapped = {
+        1: [(f, a(f)) for f in range(10)] + [(f, b(f)) for f in range(10, 40)],
+        2: [(f, b(f)) for f in range(10)],
+    }
     assert identity_errors(swapped, tracklets)["takeovers"] >= 1

@@ -1,5 +1,6 @@
 """Training: config validation, branch choice, one optimisation step, and small end-to-end runs
 (artifacts, student files, resume, non-finite loss, Ctrl-C, the baseline modes)."""
+
 from __future__ import annotations
 
 import json
@@ -33,16 +34,39 @@ def small_run(cache: Path, out: Path, *extra: str) -> list[str]:
     """CLI arguments for a tiny run: ~20 training people, 1 thread (robust on a shared CPU), constant lr
     (so a run's trajectory does not depend on its epoch count)."""
     return [
-        "--out", str(out), "--no-progress", "--batch-size", "8",
-        "--set", f"data.cache_dir={cache}", "--set", "data.train_images=12", "--set", "data.val_images=4",
-        "--set", "optim.schedule=step", "--set", "optim.lr_steps=[]", "--set", "optim.warmup_iters=0",
-        "--set", "system.threads=1", "--set", "system.amp=off", "--set", "system.channels_last=false",
-        "--set", "eval.samples=2", "--set", "loss.ramp_epochs=2",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--batch-size",
+        "8",
+        "--set",
+        f"data.cache_dir={cache}",
+        "--set",
+        "data.train_images=12",
+        "--set",
+        "data.val_images=4",
+        "--set",
+        "optim.schedule=step",
+        "--set",
+        "optim.lr_steps=[]",
+        "--set",
+        "optim.warmup_iters=0",
+        "--set",
+        "system.threads=1",
+        "--set",
+        "system.amp=off",
+        "--set",
+        "system.channels_last=false",
+        "--set",
+        "eval.samples=2",
+        "--set",
+        "loss.ramp_epochs=2",
         *extra,
     ]
 
 
 # ----------------------------------------------------------------------------- config
+
 
 def test_default_config_is_tiny_okdhp_on_synthetic_cpu_friendly_data(capsys):
     cfg = load_config()
@@ -82,7 +106,9 @@ def test_a_user_yaml_naming_a_network_preset_gets_that_preset_s_recipe_under_it(
     assert load_config("edge", path, mixture).model.preset == "edge"  # --preset still wins over the file
     assert main(["--config", str(path), "--data", "synthetic+coco:/data/mine", "--print-config"]) == 0
     assert "preset: tiny" in capsys.readouterr().out
-    with pytest.raises(ConfigError, match="no config for preset 'huge'; valid presets: edge, paper-mpii, paper-unbalanced, tiny"):
+    with pytest.raises(
+        ConfigError, match="no config for preset 'huge'; valid presets: edge, paper-mpii, paper-unbalanced, tiny"
+    ):
         load_config(overrides={"model": {"preset": "huge"}})
 
 
@@ -132,6 +158,7 @@ def test_compression_picks_branches_close_to_the_requested_cost():
 
 # ----------------------------------------------------------------------------- one step
 
+
 def test_one_okdhp_step_decreases_the_loss_on_a_fixed_batch(one_thread):
     torch.manual_seed(0)
     spec = OKDHPSpec(num_joints=4, trunk_stacks=1, trunk_channels=16, branches=[(2, 16), (1, 8)], hourglass_depth=2)
@@ -156,7 +183,11 @@ def test_one_okdhp_step_decreases_the_loss_on_a_fixed_batch(one_thread):
 
 def test_predict_heads_returns_the_named_branch_and_the_ensemble(one_thread):
     torch.manual_seed(0)
-    net = OKDHPNet(OKDHPSpec(num_joints=3, trunk_stacks=1, trunk_channels=16, branches=[(1, 16), (1, 8), (1, 8)], hourglass_depth=2)).eval()
+    net = OKDHPNet(
+        OKDHPSpec(
+            num_joints=3, trunk_stacks=1, trunk_channels=16, branches=[(1, 16), (1, 8), (1, 8)], hourglass_depth=2
+        )
+    ).eval()
     x = torch.randn(2, 3, 32, 32)
     heads = predict_heads(net, x, ["b2", "ensemble"])
     with torch.no_grad():
@@ -169,6 +200,7 @@ def test_predict_heads_returns_the_named_branch_and_the_ensemble(one_thread):
 
 # ----------------------------------------------------------------------------- end to end
 
+
 @pytest.fixture(scope="module")
 def run_dir(cache_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "okdhp"
@@ -177,7 +209,15 @@ def run_dir(cache_dir, tmp_path_factory) -> Path:
 
 
 def test_run_writes_every_artifact(run_dir):
-    for name in ("config.yaml", "metrics.jsonl", "metrics.json", "curves.png", "samples.png", "checkpoint-last.pt", "checkpoint-best.pt"):
+    for name in (
+        "config.yaml",
+        "metrics.jsonl",
+        "metrics.json",
+        "curves.png",
+        "samples.png",
+        "checkpoint-last.pt",
+        "checkpoint-best.pt",
+    ):
         assert (run_dir / name).is_file() and (run_dir / name).stat().st_size > 0, name
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in lines] == [0, 1]
@@ -227,11 +267,17 @@ def test_an_okdhp_run_writes_its_fau_ensemble_beside_the_students(run_dir, one_t
     x = torch.randn(2, 3, 128, 96)
     with torch.no_grad():
         assert torch.equal(ensemble(x), net(x)["ensemble"])
-    assert spec.arch.type == "okdhp-ensemble" and spec.provenance["mode"] == "okdhp" and "pck@0.2" in spec.provenance["metrics"]
+    assert (
+        spec.arch.type == "okdhp-ensemble"
+        and spec.provenance["mode"] == "okdhp"
+        and "pck@0.2" in spec.provenance["metrics"]
+    )
     row = next(r for r in json.loads((run_dir / "metrics.json").read_text())["rows"] if r["head"] == "ensemble")
     assert row["params"] == spec.params
     with pytest.raises(ConfigError, match="is a FAU ensemble"):
-        init_from_students(OKDHPNet(get_preset("tiny").network_spec()), [str(run_dir / "ensemble.safetensors")], (96, 128))
+        init_from_students(
+            OKDHPNet(get_preset("tiny").network_spec()), [str(run_dir / "ensemble.safetensors")], (96, 128)
+        )
 
 
 def test_init_from_students_restores_the_run_s_network_and_fine_tunes(run_dir, cache_dir, tmp_path, capsys):
@@ -253,8 +299,13 @@ def test_init_from_students_restores_the_run_s_network_and_fine_tunes(run_dir, c
         init_from_students(single, students[1:2], (96, 128))
     # the CLI: a fine-tuning run starts where the students left off (its first loss is the trained one's)
     out = tmp_path / "tuned"
-    assert main(small_run(cache_dir, out, "--epochs", "1", "--init", str(run_dir / "students"))) == 0  # a folder: its students
-    assert "initialised from tiny-b0-2x64.safetensors -> trunk + b0; tiny-b1-1x48.safetensors -> trunk + b1" in capsys.readouterr().out
+    assert (
+        main(small_run(cache_dir, out, "--epochs", "1", "--init", str(run_dir / "students"))) == 0
+    )  # a folder: its students
+    assert (
+        "initialised from tiny-b0-2x64.safetensors -> trunk + b0; tiny-b1-1x48.safetensors -> trunk + b1"
+        in capsys.readouterr().out
+    )
     first = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])["train"]["mse_b2"]
     fresh = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[0])["train"]["mse_b2"]
     assert first < fresh
@@ -275,7 +326,18 @@ def test_resume_reproduces_the_uninterrupted_run(run_dir, cache_dir, tmp_path):
 
 
 def test_resume_with_another_network_is_refused(run_dir, cache_dir, tmp_path, capsys):
-    code = main(small_run(cache_dir, tmp_path / "x", "--epochs", "3", "--branches", "1x16,1x8", "--resume", str(run_dir / "checkpoint-last.pt")))
+    code = main(
+        small_run(
+            cache_dir,
+            tmp_path / "x",
+            "--epochs",
+            "3",
+            "--branches",
+            "1x16,1x8",
+            "--resume",
+            str(run_dir / "checkpoint-last.pt"),
+        )
+    )
     assert code == 1
     assert "differs from this run's" in capsys.readouterr().err
 
@@ -297,10 +359,18 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(cache_dir, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     # SIGINT as a terminal delivers it: a child inherits an ignored SIGINT from its parent (here the test
     # process, where a library or a background shell may have set it), and Python then keeps ignoring it
-    as_from_a_terminal = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
-                          "runpy.run_module('okdhp_edge.train', run_name='__main__', alter_sys=True)")
-    proc = subprocess.Popen([sys.executable, "-c", as_from_a_terminal, *small_run(cache_dir, out, "--epochs", "50")],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    as_from_a_terminal = (
+        "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "runpy.run_module('okdhp_edge.train', run_name='__main__', alter_sys=True)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", as_from_a_terminal, *small_run(cache_dir, out, "--epochs", "50")],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 90
     while not (out / "metrics.jsonl").is_file() or not (out / "metrics.jsonl").read_text().strip():
         assert proc.poll() is None and time.time() < deadline, proc.communicate()[1][-2000:]
@@ -316,14 +386,20 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(cache_dir, tmp_path):
 def test_single_mode_trains_one_student_and_independent_mode_has_no_ensemble(cache_dir, tmp_path):
     single = tmp_path / "single"
     assert main(small_run(cache_dir, single, "--epochs", "1", "--mode", "single", "--set", "eval.samples=0")) == 0
-    assert sorted(p.name for p in (single / "students").glob("*.safetensors")) == ["target.safetensors", "tiny-b2-1x32.safetensors"]
+    assert sorted(p.name for p in (single / "students").glob("*.safetensors")) == [
+        "target.safetensors",
+        "tiny-b2-1x32.safetensors",
+    ]
     rows = json.loads((single / "metrics.json").read_text())["rows"]
     assert [r["head"] for r in rows] == ["b2", "ref"]
     student, spec = load_student(single / "students" / "tiny-b2-1x32")
     assert spec.provenance["mode"] == "single" and spec.arch.branch_channels == 32
     assert not (single / "ensemble.safetensors").exists()  # no FAU without branches
     independent = tmp_path / "independent"
-    assert main(small_run(cache_dir, independent, "--epochs", "1", "--mode", "independent", "--set", "eval.samples=0")) == 0
+    assert (
+        main(small_run(cache_dir, independent, "--epochs", "1", "--mode", "independent", "--set", "eval.samples=0"))
+        == 0
+    )
     rows = json.loads((independent / "metrics.json").read_text())["rows"]
     assert [r["head"] for r in rows] == ["b0", "b1", "b2", "ref"]
     assert not (independent / "ensemble.safetensors").exists()  # its FAU is never trained
@@ -332,6 +408,7 @@ def test_single_mode_trains_one_student_and_independent_mode_has_no_ensemble(cac
 
 
 # ----------------------------------------------------------------------------- speed switches and run hygiene
+
 
 def test_amp_modes_are_checked_against_the_device():
     from okdhp_edge.train.step import AmpError, amp_candidates, native_bf16
@@ -367,7 +444,9 @@ def test_cuda_graphs_on_the_cpu_train_eagerly_and_say_why(cache_dir, tmp_path, c
     assert "system.cuda_graphs on: training eagerly, CUDA graphs cannot run here: CUDA graphs need a CUDA device" in log
     state = torch.load(out / "checkpoint-last.pt", weights_only=True)
     assert state["speed"]["cuda_graphs"] is False
-    assert state["optimizer"]["param_groups"][0]["fused"] is True  # the run's Adam is the fused one (okdhp_edge.train.optim)
+    assert (
+        state["optimizer"]["param_groups"][0]["fused"] is True
+    )  # the run's Adam is the fused one (okdhp_edge.train.optim)
 
 
 def test_a_resumed_interrupted_epoch_redoes_its_learning_rate_schedule(cache_dir, tmp_path):
@@ -383,7 +462,9 @@ def test_a_resumed_interrupted_epoch_redoes_its_learning_rate_schedule(cache_dir
     state["interrupted"] = True
     save_checkpoint(cut / "checkpoint-last.pt", state)
     assert main(small_run(cache_dir, cut, "--epochs", "2", *warmup, "--resume", "auto")) == 0
-    lrs = [[json.loads(line)["lr"] for line in (run / "metrics.jsonl").read_text().splitlines()] for run in (whole, cut)]
+    lrs = [
+        [json.loads(line)["lr"] for line in (run / "metrics.jsonl").read_text().splitlines()] for run in (whole, cut)
+    ]
     assert lrs[1] == pytest.approx(lrs[0], rel=1e-9)
 
 

@@ -2,6 +2,7 @@
 the loss's tensor KL weight a CUDA graph replays, the step pieces a graph captures, and the
 system.cuda_graphs switch refusing what cannot run here. The graph itself is tested in test_cuda.py.
 """
+
 from __future__ import annotations
 
 import collections
@@ -31,25 +32,38 @@ def small_batch(n: int = 4) -> dict[str, torch.Tensor]:
     codec = HeatmapCodec((32, 32), (8, 8))
     rng = np.random.default_rng(0)
     targets = [codec.encode(rng.uniform(4, 28, (4, 2)), np.ones(4)) for _ in range(n)]
-    return {"image": torch.from_numpy(rng.standard_normal((n, 3, 32, 32), dtype=np.float32)),
-            "target": torch.from_numpy(np.stack([t[0] for t in targets])),
-            "target_weight": torch.from_numpy(np.stack([t[1] for t in targets]))}
+    return {
+        "image": torch.from_numpy(rng.standard_normal((n, 3, 32, 32), dtype=np.float32)),
+        "target": torch.from_numpy(np.stack([t[0] for t in targets])),
+        "target_weight": torch.from_numpy(np.stack([t[1] for t in targets])),
+    }
 
 
 def make_step(net: torch.nn.Module, optimizer: torch.optim.Optimizer, ramp_epochs: float = 0) -> TrainStep:
     autocast, scaler, _ = amp_setup("off", CPU)
-    return TrainStep(net, OKDHPLoss("okdhp", kl_temperature=0.1, ramp_epochs=ramp_epochs), optimizer, None, scaler, autocast,
-                     DistContext(0, 1, 0, CPU))
+    return TrainStep(
+        net,
+        OKDHPLoss("okdhp", kl_temperature=0.1, ramp_epochs=ramp_epochs),
+        optimizer,
+        None,
+        scaler,
+        autocast,
+        DistContext(0, 1, 0, CPU),
+    )
 
 
 def top_level_ops(fn) -> collections.Counter:
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         fn()
-    return collections.Counter(e.name for e in prof.events()
-                               if e.name.startswith("aten::") and (e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::")))
+    return collections.Counter(
+        e.name
+        for e in prof.events()
+        if e.name.startswith("aten::") and (e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::"))
+    )
 
 
 # ----------------------------------------------------------------------------- fused Adam
+
 
 def test_the_run_s_adam_is_fused_one_call_per_step_whatever_the_parameter_count(one_thread):
     torch.manual_seed(0)
@@ -88,7 +102,10 @@ def test_a_checkpoint_of_the_unfused_adam_resumes_fused_and_continues_the_same_r
     batch = small_batch()
     for _ in range(3):
         loop(batch, 0.0)
-    saved_net, saved_opt = copy.deepcopy(net.state_dict()), copy.deepcopy(loop.optimizer.state_dict())  # as a checkpoint holds them
+    saved_net, saved_opt = (
+        copy.deepcopy(net.state_dict()),
+        copy.deepcopy(loop.optimizer.state_dict()),
+    )  # as a checkpoint holds them
     loop(batch, 0.0)
     expected = [p.detach().clone() for p in net.parameters()]
 
@@ -107,6 +124,7 @@ def test_a_checkpoint_of_the_unfused_adam_resumes_fused_and_continues_the_same_r
 
 
 # ----------------------------------------------------------------------------- what a CUDA graph replays
+
 
 @pytest.mark.parametrize("epoch", [0.0, 1.5, 9.0])
 def test_a_tensor_kl_weight_gives_the_float_s_loss_bit_for_bit(epoch):
@@ -132,7 +150,9 @@ def test_loss_parts_survive_the_trip_through_one_vector():
     torch.manual_seed(0)
     net = OKDHPNet(SPEC)
     batch = small_batch()
-    parts = OKDHPLoss("okdhp", kl_temperature=0.1, ramp_epochs=4)(net(batch["image"]), batch["target"], batch["target_weight"], 1.0)
+    parts = OKDHPLoss("okdhp", kl_temperature=0.1, ramp_epochs=4)(
+        net(batch["image"]), batch["target"], batch["target_weight"], 1.0
+    )
     again = LossParts.from_values(parts.values().clone(), parts.ramp)
     assert again.as_dict() == parts.as_dict() and len(again.mse_branches) == len(SPEC.branches)
 
@@ -161,6 +181,7 @@ def test_static_grads_are_zeroed_in_place_not_dropped(one_thread):
 
 # ----------------------------------------------------------------------------- the switch
 
+
 def test_cuda_graphs_config_values():
     assert load_config().system.cuda_graphs == "auto"
     # YAML 1.1 reads a bare on / off as a bool: both spellings mean the mode
@@ -184,8 +205,19 @@ def test_graphs_are_refused_with_a_reason_where_they_cannot_run():
 def test_auto_graphs_on_the_cpu_measure_nothing_and_stay_off(one_thread):
     net = OKDHPNet(SPEC)
     logged = []
-    choice = pick_speed(net, OKDHPLoss("okdhp"), lambda n: small_batch(n), CPU, "off", False, 1, 4, logged.append,
-                        cuda_graphs="auto", graph_blocker=graph_blocker(CPU, DistContext(0, 1, 0, CPU), False))
+    choice = pick_speed(
+        net,
+        OKDHPLoss("okdhp"),
+        lambda n: small_batch(n),
+        CPU,
+        "off",
+        False,
+        1,
+        4,
+        logged.append,
+        cuda_graphs="auto",
+        graph_blocker=graph_blocker(CPU, DistContext(0, 1, 0, CPU), False),
+    )
     assert not choice.cuda_graphs and choice.measured == () and logged == []
 
 
@@ -193,22 +225,52 @@ def test_auto_picks_the_fastest_graphed_combination_even_where_its_eager_step_is
     """H100, paper-mpii, batch 16 (benchmarks/results/gpu_train_throughput.json): eager fp32 NCHW beat
     eager half precision channels_last, graphed it was the other way round; a search that graphs only
     the eager winner picked 165 img/s where 206 were there."""
-    step_s = {("off", False, False): 0.119, ("off", True, False): 0.146, ("fp16", False, False): 0.177,
-              ("fp16", True, False): 0.150, ("off", False, True): 0.097, ("off", True, True): 0.101,
-              ("fp16", False, True): 0.081, ("fp16", True, True): 0.078}
-    monkeypatch.setattr(autotune, "measure_step", lambda model, loss, batch, device, amp, channels_last, steps, warmup, cuda_graphs:
-                        step_s[(amp, channels_last, cuda_graphs)])
+    step_s = {
+        ("off", False, False): 0.119,
+        ("off", True, False): 0.146,
+        ("fp16", False, False): 0.177,
+        ("fp16", True, False): 0.150,
+        ("off", False, True): 0.097,
+        ("off", True, True): 0.101,
+        ("fp16", False, True): 0.081,
+        ("fp16", True, True): 0.078,
+    }
+    monkeypatch.setattr(
+        autotune,
+        "measure_step",
+        lambda model, loss, batch, device, amp, channels_last, steps, warmup, cuda_graphs: step_s[
+            (amp, channels_last, cuda_graphs)
+        ],
+    )
     cuda = torch.device("cuda")  # only measure_step would touch it, and it is replaced by the table above
-    choice = pick_speed(OKDHPNet(SPEC), OKDHPLoss("okdhp"), lambda n: small_batch(n), cuda, "auto", None, None, 16,
-                        log=lambda _: None, cuda_graphs="auto", graph_blocker=None)
+    choice = pick_speed(
+        OKDHPNet(SPEC),
+        OKDHPLoss("okdhp"),
+        lambda n: small_batch(n),
+        cuda,
+        "auto",
+        None,
+        None,
+        16,
+        log=lambda _: None,
+        cuda_graphs="auto",
+        graph_blocker=None,
+    )
     assert (choice.amp, choice.channels_last, choice.cuda_graphs) == ("fp16", True, True)
     assert len(choice.measured) == 8
 
 
 # ----------------------------------------------------------------------------- the batched loss
 
-def reference_loss(loss: OKDHPLoss, outputs: dict, target: torch.Tensor, weight: torch.Tensor, epoch: float,
-                   ignore: torch.Tensor | None) -> dict[str, torch.Tensor]:
+
+def reference_loss(
+    loss: OKDHPLoss,
+    outputs: dict,
+    target: torch.Tensor,
+    weight: torch.Tensor,
+    epoch: float,
+    ignore: torch.Tensor | None,
+) -> dict[str, torch.Tensor]:
     """The objective as losses.py's docstring defines it, one output at a time (what OKDHPLoss computed
     before it stacked the outputs): the batched loss must keep every term."""
     w = mse_weights(target, weight, ignore)
@@ -228,7 +290,9 @@ def reference_loss(loss: OKDHPLoss, outputs: dict, target: torch.Tensor, weight:
     return terms
 
 
-@pytest.mark.parametrize("mode, detach, with_ignore", [("okdhp", True, False), ("okdhp", False, True), ("independent", True, True)])
+@pytest.mark.parametrize(
+    "mode, detach, with_ignore", [("okdhp", True, False), ("okdhp", False, True), ("independent", True, True)]
+)
 def test_the_batched_loss_keeps_every_term_and_gradient(mode, detach, with_ignore):
     torch.manual_seed(0)
     net = OKDHPNet(SPEC)  # unbalanced: branches of 2 and 1 stacks on a 1-stack trunk
@@ -260,11 +324,16 @@ def test_the_loss_runs_the_same_ops_however_many_stacks(one_thread):
         net = OKDHPNet(OKDHPSpec(num_joints=4, trunk_stacks=1, trunk_channels=16, branches=branches, hourglass_depth=2))
         leaf = lambda t: t.detach().requires_grad_()  # noqa: E731  (the backward stops at the heatmaps: the loss's own ops)
         out = net(batch["image"])
-        outputs = {"trunk": [leaf(o) for o in out["trunk"]], "branches": [[leaf(o) for o in outs] for outs in out["branches"]],
-                   "ensemble": leaf(out["ensemble"])}
+        outputs = {
+            "trunk": [leaf(o) for o in out["trunk"]],
+            "branches": [[leaf(o) for o in outs] for outs in out["branches"]],
+            "ensemble": leaf(out["ensemble"]),
+        }
         loss = OKDHPLoss("okdhp", kl_temperature=0.1, ramp_epochs=0)
         forward = sum(top_level_ops(lambda: loss(outputs, batch["target"], batch["target_weight"], 0.0)).values())
-        both = sum(top_level_ops(lambda: loss(outputs, batch["target"], batch["target_weight"], 0.0).total.backward()).values())
+        both = sum(
+            top_level_ops(lambda: loss(outputs, batch["target"], batch["target_weight"], 0.0).total.backward()).values()
+        )
         return forward, both
 
     few, many = loss_ops([(1, 8), (1, 8)]), loss_ops([(3, 8), (3, 8)])  # 3 and 7 outputs into the stacks

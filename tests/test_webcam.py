@@ -1,4 +1,5 @@
 """Demos: the webcam example runs headless on a video file; bad sources are messages, not tracebacks."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from runtime_artifacts import export_onnx, make_student, person_frame, write_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,7 +42,20 @@ def read_frames(path: Path) -> list[np.ndarray]:
 def test_webcam_runs_headless_on_a_video_and_writes_annotations(model, tmp_path):
     video = write_video(tmp_path / "walk.mp4", frames=10)
     out = tmp_path / "out" / "annotated.mp4"
-    proc = run(WEBCAM, "--model", str(model), "--detector", "none", "--source", str(video), "--save", str(out), "--no-show", "--threads", "1")
+    proc = run(
+        WEBCAM,
+        "--model",
+        str(model),
+        "--detector",
+        "none",
+        "--source",
+        str(video),
+        "--save",
+        str(out),
+        "--no-show",
+        "--threads",
+        "1",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "10 frames" in proc.stdout and str(out) in proc.stdout
     original, annotated = read_frames(video), read_frames(out)
@@ -61,11 +74,28 @@ def test_webcam_with_a_detector_tracks_people(model, tmp_path):
     video = write_video(tmp_path / "walk.mp4", frames=6)
     out = tmp_path / "tracked.avi"
     for extra in ([], ["--no-smooth", "--detect-every", "1", "--max-people", "2"]):
-        proc = run(WEBCAM, "--model", str(model), "--detector", str(detector), "--source", str(video), "--save", str(out),
-                   "--no-show", "--threads", "1", "--min-score", "-1", *extra)
+        proc = run(
+            WEBCAM,
+            "--model",
+            str(model),
+            "--detector",
+            str(detector),
+            "--source",
+            str(video),
+            "--save",
+            str(out),
+            "--no-show",
+            "--threads",
+            "1",
+            "--min-score",
+            "-1",
+            *extra,
+        )
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.startswith("6 frames") and len(read_frames(out)) == 6
-    missing = run(WEBCAM, "--model", str(model), "--detector", str(tmp_path / "nope.onnx"), "--source", str(video), "--no-show")
+    missing = run(
+        WEBCAM, "--model", str(model), "--detector", str(tmp_path / "nope.onnx"), "--source", str(video), "--no-show"
+    )
     assert missing.returncode == 2
     assert "nope.onnx: model file not found" in missing.stderr and "Traceback" not in missing.stderr
 
@@ -76,28 +106,71 @@ def test_webcam_default_detector_on_real_footage(model, media, tmp_path):
 
     try:
         Detector()
-    except (FetchError, BackendUnavailableError) as err:  # MediaPipe's half not cached and no package index, or no LiteRT
+    except (
+        FetchError,
+        BackendUnavailableError,
+    ) as err:  # MediaPipe's half not cached and no package index, or no LiteRT
         pytest.skip(f"default detector not available: {err}")
     out = tmp_path / "vtest-out.avi"
-    proc = run(WEBCAM, "--model", str(model), "--source", str(clip), "--tiles", "2", "--max-frames", "4", "--save", str(out),
-               "--no-show", "--threads", "2")
+    proc = run(
+        WEBCAM,
+        "--model",
+        str(model),
+        "--source",
+        str(clip),
+        "--tiles",
+        "2",
+        "--max-frames",
+        "4",
+        "--save",
+        str(out),
+        "--no-show",
+        "--threads",
+        "2",
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("4 frames") and len(read_frames(out)) == 4
-    bad = run(WEBCAM, "--model", str(model), "--detector", str(model), "--tiles", "3", "--source", str(clip), "--no-show")
+    bad = run(
+        WEBCAM, "--model", str(model), "--detector", str(model), "--tiles", "3", "--source", str(clip), "--no-show"
+    )
     assert bad.returncode == 2 and "tiling is for MediaPipe" in bad.stderr
 
 
 def test_webcam_max_frames(model, tmp_path):
     video = write_video(tmp_path / "walk.mp4", frames=8)
     snapshot = tmp_path / "last.jpg"
-    proc = run(WEBCAM, "--model", str(model), "--detector", "none", "--source", str(video), "--no-show", "--max-frames", "3",
-               "--snapshot", str(snapshot))
+    proc = run(
+        WEBCAM,
+        "--model",
+        str(model),
+        "--detector",
+        "none",
+        "--source",
+        str(video),
+        "--no-show",
+        "--max-frames",
+        "3",
+        "--snapshot",
+        str(snapshot),
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("3 frames")
     saved = cv2.imread(str(snapshot))
     assert saved is not None and saved.shape[:2] == cv2.VideoCapture(str(video)).read()[1].shape[:2]
-    bad = run(WEBCAM, "--model", str(model), "--detector", "none", "--source", str(video), "--no-show", "--max-frames", "1",
-              "--snapshot", str(tmp_path / "last.gif"))
+    bad = run(
+        WEBCAM,
+        "--model",
+        str(model),
+        "--detector",
+        "none",
+        "--source",
+        str(video),
+        "--no-show",
+        "--max-frames",
+        "1",
+        "--snapshot",
+        str(tmp_path / "last.gif"),
+    )
     assert bad.returncode == 2 and "--snapshot" in bad.stderr
 
 
@@ -108,12 +181,15 @@ def test_webcam_runs_the_shipped_student_by_default(tmp_path):
     assert proc.stdout.startswith("2 frames") and "INT8" in proc.stdout
 
 
-@pytest.mark.parametrize("source, match", [
-    ("missing.mp4", "video file not found: missing.mp4"),
-    ("missing.jpg", "image file not found: missing.jpg"),
-    ("missing", "file not found: missing (--source takes a camera index, a video file or an image)"),
-    ("7", "cannot open camera 7"),
-])
+@pytest.mark.parametrize(
+    "source, match",
+    [
+        ("missing.mp4", "video file not found: missing.mp4"),
+        ("missing.jpg", "image file not found: missing.jpg"),
+        ("missing", "file not found: missing (--source takes a camera index, a video file or an image)"),
+        ("7", "cannot open camera 7"),
+    ],
+)
 def test_webcam_bad_source_is_a_message(model, source, match):
     proc = run(WEBCAM, "--model", str(model), "--detector", "none", "--source", source, "--no-show")
     assert proc.returncode == 2
@@ -130,7 +206,9 @@ def test_webcam_unreadable_video_is_a_message(model, tmp_path):
 
 def test_webcam_bad_model_is_a_message(tmp_path):
     video = write_video(tmp_path / "walk.mp4", frames=2)
-    proc = run(WEBCAM, "--model", str(tmp_path / "nope.onnx"), "--detector", "none", "--source", str(video), "--no-show")
+    proc = run(
+        WEBCAM, "--model", str(tmp_path / "nope.onnx"), "--detector", "none", "--source", str(video), "--no-show"
+    )
     assert proc.returncode == 2
     assert "nope.onnx: model file not found" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -138,14 +216,18 @@ def test_webcam_bad_model_is_a_message(tmp_path):
 def test_webcam_bad_model_name_and_tracker_settings_are_messages(tmp_path):
     video = write_video(tmp_path / "walk.mp4", frames=2)
     proc = run(WEBCAM, "--model", "real-tinny", "--detector", "none", "--source", str(video), "--no-show")
-    assert proc.returncode == 2 and "unknown pose model name 'real-tinny': bundled models are 'real-tiny'" in proc.stderr
+    assert (
+        proc.returncode == 2 and "unknown pose model name 'real-tinny': bundled models are 'real-tiny'" in proc.stderr
+    )
     settings = tmp_path / "tracker.yaml"
     settings.write_text("max_people: 2\nconfirn: 2\n")
     proc = run(WEBCAM, "--config", str(settings), "--detector", "none", "--source", str(video), "--no-show")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"{settings}: unknown TrackerConfig field 'confirn' (did you mean 'confirm'?)" in proc.stderr
     settings.write_text("max_people: 2\nsmoothing: false\n")
-    proc = run(WEBCAM, "--config", str(settings), "--detector", "none", "--source", str(video), "--no-show", "--threads", "1")
+    proc = run(
+        WEBCAM, "--config", str(settings), "--detector", "none", "--source", str(video), "--no-show", "--threads", "1"
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -154,7 +236,9 @@ def gui_available() -> bool:
     return bool(found) and found.group(1) != "NONE"
 
 
-@pytest.mark.skipif(gui_available(), reason="this OpenCV has a GUI; the missing-GUI message needs opencv-python-headless")
+@pytest.mark.skipif(
+    gui_available(), reason="this OpenCV has a GUI; the missing-GUI message needs opencv-python-headless"
+)
 def test_webcam_without_gui_suggests_the_demo_extra(model, tmp_path):
     video = write_video(tmp_path / "walk.mp4", frames=2)
     proc = run(WEBCAM, "--model", str(model), "--detector", "none", "--source", str(video))
@@ -166,8 +250,23 @@ def test_predict_image_example(model, tmp_path):
     image = tmp_path / "person.png"
     cv2.imwrite(str(image), person_frame())
     out, js = tmp_path / "pose.jpg", tmp_path / "pose.json"
-    proc = run(PREDICT_IMAGE, "--model", str(model), "--image", str(image), "--box", "110,20,210,230",
-               "--box", "10,40,100,200", "--out", str(out), "--json", str(js), "--min-score", "-1")
+    proc = run(
+        PREDICT_IMAGE,
+        "--model",
+        str(model),
+        "--image",
+        str(image),
+        "--box",
+        "110,20,210,230",
+        "--box",
+        "10,40,100,200",
+        "--out",
+        str(out),
+        "--json",
+        str(js),
+        "--min-score",
+        "-1",
+    )
     assert proc.returncode == 0, proc.stderr
     assert cv2.imread(str(out)).shape == (240, 320, 3)
     people = json.loads(js.read_text())["people"]

@@ -3,6 +3,7 @@
 `build_dataset(source, split, input_spec, skeleton, ...)` returns a map-style `PoseDataset`
 that a torch DataLoader can batch; see docs/data.md for layouts and options.
 """
+
 from .base import DatasetError, PoseDataset, Sample
 from .coco import load_coco
 from .factory import SYNTHETIC_DEFAULT_IMAGES, build_dataset, default_cache_dir, ensure_synthetic
@@ -11,7 +12,18 @@ from .synthetic import SceneConfig, generate_dataset, render_scene
 from .transforms import AugmentConfig, TopDownTransform
 
 __all__ = [
-    "AugmentConfig", "DatasetError", "PoseDataset", "SYNTHETIC_DEFAULT_IMAGES", "Sample", "SceneConfig",
-    "TopDownTransform", "build_dataset", "default_cache_dir", "ensure_synthetic", "generate_dataset", "load_coco",
-    "load_mpii", "render_scene",
+    "AugmentConfig",
+    "DatasetError",
+    "PoseDataset",
+    "SYNTHETIC_DEFAULT_IMAGES",
+    "Sample",
+    "SceneConfig",
+    "TopDownTransform",
+    "build_dataset",
+    "default_cache_dir",
+    "ensure_synthetic",
+    "generate_dataset",
+    "load_coco",
+    "load_mpii",
+    "render_scene",
 ]

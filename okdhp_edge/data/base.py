@@ -7,6 +7,7 @@ decode is found lazily: its samples are replaced by the next readable sample (a 
 dataset cannot shrink mid-epoch), the image is counted, and each process warns once. The
 replacement carries its own `index`, so evaluation never credits one person to another.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -38,7 +39,9 @@ class Sample:
     area: float
     box_score: float = 1.0
     head_size: float = 0.0  # PCKh normaliser: 0.6 x head-box diagonal (MPII), else 0
-    ignore_boxes: np.ndarray | None = None  # (M, 4) xyxy: unlabelled people in the same image, whose pixels the loss skips
+    ignore_boxes: np.ndarray | None = (
+        None  # (M, 4) xyxy: unlabelled people in the same image, whose pixels the loss skips
+    )
 
 
 def drop_unreadable(samples: list[Sample], source: str, progress: bool = True) -> tuple[list[Sample], int]:
@@ -99,7 +102,9 @@ class PoseDataset:
         detections: Path | None = None,
     ) -> None:
         if not samples:
-            raise DatasetError(f"{source or 'dataset'}: no usable person samples; check the path, split and annotation file")
+            raise DatasetError(
+                f"{source or 'dataset'}: no usable person samples; check the path, split and annotation file"
+            )
         if int(seed) < 0:
             raise ValueError(f"{source}: seed must be >= 0, got {seed}")
         for s in samples[:1]:

@@ -5,6 +5,7 @@ the first of ROOT/images/{split}, ROOT/{split}2017, ROOT/images/{split}2017, ROO
 ROOT/images that exists. Crowd regions and people without labelled keypoints are skipped, as
 in the standard top-down pipelines; image ids are kept so results go back to pycocotools.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,7 +39,9 @@ def read_json(path: Path, what: str) -> Any:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except json.JSONDecodeError as err:
-        raise DatasetError(f"{path}: not valid JSON ({err}); the {what} is corrupt or truncated, regenerate or re-download it") from None
+        raise DatasetError(
+            f"{path}: not valid JSON ({err}); the {what} is corrupt or truncated, regenerate or re-download it"
+        ) from None
     except UnicodeDecodeError:
         raise DatasetError(f"{path}: not a UTF-8 text file; expected a JSON {what}") from None
 
@@ -54,7 +57,13 @@ def find_coco_files(root: str | os.PathLike, split: str) -> tuple[Path, Path]:
     if ann is None:
         tried = ", ".join(str(p) for p in candidates)
         raise DatasetError(f"{root}: no annotation file for split {split!r}; tried {tried}")
-    dirs = [root / "images" / split, root / f"{split}2017", root / "images" / f"{split}2017", root / split, root / "images"]
+    dirs = [
+        root / "images" / split,
+        root / f"{split}2017",
+        root / "images" / f"{split}2017",
+        root / split,
+        root / "images",
+    ]
     image_dir = next((d for d in dirs if d.is_dir()), None)
     if image_dir is None:
         raise DatasetError(f"{root}: no image directory for split {split!r}; tried {', '.join(str(d) for d in dirs)}")
@@ -107,7 +116,9 @@ def _images(data: dict, path: Path) -> dict[int, tuple[str, int, int]]:
     return out
 
 
-def _parse_instance(ann: Any, i: int, path: Path, k: int, images: dict) -> tuple[int, np.ndarray, np.ndarray, float, bool] | None:
+def _parse_instance(
+    ann: Any, i: int, path: Path, k: int, images: dict
+) -> tuple[int, np.ndarray, np.ndarray, float, bool] | None:
     """(image_id, bbox xyxy, joints (K,3), area, crowd) of one annotation, or an error naming it."""
     where = f"{path}: annotations[{i}]" + (f" (id {ann.get('id')})" if isinstance(ann, dict) and "id" in ann else "")
     if not isinstance(ann, dict):
@@ -169,7 +180,9 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 def _detections(path: Path, person_id: int, images: dict, min_score: float) -> list[tuple[int, np.ndarray, float]]:
     data = read_json(path, "detection results file")
     if not isinstance(data, list):
-        raise DatasetError(f"{path}: expected a list of COCO detection results [{{image_id, category_id, bbox, score}}, ...]")
+        raise DatasetError(
+            f"{path}: expected a list of COCO detection results [{{image_id, category_id, bbox, score}}, ...]"
+        )
     out = []
     for i, det in enumerate(data):
         where = f"{path}: entry {i}"
@@ -235,7 +248,9 @@ def load_coco(
         for image_id, people in gt.items():
             path = image_dir / images[image_id][0]
             unlabelled = np.array(ignore[image_id], np.float32) if image_id in ignore else None
-            samples += [Sample(path, image_id, box, joints, area, ignore_boxes=unlabelled) for box, joints, area in people]
+            samples += [
+                Sample(path, image_id, box, joints, area, ignore_boxes=unlabelled) for box, joints, area in people
+            ]
     else:
         for image_id, box, score in _detections(Path(detections), person_id, images, min_box_score):
             _, width, height = images[image_id]

@@ -6,6 +6,7 @@ Sources: "synthetic" (generated once into a cache directory keyed by its paramet
 split samples the parts by `weights`, the val split is one part, `val_source`). A synthetic set
 carries both COCO-17 and MPII-16 annotations; the skeleton picks which one is read.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -53,8 +54,16 @@ def ensure_synthetic(
     if split not in SYNTHETIC_DEFAULT_IMAGES:
         raise DatasetError(f"synthetic: split must be 'train' or 'val', got {split!r}")
     config = config or SceneConfig()
-    key = json.dumps({"v": GENERATOR_VERSION, "seed": int(data_seed), "split": split, "n": int(num_images),
-                      "config": asdict(config)}, sort_keys=True)
+    key = json.dumps(
+        {
+            "v": GENERATOR_VERSION,
+            "seed": int(data_seed),
+            "split": split,
+            "n": int(num_images),
+            "config": asdict(config),
+        },
+        sort_keys=True,
+    )
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     final = base / f"{split}-{num_images}-{digest}"
@@ -74,7 +83,9 @@ def ensure_synthetic(
     return final
 
 
-def _synthetic_dir(spec: str, split: str, num_images: int | None, data_seed: int, cache_dir, scene: SceneConfig | None) -> Path:
+def _synthetic_dir(
+    spec: str, split: str, num_images: int | None, data_seed: int, cache_dir, scene: SceneConfig | None
+) -> Path:
     n = int(num_images) if num_images is not None else SYNTHETIC_DEFAULT_IMAGES.get(split, 0)
     if n < 1:
         raise DatasetError(f"synthetic: synthetic_images must be >= 1, got {num_images}")
@@ -82,8 +93,12 @@ def _synthetic_dir(spec: str, split: str, num_images: int | None, data_seed: int
         return ensure_synthetic(split, n, data_seed, cache_dir, scene)
     root = Path(spec.split(":", 1)[1]).expanduser()
     if not coco_annotation_path(root, split).is_file():
-        if root.exists() and any(p for p in root.iterdir() if p.name not in ("images", "annotations", "annot", "synthetic.json")):
-            raise DatasetError(f"{root}: has no synthetic {split!r} split and holds other files; pick an empty or new directory")
+        if root.exists() and any(
+            p for p in root.iterdir() if p.name not in ("images", "annotations", "annot", "synthetic.json")
+        ):
+            raise DatasetError(
+                f"{root}: has no synthetic {split!r} split and holds other files; pick an empty or new directory"
+            )
         generate_split(root, split, n, data_seed, scene)
     return root
 
@@ -136,16 +151,29 @@ def build_dataset(
         raise DatasetError(f"split must be 'train' or 'val', got {split!r}")
     parts = split_sources(source)
     scene = _scene_config(scene or {}, backgrounds)
-    options = dict(heatmap_stride=heatmap_stride, sigma=sigma, train=train, augment=augment, cache_dir=cache_dir,
-                   synthetic_images=synthetic_images, seed=seed, data_seed=data_seed, scene=scene)
+    options = dict(
+        heatmap_stride=heatmap_stride,
+        sigma=sigma,
+        train=train,
+        augment=augment,
+        cache_dir=cache_dir,
+        synthetic_images=synthetic_images,
+        seed=seed,
+        data_seed=data_seed,
+        scene=scene,
+    )
     if len(parts) > 1 or weights is not None or val_source is not None:
         val_part = val_source if val_source is not None else parts[-1]
         if val_part not in parts:
             raise DatasetError(f"val_source {val_source!r} is not one of the data sources {parts}")
         if split == "val":
-            return _build_one(val_part, split, input_spec, skeleton, detections=detections, min_box_score=min_box_score, **options)
+            return _build_one(
+                val_part, split, input_spec, skeleton, detections=detections, min_box_score=min_box_score, **options
+            )
         return MixedDataset([_build_one(part, split, input_spec, skeleton, **options) for part in parts], weights, seed)
-    return _build_one(source, split, input_spec, skeleton, detections=detections, min_box_score=min_box_score, **options)
+    return _build_one(
+        source, split, input_spec, skeleton, detections=detections, min_box_score=min_box_score, **options
+    )
 
 
 def _build_one(
@@ -174,15 +202,34 @@ def _build_one(
     elif kind in ("coco", "mpii") and path:
         root = Path(path).expanduser()
     else:
-        raise DatasetError(f"unknown data source {source!r}; use 'synthetic', 'synthetic:DIR', 'coco:PATH' or 'mpii:PATH', or A+B mixtures of them")
+        raise DatasetError(
+            f"unknown data source {source!r}; use 'synthetic', 'synthetic:DIR', 'coco:PATH' or 'mpii:PATH', or A+B "
+            "mixtures of them"
+        )
     options = dict(heatmap_stride=heatmap_stride, sigma=sigma, train=train, augment=augment, seed=seed)
     if kind == "coco":
         data = load_coco(root, split, skeleton, detections, min_box_score)
-        return PoseDataset(data.samples, skeleton, "coco", input_spec, annotation_file=data.annotation_file,
-                           num_skipped=data.num_skipped, source=f"{source} [{split}]",
-                           detections=Path(detections) if detections is not None else None, **options)
+        return PoseDataset(
+            data.samples,
+            skeleton,
+            "coco",
+            input_spec,
+            annotation_file=data.annotation_file,
+            num_skipped=data.num_skipped,
+            source=f"{source} [{split}]",
+            detections=Path(detections) if detections is not None else None,
+            **options,
+        )
     if detections is not None:
         raise DatasetError(f"{source}: detection boxes are supported for COCO-layout data only")
     data = load_mpii(root, split, skeleton)
-    return PoseDataset(data.samples, skeleton, "mpii", input_spec, annotation_file=data.annotation_file,
-                       num_skipped=data.num_skipped, source=f"{source} [{split}]", **options)
+    return PoseDataset(
+        data.samples,
+        skeleton,
+        "mpii",
+        input_spec,
+        annotation_file=data.annotation_file,
+        num_skipped=data.num_skipped,
+        source=f"{source} [{split}]",
+        **options,
+    )

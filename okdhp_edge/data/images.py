@@ -4,6 +4,7 @@ Decoding every image of a large set before training is too slow, so the up-front
 only a file's first and last bytes: it finds missing, empty, non-image and truncated files.
 Anything that still fails to decode later is handled lazily by the dataset.
 """
+
 from __future__ import annotations
 
 import os

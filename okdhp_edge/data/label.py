@@ -11,6 +11,7 @@ OUT/annotations/person_keypoints_{train,val}.json, OUT/labelling.json (the setti
 OUT/progress.jsonl (one line per finished frame: a rerun skips those frames). Every input is
 checked before OUT is created; the annotation files are written whole at the end.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,7 +67,9 @@ def open_teacher(teacher: str | os.PathLike, num_threads: int | None = None) -> 
     else:
         path = Path(teacher).expanduser()
         try:
-            if path.suffix.lower() == ".tflite" and is_blazepose_landmarker(open_raw_model(path, None, "cpu", num_threads)):
+            if path.suffix.lower() == ".tflite" and is_blazepose_landmarker(
+                open_raw_model(path, None, "cpu", num_threads)
+            ):
                 model = BlazePoseLandmarker(path, num_threads)
             else:
                 model = Predictor(path, num_threads=num_threads)
@@ -76,7 +79,9 @@ def open_teacher(teacher: str | os.PathLike, num_threads: int | None = None) -> 
                 "(.onnx/.tflite with its .json sidecar, or a student .safetensors) or blazepose-full"
             ) from None
     if model.skeleton.num_keypoints != COCO17.num_keypoints:
-        raise DatasetError(f"--teacher {name}: predicts skeleton {model.skeleton.name!r}; the labeller writes COCO-17 labels")
+        raise DatasetError(
+            f"--teacher {name}: predicts skeleton {model.skeleton.name!r}; the labeller writes COCO-17 labels"
+        )
     return model
 
 
@@ -107,20 +112,41 @@ class _Labeller:
         """The teacher on the frame's people, on its mirror and on its adjacent frames (same boxes)."""
         image = frame.image
         height, width = image.shape[:2]
-        boxes = self.detector.detect(image)[:, :4] if self.detector is not None else np.array([[0, 0, width - 1, height - 1]], np.float32)
+        boxes = (
+            self.detector.detect(image)[:, :4]
+            if self.detector is not None
+            else np.array([[0, 0, width - 1, height - 1]], np.float32)
+        )
         result = self.teacher.predict(image, boxes)
-        flipped = self.teacher.predict(np.ascontiguousarray(image[:, ::-1]), mirror_boxes(boxes, width)) if len(boxes) else result
-        neighbours = [self.teacher.predict(other, boxes).keypoints.astype(np.float64) for other in frame.neighbours if len(boxes)]
-        return {"keypoints": result.keypoints.astype(np.float64), "scores": result.scores.astype(np.float64),
-                "boxes": result.boxes.astype(np.float64), "flipped": flip_back(flipped.keypoints, width, self.flip_index),
-                "neighbours": neighbours}
+        flipped = (
+            self.teacher.predict(np.ascontiguousarray(image[:, ::-1]), mirror_boxes(boxes, width))
+            if len(boxes)
+            else result
+        )
+        neighbours = [
+            self.teacher.predict(other, boxes).keypoints.astype(np.float64) for other in frame.neighbours if len(boxes)
+        ]
+        return {
+            "keypoints": result.keypoints.astype(np.float64),
+            "scores": result.scores.astype(np.float64),
+            "boxes": result.boxes.astype(np.float64),
+            "flipped": flip_back(flipped.keypoints, width, self.flip_index),
+            "neighbours": neighbours,
+        }
 
     def record(self, frame: Frame, split: str) -> dict:
         """Run the teacher on one frame, judge its people, write the image when anyone is in it;
         returns the frame's progress line."""
         pred = self.predict(frame)
-        keep, reason = judge(pred["keypoints"], pred["scores"], pred["boxes"], pred["flipped"], pred["neighbours"],
-                             self.sigmas, self.config.filter)
+        keep, reason = judge(
+            pred["keypoints"],
+            pred["scores"],
+            pred["boxes"],
+            pred["flipped"],
+            pred["neighbours"],
+            self.sigmas,
+            self.config.filter,
+        )
         people, dropped = [], Counter()
         for i, box in enumerate(pred["boxes"]):
             kept = keep[i] if keep[i].sum() >= self.config.filter.min_keypoints else np.zeros_like(keep[i])
@@ -128,8 +154,14 @@ class _Labeller:
             joints = np.zeros((len(kept), 3))
             joints[kept, :2] = pred["keypoints"][i][kept]
             joints[kept, 2] = 2
-            people.append({"box": [round(float(v), 2) for v in box], "keypoints": [round(float(v), 2) for v in joints.ravel()],
-                           "num_keypoints": int(kept.sum()), "kept_before_min": int(keep[i].sum())})
+            people.append(
+                {
+                    "box": [round(float(v), 2) for v in box],
+                    "keypoints": [round(float(v), 2) for v in joints.ravel()],
+                    "num_keypoints": int(kept.sum()),
+                    "kept_before_min": int(keep[i].sum()),
+                }
+            )
         file_name = f"{frame.name}.jpg"
         if people:
             target = self.out / "images" / split / file_name
@@ -141,8 +173,15 @@ class _Labeller:
             partial.write_bytes(data.tobytes())
             partial.replace(target)
         height, width = frame.image.shape[:2]
-        return {"name": frame.name, "split": split, "file_name": file_name, "width": width, "height": height,
-                "people": people, "dropped": dict(dropped)}
+        return {
+            "name": frame.name,
+            "split": split,
+            "file_name": file_name,
+            "width": width,
+            "height": height,
+            "people": people,
+            "dropped": dict(dropped),
+        }
 
 
 class _GivenBoxes:
@@ -155,7 +194,9 @@ class _GivenBoxes:
         return self.boxes
 
 
-def label_frame(teacher: Any, frame: Frame, boxes: np.ndarray, out: Path, split: str, config: LabelConfig | None = None) -> dict:
+def label_frame(
+    teacher: Any, frame: Frame, boxes: np.ndarray, out: Path, split: str, config: LabelConfig | None = None
+) -> dict:
     """The progress record of one frame whose people are `boxes` (N x 4 xyxy), labelled by `teacher`
     (loaded, see `open_teacher`) with the labeller's rules; writes OUT/images/SPLIT/NAME.jpg when N > 0.
     For sets whose boxes are known, so the detector's misses and false finds stay out of the labels."""
@@ -200,7 +241,10 @@ def _prepare_out(out: Path, settings: dict) -> None:
         before = json.loads(stored.read_text(encoding="utf-8"))
         if before != settings:
             changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
-            raise DatasetError(f"{out}: labelled earlier with other settings ({', '.join(changed)}); use a new --out, or the same settings to resume")
+            raise DatasetError(
+                f"{out}: labelled earlier with other settings ({', '.join(changed)}); use a new --out, or the same "
+                "settings to resume"
+            )
         return
     if out.exists() and not out.is_dir():
         raise DatasetError(f"{out}: is a file; --out must be a folder (new, empty, or an earlier labelling run's)")
@@ -213,25 +257,44 @@ def _prepare_out(out: Path, settings: dict) -> None:
 
 
 def write_coco(out: Path, records: list[dict]) -> dict[str, int]:
-    """OUT/annotations/person_keypoints_{train,val}.json from progress records (frames without people left out); images per split."""
-    category = {"id": 1, "name": "person", "supercategory": "person", "keypoints": list(COCO17.keypoints),
-                "skeleton": [[a + 1, b + 1] for a, b in COCO17.limbs]}
+    """OUT/annotations/person_keypoints_{train,val}.json from progress records (frames without
+    people left out); images per split."""
+    category = {
+        "id": 1,
+        "name": "person",
+        "supercategory": "person",
+        "keypoints": list(COCO17.keypoints),
+        "skeleton": [[a + 1, b + 1] for a, b in COCO17.limbs],
+    }
     counts = {}
     for split in ("train", "val"):
         images, annotations = [], []
         for record in (r for r in records if r["split"] == split and r["people"]):
             image_id = len(images) + 1
-            images.append({"id": image_id, "file_name": record["file_name"], "width": record["width"], "height": record["height"]})
+            images.append(
+                {"id": image_id, "file_name": record["file_name"], "width": record["width"], "height": record["height"]}
+            )
             for person in record["people"]:
                 x1, y1, x2, y2 = person["box"]
-                annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": 1, "iscrowd": 0,
-                                    "bbox": [x1, y1, round(x2 - x1, 2), round(y2 - y1, 2)], "area": round((x2 - x1) * (y2 - y1), 2),
-                                    "keypoints": person["keypoints"], "num_keypoints": person["num_keypoints"]})
+                annotations.append(
+                    {
+                        "id": len(annotations) + 1,
+                        "image_id": image_id,
+                        "category_id": 1,
+                        "iscrowd": 0,
+                        "bbox": [x1, y1, round(x2 - x1, 2), round(y2 - y1, 2)],
+                        "area": round((x2 - x1) * (y2 - y1), 2),
+                        "keypoints": person["keypoints"],
+                        "num_keypoints": person["num_keypoints"],
+                    }
+                )
         target = out / "annotations" / f"person_keypoints_{split}.json"
         target.parent.mkdir(parents=True, exist_ok=True)
         (out / "images" / split).mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".part")
-        partial.write_text(json.dumps({"images": images, "annotations": annotations, "categories": [category]}), encoding="utf-8")
+        partial.write_text(
+            json.dumps({"images": images, "annotations": annotations, "categories": [category]}), encoding="utf-8"
+        )
         partial.replace(target)
         counts[split] = len(images)
     return counts
@@ -260,8 +323,12 @@ def label(
     found = find_sources(sources)
     model = teacher if hasattr(teacher, "predict") else open_teacher(teacher, num_threads)
     finder = detector if hasattr(detector, "detect") else _open_detector(detector, num_threads, detector_tiles)
-    settings = {"sources": [str(s.path.resolve()) for s in found], "teacher": str(getattr(model, "model_path", teacher)),
-                "detector": _describe(finder), "config": asdict(config)}
+    settings = {
+        "sources": [str(s.path.resolve()) for s in found],
+        "teacher": str(getattr(model, "model_path", teacher)),
+        "detector": _describe(finder),
+        "config": asdict(config),
+    }
     _prepare_out(out, settings)
     done = read_progress(out / PROGRESS)
     labeller = _Labeller(model, finder, out, config)
@@ -298,29 +365,53 @@ def _summary(records: list[dict], images: dict[str, int]) -> dict[str, Any]:
         dropped.update(r["dropped"])
     ignored = [p for p in people if p["num_keypoints"] == 0]
     kept = sum(p["num_keypoints"] for p in people)
-    return {"frames": len(records), "images": images, "people": len(people), "people_labelled": len(people) - len(ignored),
-            "people_ignored": len(ignored), "keypoints": 17 * len(people), "keypoints_kept": kept,
-            "dropped": {r: int(dropped.get(r, 0)) for r in DROP_REASONS},
-            "dropped_with_ignored_people": int(sum(p["kept_before_min"] for p in ignored))}
+    return {
+        "frames": len(records),
+        "images": images,
+        "people": len(people),
+        "people_labelled": len(people) - len(ignored),
+        "people_ignored": len(ignored),
+        "keypoints": 17 * len(people),
+        "keypoints_kept": kept,
+        "dropped": {r: int(dropped.get(r, 0)) for r in DROP_REASONS},
+        "dropped_with_ignored_people": int(sum(p["kept_before_min"] for p in ignored)),
+    }
 
 
 def _print_summary(summary: dict[str, Any], out: Path) -> None:
     total = max(summary["keypoints"], 1)
-    print(f"{summary['frames']} frames, {summary['people']} people ({summary['people_labelled']} labelled, "
-          f"{summary['people_ignored']} ignore entries); images train {summary['images']['train']}, val {summary['images']['val']}")
-    print(f"keypoints kept {summary['keypoints_kept']} of {summary['keypoints']} ({100 * summary['keypoints_kept'] / total:.1f} %); dropped: "
-          + ", ".join(f"{k} {v} ({100 * v / total:.1f} %)" for k, v in summary["dropped"].items())
-          + f", with ignored people {summary['dropped_with_ignored_people']}")
+    print(
+        f"{summary['frames']} frames, {summary['people']} people ({summary['people_labelled']} labelled, "
+        f"{summary['people_ignored']} ignore entries); images train {summary['images']['train']}, val "
+        f"{summary['images']['val']}"
+    )
+    print(
+        f"keypoints kept {summary['keypoints_kept']} of {summary['keypoints']} "
+        f"({100 * summary['keypoints_kept'] / total:.1f} %); dropped: "
+        + ", ".join(f"{k} {v} ({100 * v / total:.1f} %)" for k, v in summary["dropped"].items())
+        + f", with ignored people {summary['dropped_with_ignored_people']}"
+    )
     print(f"train on it: python -m okdhp_edge.train --data coco:{out}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m okdhp_edge.data.label", description=__doc__.split("\n\n")[0])
     parser.add_argument("sources", nargs="+", metavar="SRC", help="image folders and video files")
-    parser.add_argument("--teacher", required=True, help="blazepose-full|blazepose-lite|blazepose-heavy, or a pose model Predictor runs")
-    parser.add_argument("--detector", default=None, help="'default' (okdhp-person + mediapipe), 'okdhp-person', 'mediapipe', "
-                        "or a YOLO .onnx/.tflite; omitted: each frame is one person")
-    parser.add_argument("--detector-tiles", type=int, default=1, help="MediaPipe's detector: also run on N tile columns (small, far people)")
+    parser.add_argument(
+        "--teacher", required=True, help="blazepose-full|blazepose-lite|blazepose-heavy, or a pose model Predictor runs"
+    )
+    parser.add_argument(
+        "--detector",
+        default=None,
+        help="'default' (okdhp-person + mediapipe), 'okdhp-person', 'mediapipe', "
+        "or a YOLO .onnx/.tflite; omitted: each frame is one person",
+    )
+    parser.add_argument(
+        "--detector-tiles",
+        type=int,
+        default=1,
+        help="MediaPipe's detector: also run on N tile columns (small, far people)",
+    )
     parser.add_argument("--out", required=True, help="output folder (new, empty, or an earlier run's to resume)")
     parser.add_argument("--every", type=int, default=1, help="label every N-th frame")
     parser.add_argument("--val-fraction", type=float, default=0.1)
@@ -331,10 +422,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
     try:
-        config = LabelConfig(every=args.every, val_fraction=args.val_fraction,
-                             filter=FilterConfig(min_score=args.min_score, flip_agreement=args.flip_agreement,
-                                                 temporal_agreement=args.temporal_agreement, min_keypoints=args.min_keypoints))
-        summary = label(args.sources, args.teacher, args.out, detector=args.detector, detector_tiles=args.detector_tiles, config=config, num_threads=args.threads)
+        config = LabelConfig(
+            every=args.every,
+            val_fraction=args.val_fraction,
+            filter=FilterConfig(
+                min_score=args.min_score,
+                flip_agreement=args.flip_agreement,
+                temporal_agreement=args.temporal_agreement,
+                min_keypoints=args.min_keypoints,
+            ),
+        )
+        summary = label(
+            args.sources,
+            args.teacher,
+            args.out,
+            detector=args.detector,
+            detector_tiles=args.detector_tiles,
+            config=config,
+            num_threads=args.threads,
+        )
     except (DatasetError, ValueError, RuntimeError) as err:  # RuntimeError: a backend that is not installed
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ Agreement between two predictions of one keypoint is COCO's per-keypoint similar
 exp(-d^2 / (2 s^2 (2 sigma)^2)) with s^2 the person box's area and sigma the keypoint's OKS
 constant: a tolerance that grows with the person and is tighter on the face than on the hips.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -81,11 +82,20 @@ def judge(
     `follow` takes out the person's own movement.
     """
     area = np.prod(np.clip(boxes[:, 2:] - boxes[:, :2], 0, None), -1)
-    checks = [np.asarray(scores) >= config.min_score,
-              similarity(keypoints, flipped, area, sigmas) >= config.flip_agreement]
+    checks = [
+        np.asarray(scores) >= config.min_score,
+        similarity(keypoints, flipped, area, sigmas) >= config.flip_agreement,
+    ]
     if neighbours:
-        checks.append(np.all([similarity(keypoints, follow(keypoints, other), area, sigmas) >= config.temporal_agreement
-                              for other in neighbours], axis=0))
+        checks.append(
+            np.all(
+                [
+                    similarity(keypoints, follow(keypoints, other), area, sigmas) >= config.temporal_agreement
+                    for other in neighbours
+                ],
+                axis=0,
+            )
+        )
     reason = np.full(np.asarray(scores).shape, -1)
     for r, passed in reversed(list(enumerate(checks))):
         reason[~passed] = r

@@ -3,6 +3,7 @@
 Each source is read in order; a frame's name (`<stem>-<path hash>-<frame index>`) is stable across
 runs, which is what lets a labelling run resume.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -50,7 +51,9 @@ class Source:
             for i in range(start, len(self.images), every):
                 image = cv2.imread(str(self.images[i]), cv2.IMREAD_COLOR)
                 if image is None:
-                    warnings.warn(f"{self.images[i]}: OpenCV cannot read this image (corrupt or truncated); skipped", stacklevel=2)
+                    warnings.warn(
+                        f"{self.images[i]}: OpenCV cannot read this image (corrupt or truncated); skipped", stacklevel=2
+                    )
                     continue
                 yield Frame(f"{self.prefix}-{i:06d}", i, image)
             return
@@ -62,7 +65,9 @@ class Source:
                 ok, image = capture.read()
                 image = image if ok else None
                 if current is not None and i - 1 >= start and (i - 1 - start) % every == 0:
-                    yield Frame(f"{self.prefix}-{i - 1:06d}", i - 1, current, tuple(f for f in (before, image) if f is not None))
+                    yield Frame(
+                        f"{self.prefix}-{i - 1:06d}", i - 1, current, tuple(f for f in (before, image) if f is not None)
+                    )
                 if image is None:
                     return
                 before, current = current, image
@@ -96,12 +101,18 @@ def find_sources(paths: list[str | os.PathLike]) -> list[Source]:
         if path.is_dir():
             images = tuple(sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()))
             if not images:
-                raise DatasetError(f"{path}: folder holds no images ({', '.join(IMAGE_SUFFIXES)}); pass a folder of frames or a video file")
+                raise DatasetError(
+                    f"{path}: folder holds no images ({', '.join(IMAGE_SUFFIXES)}); pass a folder of frames or a "
+                    "video file"
+                )
             sources.append(Source(path, False, len(images), images))
         elif path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
             sources.append(_video(path))
         elif path.is_file():
-            raise DatasetError(f"{path}: not a video ({', '.join(VIDEO_SUFFIXES)}); pass a video file or the folder that holds the images")
+            raise DatasetError(
+                f"{path}: not a video ({', '.join(VIDEO_SUFFIXES)}); pass a video file or the folder that holds the "
+                "images"
+            )
         else:
             raise DatasetError(f"{path}: no such file or folder")
     return sources

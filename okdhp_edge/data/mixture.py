@@ -5,6 +5,7 @@ them in exact proportion to its weight (largest remainders), drawn without repla
 cycled when a small part must supply more than it has, then shuffled. The draw depends only on
 (seed, epoch), so every data-loader worker and every resumed run sees the same epoch.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,10 +18,12 @@ __all__ = ["MixedDataset", "split_sources", "mixture_counts"]
 
 
 def split_sources(source: str) -> list[str]:
-    """"synthetic+coco:DIR" -> ["synthetic", "coco:DIR"]; a single source is a list of one."""
+    """ "synthetic+coco:DIR" -> ["synthetic", "coco:DIR"]; a single source is a list of one."""
     parts = [p.strip() for p in source.split("+")]
     if any(not p for p in parts):
-        raise DatasetError(f"data source {source!r} has an empty part; write mixtures as SOURCE+SOURCE, e.g. synthetic+coco:DIR")
+        raise DatasetError(
+            f"data source {source!r} has an empty part; write mixtures as SOURCE+SOURCE, e.g. synthetic+coco:DIR"
+        )
     return parts
 
 
@@ -62,7 +65,11 @@ class MixedDataset:
         rows = []
         for k, (part, count) in enumerate(zip(self.parts, self.counts)):
             cycles = -(-int(count) // len(part))
-            index = np.concatenate([rng.permutation(len(part)) for _ in range(cycles)])[:count] if count else np.zeros(0, np.int64)
+            index = (
+                np.concatenate([rng.permutation(len(part)) for _ in range(cycles)])[:count]
+                if count
+                else np.zeros(0, np.int64)
+            )
             rows.append(np.stack([np.full(len(index), k), index], 1))
         table = np.concatenate(rows)
         return table[rng.permutation(len(table))]

@@ -6,6 +6,7 @@ Each entry is one person: {"image": name relative to ROOT/images, "center": [x, 
 "head_box": [x1, y1, x2, y2] (needed for PCKh), "image_id": optional int}. Coordinates are
 0-based pixel indices. The person box is the square of side 200 x scale around the center.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,7 +45,9 @@ def find_mpii_file(root: str | os.PathLike, split: str) -> Path:
     candidates = [root / "annot" / n for n in names]
     path = next((p for p in candidates if p.is_file()), None)
     if path is None:
-        raise DatasetError(f"{root}: no MPII annotation file for split {split!r}; tried {', '.join(map(str, candidates))}")
+        raise DatasetError(
+            f"{root}: no MPII annotation file for split {split!r}; tried {', '.join(map(str, candidates))}"
+        )
     return path
 
 
@@ -67,7 +70,9 @@ def _entry(entry: Any, i: int, path: Path, k: int, image_dir: Path, ids: dict[st
     if not math.isfinite(scale) or scale <= 0:
         raise DatasetError(f"{where}: 'scale' must be a positive number, got {entry['scale']!r}")
     if joints.shape != (k, 2) or vis.shape != (k,):
-        raise DatasetError(f"{where}: need {k} joints [[x, y], ...] and {k} joints_vis, got shapes {joints.shape} and {vis.shape}")
+        raise DatasetError(
+            f"{where}: need {k} joints [[x, y], ...] and {k} joints_vis, got shapes {joints.shape} and {vis.shape}"
+        )
     labelled = vis > 0
     if not np.isfinite(joints[labelled]).all():
         raise DatasetError(f"{where}: labelled joints must have finite coordinates")
@@ -120,7 +125,10 @@ def load_mpii(root: str | os.PathLike, split: str, skeleton: Skeleton, progress:
     k = skeleton.num_keypoints
     first = data[0].get("joints") if data and isinstance(data[0], dict) else None
     if isinstance(first, list) and len(first) != k:
-        raise DatasetError(f"{path}: entries have {len(first)} joints but skeleton {skeleton.name!r} has {k}; use the matching skeleton (mpii16)")
+        raise DatasetError(
+            f"{path}: entries have {len(first)} joints but skeleton {skeleton.name!r} has {k}; use the matching "
+            "skeleton (mpii16)"
+        )
     ids: dict[str, int] = {}
     samples = [_entry(e, i, path, k, image_dir, ids) for i, e in enumerate(data)]
     samples = [s for s in samples if (s.joints[:, 2] > 0).any()]

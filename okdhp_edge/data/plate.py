@@ -8,6 +8,7 @@ It is the photo that `data.backgrounds` / `--backgrounds` draws synthetic people
 Frames are read with the labeller's readers (label_sources.py), so a source that labels also
 makes a plate, and bad input fails the same way, before anything is written.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,13 +35,17 @@ def _step(source: Source, start: int, stop: float, every: int, max_frames: int) 
     """`every`, widened to a multiple of it where the range holds more than `max_frames` frames,
     so that the frames kept spread over the whole range."""
     if every < 1 or start < 0 or max_frames < 3:
-        raise ValueError(f"need every >= 1, start >= 0 and max_frames >= 3 (got every={every}, start={start}, max_frames={max_frames})")
+        raise ValueError(
+            f"need every >= 1, start >= 0 and max_frames >= 3 (got every={every}, start={start}, "
+            f"max_frames={max_frames})"
+        )
     wanted = len(range(start, int(min(stop, source.length)), every))
     return every * max(math.ceil(wanted / max_frames), 1)
 
 
-def _median_plate(source_path: str | os.PathLike, start: int, stop: int | None, every: int,
-                  max_frames: int) -> tuple[np.ndarray, Source, list[int]]:
+def _median_plate(
+    source_path: str | os.PathLike, start: int, stop: int | None, every: int, max_frames: int
+) -> tuple[np.ndarray, Source, list[int]]:
     """The plate, the source it came from and the frame indices it used."""
     source = find_sources([source_path])[0]
     end = math.inf if stop is None else stop  # a video's reported length can be short
@@ -52,21 +57,27 @@ def _median_plate(source_path: str | os.PathLike, start: int, stop: int | None, 
             stack = np.empty((max_frames, *frame.image.shape), np.uint8)
         elif frame.image.shape != stack.shape[1:]:
             where = source.images[frame.index] if not source.is_video else f"{source.path} frame {frame.index}"
-            raise DatasetError(f"{where}: {frame.image.shape[1]}x{frame.image.shape[0]}, but the first frame is "
-                               f"{stack.shape[2]}x{stack.shape[1]}; a plate needs one camera view: pass frames of one size")
+            raise DatasetError(
+                f"{where}: {frame.image.shape[1]}x{frame.image.shape[0]}, but the first frame is "
+                f"{stack.shape[2]}x{stack.shape[1]}; a plate needs one camera view: pass frames of one size"
+            )
         stack[len(used)] = frame.image
         used.append(frame.index)
         if len(used) == len(stack):
             break
     if len(used) < 3:
-        raise DatasetError(f"{source.path}: frames {start}..{'end' if stop is None else stop} every {every} give {len(used)} "
-                           f"readable frame(s) of {source.length}; a median plate needs at least 3: widen --start/--stop or lower --every")
+        raise DatasetError(
+            f"{source.path}: frames {start}..{'end' if stop is None else stop} every {every} give {len(used)} "
+            f"readable frame(s) of {source.length}; a median plate needs at least 3: widen --start/--stop or lower "
+            "--every"
+        )
     plate = np.median(stack[: len(used)], axis=0, overwrite_input=True)
     return np.rint(plate).astype(np.uint8), source, used
 
 
-def median_plate(source: str | os.PathLike, *, start: int = 0, stop: int | None = None, every: int = 10,
-                 max_frames: int = MAX_FRAMES) -> np.ndarray:
+def median_plate(
+    source: str | os.PathLike, *, start: int = 0, stop: int | None = None, every: int = 10, max_frames: int = MAX_FRAMES
+) -> np.ndarray:
     """(H, W, 3) uint8 BGR: the per-pixel median of frames start, start+every, ... (< stop) of a
     video file or of a folder's images (sorted by name, all one size). Where that selects more
     than `max_frames`, the step grows to keep at most `max_frames` spread over the whole range
@@ -92,8 +103,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start", type=int, default=0, help="first frame (default 0)")
     parser.add_argument("--stop", type=int, default=None, help="frames before this one (default: to the end)")
     parser.add_argument("--every", type=int, default=10, help="use every N-th frame (default 10)")
-    parser.add_argument("--max-frames", type=int, default=MAX_FRAMES,
-                        help=f"at most this many frames, spread over the range (held in memory; default {MAX_FRAMES})")
+    parser.add_argument(
+        "--max-frames",
+        type=int,
+        default=MAX_FRAMES,
+        help=f"at most this many frames, spread over the range (held in memory; default {MAX_FRAMES})",
+    )
     args = parser.parse_args(argv)
     out = Path(args.out).expanduser()
     try:
@@ -104,8 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"plate of {source.path}: median of {len(used)} frames from {used[0]} to {used[-1]}, "
-          f"{plate.shape[1]}x{plate.shape[0]} -> {out}")
+    print(
+        f"plate of {source.path}: median of {len(used)} frames from {used[0]} to {used[-1]}, "
+        f"{plate.shape[1]}x{plate.shape[0]} -> {out}"
+    )
     print(f"draw synthetic people on it (every image in {out.parent} is used as a background):")
     print(f"  python -m okdhp_edge.train --config CONFIG --set data.backgrounds={out.parent}")
     print(f"  python -m okdhp_edge.data.synthetic --out DIR --backgrounds {out.parent}")

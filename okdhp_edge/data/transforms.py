@@ -5,6 +5,7 @@ calibration use, so a model is scored on exactly the pixels it will see when dep
 Training adds scale, rotation, horizontal flip (folded into the crop affine, so the image is
 warped once), colour jitter and half-body crops, all drawn from a caller-supplied generator.
 """
+
 from __future__ import annotations
 
 import math
@@ -83,9 +84,16 @@ class TopDownTransform:
         self._upper = upper_body_mask(skeleton)
         self._mirror = np.array([[-1.0, 0.0, w - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
 
-    def __call__(self, image: np.ndarray, bbox_xyxy: np.ndarray, joints: np.ndarray, rng: np.random.Generator | None = None,
-                 ignore_boxes: np.ndarray | None = None) -> dict:
-        """Returns image (3,H,W), target (K,h,w), target_weight (K,), ignore (h,w), crop_to_image (2,3) float32, flipped.
+    def __call__(
+        self,
+        image: np.ndarray,
+        bbox_xyxy: np.ndarray,
+        joints: np.ndarray,
+        rng: np.random.Generator | None = None,
+        ignore_boxes: np.ndarray | None = None,
+    ) -> dict:
+        """Returns image (3,H,W), target (K,h,w), target_weight (K,), ignore (h,w), crop_to_image
+        (2,3) float32, flipped.
 
         `ignore` is 1 on the heatmap pixels that `ignore_boxes` (image-space xyxy boxes of people
         nobody labelled) cover after the crop's warp, else 0: a person the labels leave out is not
@@ -124,7 +132,9 @@ class TopDownTransform:
         for x1, y1, x2, y2 in np.asarray(boxes, np.float64).reshape(-1, 4):
             corners = apply_affine(np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]]), to_crop)
             quad = self.codec.input_to_heatmap(corners.astype(np.float32))
-            cv2.fillConvexPoly(mask, np.round(np.clip(quad, -1e4, 1e4) * 16).astype(np.int32), 1, lineType=cv2.LINE_8, shift=4)
+            cv2.fillConvexPoly(
+                mask, np.round(np.clip(quad, -1e4, 1e4) * 16).astype(np.int32), 1, lineType=cv2.LINE_8, shift=4
+            )
         return mask.astype(np.float32)
 
     def _augmented(self, image, bbox_xyxy, joints, rng):

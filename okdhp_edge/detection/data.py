@@ -7,6 +7,7 @@ being taught as background: the labeller's ignore entries (people found but not 
 for a static camera, a clean plate (`python -m okdhp_edge.data.plate`): pixels that differ from the
 plate and lie in no box are people or things in motion, and their cells are ignored.
 """
+
 from __future__ import annotations
 
 import os
@@ -41,7 +42,9 @@ class Frame:
     scale: float = 1.0
 
 
-def synthetic_frames(count: int, width: int, height: int, seed: int, backgrounds: str | os.PathLike | None = None) -> list[Frame]:
+def synthetic_frames(
+    count: int, width: int, height: int, seed: int, backgrounds: str | os.PathLike | None = None
+) -> list[Frame]:
     """`count` rendered scenes of 1-7 people, small to large; every other one on a `backgrounds`
     photo when given (the rest keep the generator's drawn clutter)."""
     drawn = SceneConfig(people_weights=(1.0,) * 7, height_range=(0.25, 0.95), crowd_shrink=0.85)
@@ -50,7 +53,9 @@ def synthetic_frames(count: int, width: int, height: int, seed: int, backgrounds
     frames = []
     for i in tqdm(range(count), desc="synthetic scenes", leave=False):
         image, people = render_scene(rng, configs[i % len(configs)], (width, height))
-        boxes = np.array([[a.bbox[0], a.bbox[1], a.bbox[0] + a.bbox[2], a.bbox[1] + a.bbox[3]] for a in people], np.float32)
+        boxes = np.array(
+            [[a.bbox[0], a.bbox[1], a.bbox[0] + a.bbox[2], a.bbox[1] + a.bbox[3]] for a in people], np.float32
+        )
         frames.append(Frame(image, boxes.reshape(-1, 4), np.zeros((height, width), np.uint8)))
     return frames
 
@@ -75,10 +80,12 @@ def _labelled_images(root: str | os.PathLike, split: str, first: int | None) -> 
 
 def _paint(mask: np.ndarray, boxes: np.ndarray, value: int) -> None:
     for x1, y1, x2, y2 in np.asarray(boxes).reshape(-1, 4).round().astype(int):
-        mask[max(y1, 0):y2 + 1, max(x1, 0):x2 + 1] = value
+        mask[max(y1, 0) : y2 + 1, max(x1, 0) : x2 + 1] = value
 
 
-def _load_frame(path: Path, samples: list, width: int, height: int, plate: np.ndarray | None, plate_path, root) -> Frame:
+def _load_frame(
+    path: Path, samples: list, width: int, height: int, plate: np.ndarray | None, plate_path, root
+) -> Frame:
     """One labelled frame at full resolution with its ignore mask (ignore entries, and motion
     against the plate outside the labelled boxes)."""
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -86,8 +93,10 @@ def _load_frame(path: Path, samples: list, width: int, height: int, plate: np.nd
     mask = np.zeros(image.shape[:2], np.uint8)
     if plate is not None:
         if plate.shape != image.shape:
-            raise DatasetError(f"{plate_path}: the plate is {plate.shape[1]}x{plate.shape[0]}, the frames of {root} are "
-                               f"{image.shape[1]}x{image.shape[0]}; make the plate from the same camera")
+            raise DatasetError(
+                f"{plate_path}: the plate is {plate.shape[1]}x{plate.shape[0]}, the frames of {root} are "
+                f"{image.shape[1]}x{image.shape[0]}; make the plate from the same camera"
+            )
         mask = _motion(image, plate)
         _paint(mask, boxes, 0)
     if samples[0].ignore_boxes is not None:
@@ -95,16 +104,25 @@ def _load_frame(path: Path, samples: list, width: int, height: int, plate: np.nd
     return Frame(image, boxes, mask, min(width / image.shape[1], height / image.shape[0]))
 
 
-def labelled_frames(entries: list[str], width: int, height: int, *, first: int | None = None,
-                    plate: str | os.PathLike | None = None, spread: int | None = None) -> list[Frame]:
+def labelled_frames(
+    entries: list[str],
+    width: int,
+    height: int,
+    *,
+    first: int | None = None,
+    plate: str | os.PathLike | None = None,
+    spread: int | None = None,
+) -> list[Frame]:
     """The labelled frames of every "coco:DIR" or "coco:DIR:SPLIT" entry (split "train" by default;
     the first `first` of each by file name), at full resolution, so that crops enlarged around a
     person keep the camera's detail. `spread`: only that many, evenly spaced, are read."""
     images = []
     for entry in entries:
         if not entry.startswith("coco:"):
-            raise ValueError(f"{entry!r}: expected coco:DIR or coco:DIR:SPLIT (a folder written by python -m okdhp_edge.data.label)")
-        root, _, split = entry[len("coco:"):].partition(":")
+            raise ValueError(
+                f"{entry!r}: expected coco:DIR or coco:DIR:SPLIT (a folder written by python -m okdhp_edge.data.label)"
+            )
+        root, _, split = entry[len("coco:") :].partition(":")
         images += [(root, *image) for image in _labelled_images(root, split or "train", first)]
     if spread and images:
         images = [images[i] for i in np.linspace(0, len(images) - 1, spread).astype(int)]
@@ -112,16 +130,27 @@ def labelled_frames(entries: list[str], width: int, height: int, *, first: int |
     if plate is not None:
         plate_image = cv2.imread(str(plate), cv2.IMREAD_COLOR)
         if plate_image is None:
-            raise DatasetError(f"{plate}: cannot read the clean plate; make it with python -m okdhp_edge.data.plate VIDEO --out PLATE.png")
-    return [_load_frame(path, samples, width, height, plate_image, plate, root)
-            for root, path, samples in tqdm(images, desc="labelled frames", leave=False)]
+            raise DatasetError(
+                f"{plate}: cannot read the clean plate; make it with python -m okdhp_edge.data.plate VIDEO --out "
+                "PLATE.png"
+            )
+    return [
+        _load_frame(path, samples, width, height, plate_image, plate, root)
+        for root, path, samples in tqdm(images, desc="labelled frames", leave=False)
+    ]
 
 
 class DetectionFrames:
     """Random training crops of `frames` with their CenterNet targets; `sample(rng)` -> one item."""
 
-    def __init__(self, frames: list[Frame], crop: tuple[int, int], stride: int, scale: tuple[float, float] = (0.6, 1.6),
-                 zoom: float = 0.0) -> None:
+    def __init__(
+        self,
+        frames: list[Frame],
+        crop: tuple[int, int],
+        stride: int,
+        scale: tuple[float, float] = (0.6, 1.6),
+        zoom: float = 0.0,
+    ) -> None:
         if not frames:
             raise DatasetError("the detector has no training frames")
         self.frames = frames
@@ -153,7 +182,7 @@ class DetectionFrames:
         ignore = cv2.warpAffine(frame.ignore, matrix, (cw, ch), flags=cv2.INTER_NEAREST, borderValue=0)
         boxes, lost = self._warp_boxes(frame.boxes, matrix)
         for x1, y1, x2, y2 in lost.round().astype(int):
-            ignore[max(y1, 0):y2 + 1, max(x1, 0):x2 + 1] = 1
+            ignore[max(y1, 0) : y2 + 1, max(x1, 0) : x2 + 1] = 1
         image = self._recolour(image, rng)
         gw, gh = cw // self.stride, ch // self.stride
         grid_ignore = cv2.resize(ignore.astype(np.float32), (gw, gh), interpolation=cv2.INTER_AREA) > 0.5

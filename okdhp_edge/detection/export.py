@@ -4,6 +4,7 @@ through `okdhp_edge.runtime.Detector` against the torch network on the calibrati
 INT8 covers the convolutions; the decoding tail (sigmoid, peak test, exp, the grid) stays float,
 since one uint8 scale cannot hold pixel coordinates and scores in [0, 1] together.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,7 +47,9 @@ def float_tail_nodes(model_path: Path) -> list[str]:
 
     def reaches_conv(node) -> bool:
         if node.name not in feeds_conv:
-            feeds_conv[node.name] = any(c.op_type == "Conv" or reaches_conv(c) for out in node.output for c in consumers.get(out, []))
+            feeds_conv[node.name] = any(
+                c.op_type == "Conv" or reaches_conv(c) for out in node.output for c in consumers.get(out, [])
+            )
         return feeds_conv[node.name]
 
     return [n.name for n in graph.node if n.op_type != "Conv" and not reaches_conv(n)]
@@ -56,8 +59,16 @@ def _write_fp32(net: torch.nn.Module, path: Path, width: int, height: int) -> Pa
     require("onnxscript", "export", "ONNX export (torch.onnx dynamo exporter)")
     tmp = path.with_name(path.name + ".tmp")
     with contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
-        program = torch.onnx.export(V8Export(net).eval(), (torch.zeros(1, 3, height, width),), dynamo=True, external_data=False,
-                                    opset_version=OPSET, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], verbose=False)
+        program = torch.onnx.export(
+            V8Export(net).eval(),
+            (torch.zeros(1, 3, height, width),),
+            dynamo=True,
+            external_data=False,
+            opset_version=OPSET,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            verbose=False,
+        )
     program.save(str(tmp), external_data=False)
     os.replace(tmp, path)
     return path
@@ -93,7 +104,9 @@ def _check(path: Path, net: torch.nn.Module, calibration: np.ndarray) -> dict:
     return {"torch_boxes": found, "matched": matched, "recall_of_torch": round(matched / found, 3) if found else None}
 
 
-def export_detector(weights: str | os.PathLike, *, calibration: list[str] = (), real_first: int | None = None) -> list[Path]:
+def export_detector(
+    weights: str | os.PathLike, *, calibration: list[str] = (), real_first: int | None = None
+) -> list[Path]:
     """Write `<stem>.onnx` (FP32) and `<stem>-int8.onnx` beside the weights, and `<stem>-export.json`
     with what each check found; ConversionError when INT8 loses more than a tenth of the boxes."""
     weights = Path(weights)
@@ -107,8 +120,10 @@ def export_detector(weights: str | os.PathLike, *, calibration: list[str] = (), 
     write_json_atomic(weights.with_name(weights.stem + "-export.json"), report)
     recall = report["int8"]["recall_of_torch"]
     if recall is not None and recall < 0.9:
-        raise ConversionError(f"{int8}: INT8 finds {recall:.0%} of the FP32 network's boxes on the calibration frames; "
-                              f"use the FP32 file {fp32.name}, or retrain with more real frames")
+        raise ConversionError(
+            f"{int8}: INT8 finds {recall:.0%} of the FP32 network's boxes on the calibration frames; "
+            f"use the FP32 file {fp32.name}, or retrain with more real frames"
+        )
     return [fp32, int8]
 
 
@@ -116,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m okdhp_edge.detection.export WEIGHTS [--real coco:DIR] [--real-first N]`."""
     parser = argparse.ArgumentParser(prog="python -m okdhp_edge.detection.export", description=export_detector.__doc__)
     parser.add_argument("weights", type=Path, help="a detector's .safetensors (its .json beside it)")
-    parser.add_argument("--real", action="append", default=[], help="calibrate on these labelled real frames, coco:DIR[:SPLIT]")
+    parser.add_argument(
+        "--real", action="append", default=[], help="calibrate on these labelled real frames, coco:DIR[:SPLIT]"
+    )
     parser.add_argument("--real-first", type=int, help="only the first N frames of each real split")
     args = parser.parse_args(argv)
     for path in export_detector(args.weights, calibration=args.real, real_first=args.real_first):

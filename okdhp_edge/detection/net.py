@@ -6,13 +6,14 @@ Centres at stride 4 keep people of 15-20 input pixels apart, which the far end o
 needs; the backbone's stride 32 gives the context of a whole standing body. `V8Export` turns the
 heads into the layout YOLOv8 exports use, so the runtime's YOLO decoder runs the file unchanged.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 __all__ = ["DetSpec", "PersonDetNet", "V8Export"]
 
@@ -44,7 +45,9 @@ class DetSpec:
 
 
 def _conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
 
 
 class SeparableBlock(nn.Module):
@@ -104,7 +107,9 @@ class V8Export(nn.Module):
         super().__init__()
         self.net = net
         h, w = net.spec.height // HEAD_STRIDE, net.spec.width // HEAD_STRIDE
-        ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+        ys, xs = torch.meshgrid(
+            torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij"
+        )
         self.register_buffer("grid", torch.stack([xs, ys]).view(1, 2, h, w), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -5,6 +5,7 @@ as CenterNet's radius rule does, so small people get sharp peaks); the centre ce
 box size (log of the side in cells) and the centre's sub-cell offset. An ignore mask marks cells
 that must not count as background: people known to be there but not boxed.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -71,12 +72,16 @@ def detection_loss(outputs: tuple[torch.Tensor, ...], targets: dict[str, torch.T
     prob = torch.sigmoid(logits.float()).clamp(1e-4, 1 - 1e-4)
     positive = heat.eq(1).float()
     pos = -torch.log(prob) * (1 - prob) ** 2 * positive
-    neg = -torch.log(1 - prob) * prob ** 2 * (1 - heat) ** 4 * (1 - positive) * weight
+    neg = -torch.log(1 - prob) * prob**2 * (1 - heat) ** 4 * (1 - positive) * weight
     mask = targets["mask"][..., None]
     people = positive.sum().clamp(min=1.0)
     focal = (pos.sum() + neg.sum()) / people
     n_rows = mask.sum().clamp(min=1.0)
-    size_l1 = (F.l1_loss(_gather(size.float(), targets["index"]), targets["size"], reduction="none") * mask).sum() / n_rows
-    offset_l1 = (F.l1_loss(_gather(offset.float(), targets["index"]), targets["offset"], reduction="none") * mask).sum() / n_rows
+    size_l1 = (
+        F.l1_loss(_gather(size.float(), targets["index"]), targets["size"], reduction="none") * mask
+    ).sum() / n_rows
+    offset_l1 = (
+        F.l1_loss(_gather(offset.float(), targets["index"]), targets["offset"], reduction="none") * mask
+    ).sum() / n_rows
     total = focal + size_l1 + offset_l1
     return {"loss": total, "focal": focal.detach(), "size": size_l1.detach(), "offset": offset_l1.detach()}

@@ -4,6 +4,7 @@ A fixed number of steps over random crops (data.py), Adam with a cosine schedule
 checkpoint every `checkpoint_every` steps (`--resume auto` picks the run up where it stopped),
 then the weights (safetensors + JSON, never pickle) and the runtime file (export.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,7 +42,9 @@ class DetTrainConfig:
     synthetic: int = 3000  # rendered scenes
     backgrounds: str | None = None  # photo folder for some synthetic scenes
     synthetic_share: float = 0.5  # probability that a training crop comes from a synthetic scene
-    zoom: float = 0.0  # share of real crops enlarged around one person (real footage of far people, taught at near sizes)
+    zoom: float = (
+        0.0  # share of real crops enlarged around one person (real footage of far people, taught at near sizes)
+    )
     steps: int = 3000
     batch: int = 24
     crop: tuple[int, int] = (256, 192)
@@ -56,7 +59,9 @@ class DetTrainConfig:
         return {**asdict(self), "crop": list(self.crop), "spec": self.spec.to_dict()}
 
 
-def _batch(sources: list[tuple[DetectionFrames, float]], size: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+def _batch(
+    sources: list[tuple[DetectionFrames, float]], size: int, rng: np.random.Generator
+) -> dict[str, torch.Tensor]:
     weights = np.array([w for _, w in sources], np.float64)
     picks = rng.choice(len(sources), size=size, p=weights / weights.sum())
     items = [sources[int(i)][0].sample(rng) for i in picks]
@@ -75,8 +80,11 @@ def save_detector(net: PersonDetNet, path: Path, record: dict) -> Path:
     """Weights as safetensors and everything about them as JSON beside it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(tmp),
-              metadata={"okdhp_detector": json.dumps(record["spec"])})
+    save_file(
+        {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
+        str(tmp),
+        metadata={"okdhp_detector": json.dumps(record["spec"])},
+    )
     tmp.replace(path)
     write_json_atomic(path.with_suffix(".json"), record)
     return path
@@ -95,8 +103,12 @@ def train_detector(config: DetTrainConfig, resume: str | None = None) -> Path:
         sources.append((DetectionFrames(scenes, config.crop, spec.stride), config.synthetic_share))
     real = labelled_frames(config.real, spec.width, spec.height, first=config.real_first, plate=config.plate)
     if real:
-        sources.append((DetectionFrames(real, config.crop, spec.stride, zoom=config.zoom),
-                        1.0 - config.synthetic_share if config.synthetic else 1.0))
+        sources.append(
+            (
+                DetectionFrames(real, config.crop, spec.stride, zoom=config.zoom),
+                1.0 - config.synthetic_share if config.synthetic else 1.0,
+            )
+        )
     if not sources:
         raise ValueError("nothing to train on: set synthetic > 0 or pass --real coco:DIR")
     net = PersonDetNet(spec).to(memory_format=torch.channels_last)
@@ -125,16 +137,36 @@ def train_detector(config: DetTrainConfig, resume: str | None = None) -> Path:
         if (step + 1) % 50 == 0 or step + 1 == config.steps:
             rate = seen / (time.perf_counter() - started)
             values = {k: float(v.detach()) for k, v in losses.items()}
-            log.info("step %d/%d loss %.3f (focal %.3f size %.3f offset %.3f) %.1f img/s", step + 1, config.steps,
-                     values["loss"], values["focal"], values["size"], values["offset"], rate)
+            log.info(
+                "step %d/%d loss %.3f (focal %.3f size %.3f offset %.3f) %.1f img/s",
+                step + 1,
+                config.steps,
+                values["loss"],
+                values["focal"],
+                values["size"],
+                values["offset"],
+                rate,
+            )
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
-            save_checkpoint(out / "checkpoint-last.pt", {"model": net.state_dict(), "optimizer": optimizer.state_dict(),
-                                                          "step": step + 1, "config": json.dumps(config.to_dict())})
+            save_checkpoint(
+                out / "checkpoint-last.pt",
+                {
+                    "model": net.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "step": step + 1,
+                    "config": json.dumps(config.to_dict()),
+                },
+            )
     record = {
         "kind": "okdhp_edge person detector",
         "spec": spec.to_dict(),
         "recipe": config.to_dict(),
-        "data": {"synthetic_scenes": config.synthetic, "real_frames": len(real), "real": config.real, "plate": config.plate},
+        "data": {
+            "synthetic_scenes": config.synthetic,
+            "real_frames": len(real),
+            "real": config.real,
+            "plate": config.plate,
+        },
         "provenance": {"code": code_version(), "trained": time.strftime("%Y-%m-%d")},
     }
     return save_detector(net.eval(), out / "person-det.safetensors", record)
@@ -153,11 +185,14 @@ def load_detector(path: str | Path) -> tuple[PersonDetNet, dict]:
 
 def _parser() -> argparse.ArgumentParser:
     defaults = DetTrainConfig()
-    p = argparse.ArgumentParser(prog="python -m okdhp_edge.detection", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m okdhp_edge.detection", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--out", default=defaults.out)
     p.add_argument("--real", action="append", default=[], help="labelled real frames, coco:DIR[:SPLIT] (repeatable)")
-    p.add_argument("--real-first", type=int, help="only the first N frames of each real split (keep the rest of a clip unseen)")
+    p.add_argument(
+        "--real-first", type=int, help="only the first N frames of each real split (keep the rest of a clip unseen)"
+    )
     p.add_argument("--plate", help="clean plate of the real frames' static camera: motion outside the boxes is ignored")
     p.add_argument("--backgrounds", help="photo folder for the synthetic scenes")
     for name in ("synthetic", "steps", "batch", "threads", "seed", "checkpoint_every"):

@@ -3,6 +3,7 @@
 Result scores follow the usual top-down rescoring: box score x the mean of the keypoint
 scores above 0.2 (0 when none is), so confident, complete poses rank first.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -35,18 +36,23 @@ def keypoint_results(
     n = kps.shape[0]
     boxes = np.ones(n) if box_scores is None else np.asarray(box_scores, np.float64).reshape(-1)
     if kps.shape[:2] != sc.shape or kps.shape[-1] != 2 or len(ids) != n or len(boxes) != n:
-        raise ValueError(f"need keypoints (N,K,2), scores (N,K), N image ids and box scores; got {kps.shape}, {sc.shape}, {len(ids)}, {len(boxes)}")
+        raise ValueError(
+            f"need keypoints (N,K,2), scores (N,K), N image ids and box scores; got {kps.shape}, {sc.shape}, "
+            f"{len(ids)}, {len(boxes)}"
+        )
     out = []
     for k, s, image_id, box in zip(kps, sc, ids, boxes):
         good = s > KEYPOINT_SCORE_THRESHOLD
         kpt_score = float(s[good].mean()) if good.any() else 0.0
         flat = np.concatenate([k, s[:, None]], axis=1).reshape(-1)
-        out.append({
-            "image_id": int(image_id),
-            "category_id": int(category_id),
-            "keypoints": [round(float(v), 3) for v in flat],
-            "score": float(kpt_score * box),
-        })
+        out.append(
+            {
+                "image_id": int(image_id),
+                "category_id": int(category_id),
+                "keypoints": [round(float(v), 3) for v in flat],
+                "score": float(kpt_score * box),
+            }
+        )
     return out
 
 

@@ -9,6 +9,7 @@ With detector boxes (a dataset built with `detections`) COCO AP follows the stan
 protocol: duplicate poses of one person are removed by OKS-NMS, and a complete evaluation is
 scored on every image of the annotation file, so people the detector missed count as misses.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -35,8 +36,9 @@ class Evaluator:
     nothing is suppressed.
     """
 
-    def __init__(self, dataset, pck_alpha: float = 0.2, pckh_threshold: float = 0.5,
-                 oks_nms: float | None = OKS_NMS_THRESHOLD) -> None:
+    def __init__(
+        self, dataset, pck_alpha: float = 0.2, pckh_threshold: float = 0.5, oks_nms: float | None = OKS_NMS_THRESHOLD
+    ) -> None:
         if oks_nms is not None and not 0.0 < oks_nms <= 1.0:
             raise ValueError(f"Evaluator: oks_nms must be in (0, 1] or None (off), got {oks_nms}")
         self.dataset = dataset
@@ -62,8 +64,10 @@ class Evaluator:
         idx = _numpy(indices).astype(np.int64).reshape(-1)
         k = self.skeleton.num_keypoints
         if kps.ndim != 3 or kps.shape[1:] != (k, 2) or sc.shape != kps.shape[:2] or len(idx) != len(kps):
-            raise ValueError(f"Evaluator.add: need keypoints (N,{k},2), scores (N,{k}) and N indices; "
-                             f"got {kps.shape}, {sc.shape}, {idx.shape}")
+            raise ValueError(
+                f"Evaluator.add: need keypoints (N,{k},2), scores (N,{k}) and N indices; "
+                f"got {kps.shape}, {sc.shape}, {idx.shape}"
+            )
         if len(idx) and (idx.min() < 0 or idx.max() >= len(self._seen)):
             raise IndexError(f"Evaluator.add: indices must be in [0, {len(self._seen)}), got {idx.min()}..{idx.max()}")
         self._keypoints[idx] = kps
@@ -90,13 +94,17 @@ class Evaluator:
             if detected and self.oks_nms is not None:
                 boxes = gt["bbox"][sel]
                 areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-                keep = oks_nms(pred, scores, [r["score"] for r in results], areas, image_ids, self._sigmas(), self.oks_nms)
+                keep = oks_nms(
+                    pred, scores, [r["score"] for r in results], areas, image_ids, self._sigmas(), self.oks_nms
+                )
                 results = [results[i] for i in keep]
                 metrics["suppressed"] = int(len(sel) - len(keep))
             # detector boxes, all predicted: score every image, so people without a box are misses
             scored_images = None if detected and metrics["missing"] == 0 else image_ids
             with contextlib.ExitStack() as stack:
-                folder = Path(out_dir) if out_dir is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+                folder = (
+                    Path(out_dir) if out_dir is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+                )
                 path = write_keypoint_results(results, folder / "keypoint_results.json")
                 sigmas = self.skeleton.sigmas or None
                 metrics.update(coco_keypoint_ap(self.dataset.annotation_file, path, scored_images, sigmas))
@@ -115,8 +123,10 @@ class Evaluator:
     def _sigmas(self) -> tuple[float, ...]:
         """The skeleton's OKS constants, which OKS-NMS cannot do without."""
         if not self.skeleton.sigmas:
-            raise ValueError(f"Evaluator: skeleton {self.skeleton.name!r} has no OKS sigmas, which OKS-NMS needs; "
-                             "give the Skeleton its sigmas, or pass oks_nms=None")
+            raise ValueError(
+                f"Evaluator: skeleton {self.skeleton.name!r} has no OKS sigmas, which OKS-NMS needs; "
+                "give the Skeleton its sigmas, or pass oks_nms=None"
+            )
         return self.skeleton.sigmas
 
     def _category_id(self) -> int:

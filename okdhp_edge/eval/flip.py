@@ -1,4 +1,5 @@
 """Flip test: average a crop's heatmaps with those of its mirror image, mapped back."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -5,6 +5,7 @@ pose, and COCOeval counts the lower-scored copy as a false positive. Greedy non-
 suppression on the object keypoint similarity (OKS) between predicted poses, per image, keeps
 the highest-scored pose of each group (the HRNet / MMPose protocol, threshold 0.9).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +16,14 @@ OKS_NMS_THRESHOLD = 0.9  # the usual top-down setting: only near-identical poses
 OKS_VISIBLE_SCORE = 0.2  # keypoints scored at or below this in either pose are left out of the OKS
 
 
-def pose_oks(pose: np.ndarray, others: np.ndarray, area: float, other_areas: np.ndarray, sigmas: np.ndarray,
-             visible_score: float = OKS_VISIBLE_SCORE) -> np.ndarray:
+def pose_oks(
+    pose: np.ndarray,
+    others: np.ndarray,
+    area: float,
+    other_areas: np.ndarray,
+    sigmas: np.ndarray,
+    visible_score: float = OKS_VISIBLE_SCORE,
+) -> np.ndarray:
     """OKS of `pose` (K, 3: x, y, score) with each of `others` (M, K, 3), COCO's formula with the
     mean of the two areas as scale; 0 where no keypoint is confident in both poses."""
     var = (2.0 * np.asarray(sigmas, np.float64)) ** 2
@@ -28,8 +35,15 @@ def pose_oks(pose: np.ndarray, others: np.ndarray, area: float, other_areas: np.
     return np.where(counts > 0, similarity / np.maximum(counts, 1), 0.0)
 
 
-def oks_nms(keypoints: np.ndarray, keypoint_scores: np.ndarray, pose_scores: np.ndarray, areas: np.ndarray,
-            image_ids: np.ndarray, sigmas: tuple[float, ...] | np.ndarray, threshold: float = OKS_NMS_THRESHOLD) -> np.ndarray:
+def oks_nms(
+    keypoints: np.ndarray,
+    keypoint_scores: np.ndarray,
+    pose_scores: np.ndarray,
+    areas: np.ndarray,
+    image_ids: np.ndarray,
+    sigmas: tuple[float, ...] | np.ndarray,
+    threshold: float = OKS_NMS_THRESHOLD,
+) -> np.ndarray:
     """Indices of the poses kept, per image greedily by `pose_scores`: a pose whose OKS with an
     already kept pose of the same image exceeds `threshold` is dropped.
 
@@ -48,7 +62,9 @@ def oks_nms(keypoints: np.ndarray, keypoint_scores: np.ndarray, pose_scores: np.
     areas = np.asarray(areas, np.float64).reshape(-1)
     ids = np.asarray(image_ids).reshape(-1)
     if not len(scores) == len(areas) == len(ids) == n:
-        raise ValueError(f"oks_nms: need N = {n} pose scores, areas and image ids; got {len(scores)}, {len(areas)}, {len(ids)}")
+        raise ValueError(
+            f"oks_nms: need N = {n} pose scores, areas and image ids; got {len(scores)}, {len(areas)}, {len(ids)}"
+        )
     keep: list[int] = []
     for image_id in np.unique(ids):
         order = np.nonzero(ids == image_id)[0]

@@ -4,6 +4,7 @@ A keypoint counts when it is labelled (v > 0) and its normaliser is positive. PC
 normaliser is the larger side of the person box; PCKh's is the head size, 0.6 x the head-box
 diagonal (the value the MPII loader stores as `head_size`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -29,7 +30,9 @@ class PCKResult:
     table: dict[str, float] = field(default_factory=dict)
 
 
-def keypoint_hits(pred: np.ndarray, joints: np.ndarray, norm: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+def keypoint_hits(
+    pred: np.ndarray, joints: np.ndarray, norm: np.ndarray, threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
     """(hit, counted) boolean (N, K): distance <= threshold * norm, for labelled keypoints with norm > 0."""
     pred = np.asarray(pred, np.float64)
     joints = np.asarray(joints, np.float64)
@@ -61,7 +64,9 @@ def pck(pred: np.ndarray, joints: np.ndarray, boxes_xyxy: np.ndarray, alpha: flo
     return _summarise(*keypoint_hits(pred, joints, norm, alpha))
 
 
-def pckh(pred: np.ndarray, joints: np.ndarray, head_sizes: np.ndarray, skeleton: Skeleton, threshold: float = 0.5) -> PCKResult:
+def pckh(
+    pred: np.ndarray, joints: np.ndarray, head_sizes: np.ndarray, skeleton: Skeleton, threshold: float = 0.5
+) -> PCKResult:
     """PCKh@threshold: per-joint percent, the MPII table and the usual mean.
 
     The mean weights joints by how often they are labelled and leaves out pelvis and thorax,

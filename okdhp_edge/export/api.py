@@ -6,6 +6,7 @@ One call turns a student (NAME.safetensors + NAME.json; an okdhp run's FAU ensem
 the PyTorch model where this machine can, and records the outcome in `export_report.json` /
 `export_report.md` in `out_dir`.
 """
+
 from __future__ import annotations
 
 import os
@@ -103,8 +104,16 @@ def export(
     needs_data = config.precision == "int8" or config.verify_images > 0
     held_out = None
     if needs_data:
-        held_out = open_held_out(config.calib_data, spec, config.calib_images, config.verify_images,
-                                 config.seed, config.cache_dir, config.synthetic_images, config.calib_split)
+        held_out = open_held_out(
+            config.calib_data,
+            spec,
+            config.calib_images,
+            config.verify_images,
+            config.seed,
+            config.cache_dir,
+            config.synthetic_images,
+            config.calib_split,
+        )
     work_dir = Path(tempfile.mkdtemp(prefix=".okdhp-export-", dir=config.out_dir))
     job = Job(config, model, spec, weights.stem, sha256_file(weights), work_dir, held_out)
     try:
@@ -174,8 +183,9 @@ def _verify(job: Job, path: Path, spec: ModelSpec) -> dict[str, Any]:
     if job.config.verify_images == 0 or job.held_out is None:
         return {"ran": False, "reason": "verification disabled (verify_images=0)"}
     crops: Crops = load_crops(job.held_out.dataset, job.held_out.verify_indices, "NCHW", "verification crops")
-    return verify_artifact(path, spec, job.model, job.held_out.dataset, crops,
-                           metric=job.config.metric, num_threads=job.config.num_threads)
+    return verify_artifact(
+        path, spec, job.model, job.held_out.dataset, crops, metric=job.config.metric, num_threads=job.config.num_threads
+    )
 
 
 def _status(config: ExportConfig, built: Built, verification: dict[str, Any]) -> tuple[str, str | None]:
@@ -186,12 +196,16 @@ def _status(config: ExportConfig, built: Built, verification: dict[str, Any]) ->
     drop = verification.get("drop")
     if config.max_drop is not None and verification.get("ran") and drop is None:
         available = sorted(verification.get("torch", {}))
-        return "failed", (f"max_drop cannot be checked: metric {config.metric!r} is not computed on this data; "
-                          f"choose one of {available}")
+        return "failed", (
+            f"max_drop cannot be checked: metric {config.metric!r} is not computed on this data; "
+            f"choose one of {available}"
+        )
     if config.max_drop is not None and drop is not None and drop > config.max_drop:
         metric = verification["metric"]
-        return "failed", (f"{metric} dropped by {drop:.2f} points ({verification['torch'][metric]:.2f} -> "
-                          f"{verification['exported'][metric]:.2f}), more than max_drop={config.max_drop}")
+        return "failed", (
+            f"{metric} dropped by {drop:.2f} points ({verification['torch'][metric]:.2f} -> "
+            f"{verification['exported'][metric]:.2f}), more than max_drop={config.max_drop}"
+        )
     if built.status:
         return built.status, None
     if not verification.get("ran"):

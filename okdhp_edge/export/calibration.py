@@ -5,6 +5,7 @@ are built with `preprocess.crop_people` + `preprocess.normalize`: the very pixel
 model will see. Calibration takes the head of a seeded permutation, verification the tail, so
 the two never share a crop unless the split is too small (the overlap is then reported).
 """
+
 from __future__ import annotations
 
 import copy
@@ -69,8 +70,13 @@ def open_held_out(
     input_spec.layout = "NCHW"  # items are NCHW; network_inputs transposes for NHWC artifacts
     try:
         dataset = build_dataset(
-            source, split, input_spec, spec.skeleton,
-            heatmap_stride=spec.heatmap_stride, train=False, cache_dir=cache_dir,
+            source,
+            split,
+            input_spec,
+            spec.skeleton,
+            heatmap_stride=spec.heatmap_stride,
+            train=False,
+            cache_dir=cache_dir,
             synthetic_images=synthetic_images,
         )
     except (FileNotFoundError, ValueError) as err:

@@ -5,6 +5,7 @@ The batch axis is flexible (1..max_batch); with `image_input=True` the model tak
 (batch 1) and normalises inside the graph. Prediction needs macOS: elsewhere the converted model
 is checked structurally (inputs, outputs, operators, weight types), and the report says so.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -38,10 +39,14 @@ def build(job: Job) -> Built:
     """The .mlpackage, its spec embedded as user metadata, checked structurally (prediction needs macOS)."""
     config = job.config
     path = job.path()
-    mlmodel = export_coreml(job.model, job.spec, config.precision, image_input=config.image_input, max_batch=config.max_batch)
+    mlmodel = export_coreml(
+        job.model, job.spec, config.precision, image_input=config.image_input, max_batch=config.max_batch
+    )
     info = job.export_info(
-        "coreml", config.precision,
-        input_name=IMAGE_INPUT_NAME if config.image_input else INPUT_NAME, output_name=OUTPUT_NAME,
+        "coreml",
+        config.precision,
+        input_name=IMAGE_INPUT_NAME if config.image_input else INPUT_NAME,
+        output_name=OUTPUT_NAME,
         input_dtype="uint8" if config.image_input else "float32",
         batch=1 if config.image_input else None,
         max_batch=1 if config.image_input else config.max_batch,
@@ -102,7 +107,9 @@ def export_coreml(
         example, dynamic = torch.zeros(1, 3, h, w), None
     else:
         ct_input = ct.TensorType(
-            name=INPUT_NAME, shape=ct.Shape((ct.RangeDim(1, max_batch, default=1), 3, h, w)), dtype=np.float32,
+            name=INPUT_NAME,
+            shape=ct.Shape((ct.RangeDim(1, max_batch, default=1), 3, h, w)),
+            dtype=np.float32,
         )
         # batch 2 in the example keeps torch.export from specialising the batch axis to 1
         example = torch.zeros(2, 3, h, w)
@@ -120,9 +127,14 @@ def export_coreml(
             )
             if precision == "int8":
                 opt = ct.optimize.coreml
-                config = opt.OptimizationConfig(global_config=opt.OpLinearQuantizerConfig(
-                    mode="linear_symmetric", dtype="int8", granularity="per_channel", weight_threshold=256,
-                ))
+                config = opt.OptimizationConfig(
+                    global_config=opt.OpLinearQuantizerConfig(
+                        mode="linear_symmetric",
+                        dtype="int8",
+                        granularity="per_channel",
+                        weight_threshold=256,
+                    )
+                )
                 mlmodel = opt.linear_quantize_weights(mlmodel, config=config)
     except ExportError:
         raise

@@ -15,6 +15,7 @@ channel spans about the same range. Writers' per-output-channel weights absorb s
 per-channel weight quantization; depthwise readers too; only full convolutions reading a domain
 trade a little weight precision for the activation precision.
 """
+
 from __future__ import annotations
 
 import operator
@@ -39,9 +40,12 @@ class EqualizeReport:
     skipped: int = 0
 
     def to_dict(self) -> dict:
-        return {"domains": len(self.domains), "skipped_domains": self.skipped,
-                "spread_before": _summary([d["spread_before"] for d in self.domains]),
-                "spread_after": _summary([d["spread_after"] for d in self.domains])}
+        return {
+            "domains": len(self.domains),
+            "skipped_domains": self.skipped,
+            "spread_before": _summary([d["spread_before"] for d in self.domains]),
+            "spread_after": _summary([d["spread_after"] for d in self.domains]),
+        }
 
 
 def _summary(values: list[float]) -> dict:
@@ -51,7 +55,11 @@ def _summary(values: list[float]) -> dict:
 
 
 def equalize_activations(
-    model: fx.GraphModule, calibration: np.ndarray, *, strength: float = 1.0, batch_size: int = 16,
+    model: fx.GraphModule,
+    calibration: np.ndarray,
+    *,
+    strength: float = 1.0,
+    batch_size: int = 16,
 ) -> EqualizeReport:
     """Rescale `model` (an fx graph of Conv2d modules, BatchNorms already folded) in place.
 
@@ -80,11 +88,14 @@ def equalize_activations(
         scale = np.exp(strength * (log_r.mean() - log_r))
         _apply(plan, torch.from_numpy(scale.astype(np.float32)), modules)
         after = per_tensor * scale
-        report.domains.append({
-            "channels": int(len(scale)), "tensors": len(plan.members),
-            "spread_before": float(np.median(per_tensor.max(1) / np.maximum(per_tensor.min(1), floor))),
-            "spread_after": float(np.median(after.max(1) / np.maximum(after.min(1), floor * scale.min()))),
-        })
+        report.domains.append(
+            {
+                "channels": int(len(scale)),
+                "tensors": len(plan.members),
+                "spread_before": float(np.median(per_tensor.max(1) / np.maximum(per_tensor.min(1), floor))),
+                "spread_after": float(np.median(after.max(1) / np.maximum(after.min(1), floor * scale.min()))),
+            }
+        )
     model.recompile()
     return report
 
@@ -180,7 +191,9 @@ def _unique(items: list[nn.Module]) -> list[nn.Module]:
     return list(seen.values())
 
 
-def _channel_ranges(model: fx.GraphModule, nodes: list[fx.Node], calibration: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
+def _channel_ranges(
+    model: fx.GraphModule, nodes: list[fx.Node], calibration: np.ndarray, batch_size: int
+) -> dict[str, np.ndarray]:
     """Per-channel max |activation| of `nodes` over the calibration inputs."""
     wanted = {n.name for n in nodes}
     ranges: dict[str, torch.Tensor] = {}
@@ -196,7 +209,7 @@ def _channel_ranges(model: fx.GraphModule, nodes: list[fx.Node], calibration: np
     recorder = Recorder(model)
     with torch.no_grad():
         for i in range(0, len(calibration), batch_size):
-            recorder.run(torch.from_numpy(np.ascontiguousarray(calibration[i:i + batch_size], dtype=np.float32)))
+            recorder.run(torch.from_numpy(np.ascontiguousarray(calibration[i : i + batch_size], dtype=np.float32)))
     return {name: r.numpy().astype(np.float64) for name, r in ranges.items()}
 
 

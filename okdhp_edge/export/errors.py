@@ -1,4 +1,5 @@
 """Errors raised by export, each naming what went wrong and how to fix it."""
+
 from __future__ import annotations
 
 import importlib
@@ -32,7 +33,9 @@ def require(module: str, extra: str, purpose: str) -> ModuleType:
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_OPERATOR = re.compile(r"(aten\.[A-Za-z0-9_.]+|torch\.ops\.[A-Za-z0-9_.]+|tfl\.[A-Za-z0-9_]+|stablehlo\.[A-Za-z0-9_]+|mil\.[A-Za-z0-9_]+)")
+_OPERATOR = re.compile(
+    r"(aten\.[A-Za-z0-9_.]+|torch\.ops\.[A-Za-z0-9_.]+|tfl\.[A-Za-z0-9_]+|stablehlo\.[A-Za-z0-9_]+|mil\.[A-Za-z0-9_]+)"
+)
 
 
 def conversion_error(fmt: str, err: BaseException) -> ConversionError:

@@ -5,6 +5,7 @@ pre-activation one (BN-ReLU-conv on a residual sum) becomes a 1x1 depthwise conv
 every quantizer knows how to quantize (a bare BatchNorm is left in float by ONNX Runtime's and
 PT2E's quantizers, which costs a dequantize/quantize pair around each one).
 """
+
 from __future__ import annotations
 
 import copy

@@ -5,6 +5,7 @@ loaded on first use; a `Built` is the file the format wrote and its export secti
 module (onnx_export, tflite_export, coreml_export, tensorrt_export) has a `build(job) -> Built`;
 the pipeline in api.py writes the metadata, verifies and reports.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -55,8 +56,14 @@ class Job:
         if self.held_out is None:
             raise ExportError("INT8 export needs calibration data (calib_data)")
         if self._calibration is None:
-            self._calibration = load_crops(self.held_out.dataset, self.held_out.calib_indices, "NCHW", "calibration crops").images
-        return np.ascontiguousarray(self._calibration.transpose(0, 2, 3, 1)) if layout.upper() == "NHWC" else self._calibration
+            self._calibration = load_crops(
+                self.held_out.dataset, self.held_out.calib_indices, "NCHW", "calibration crops"
+            ).images
+        return (
+            np.ascontiguousarray(self._calibration.transpose(0, 2, 3, 1))
+            if layout.upper() == "NHWC"
+            else self._calibration
+        )
 
     def int8_model(self) -> tuple[nn.Module, dict[str, Any]]:
         """The student as INT8 calibration should see it: BatchNorms folded and, unless turned off,
@@ -74,5 +81,11 @@ class Job:
     def export_info(self, fmt: str, precision: str, **fields: Any) -> ExportInfo:
         """The artifact's export section: the layouts this config asks for, the student's hash, `fields`."""
         layout = "NHWC" if self.config.nhwc else "NCHW"
-        return ExportInfo(format=fmt, precision=precision, input_layout=layout, output_layout=layout,
-                          source_sha256=self.source_sha256, **fields)
+        return ExportInfo(
+            format=fmt,
+            precision=precision,
+            input_layout=layout,
+            output_layout=layout,
+            source_sha256=self.source_sha256,
+            **fields,
+        )

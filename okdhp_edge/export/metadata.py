@@ -4,6 +4,7 @@ Sidecar: `<artifact filename>.json` (e.g. `x-int8.onnx.json`) holding the full M
 with its `export` section (`okdhp_edge.spec.ExportInfo`, the type the runtime reads) filled.
 Embedded under SPEC_KEY: ONNX `metadata_props`, a TFLite model metadata entry, Core ML user metadata.
 """
+
 from __future__ import annotations
 
 import copy
@@ -18,8 +19,15 @@ from ..spec import SPEC_METADATA_KEY, ExportInfo, ModelSpec, SpecError, sidecar_
 from .errors import ExportError
 
 __all__ = [
-    "SPEC_KEY", "artifact_spec", "embed_onnx", "embed_tflite", "read_artifact_spec", "read_embedded_spec",
-    "sha256_file", "sidecar_path", "write_sidecar",
+    "SPEC_KEY",
+    "artifact_spec",
+    "embed_onnx",
+    "embed_tflite",
+    "read_artifact_spec",
+    "read_embedded_spec",
+    "sha256_file",
+    "sidecar_path",
+    "write_sidecar",
 ]
 
 SPEC_KEY = SPEC_METADATA_KEY
@@ -40,8 +48,12 @@ def artifact_spec(spec: ModelSpec, info: ExportInfo) -> ModelSpec:
     spec.input)` produces exactly the tensor the artifact takes.
     """
     out = copy.deepcopy(spec)
-    out.export = replace(info, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                         okdhp_edge_version=__version__, details=copy.deepcopy(info.details))
+    out.export = replace(
+        info,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        okdhp_edge_version=__version__,
+        details=copy.deepcopy(info.details),
+    )
     out.input.layout = info.input_layout
     return out
 
@@ -61,7 +73,9 @@ def embed_onnx(path: str | os.PathLike, spec: ModelSpec) -> None:
     del model.metadata_props[:]
     model.metadata_props.extend(kept)
     model.metadata_props.add(key=SPEC_KEY, value=spec.to_json())
-    model.doc_string = f"okdhp-edge pose student {spec.name}: input {spec.input.width}x{spec.input.height}, heatmaps (N,K,h,w)"
+    model.doc_string = (
+        f"okdhp-edge pose student {spec.name}: input {spec.input.width}x{spec.input.height}, heatmaps (N,K,h,w)"
+    )
     tmp = Path(str(path) + ".tmp")
     onnx.save(model, str(tmp))
     os.replace(tmp, path)

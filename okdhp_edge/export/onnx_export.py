@@ -1,6 +1,7 @@
 """The ONNX format: `build(job)` writes one self-contained ONNX file (dynamic batch) in FP32, FP16
 or static INT8 (quantize.py); opset 17+ through torch.export (dynamo), opsets 13-16 (TensorRT 8.2
 on a Jetson Nano) through the TorchScript exporter. TensorRT builds its engines from `write_onnx`."""
+
 from __future__ import annotations
 
 import contextlib
@@ -20,8 +21,16 @@ from .job import Built, Job
 from .metadata import embed_onnx
 
 __all__ = [
-    "DYNAMO_MIN_OPSET", "INPUT_NAME", "MIN_OPSET", "OUTPUT_NAME", "build", "convert_to_fp16", "export_onnx", "onnx_info",
-    "onnx_io", "write_onnx",
+    "DYNAMO_MIN_OPSET",
+    "INPUT_NAME",
+    "MIN_OPSET",
+    "OUTPUT_NAME",
+    "build",
+    "convert_to_fp16",
+    "export_onnx",
+    "onnx_info",
+    "onnx_io",
+    "write_onnx",
 ]
 
 INPUT_NAME = "input"
@@ -39,11 +48,15 @@ def build(job: Job) -> Built:
     details = write_onnx(job, path, precision, job.config.scheme)
     notes = []
     if precision == "fp16":
-        notes.append("FP16 weights/compute with float32 I/O; ONNX Runtime's CPU provider runs many FP16 ops via "
-                     "inserted casts, so FP16 pays off on GPUs, not on CPUs")
+        notes.append(
+            "FP16 weights/compute with float32 I/O; ONNX Runtime's CPU provider runs many FP16 ops via "
+            "inserted casts, so FP16 pays off on GPUs, not on CPUs"
+        )
     if precision == "int8" and job.config.residual == "float":
-        notes.append("INT8 convolutions with the residual stream in float (--int8-residual float): "
-                     "a little more accurate, slower on ONNX Runtime than full INT8 (docs/export.md)")
+        notes.append(
+            "INT8 convolutions with the residual stream in float (--int8-residual float): "
+            "a little more accurate, slower on ONNX Runtime than full INT8 (docs/export.md)"
+        )
     return Built(path, onnx_info(job, path, precision, job.config.scheme, details), embed_onnx, notes)
 
 
@@ -64,22 +77,49 @@ def write_onnx(job: Job, dst: Path, precision: str, scheme: str) -> dict[str, An
     fp32 = export_onnx(model, job.spec, job.work_dir / "fp32.onnx", opset=config.opset, nhwc=config.nhwc)
     rewrites = rewrite_for_int8(fp32, stem=scheme == "qdq")
     calibration = job.calibration("NHWC" if config.nhwc else "NCHW")
-    quantize_onnx(fp32, dst, calibration, input_name=onnx_io(fp32)["input_name"],
-                  method=config.calib_method, scheme=scheme, float_residual=config.residual == "float",
-                  float_nodes=input_rearrangements if rewrites.get("space_to_depth_stem") else None)
-    return {"opset": onnx_io(dst)["opset"], "int8_residual": config.residual, "graph_rewrites": rewrites, **equalization,
-            "calibration": {"method": config.calib_method, "images": int(len(calibration)), "source": config.calib_data, "split": config.calib_split}}
+    quantize_onnx(
+        fp32,
+        dst,
+        calibration,
+        input_name=onnx_io(fp32)["input_name"],
+        method=config.calib_method,
+        scheme=scheme,
+        float_residual=config.residual == "float",
+        float_nodes=input_rearrangements if rewrites.get("space_to_depth_stem") else None,
+    )
+    return {
+        "opset": onnx_io(dst)["opset"],
+        "int8_residual": config.residual,
+        "graph_rewrites": rewrites,
+        **equalization,
+        "calibration": {
+            "method": config.calib_method,
+            "images": int(len(calibration)),
+            "source": config.calib_data,
+            "split": config.calib_split,
+        },
+    }
 
 
 def onnx_info(job: Job, path: Path, precision: str, scheme: str, details: dict[str, Any], **fields: Any) -> ExportInfo:
     """The export section of an ONNX file as written: its I/O read back from the file."""
     io = onnx_io(path)
-    return job.export_info("onnx", precision, input_name=io["input_name"], output_name=io["output_name"],
-                           input_dtype=io["input_dtype"], batch=io["batch"],
-                           int8_scheme=scheme if precision == "int8" else None, details=details, **fields)
+    return job.export_info(
+        "onnx",
+        precision,
+        input_name=io["input_name"],
+        output_name=io["output_name"],
+        input_dtype=io["input_dtype"],
+        batch=io["batch"],
+        int8_scheme=scheme if precision == "int8" else None,
+        details=details,
+        **fields,
+    )
 
 
-def export_onnx(model: nn.Module, spec: ModelSpec, path: str | os.PathLike, *, opset: int = 18, nhwc: bool = False) -> Path:
+def export_onnx(
+    model: nn.Module, spec: ModelSpec, path: str | os.PathLike, *, opset: int = 18, nhwc: bool = False
+) -> Path:
     """Write the FP32 student to `path`: BatchNorms folded, batch axis dynamic, weights inline."""
     onnx = require("onnx", "export", "ONNX export")
     require("onnxscript", "export", "ONNX export (torch.onnx dynamo exporter)")
@@ -101,7 +141,9 @@ def export_onnx(model: nn.Module, spec: ModelSpec, path: str | os.PathLike, *, o
     model = onnx.load(str(tmp))
     written = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     if written != opset:
-        raise ConversionError(f"conversion to onnx failed: opset {opset} was asked for but the exporter wrote opset {written}")
+        raise ConversionError(
+            f"conversion to onnx failed: opset {opset} was asked for but the exporter wrote opset {written}"
+        )
     _strip_trace_metadata(model)
     onnx.save(model, str(tmp))
     os.replace(tmp, path)
@@ -113,8 +155,15 @@ def _dynamo_export(net: nn.Module, example: torch.Tensor, path: Path, opset: int
     batch = torch.export.Dim("batch", min=1, max=1024)
     with contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
         program = torch.onnx.export(
-            net, (example,), dynamo=True, external_data=False, opset_version=opset,
-            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_shapes=({0: batch},), verbose=False,
+            net,
+            (example,),
+            dynamo=True,
+            external_data=False,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes=({0: batch},),
+            verbose=False,
         )
     program.save(str(path), external_data=False)
 
@@ -123,12 +172,24 @@ def _torchscript_export(net: nn.Module, example: torch.Tensor, path: Path, opset
     """The TorchScript exporter, deprecated by torch in favour of dynamo but the one that writes
     opsets below 17 natively; its deprecation notice is the price of that, not news to the user."""
     with warnings.catch_warnings(), torch.no_grad():
-        warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", message="The feature will be removed", category=DeprecationWarning,
-                                module=r"torch\.onnx\._internal\.torchscript_exporter")
+        warnings.filterwarnings(
+            "ignore", message="You are using the legacy TorchScript-based ONNX export", category=DeprecationWarning
+        )
+        warnings.filterwarnings(
+            "ignore",
+            message="The feature will be removed",
+            category=DeprecationWarning,
+            module=r"torch\.onnx\._internal\.torchscript_exporter",
+        )
         torch.onnx.export(
-            net, (example,), str(path), dynamo=False, opset_version=opset, input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME], dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            net,
+            (example,),
+            str(path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
         )
 
 
@@ -185,4 +246,3 @@ def onnx_io(path: str | os.PathLike) -> dict[str, object]:
         "batch": dim0.dim_value if dim0.HasField("dim_value") else None,  # None: dynamic
         "opset": max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
     }
-

@@ -14,6 +14,7 @@ provider runs the quantized graph (measured in docs/export.md, "Where the ONNX I
   and a stride-1 convolution on 12 channels (kernel 4x4, the 7x7 taps zero-padded to 8x8), it
   computes the same sums with a 192-deep, 12-channel im2col that the INT8 kernels run much faster.
 """
+
 from __future__ import annotations
 
 import os
@@ -97,12 +98,18 @@ def space_to_depth_stem(model) -> int:
     changed = 0
     for conv in [n for n in nodes if n.op_type == "Conv"]:
         source = producers.get(conv.input[0])
-        reads_input = conv.input[0] in inputs or (source is not None and source.op_type == "Transpose" and source.input[0] in inputs)
+        reads_input = conv.input[0] in inputs or (
+            source is not None and source.op_type == "Transpose" and source.input[0] in inputs
+        )
         attrs = _attributes(conv)
         x = shapes.get(conv.input[0], [])
         if not reads_input or conv.input[1] not in inits or len(x) != 4 or any(d <= 0 for d in x[1:]):
             continue
-        if attrs.get("strides") != [2, 2] or attrs.get("group", 1) != 1 or any(d != 1 for d in attrs.get("dilations", [1, 1])):
+        if (
+            attrs.get("strides") != [2, 2]
+            or attrs.get("group", 1) != 1
+            or any(d != 1 for d in attrs.get("dilations", [1, 1]))
+        ):
             continue
         if attrs.get("auto_pad", b"NOTSET") != b"NOTSET":
             continue
@@ -112,22 +119,42 @@ def space_to_depth_stem(model) -> int:
         padded = [x[2] + top + bottom, x[3] + left + right]
         padded = [p + p % 2 for p in padded]  # SpaceToDepth needs even sides; the extra row/column is never read
         taps = [(kh + 1) // 2, (kw + 1) // 2]
-        if [p // 2 - t + 1 for p, t in zip(padded, taps)] != [(x[2] + top + bottom - kh) // 2 + 1, (x[3] + left + right - kw) // 2 + 1]:
+        if [p // 2 - t + 1 for p, t in zip(padded, taps)] != [
+            (x[2] + top + bottom - kh) // 2 + 1,
+            (x[3] + left + right - kw) // 2 + 1,
+        ]:
             continue
         wide = np.zeros((out_c, in_c, 2 * taps[0], 2 * taps[1]), dtype=weight.dtype)
         wide[:, :, :kh, :kw] = weight
         # SpaceToDepth puts pixel (2a+p, 2b+q) of channel c at channel (2p+q)*C + c, position (a, b)
-        folded = wide.reshape(out_c, in_c, taps[0], 2, taps[1], 2).transpose(0, 3, 5, 1, 2, 4).reshape(out_c, 4 * in_c, *taps)
+        folded = (
+            wide.reshape(out_c, in_c, taps[0], 2, taps[1], 2)
+            .transpose(0, 3, 5, 1, 2, 4)
+            .reshape(out_c, 4 * in_c, *taps)
+        )
         base = conv.name or conv.output[0]
         pads = [0, 0, top, left, 0, 0, padded[0] - x[2] - top, padded[1] - x[3] - left]
-        graph.initializer.extend([numpy_helper.from_array(folded, f"{base}_s2d_weight"),
-                                  numpy_helper.from_array(np.array(pads, dtype=np.int64), f"{base}_s2d_pads")])
-        pad = helper.make_node("Pad", [conv.input[0], f"{base}_s2d_pads"], [f"{base}_padded"], name=f"{base}_pad", mode="constant")
+        graph.initializer.extend(
+            [
+                numpy_helper.from_array(folded, f"{base}_s2d_weight"),
+                numpy_helper.from_array(np.array(pads, dtype=np.int64), f"{base}_s2d_pads"),
+            ]
+        )
+        pad = helper.make_node(
+            "Pad", [conv.input[0], f"{base}_s2d_pads"], [f"{base}_padded"], name=f"{base}_pad", mode="constant"
+        )
         s2d = helper.make_node("SpaceToDepth", [f"{base}_padded"], [f"{base}_s2d"], name=f"{base}_s2d", blocksize=2)
-        new = helper.make_node("Conv", [f"{base}_s2d", f"{base}_s2d_weight", *conv.input[2:]], list(conv.output),
-                               name=conv.name, kernel_shape=taps, strides=[1, 1], pads=[0, 0, 0, 0])
+        new = helper.make_node(
+            "Conv",
+            [f"{base}_s2d", f"{base}_s2d_weight", *conv.input[2:]],
+            list(conv.output),
+            name=conv.name,
+            kernel_shape=taps,
+            strides=[1, 1],
+            pads=[0, 0, 0, 0],
+        )
         at = nodes.index(conv)
-        nodes[at:at + 1] = [pad, s2d, new]
+        nodes[at : at + 1] = [pad, s2d, new]
         changed += 1
     if changed:
         del graph.node[:]

@@ -1,4 +1,5 @@
 """What an export run should produce: format, precision and the knobs of each converter."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -7,8 +8,16 @@ from pathlib import Path
 from .errors import ExportError
 
 __all__ = [
-    "CALIB_AVERAGING", "CALIB_METHODS", "ExportConfig", "FORMATS", "FORMAT_OPTIONS", "INT8_RESIDUALS", "INT8_SCHEMES",
-    "PRECISIONS", "SUFFIXES", "TRT_ROUTES",
+    "CALIB_AVERAGING",
+    "CALIB_METHODS",
+    "ExportConfig",
+    "FORMATS",
+    "FORMAT_OPTIONS",
+    "INT8_RESIDUALS",
+    "INT8_SCHEMES",
+    "PRECISIONS",
+    "SUFFIXES",
+    "TRT_ROUTES",
 ]
 
 FORMATS = ("onnx", "tflite", "coreml", "tensorrt")
@@ -24,7 +33,10 @@ _WEIGHTS_ONLY = "Core ML INT8 quantizes weights only"
 # Set to anything but its default for another format, an option is an error, never silently ignored.
 FORMAT_OPTIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "opset": (("onnx", "tensorrt"), "only ONNX files (and the ONNX a TensorRT engine is built from) have an opset"),
-    "calib_method": (("onnx", "tensorrt"), "TFLite INT8 calibrates with PT2E's moving-average min/max observer; " + _WEIGHTS_ONLY),
+    "calib_method": (
+        ("onnx", "tensorrt"),
+        "TFLite INT8 calibrates with PT2E's moving-average min/max observer; " + _WEIGHTS_ONLY,
+    ),
     "int8_scheme": (("onnx", "tensorrt"), "TFLite INT8 is always symmetric int8; " + _WEIGHTS_ONLY),
     "int8_residual": (("onnx", "tflite", "tensorrt"), _WEIGHTS_ONLY),
     "equalize": (("onnx", "tflite", "tensorrt"), _WEIGHTS_ONLY + ", there are no activation ranges to even out"),
@@ -89,10 +101,14 @@ class ExportConfig:
         _choice("trt_route", self.trt_route, TRT_ROUTES)
         _choice("int8_residual", self.int8_residual, INT8_RESIDUALS)
         if self.opset < 13:
-            raise ExportError(f"opset {self.opset} is too old: use opset >= 13 (default 18; 13 is what TensorRT 8.2 parses)")
+            raise ExportError(
+                f"opset {self.opset} is too old: use opset >= 13 (default 18; 13 is what TensorRT 8.2 parses)"
+            )
         if self.opset < 17 and (self.precision == "int8" or self.format not in ("onnx", "tensorrt")):
-            raise ExportError(f"opset {self.opset} is for fp32/fp16 ONNX and TensorRT exports (TensorRT 8.2, Jetson Nano); "
-                              "INT8 and the other formats need opset >= 17")
+            raise ExportError(
+                f"opset {self.opset} is for fp32/fp16 ONNX and TensorRT exports (TensorRT 8.2, Jetson Nano); "
+                "INT8 and the other formats need opset >= 17"
+            )
         _choice("calib_split", self.calib_split, ("val", "train"))
         if self.calib_images < 1:
             raise ExportError(f"calib_images must be >= 1, got {self.calib_images}")
@@ -112,8 +128,10 @@ class ExportConfig:
         defaults = {f.name: f.default for f in fields(self)}
         for name, (formats, why) in FORMAT_OPTIONS.items():
             if self.format not in formats and getattr(self, name) != defaults[name]:
-                raise ExportError(f"{name} (--{name.replace('_', '-')}) applies to {', '.join(formats)} only, "
-                                  f"not format={self.format!r}: {why}")
+                raise ExportError(
+                    f"{name} (--{name.replace('_', '-')}) applies to {', '.join(formats)} only, "
+                    f"not format={self.format!r}: {why}"
+                )
 
     @classmethod
     def option_names(cls) -> list[str]:

@@ -16,6 +16,7 @@ method comes close to it; heavy-tailed activations need the typical one (docs/ex
 the methods). Dynamic quantization is deliberately absent: it is slower than FP32 on this CNN
 (docs/export.md).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -72,11 +73,15 @@ def quantize_onnx(
         prepared = Path(tmp) / "prepared.onnx"
         quant.quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
         reader = _BatchReader(calibration, input_name, batch_size)
-        keep_float = (residual_stream_nodes(prepared) if float_residual else []) + (float_nodes(prepared) if float_nodes else [])
+        keep_float = (residual_stream_nodes(prepared) if float_residual else []) + (
+            float_nodes(prepared) if float_nodes else []
+        )
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # the entropy calibrator prints its progress
                 quant.quantize_static(
-                    str(prepared), str(dst.with_name(dst.name + ".tmp")), reader,
+                    str(prepared),
+                    str(dst.with_name(dst.name + ".tmp")),
+                    reader,
                     quant_format=quant.QuantFormat.QDQ,
                     per_channel=True,
                     reduce_range=False,
@@ -110,7 +115,7 @@ class _BatchReader:
     """Feeds calibration batches to ONNX Runtime's calibrator with a progress bar."""
 
     def __init__(self, data: np.ndarray, input_name: str, batch_size: int) -> None:
-        self._batches = [data[i:i + batch_size] for i in range(0, len(data), batch_size)]
+        self._batches = [data[i : i + batch_size] for i in range(0, len(data), batch_size)]
         self._name = input_name
         self._next = 0
         self._end = len(self._batches)

@@ -4,6 +4,7 @@ Each filter names the library's logger (or warning) and the start of the message
 anything else those libraries say (a conversion problem, a version they were not tested with)
 still reaches the user. Installed once when `okdhp_edge.export` is imported.
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,8 +24,9 @@ LOG_MESSAGES: dict[str, tuple[str, ...]] = {
     # coremltools' prediction bindings, which exist only on macOS (the export says so in its notes)
     "coremltools": ("Failed to load _ML",),
     # opset 17 is reached through ONNX's own converter; export_onnx checks the opset it wrote
-    "onnxscript.version_converter": ("The model version conversion is not supported by the onnxscript version converter "
-                                     "and fallback is enabled",),
+    "onnxscript.version_converter": (
+        "The model version conversion is not supported by the onnxscript version converter and fallback is enabled",
+    ),
 }
 
 
@@ -45,5 +47,7 @@ def install() -> None:
         if not any(isinstance(f, _DropMessages) for f in logger.filters):
             logger.addFilter(_DropMessages(prefixes))
     # torch's pytree deprecation, raised inside torch.export while tracing our student
-    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
+    warnings.filterwarnings(
+        "ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning
+    )
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")

@@ -1,4 +1,5 @@
 """export_report.json / export_report.md: one entry per artifact, merged across runs in a folder."""
+
 from __future__ import annotations
 
 import json
@@ -42,20 +43,37 @@ def _fmt(value: Any, digits: int = 2) -> str:
 
 def markdown_table(entries: list[dict[str, Any]]) -> str:
     """One row per artifact: size, status, heatmap difference, keypoint agreement, accuracy drop."""
-    head = ("| artifact | format | precision | size (MB) | status | runner | max abs diff | mean abs diff | "
-            "kp agreement % | metric | torch | exported | drop |\n")
+    head = (
+        "| artifact | format | precision | size (MB) | status | runner | max abs diff | mean abs diff | "
+        "kp agreement % | metric | torch | exported | drop |\n"
+    )
     rule = "|" + "---|" * 13 + "\n"
     rows = []
     for e in entries:
         v = e.get("verification", {})
         metric = v.get("metric")
         agreement = next((val for key, val in v.items() if key.startswith("kp_agreement")), None)
-        rows.append("| " + " | ".join([
-            e["artifact"], e["format"], e["precision"], _fmt(e.get("size_bytes", 0) / 1e6), e["status"],
-            v.get("runner", "not run"), _fmt(v.get("heatmap_max_abs_diff"), 4), _fmt(v.get("heatmap_mean_abs_diff"), 5),
-            _fmt(agreement, 1), metric or "-", _fmt(v.get("torch", {}).get(metric)),
-            _fmt(v.get("exported", {}).get(metric)), _fmt(v.get("drop")),
-        ]) + " |")
+        rows.append(
+            "| "
+            + " | ".join(
+                [
+                    e["artifact"],
+                    e["format"],
+                    e["precision"],
+                    _fmt(e.get("size_bytes", 0) / 1e6),
+                    e["status"],
+                    v.get("runner", "not run"),
+                    _fmt(v.get("heatmap_max_abs_diff"), 4),
+                    _fmt(v.get("heatmap_mean_abs_diff"), 5),
+                    _fmt(agreement, 1),
+                    metric or "-",
+                    _fmt(v.get("torch", {}).get(metric)),
+                    _fmt(v.get("exported", {}).get(metric)),
+                    _fmt(v.get("drop")),
+                ]
+            )
+            + " |"
+        )
     return head + rule + "\n".join(rows) + "\n"
 
 

@@ -8,6 +8,7 @@ TensorRT 8.2, which parses up to opset 13 and predates trtexec's --memPoolSize);
 Engine's FP16 on iPhone; full-integer INT8 LiteRT on Android; static QDQ INT8 for ONNX Runtime
 on CPUs.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,24 +34,48 @@ class Target:
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
-        Target("jetson-orin", "tensorrt", "int8", "Jetson Orin (JetPack 5.1/6.x): INT8 TensorRT engine from symmetric QDQ ONNX, opset 17",
-               int8_scheme="symmetric", opset=17, trt_version="8.5",
-               notes=("Jetson Orin: build the engine on the device with the trtexec line (TensorRT 8.5 and later accept "
-                      "it); the okdhp_edge runtime runs the engine with Python >= 3.10 and TensorRT >= 8.5 Python bindings "
-                      "plus cuda-python: JetPack 6 (Python 3.10); on JetPack 5 (Python 3.8) it does not install, so "
-                      "load the engine from your own TensorRT code there",)),
-        Target("jetson-nano", "tensorrt", "fp16", "Jetson Nano (JetPack 4.6, TensorRT 8.2, no INT8): FP16 engine from opset-13 ONNX",
-               opset=13, trt_version="8.2",
-               notes=("Jetson Nano (JetPack 4.6: TensorRT 8.2, CUDA 10.2, Python 3.6): the ONNX is opset 13 and the "
-                      "trtexec line uses TensorRT 8.2's flags, so the engine builds on the Nano; the okdhp_edge runtime "
-                      "does not run there (it needs Python >= 3.10 and TensorRT >= 8.5): load the engine from your own "
-                      "TensorRT 8.2 code (C++ or Python 3.6), feeding the crops as the sidecar JSON describes",)),
+        Target(
+            "jetson-orin",
+            "tensorrt",
+            "int8",
+            "Jetson Orin (JetPack 5.1/6.x): INT8 TensorRT engine from symmetric QDQ ONNX, opset 17",
+            int8_scheme="symmetric",
+            opset=17,
+            trt_version="8.5",
+            notes=(
+                "Jetson Orin: build the engine on the device with the trtexec line (TensorRT 8.5 and later accept "
+                "it); the okdhp_edge runtime runs the engine with Python >= 3.10 and TensorRT >= 8.5 Python bindings "
+                "plus cuda-python: JetPack 6 (Python 3.10); on JetPack 5 (Python 3.8) it does not install, so "
+                "load the engine from your own TensorRT code there",
+            ),
+        ),
+        Target(
+            "jetson-nano",
+            "tensorrt",
+            "fp16",
+            "Jetson Nano (JetPack 4.6, TensorRT 8.2, no INT8): FP16 engine from opset-13 ONNX",
+            opset=13,
+            trt_version="8.2",
+            notes=(
+                "Jetson Nano (JetPack 4.6: TensorRT 8.2, CUDA 10.2, Python 3.6): the ONNX is opset 13 and the "
+                "trtexec line uses TensorRT 8.2's flags, so the engine builds on the Nano; the okdhp_edge runtime "
+                "does not run there (it needs Python >= 3.10 and TensorRT >= 8.5): load the engine from your own "
+                "TensorRT 8.2 code (C++ or Python 3.6), feeding the crops as the sidecar JSON describes",
+            ),
+        ),
         Target("iphone", "coreml", "fp16", "iPhone / iPad: Core ML mlprogram in FP16 for the Neural Engine"),
-        Target("android", "tflite", "int8", "Android: full-integer INT8 LiteRT with NHWC input/output (CPU/XNNPACK)",
-               nhwc=True,
-               notes=("Android: the app runs the .tflite with LiteRT itself; the okdhp_edge runtime (desktop/Linux "
-                      "Python) runs it on the CPU with XNNPACK and exposes no GPU/NNAPI delegates. Ship the "
-                      "<artifact>.json sidecar as an app asset to read the input size, normalisation and skeleton",)),
+        Target(
+            "android",
+            "tflite",
+            "int8",
+            "Android: full-integer INT8 LiteRT with NHWC input/output (CPU/XNNPACK)",
+            nhwc=True,
+            notes=(
+                "Android: the app runs the .tflite with LiteRT itself; the okdhp_edge runtime (desktop/Linux "
+                "Python) runs it on the CPU with XNNPACK and exposes no GPU/NNAPI delegates. Ship the "
+                "<artifact>.json sidecar as an app asset to read the input size, normalisation and skeleton",
+            ),
+        ),
         Target("cpu", "onnx", "int8", "x86/ARM CPU: ONNX Runtime with static QDQ INT8 (per-channel weights)"),
     )
 }

@@ -7,6 +7,7 @@ the symmetric QDQ ONNX or implicitly with TensorRT's entropy calibrator on the F
 Elsewhere the ONNX is written together with the exact `trtexec` command that builds the
 engine on the device.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,8 +28,14 @@ from .metadata import artifact_spec, embed_onnx, sidecar_path, write_sidecar
 from .onnx_export import onnx_info, write_onnx
 
 __all__ = [
-    "build", "build_engine", "calibration_cache_path", "compile_with_torch_tensorrt", "engine_io_names",
-    "tensorrt_available", "torch_tensorrt_available", "trtexec_command",
+    "build",
+    "build_engine",
+    "calibration_cache_path",
+    "compile_with_torch_tensorrt",
+    "engine_io_names",
+    "tensorrt_available",
+    "torch_tensorrt_available",
+    "trtexec_command",
 ]
 
 
@@ -39,42 +46,100 @@ def build(job: Job) -> Built:
     engine = job.path()
     notes = ["TensorRT engines are device-specific: build on (and for) the GPU and TensorRT version that runs them"]
     if config.trt_route == "torch_tensorrt":
-        compile_with_torch_tensorrt(job.model, job.spec, engine, config.precision,
-                                    max_batch=config.max_batch, workspace_gb=config.trt_workspace_gb)
+        compile_with_torch_tensorrt(
+            job.model,
+            job.spec,
+            engine,
+            config.precision,
+            max_batch=config.max_batch,
+            workspace_gb=config.trt_workspace_gb,
+        )
         inp, out = engine_io_names(engine)
-        info = job.export_info("tensorrt", config.precision, input_name=inp, output_name=out, max_batch=config.max_batch,
-                               device_specific=True, details={"route": "torch_tensorrt"})
+        info = job.export_info(
+            "tensorrt",
+            config.precision,
+            input_name=inp,
+            output_name=out,
+            max_batch=config.max_batch,
+            device_specific=True,
+            details={"route": "torch_tensorrt"},
+        )
         return Built(engine, info, None, notes)
     scheme = config.scheme
     source_precision = "int8" if config.precision == "int8" and scheme == "symmetric" else "fp32"
     if scheme == "calibrator" and config.precision == "int8" and not tensorrt_available():
-        raise ExportError("int8_scheme='calibrator' runs TensorRT's calibrator and needs the tensorrt package here; "
-                          "without it use int8_scheme='symmetric' (QDQ ONNX + trtexec command)")
+        raise ExportError(
+            "int8_scheme='calibrator' runs TensorRT's calibrator and needs the tensorrt package here; "
+            "without it use int8_scheme='symmetric' (QDQ ONNX + trtexec command)"
+        )
     onnx_path = job.path(config.precision, ".onnx", tag="-trt")
     onnx_details = write_onnx(job, onnx_path, source_precision, "symmetric")
-    source = onnx_info(job, onnx_path, source_precision, "symmetric",
-                       {**onnx_details, "purpose": f"TensorRT {config.precision} engine source"}, max_batch=config.max_batch)
-    command = trtexec_command(onnx_path, engine, job.spec, config.precision, input_name=source.input_name,
-                              max_batch=config.max_batch, workspace_gb=config.trt_workspace_gb, trt_version=config.trt_version)
-    details = {"route": "onnx", "onnx_source": onnx_path.name, **{k: v for k, v in onnx_details.items() if k != "opset"},
-               "build_command": command}
-    info = job.export_info("tensorrt", config.precision, input_name=source.input_name, output_name=source.output_name,
-                           max_batch=config.max_batch, device_specific=True, int8_scheme=source.int8_scheme, details=details)
+    source = onnx_info(
+        job,
+        onnx_path,
+        source_precision,
+        "symmetric",
+        {**onnx_details, "purpose": f"TensorRT {config.precision} engine source"},
+        max_batch=config.max_batch,
+    )
+    command = trtexec_command(
+        onnx_path,
+        engine,
+        job.spec,
+        config.precision,
+        input_name=source.input_name,
+        max_batch=config.max_batch,
+        workspace_gb=config.trt_workspace_gb,
+        trt_version=config.trt_version,
+    )
+    details = {
+        "route": "onnx",
+        "onnx_source": onnx_path.name,
+        **{k: v for k, v in onnx_details.items() if k != "opset"},
+        "build_command": command,
+    }
+    info = job.export_info(
+        "tensorrt",
+        config.precision,
+        input_name=source.input_name,
+        output_name=source.output_name,
+        max_batch=config.max_batch,
+        device_specific=True,
+        int8_scheme=source.int8_scheme,
+        details=details,
+    )
     if not tensorrt_available():
         # the engine's sidecar is written now, so the engine trtexec builds is ready for the runtime
         write_sidecar(engine, artifact_spec(job.spec, info))
-        notes.append("tensorrt is not importable here: build the engine on the device with the trtexec command; "
-                     "verification ran the ONNX TensorRT builds from on ONNX Runtime CPU")
-        extra = {"artifact_name": engine.name, "engine": str(engine), "engine_sidecar": sidecar_path(engine).name,
-                 "onnx_source": onnx_path.name, "trtexec": command, "device_specific": True}
+        notes.append(
+            "tensorrt is not importable here: build the engine on the device with the trtexec command; "
+            "verification ran the ONNX TensorRT builds from on ONNX Runtime CPU"
+        )
+        extra = {
+            "artifact_name": engine.name,
+            "engine": str(engine),
+            "engine_sidecar": sidecar_path(engine).name,
+            "onnx_source": onnx_path.name,
+            "trtexec": command,
+            "device_specific": True,
+        }
         return Built(onnx_path, source, embed_onnx, notes, extra, status="deferred")
     source_spec = artifact_spec(job.spec, source)
     write_sidecar(onnx_path, source_spec)
     embed_onnx(onnx_path, source_spec)
     calibration = job.calibration() if config.precision == "int8" and scheme == "calibrator" else None
     cache = None if calibration is None else calibration_cache_path(engine, job.source_sha256, calibration)
-    build_engine(onnx_path, engine, job.spec, config.precision, input_name=source.input_name, max_batch=config.max_batch,
-                 workspace_gb=config.trt_workspace_gb, calibration=calibration, calibration_cache=cache)
+    build_engine(
+        onnx_path,
+        engine,
+        job.spec,
+        config.precision,
+        input_name=source.input_name,
+        max_batch=config.max_batch,
+        workspace_gb=config.trt_workspace_gb,
+        calibration=calibration,
+        calibration_cache=cache,
+    )
     return Built(engine, info, None, notes, {"onnx_source": onnx_path.name, "trtexec": command})
 
 
@@ -91,8 +156,18 @@ def _shapes(spec: ModelSpec, max_batch: int, opt_batch: int) -> tuple[tuple[int,
     return (1, 3, h, w), (min(opt_batch, max_batch), 3, h, w), (max_batch, 3, h, w)
 
 
-def trtexec_command(onnx_path: Path, engine_path: Path, spec: ModelSpec, precision: str, *, input_name: str,
-                    max_batch: int, opt_batch: int = 1, workspace_gb: float = 2.0, trt_version: str = "10") -> str:
+def trtexec_command(
+    onnx_path: Path,
+    engine_path: Path,
+    spec: ModelSpec,
+    precision: str,
+    *,
+    input_name: str,
+    max_batch: int,
+    opt_batch: int = 1,
+    workspace_gb: float = 2.0,
+    trt_version: str = "10",
+) -> str:
     """The trtexec line that builds the same engine on the device (run it next to the ONNX file).
 
     `trt_version` is the device's TensorRT: before 8.4 trtexec sizes the workspace with
@@ -102,8 +177,12 @@ def trtexec_command(onnx_path: Path, engine_path: Path, spec: ModelSpec, precisi
     lo, opt, hi = ("x".join(str(d) for d in shape) for shape in _shapes(spec, max_batch, opt_batch))
     workspace_mib = int(workspace_gb * 1024)
     args = [
-        "trtexec", f"--onnx={onnx_path.name}", f"--saveEngine={engine_path.name}",
-        f"--minShapes={input_name}:{lo}", f"--optShapes={input_name}:{opt}", f"--maxShapes={input_name}:{hi}",
+        "trtexec",
+        f"--onnx={onnx_path.name}",
+        f"--saveEngine={engine_path.name}",
+        f"--minShapes={input_name}:{lo}",
+        f"--optShapes={input_name}:{opt}",
+        f"--maxShapes={input_name}:{hi}",
     ]
     if _version(trt_version) < (8, 4):
         args += ["--explicitBatch", f"--workspace={workspace_mib}"]
@@ -135,9 +214,19 @@ def _version(text: str) -> tuple[int, ...]:
         raise ExportError(f"TensorRT version {text!r} is not like '8.2' or '10'") from None
 
 
-def build_engine(onnx_path: Path, engine_path: Path, spec: ModelSpec, precision: str, *, input_name: str,
-                 max_batch: int, opt_batch: int = 1, workspace_gb: float = 2.0,
-                 calibration: np.ndarray | None = None, calibration_cache: Path | None = None) -> Path:
+def build_engine(
+    onnx_path: Path,
+    engine_path: Path,
+    spec: ModelSpec,
+    precision: str,
+    *,
+    input_name: str,
+    max_batch: int,
+    opt_batch: int = 1,
+    workspace_gb: float = 2.0,
+    calibration: np.ndarray | None = None,
+    calibration_cache: Path | None = None,
+) -> Path:
     """Parse `onnx_path` and build a serialized engine with the TensorRT Python API.
 
     `calibration` selects implicit INT8 (entropy calibrator over these crops, FP32 ONNX, ranges
@@ -171,8 +260,10 @@ def build_engine(onnx_path: Path, engine_path: Path, spec: ModelSpec, precision:
         config.set_calibration_profile(profile)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise ConversionError(f"conversion to tensorrt failed: the builder returned no engine for {onnx_path.name} "
-                              "(see the TensorRT log above for the layer it stopped at)")
+        raise ConversionError(
+            f"conversion to tensorrt failed: the builder returned no engine for {onnx_path.name} "
+            "(see the TensorRT log above for the layer it stopped at)"
+        )
     tmp = engine_path.with_name(engine_path.name + ".tmp")
     tmp.write_bytes(bytes(serialized))
     os.replace(tmp, engine_path)
@@ -199,7 +290,7 @@ def _entropy_calibrator(trt, data: np.ndarray, cache_path: Path | None):
         def get_batch(self, names):
             if self.index >= len(self.data):
                 return None
-            self.device.copy_(torch.from_numpy(np.ascontiguousarray(self.data[self.index:self.index + 1])))
+            self.device.copy_(torch.from_numpy(np.ascontiguousarray(self.data[self.index : self.index + 1])))
             self.index += 1
             return [int(self.device.data_ptr())]
 
@@ -213,12 +304,22 @@ def _entropy_calibrator(trt, data: np.ndarray, cache_path: Path | None):
     return EntropyCalibrator()
 
 
-def compile_with_torch_tensorrt(model: nn.Module, spec: ModelSpec, engine_path: Path, precision: str, *,
-                                max_batch: int, opt_batch: int = 1, workspace_gb: float = 2.0) -> Path:
+def compile_with_torch_tensorrt(
+    model: nn.Module,
+    spec: ModelSpec,
+    engine_path: Path,
+    precision: str,
+    *,
+    max_batch: int,
+    opt_batch: int = 1,
+    workspace_gb: float = 2.0,
+) -> Path:
     """Second route: torch_tensorrt compiles the student itself into a raw engine (fp32/fp16)."""
     if precision == "int8":
-        raise ExportError("the torch_tensorrt route builds fp32/fp16 engines; for int8 use trt_route='onnx' "
-                          "(explicit INT8 from the symmetric QDQ ONNX)")
+        raise ExportError(
+            "the torch_tensorrt route builds fp32/fp16 engines; for int8 use trt_route='onnx' "
+            "(explicit INT8 from the symmetric QDQ ONNX)"
+        )
     torch_tensorrt = require("torch_tensorrt", "tensorrt", "the torch_tensorrt route")
     import torch
 
@@ -229,7 +330,9 @@ def compile_with_torch_tensorrt(model: nn.Module, spec: ModelSpec, engine_path: 
     lo, opt, hi = _shapes(spec, max_batch, opt_batch)
     example = torch.zeros((2, *lo[1:]), device="cuda")
     try:
-        program = torch.export.export(net, (example,), dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=max_batch)},))
+        program = torch.export.export(
+            net, (example,), dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=max_batch)},)
+        )
         engine = torch_tensorrt.dynamo.convert_exported_program_to_serialized_trt_engine(
             program,
             arg_inputs=[torch_tensorrt.Input(min_shape=lo, opt_shape=opt, max_shape=hi, dtype=torch.float32)],

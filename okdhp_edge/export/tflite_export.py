@@ -13,6 +13,7 @@ FP32, FP16 weights, full-integer INT8.
   measurements are in docs/export.md).
 LiteRT models have a fixed batch of 1 (what mobile delegates want).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -45,14 +46,33 @@ def build(job: Job) -> Built:
         model, details = job.int8_model()
         calibration = job.calibration("NHWC" if config.nhwc else "NCHW")
         details["int8_residual"] = config.residual
-    export_tflite(model, job.spec, path, config.precision, nhwc=config.nhwc, calibration=calibration,
-                  float_residual=config.residual == "float")
+    export_tflite(
+        model,
+        job.spec,
+        path,
+        config.precision,
+        nhwc=config.nhwc,
+        calibration=calibration,
+        float_residual=config.residual == "float",
+    )
     io = tflite_io(path)
     details.update({k: io[k] for k in ("output_dtype", "input_quantization", "output_quantization") if k in io})
     if calibration is not None:
-        details["calibration"] = {"method": "pt2e-moving-average-minmax", "images": int(len(calibration)), "source": config.calib_data, "split": config.calib_split}
-    info = job.export_info("tflite", config.precision, input_name=io["input_name"], output_name=io["output_name"],
-                           input_dtype=io["input_dtype"], batch=io["batch"], details=details)
+        details["calibration"] = {
+            "method": "pt2e-moving-average-minmax",
+            "images": int(len(calibration)),
+            "source": config.calib_data,
+            "split": config.calib_split,
+        }
+    info = job.export_info(
+        "tflite",
+        config.precision,
+        input_name=io["input_name"],
+        output_name=io["output_name"],
+        input_dtype=io["input_dtype"],
+        batch=io["batch"],
+        details=details,
+    )
     notes = ["LiteRT models have a fixed batch of 1: run crops one at a time"]
     if config.precision == "int8" and config.residual == "int8":
         notes.append("full-integer INT8: int8 input/output tensors carry their own scale and zero point")
@@ -108,20 +128,25 @@ def _quiet(fn, fmt: str):
         raise conversion_error(fmt, err) from err
 
 
-def _convert_int8(litert_torch, net: nn.Module, example: tuple[torch.Tensor], calibration: np.ndarray,
-                  float_residual: bool = False):
+def _convert_int8(
+    litert_torch, net: nn.Module, example: tuple[torch.Tensor], calibration: np.ndarray, float_residual: bool = False
+):
     pt2e = require("litert_torch.quantize.pt2e_quantizer", "tflite", "TFLite INT8 quantization")
     quant_config = require("litert_torch.quantize.quant_config", "tflite", "TFLite INT8 quantization")
     pt2e_api = require("torchao.quantization.pt2e.quantize_pt2e", "tflite", "TFLite INT8 quantization")
-    quantizer = (_float_residual_quantizer(pt2e) if float_residual else pt2e.PT2EQuantizer())
+    quantizer = _float_residual_quantizer(pt2e) if float_residual else pt2e.PT2EQuantizer()
     quantizer.set_global(_typical_range_config(pt2e))
     # strict (dynamo) export records which source op each node came from; the quantizer needs that to
     # find the residual adds and max-pools, which non-strict export would leave in float
-    graph = _quiet(lambda: pt2e_api.prepare_pt2e(torch.export.export(net, example, strict=True).module(), quantizer),
-                   "tflite int8 (pt2e prepare)")
+    graph = _quiet(
+        lambda: pt2e_api.prepare_pt2e(torch.export.export(net, example, strict=True).module(), quantizer),
+        "tflite int8 (pt2e prepare)",
+    )
     with torch.no_grad():
         for crop in tqdm(calibration, desc="calibrating tflite int8", unit="crop", leave=False):
-            graph(torch.from_numpy(np.ascontiguousarray(crop[None], dtype=np.float32)))  # per-crop ranges feed the average
+            graph(
+                torch.from_numpy(np.ascontiguousarray(crop[None], dtype=np.float32))
+            )  # per-crop ranges feed the average
     graph = _quiet(lambda: pt2e_api.convert_pt2e(graph, fold_quantize=False), "tflite int8 (pt2e convert)")
     config = quant_config.QuantConfig(pt2e_quantizer=quantizer)
     return _quiet(lambda: litert_torch.convert(graph, example, quant_config=config), "tflite int8")
@@ -148,6 +173,7 @@ def _float_residual_quantizer(pt2e):
         def _annotate_all_static_patterns(self, model, quantization_config, filter_fn=None):
             def keep(node) -> bool:
                 return not is_depthwise(node) and (filter_fn is None or filter_fn(node))
+
             return super()._annotate_all_static_patterns(model, quantization_config, keep)
 
     return FloatResidualQuantizer()
@@ -158,7 +184,9 @@ def _cast_weights_fp16(path: Path) -> None:
     aeq = require("ai_edge_quantizer", "tflite", "TFLite FP16 conversion")
     quantizer = aeq.Quantizer(str(path))
     quantizer.add_weight_only_config(
-        regex=".*", operation_name=aeq.qtyping.TFLOperationName.ALL_SUPPORTED, num_bits=16,
+        regex=".*",
+        operation_name=aeq.qtyping.TFLOperationName.ALL_SUPPORTED,
+        num_bits=16,
         algorithm_key=aeq.algorithm_manager.AlgorithmName.FLOAT_CASTING,
     )
     result = _quiet(lambda: quantizer.quantize(enable_progress_report=False), "tflite fp16")

@@ -8,6 +8,7 @@ keypoints against the PyTorch keypoints, at 0.05 of the box size, plus the mean 
 crop pixels) and the task accuracy of both against ground truth (okdhp_edge.eval), with the
 drop of the chosen metric.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -39,7 +40,7 @@ def torch_heatmaps(model: nn.Module, images_nchw: np.ndarray, batch_size: int = 
     outs = []
     with torch.no_grad():
         for i in range(0, len(images_nchw), batch_size):
-            outs.append(model(torch.from_numpy(np.ascontiguousarray(images_nchw[i:i + batch_size]))).numpy())
+            outs.append(model(torch.from_numpy(np.ascontiguousarray(images_nchw[i : i + batch_size]))).numpy())
     return np.concatenate(outs).astype(np.float32)
 
 
@@ -71,8 +72,11 @@ def verify_artifact(
         return {"ran": True, "runner": runner, "error": str(err)}
     seconds = time.perf_counter() - start
     if exported.shape != reference.shape:
-        return {"ran": True, "runner": runner, "error":
-                f"output shape {exported.shape} differs from the PyTorch student's {reference.shape}"}
+        return {
+            "ran": True,
+            "runner": runner,
+            "error": f"output shape {exported.shape} differs from the PyTorch student's {reference.shape}",
+        }
     codec = HeatmapCodec(artifact_spec.input_size, artifact_spec.heatmap_size)
     ref_kp, ref_scores = codec.decode_to_image(reference, crops.crop_to_image)
     exp_kp, exp_scores = codec.decode_to_image(exported, crops.crop_to_image)
@@ -112,4 +116,8 @@ def _accuracy(dataset: Any, keypoints: np.ndarray, scores: np.ndarray, indices: 
     evaluator.add(keypoints, scores, indices)
     with tempfile.TemporaryDirectory(prefix="okdhp-verify-") as tmp:
         metrics = evaluator.compute(out_dir=tmp)
-    return {k: round(float(v), 3) for k, v in metrics.items() if isinstance(v, (int, float)) and k not in ("samples", "missing")}
+    return {
+        k: round(float(v), 3)
+        for k, v in metrics.items()
+        if isinstance(v, (int, float)) and k not in ("samples", "missing")
+    }

@@ -1,4 +1,5 @@
 """`python -m okdhp_edge.models`: parameter / MAC table of every preset's branches."""
+
 from __future__ import annotations
 
 import argparse
@@ -18,14 +19,30 @@ def preset_table(names: list[str]) -> str:
             net = EnsembleNet(net_spec)
         train_cost = count_cost(net, preset.input_size)
         size = f"{preset.input_size[0]}x{preset.input_size[1]}"
-        rows.append((name, f"training net (trunk {preset.trunk_stacks}x{preset.trunk_channels} + FAU)", size,
-                     f"{train_cost.mparams:.2f}", f"{train_cost.gmacs:.2f}", "-"))
+        rows.append(
+            (
+                name,
+                f"training net (trunk {preset.trunk_stacks}x{preset.trunk_channels} + FAU)",
+                size,
+                f"{train_cost.mparams:.2f}",
+                f"{train_cost.gmacs:.2f}",
+                "-",
+            )
+        )
         costs = branch_costs(net_spec, preset.input_size)
         largest = max(c.macs for c in costs)
         for b, (branch, cost) in enumerate(zip(net_spec.branches, costs)):
             stacks = preset.trunk_stacks + branch.stacks
-            rows.append(("", f"student b{b}: {stacks} stacks, branch {branch.stacks}x{branch.channels}", size,
-                         f"{cost.mparams:.2f}", f"{cost.gmacs:.3f}", f"{cost.macs / largest:.2f}"))
+            rows.append(
+                (
+                    "",
+                    f"student b{b}: {stacks} stacks, branch {branch.stacks}x{branch.channels}",
+                    size,
+                    f"{cost.mparams:.2f}",
+                    f"{cost.gmacs:.3f}",
+                    f"{cost.macs / largest:.2f}",
+                )
+            )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -34,7 +51,9 @@ def preset_table(names: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m okdhp_edge.models", description=__doc__)
-    parser.add_argument("presets", nargs="*", default=list(PRESETS), help=f"presets to list (default: all of {', '.join(PRESETS)})")
+    parser.add_argument(
+        "presets", nargs="*", default=list(PRESETS), help=f"presets to list (default: all of {', '.join(PRESETS)})"
+    )
     args = parser.parse_args(argv)
     for name in args.presets:
         if name not in PRESETS:

@@ -4,6 +4,7 @@ It lives with the torch code and the runtime's backend registry names it by modu
 `okdhp_edge.runtime` itself never imports torch or `okdhp_edge.models`. Weights are read with
 safetensors (no pickle) by `load_student`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -3,6 +3,7 @@
 MACs count one multiply-accumulate per weight use in Conv/Linear layers only (the usual
 convention for pose papers); normalisation, activations and pooling are left out.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

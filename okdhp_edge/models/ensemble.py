@@ -5,6 +5,7 @@ the strongest pose model the user owns: too costly to deploy, the right teacher 
 footage. As an `EnsembleNet` it keeps a student's contract, crops in and (N, K, h, w) heatmaps
 out, so the model files, export and the runtime take it as they take a student.
 """
+
 from __future__ import annotations
 
 import torch

@@ -2,6 +2,7 @@
 metadata), for students and the FAU ensemble alike. The spec's `arch.type` says which network to
 rebuild; files never go through pickle.
 """
+
 from __future__ import annotations
 
 import os
@@ -67,7 +68,9 @@ def load_student(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     try:
         tensors = load_file(str(weights_path), device=str(device))
     except (SafetensorError, OSError, ValueError) as err:
-        raise StudentFileError(f"{weights_path}: cannot read safetensors ({err}); the file is corrupt or truncated, re-export it") from None
+        raise StudentFileError(
+            f"{weights_path}: cannot read safetensors ({err}); the file is corrupt or truncated, re-export it"
+        ) from None
     model = network_from_arch(spec.arch)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))

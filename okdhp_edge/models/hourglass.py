@@ -4,13 +4,14 @@ Residual unit: pre-activation bottleneck C_in -> C/2 -> C/2 -> C with a 1x1 skip
 when widths differ. Each stack: hourglass -> residual -> 1x1 conv-BN-ReLU -> 1x1 score; every
 stack that feeds another adds its remapped features and scores back onto its input.
 """
+
 from __future__ import annotations
 
 from typing import ClassVar
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 __all__ = ["Residual", "Hourglass", "HourglassStack", "Stem"]
 

@@ -4,13 +4,13 @@ Shared stem + trunk stacks feed B branches (each its own depth and width). The F
 the trunk features and decides, per image and per joint, how much each branch's FINAL heatmap
 counts in the ensemble that later teaches every branch.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-import torch.nn.functional as F
 
 from ..spec import ArchSpec, EnsembleArchSpec
 from .hourglass import HourglassStack, Stem
@@ -53,16 +53,26 @@ class OKDHPSpec:
         return Stem.stride
 
     @classmethod
-    def from_ensemble_arch(cls, arch: EnsembleArchSpec) -> "OKDHPSpec":
-        return cls(num_joints=arch.num_joints, trunk_stacks=arch.trunk_stacks, trunk_channels=arch.trunk_channels,
-                   branches=[BranchSpec(*b) for b in arch.branches], hourglass_depth=arch.hourglass_depth,
-                   fau_reduction=arch.fau_reduction)
+    def from_ensemble_arch(cls, arch: EnsembleArchSpec) -> OKDHPSpec:
+        return cls(
+            num_joints=arch.num_joints,
+            trunk_stacks=arch.trunk_stacks,
+            trunk_channels=arch.trunk_channels,
+            branches=[BranchSpec(*b) for b in arch.branches],
+            hourglass_depth=arch.hourglass_depth,
+            fau_reduction=arch.fau_reduction,
+        )
 
     def ensemble_arch(self) -> EnsembleArchSpec:
         """The architecture of the whole net as a file's spec records it (see models/ensemble.py)."""
-        return EnsembleArchSpec(num_joints=self.num_joints, trunk_stacks=self.trunk_stacks, trunk_channels=self.trunk_channels,
-                                branches=[[b.stacks, b.channels] for b in self.branches], hourglass_depth=self.hourglass_depth,
-                                fau_reduction=self.fau_reduction)
+        return EnsembleArchSpec(
+            num_joints=self.num_joints,
+            trunk_stacks=self.trunk_stacks,
+            trunk_channels=self.trunk_channels,
+            branches=[[b.stacks, b.channels] for b in self.branches],
+            hourglass_depth=self.hourglass_depth,
+            fau_reduction=self.fau_reduction,
+        )
 
     def student_arch(self, branch: int) -> ArchSpec:
         b = self.branches[branch]
@@ -82,12 +92,16 @@ class FeatureAggregationUnit(nn.Module):
     def __init__(self, channels: int, num_branches: int, num_joints: int, reduction: int = 4) -> None:
         super().__init__()
         self.paths = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(channels, channels, k, padding=k // 2), nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
+            nn.Sequential(
+                nn.Conv2d(channels, channels, k, padding=k // 2), nn.BatchNorm2d(channels), nn.ReLU(inplace=True)
+            )
             for k in (3, 5, 7)
         )
         self.pool = nn.AvgPool2d(3, stride=1, padding=1)
         hidden = max(channels // reduction, 8)
-        self.fc = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, num_branches * num_joints))
+        self.fc = nn.Sequential(
+            nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, num_branches * num_joints)
+        )
         self.num_branches = num_branches
         self.num_joints = num_joints
 
@@ -112,7 +126,8 @@ class OKDHPNet(nn.Module):
             for _ in range(spec.trunk_stacks)
         )
         self.branches = nn.ModuleList(
-            Branch(spec.trunk_channels, b.channels, b.stacks, spec.num_joints, spec.hourglass_depth) for b in spec.branches
+            Branch(spec.trunk_channels, b.channels, b.stacks, spec.num_joints, spec.hourglass_depth)
+            for b in spec.branches
         )
         self.fau = FeatureAggregationUnit(spec.trunk_channels, len(spec.branches), spec.num_joints, spec.fau_reduction)
 

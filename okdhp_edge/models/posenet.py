@@ -1,4 +1,5 @@
 """Plain pose networks: the deployable student (stem + trunk stacks + one branch)."""
+
 from __future__ import annotations
 
 import torch
@@ -58,7 +59,9 @@ class HourglassNet(nn.Module):
             HourglassStack(arch.trunk_channels, arch.num_joints, arch.hourglass_depth, merge=True)
             for _ in range(arch.trunk_stacks)
         )
-        self.branch = Branch(arch.trunk_channels, arch.branch_channels, arch.branch_stacks, arch.num_joints, arch.hourglass_depth)
+        self.branch = Branch(
+            arch.trunk_channels, arch.branch_channels, arch.branch_stacks, arch.num_joints, arch.hourglass_depth
+        )
 
     def forward_all(self, x: torch.Tensor) -> list[torch.Tensor]:
         trunk_out, features = run_trunk(self.stem, self.trunk, x)
@@ -71,8 +74,14 @@ class HourglassNet(nn.Module):
 def stacked_hourglass(num_stacks: int, channels: int = 256, num_joints: int = 16, depth: int = 4) -> HourglassNet:
     """The classic N-stack hourglass (all stacks in one branch, no trunk split)."""
     return HourglassNet(
-        ArchSpec(num_joints=num_joints, trunk_stacks=0, trunk_channels=channels,
-                 branch_stacks=num_stacks, branch_channels=channels, hourglass_depth=depth)
+        ArchSpec(
+            num_joints=num_joints,
+            trunk_stacks=0,
+            trunk_channels=channels,
+            branch_stacks=num_stacks,
+            branch_channels=channels,
+            hourglass_depth=depth,
+        )
     )
 
 

@@ -4,6 +4,7 @@ the training recipe that goes with it, so nothing else keeps a list of presets t
 Recipes are data: YAML files shipped in `okdhp_edge/configs/` (mode, model, data, loss, optim,
 system, eval), read by `okdhp_edge.train.config`. A recipe's `model.preset` names its network.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -53,21 +54,44 @@ PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
         Preset(
-            "paper-mpii", "paper's balanced setting: 2 shared + 3 branches x 2 stacks (4-stack students)",
-            "mpii16", (256, 256), 2, 256, (BranchSpec(2, 256),) * 3, recipe="paper-mpii.yaml",
+            "paper-mpii",
+            "paper's balanced setting: 2 shared + 3 branches x 2 stacks (4-stack students)",
+            "mpii16",
+            (256, 256),
+            2,
+            256,
+            (BranchSpec(2, 256),) * 3,
+            recipe="paper-mpii.yaml",
         ),
         Preset(
-            "paper-unbalanced", "paper's unbalanced setting: 2 shared + 2/4/6 stacks (4/6/8-stack students)",
-            "mpii16", (256, 256), 2, 256, (BranchSpec(6, 256), BranchSpec(4, 256), BranchSpec(2, 256)),
+            "paper-unbalanced",
+            "paper's unbalanced setting: 2 shared + 2/4/6 stacks (4/6/8-stack students)",
+            "mpii16",
+            (256, 256),
+            2,
+            256,
+            (BranchSpec(6, 256), BranchSpec(4, 256), BranchSpec(2, 256)),
             recipe="paper-unbalanced.yaml",
         ),
         Preset(
-            "edge", "three COCO students from one run, by depth and width; the smallest under 1 GMAC",
-            "coco17", (192, 256), 1, 64, (BranchSpec(3, 128), BranchSpec(2, 96), BranchSpec(1, 64)), recipe="edge.yaml",
+            "edge",
+            "three COCO students from one run, by depth and width; the smallest under 1 GMAC",
+            "coco17",
+            (192, 256),
+            1,
+            64,
+            (BranchSpec(3, 128), BranchSpec(2, 96), BranchSpec(1, 64)),
+            recipe="edge.yaml",
         ),
         Preset(
-            "tiny", "CPU-sized COCO students at 96x128 for the offline default run",
-            "coco17", (96, 128), 1, 48, (BranchSpec(2, 64), BranchSpec(1, 48), BranchSpec(1, 32)), hourglass_depth=3,
+            "tiny",
+            "CPU-sized COCO students at 96x128 for the offline default run",
+            "coco17",
+            (96, 128),
+            1,
+            48,
+            (BranchSpec(2, 64), BranchSpec(1, 48), BranchSpec(1, 32)),
+            hourglass_depth=3,
             recipe="tiny.yaml",
         ),
     )

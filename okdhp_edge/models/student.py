@@ -3,6 +3,7 @@
 A student is trunk + one branch, with no FAU: a plain network that computes exactly what its
 branch computed inside the multi-branch model.
 """
+
 from __future__ import annotations
 
 from ..spec import InputSpec, ModelSpec
@@ -24,7 +25,7 @@ def extract_student(model: OKDHPNet, branch: int) -> HourglassNet:
         if key.startswith(("stem.", "trunk.")):
             state[key] = value
         elif key.startswith(f"branches.{branch}."):
-            state["branch." + key[len(f"branches.{branch}."):]] = value
+            state["branch." + key[len(f"branches.{branch}.") :]] = value
     student.load_state_dict(state, strict=True)
     param = next(model.parameters())
     return student.to(device=param.device, dtype=param.dtype).train(model.training)

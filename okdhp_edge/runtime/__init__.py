@@ -10,6 +10,7 @@ The backend is chosen from the file suffix; everything else (input size, normali
 skeleton, layouts) is read from the metadata that travels with the artifact. Only the
 torch-free core of okdhp_edge is imported here; torch loads only for `.safetensors` students.
 """
+
 from .bundled import bundled_models
 from .detector import Detector, DetectorConfig
 from .draw import draw_fps, draw_pose, draw_tracks, tracks_result
@@ -21,7 +22,26 @@ from .result import PoseResult, StageTimes
 from .tracker import PoseTracker, TrackedPose, TrackerConfig
 
 __all__ = [
-    "BackendUnavailableError", "BlazePoseLandmarker", "Detector", "DetectorConfig", "FetchError", "InputError", "LandmarkerConfig", "ModelFileError", "OneEuroConfig", "OneEuroFilter",
-    "PoseResult", "PoseTracker", "Predictor", "PreparedBatch", "StageTimes", "TrackedPose", "TrackerConfig",
-    "bundled_models", "draw_fps", "draw_pose", "draw_tracks", "tracks_result",
+    "BackendUnavailableError",
+    "BlazePoseLandmarker",
+    "Detector",
+    "DetectorConfig",
+    "FetchError",
+    "InputError",
+    "LandmarkerConfig",
+    "ModelFileError",
+    "OneEuroConfig",
+    "OneEuroFilter",
+    "PoseResult",
+    "PoseTracker",
+    "Predictor",
+    "PreparedBatch",
+    "StageTimes",
+    "TrackedPose",
+    "TrackerConfig",
+    "bundled_models",
+    "draw_fps",
+    "draw_pose",
+    "draw_tracks",
+    "tracks_result",
 ]

@@ -11,6 +11,7 @@ taken on the whole body's box and keeps only the bands that the seen part covers
 zero, and similarity averages over the bands both signatures have, so a red shirt over blue
 trousers still matches its whole-body signature when the trousers drop out of view.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,7 +40,9 @@ def colour_signature(image: np.ndarray, box: np.ndarray, seen: np.ndarray | None
     hist = np.zeros((len(BANDS), BINS**3), np.float64)
     for i, (top, bottom) in enumerate(BANDS):
         if seen is not None:
-            rows = max(0.0, min(y1 + bottom * bh, float(seen[3]), height - 1.0) - max(y1 + top * bh, float(seen[1]), 0.0))
+            rows = max(
+                0.0, min(y1 + bottom * bh, float(seen[3]), height - 1.0) - max(y1 + top * bh, float(seen[1]), 0.0)
+            )
             if rows < 0.5 * (bottom - top) * bh:
                 continue
         y_top = _inside(y1 + top * bh, height)
@@ -60,5 +63,6 @@ def colour_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     the bands both have (0 where they share none)."""
     bands = len(BANDS)
     shared = (np.abs(a.reshape(len(a), bands, -1)).sum(-1) > 0).astype(np.float64) @ (
-        np.abs(b.reshape(len(b), bands, -1)).sum(-1) > 0).T.astype(np.float64)
+        np.abs(b.reshape(len(b), bands, -1)).sum(-1) > 0
+    ).T.astype(np.float64)
     return np.clip(a @ b.T * bands / np.maximum(shared, 1.0), 0.0, 1.0)

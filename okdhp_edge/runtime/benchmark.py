@@ -6,6 +6,7 @@ Times the whole `predict` call on a synthetic frame with B person boxes and repo
 and 90th percentile latency, frames and people per second, and the share of the time spent in
 pre-processing (checks, crops, normalisation) and post-processing (decoding) outside the network.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -105,11 +106,15 @@ def benchmark(
 
 
 def format_table(results: list[BenchmarkResult]) -> str:
-    header = f"{'model':<34} {'backend':<12} {'prec':<5} {'B':>2} {'median ms':>9} {'p90 ms':>8} {'FPS':>7} {'pre %':>6} {'post %':>6}"
+    header = (
+        f"{'model':<34} {'backend':<12} {'prec':<5} {'B':>2} {'median ms':>9} {'p90 ms':>8} {'FPS':>7} "
+        f"{'pre %':>6} {'post %':>6}"
+    )
     rows = [header, "-" * len(header)]
     for r in results:
         rows.append(
-            f"{Path(r.model).name[:34]:<34} {r.backend:<12} {r.precision:<5} {r.batch:>2} {r.median_ms:>9.2f} {r.p90_ms:>8.2f} "
+            f"{Path(r.model).name[:34]:<34} {r.backend:<12} {r.precision:<5} {r.batch:>2} {r.median_ms:>9.2f} "
+            f"{r.p90_ms:>8.2f} "
             f"{r.fps:>7.1f} {100 * r.preprocess_share:>6.1f} {100 * r.postprocess_share:>6.1f}"
         )
     return "\n".join(rows)
@@ -124,18 +129,29 @@ def _frame_size(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m okdhp_edge.runtime.benchmark", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m okdhp_edge.runtime.benchmark", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("models", nargs="+", metavar="MODEL", help="exported model(s) or .safetensors student(s)")
     parser.add_argument("--backend", help="force a backend (default: from each model's suffix)")
-    parser.add_argument("--device", default="auto",
-                        help="where the backend runs: auto (default; the backend's fastest for this file), cpu, cuda, "
-                             "tensorrt, coreml; Core ML also ane, gpu (see docs/runtime.md)")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="where the backend runs: auto (default; the backend's fastest for this file), cpu, cuda, "
+        "tensorrt, coreml; Core ML also ane, gpu (see docs/runtime.md)",
+    )
     parser.add_argument("--threads", type=int, help="CPU threads for the backend (default: the backend's own)")
     parser.add_argument("--batch", type=int, default=1, help="people per frame (default 1)")
     parser.add_argument("--runs", type=int, default=50, help="timed predict calls per model (default 50)")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed calls first, for lazy initialisation (default 5)")
-    parser.add_argument("--flip-test", action="store_true", help="also run the mirrored crops and average (2x the inference)")
-    parser.add_argument("--frame", type=_frame_size, default=(640, 480), metavar="WxH", help="frame size (default 640x480)")
+    parser.add_argument(
+        "--warmup", type=int, default=5, help="untimed calls first, for lazy initialisation (default 5)"
+    )
+    parser.add_argument(
+        "--flip-test", action="store_true", help="also run the mirrored crops and average (2x the inference)"
+    )
+    parser.add_argument(
+        "--frame", type=_frame_size, default=(640, 480), metavar="WxH", help="frame size (default 640x480)"
+    )
     parser.add_argument("--json", type=Path, help="also write the results (and machine info) as JSON here")
     return parser
 
@@ -145,8 +161,19 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for model in args.models:
         try:
-            results.append(benchmark(model, args.backend, args.device, args.threads, args.batch, args.runs,
-                                     args.warmup, args.flip_test, args.frame))
+            results.append(
+                benchmark(
+                    model,
+                    args.backend,
+                    args.device,
+                    args.threads,
+                    args.batch,
+                    args.runs,
+                    args.warmup,
+                    args.flip_test,
+                    args.frame,
+                )
+            )
         except (ModelFileError, BackendUnavailableError, InputError, ValueError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
@@ -154,8 +181,12 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(results))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        machine = {"platform": platform.platform(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
-                   "python": platform.python_version()}
+        machine = {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+        }
         payload = {"machine": machine, "frame": list(args.frame), "results": [asdict(r) for r in results]}
         args.json.write_text(json.dumps(payload, indent=2), encoding="utf-8")
     return 0

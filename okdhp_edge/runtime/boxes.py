@@ -1,6 +1,7 @@
 """Box and pose similarity in numpy: IoU, greedy NMS, OKS. Shared by the detectors and the tracker,
 so the runtime needs no torch or torchvision for them.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,7 +37,7 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, max_keep: i
         keep.append(best)
         if order.size == 1:
             break
-        overlap = iou_matrix(boxes[best:best + 1], boxes[order[1:]])[0]
+        overlap = iou_matrix(boxes[best : best + 1], boxes[order[1:]])[0]
         order = order[1:][overlap <= iou_threshold]
     return np.asarray(keep, np.int64)
 

@@ -5,6 +5,7 @@ README runs must be package data (okdhp_edge/runtime/models/, like the person de
 runtime/detectors/). Each is an exported runtime file with its metadata sidecar; the training-side
 files (weights, recipe, export report) stay in the repository's weights/NAME/ folder.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,11 +36,14 @@ def resolve_pose_model(model: str | os.PathLike) -> Path:
     if name in BUNDLED:  # a bare word has no suffix, so no backend could open a file of that name anyway
         path = bundled_models()[name]
         if not path.is_file():
-            raise ModelFileError(f"the bundled pose model {name!r} is missing from the installed package ({path}); "
-                                 "reinstall okdhp-edge")
+            raise ModelFileError(
+                f"the bundled pose model {name!r} is missing from the installed package ({path}); reinstall okdhp-edge"
+            )
         return path
     path = Path(model)
     if not path.suffix and len(path.parts) == 1 and not path.exists():
-        raise ModelFileError(f"unknown pose model name {name!r}: bundled models are {', '.join(map(repr, BUNDLED))}; "
-                             "a path is also accepted (an exported .onnx, .tflite, .engine or .mlpackage, or a .safetensors student)")
+        raise ModelFileError(
+            f"unknown pose model name {name!r}: bundled models are {', '.join(map(repr, BUNDLED))}; "
+            "a path is also accepted (an exported .onnx, .tflite, .engine or .mlpackage, or a .safetensors student)"
+        )
     return path

@@ -15,6 +15,7 @@ MediaPipe's pose detector by its input and outputs (detectors/blazepose.py), any
 YOLO export by its output shape (detectors/yolo.py; the project's detector is exported in YOLOv8's
 layout). NMS is numpy (runtime/boxes.py).
 """
+
 from __future__ import annotations
 
 import os
@@ -91,11 +92,16 @@ class Detector:
             try:
                 raws.append(open_raw_model(path, backend, device, num_threads))
             except ModelFileError as err:
-                raise ModelFileError(f"{err}; Detector takes a YOLO detection export (.onnx or .tflite), "
-                                     "'okdhp-person', 'mediapipe', or None for the default") from None
+                raise ModelFileError(
+                    f"{err}; Detector takes a YOLO detection export (.onnx or .tflite), "
+                    "'okdhp-person', 'mediapipe', or None for the default"
+                ) from None
         blazeposes = [is_blazepose(raw) for raw in raws]
         if tiles != 1 and not any(blazeposes):
-            raise ValueError(f"tiles={tiles}: tiling is for MediaPipe's pose detector; {paths[0].name} is a YOLO export (leave tiles=1)")
+            raise ValueError(
+                f"tiles={tiles}: tiling is for MediaPipe's pose detector; {paths[0].name} is a YOLO export (leave "
+                "tiles=1)"
+            )
         self.parts: list[_Part] = []
         for path, raw, blazepose in zip(paths, raws, blazeposes):
             family = BlazePoseModel(raw, tiles) if blazepose else YoloModel(raw, layout)

@@ -2,6 +2,7 @@
 
 All functions draw in place on a BGR uint8 image and return it.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -69,15 +70,27 @@ def draw_pose(
             cv2.circle(image, tuple(pts[k]), radius, colors[k], -1, cv2.LINE_AA)
         if draw_scores:
             origin = (int(box[0]), max(int(box[1]) - 4, 12))
-            cv2.putText(image, f"{float(scores.mean()):.2f}", origin, cv2.FONT_HERSHEY_SIMPLEX, 0.4 * scale, BOX, scale, cv2.LINE_AA)
+            cv2.putText(
+                image,
+                f"{float(scores.mean()):.2f}",
+                origin,
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.4 * scale,
+                BOX,
+                scale,
+                cv2.LINE_AA,
+            )
     return image
 
 
 def tracks_result(tracks: Sequence[TrackedPose], skeleton: Skeleton | None = None) -> PoseResult:
     """The tracker's people as a PoseResult; the skeleton's names and limbs come from the people
     themselves unless `skeleton` is given (needed only to name the keypoints of an empty list)."""
-    names, limbs = (skeleton.keypoints, skeleton.limbs) if skeleton is not None else (
-        (tracks[0].keypoint_names, tracks[0].limbs) if tracks else ((), ()))
+    names, limbs = (
+        (skeleton.keypoints, skeleton.limbs)
+        if skeleton is not None
+        else ((tracks[0].keypoint_names, tracks[0].limbs) if tracks else ((), ()))
+    )
     k = len(names) if names else (len(tracks[0].keypoints) if tracks else 0)
     return PoseResult(
         keypoints=np.array([t.keypoints for t in tracks], np.float32).reshape(len(tracks), k, 2),
@@ -104,8 +117,9 @@ def _id_color(track_id: int) -> tuple[int, int, int]:
     return int(bgr[0]), int(bgr[1]), int(bgr[2])
 
 
-def draw_tracks(image: np.ndarray, tracks: Sequence[TrackedPose], skeleton: Skeleton | None = None,
-                min_score: float | None = None) -> np.ndarray:
+def draw_tracks(
+    image: np.ndarray, tracks: Sequence[TrackedPose], skeleton: Skeleton | None = None, min_score: float | None = None
+) -> np.ndarray:
     """Draw each tracked person's skeleton and box, with its ID above the box in the ID's colour
     (a tentative track, ID 0, gets no label). min_score None: the tracker's keypoint threshold."""
     if min_score is None and tracks:

@@ -2,6 +2,7 @@
 
 Every message names the file or argument at fault and says how to fix it.
 """
+
 from __future__ import annotations
 
 __all__ = ["BackendUnavailableError", "FetchError", "InputError", "ModelFileError"]

@@ -13,6 +13,7 @@ mid-hip, twice the mid-hip-to-circle distance, 1.25x). Of the 33 points, the 17 
     teacher = BlazePoseLandmarker.fetch("full")     # pose_landmark_full.tflite from the mediapipe wheel
     result = teacher.predict(frame_bgr, boxes)      # PoseResult, scores = visibility
 """
+
 from __future__ import annotations
 
 import os
@@ -31,8 +32,16 @@ from .predictor import check_boxes, check_image
 from .result import PoseResult, StageTimes
 
 __all__ = [
-    "BlazePoseLandmarker", "LandmarkerConfig", "COCO_FROM_BLAZEPOSE", "VARIANTS",
-    "is_blazepose_landmarker", "refine_from_heatmap", "roi_affine", "roi_from_auxiliary", "roi_to_image", "square_roi",
+    "BlazePoseLandmarker",
+    "LandmarkerConfig",
+    "COCO_FROM_BLAZEPOSE",
+    "VARIANTS",
+    "is_blazepose_landmarker",
+    "refine_from_heatmap",
+    "roi_affine",
+    "roi_from_auxiliary",
+    "roi_to_image",
+    "square_roi",
     "to_coco17",
 ]
 
@@ -141,29 +150,38 @@ class BlazePoseLandmarker:
 
     skeleton: Skeleton = COCO17
 
-    def __init__(self, model_path: str | os.PathLike, num_threads: int | None = None, config: LandmarkerConfig | None = None) -> None:
+    def __init__(
+        self, model_path: str | os.PathLike, num_threads: int | None = None, config: LandmarkerConfig | None = None
+    ) -> None:
         self.model_path = Path(model_path)
         self.config = config or LandmarkerConfig()
         try:
             self.model = open_raw_model(self.model_path, None, "cpu", num_threads)
         except ModelFileError as err:
-            raise ModelFileError(f"{err}; BlazePoseLandmarker takes MediaPipe's pose_landmark_{{lite,full,heavy}}.tflite") from None
+            raise ModelFileError(
+                f"{err}; BlazePoseLandmarker takes MediaPipe's pose_landmark_{{lite,full,heavy}}.tflite"
+            ) from None
         if not is_blazepose_landmarker(self.model):
             raise ModelFileError(
                 f"{self.model_path}: not a MediaPipe BlazePose landmark model (input {self.model.input_shape}, "
-                f"{self.model.output_count} outputs; expected (1, 256, 256, 3) and 5); use BlazePoseLandmarker.fetch('full')"
+                f"{self.model.output_count} outputs; expected (1, 256, 256, 3) and 5); use "
+                "BlazePoseLandmarker.fetch('full')"
             )
         shapes = [o.shape for o in self.model.run(np.zeros((1, SIZE, SIZE, 3), np.float32))]
         self._landmarks = next((i for i, s in enumerate(shapes) if s == (1, NUM_LANDMARKS * 5)), None)
         self._flag = next((i for i, s in enumerate(shapes) if s == (1, 1)), None)
         self._heatmap = next((i for i, s in enumerate(shapes) if len(s) == 4 and s[-1] == NUM_LANDMARKS), None)
         if self._landmarks is None or self._flag is None or self._heatmap is None:
-            raise ModelFileError(f"{self.model_path}: outputs {shapes} lack BlazePose's (1, 195) landmarks, (1, 1) pose flag "
-                                 "and (1, h, w, 39) heatmaps")
+            raise ModelFileError(
+                f"{self.model_path}: outputs {shapes} lack BlazePose's (1, 195) landmarks, (1, 1) pose flag "
+                "and (1, h, w, 39) heatmaps"
+            )
         self._local = threading.local()  # last_times, one per thread
 
     @classmethod
-    def fetch(cls, variant: str = "full", num_threads: int | None = None, config: LandmarkerConfig | None = None) -> "BlazePoseLandmarker":
+    def fetch(
+        cls, variant: str = "full", num_threads: int | None = None, config: LandmarkerConfig | None = None
+    ) -> BlazePoseLandmarker:
         """The landmark model `variant` (lite, full, heavy) from the cache, fetched from the
         mediapipe wheel when needed (only full ships in it; see detectors/fetch.py)."""
         if variant not in VARIANTS:
@@ -180,11 +198,15 @@ class BlazePoseLandmarker:
         """This thread's last `predict` time (all of it counted as inference)."""
         return getattr(self._local, "times", None) or StageTimes()
 
-    def predict(self, image: np.ndarray, boxes: np.ndarray | None = None, rgb: bool = False, flip_test: bool = False) -> PoseResult:
+    def predict(
+        self, image: np.ndarray, boxes: np.ndarray | None = None, rgb: bool = False, flip_test: bool = False
+    ) -> PoseResult:
         """COCO-17 poses for the people in `boxes` (N x 4 xyxy; None: the whole image); called like
         Predictor.predict, so it can drive PoseTracker. MediaPipe has no flip test: flip_test=True is an error."""
         if flip_test:
-            raise ValueError("BlazePoseLandmarker has no flip test (MediaPipe runs each region once); use flip_test=False")
+            raise ValueError(
+                "BlazePoseLandmarker has no flip test (MediaPipe runs each region once); use flip_test=False"
+            )
         t0 = time.perf_counter()
         image = check_image(image)
         boxes = check_boxes(boxes, image.shape[1], image.shape[0])
@@ -194,7 +216,7 @@ class BlazePoseLandmarker:
         for n, roi in enumerate(square_roi(boxes, self.config.scale)):
             landmarks, visibility, flag = self._run(image_rgb, roi)
             if self.config.refine_roi and flag >= self.config.min_presence:
-                second = self._run(image_rgb, roi_from_auxiliary(landmarks[BODY:BODY + 2], self.config.scale))
+                second = self._run(image_rgb, roi_from_auxiliary(landmarks[BODY : BODY + 2], self.config.scale))
                 if second[2] >= self.config.min_presence:
                     landmarks, visibility, flag = second
             points[n] = landmarks[:BODY]
@@ -206,10 +228,18 @@ class BlazePoseLandmarker:
 
     def _run(self, image_rgb: np.ndarray, roi: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """One region -> (39, 2) image-space landmarks, (39,) visibility, pose-presence score."""
-        crop = cv2.warpAffine(image_rgb, roi_affine(roi), (SIZE, SIZE), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+        crop = cv2.warpAffine(
+            image_rgb,
+            roi_affine(roi),
+            (SIZE, SIZE),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=(0, 0, 0),
+        )
         outputs = self.model.run((crop.astype(np.float32) / 255.0)[None])
         raw = outputs[self._landmarks].reshape(NUM_LANDMARKS, 5)
         flag = float(outputs[self._flag].reshape(-1)[0])
-        points = refine_from_heatmap(raw[:, :2], outputs[self._heatmap][0]) if self.config.refine_heatmap else raw[:, :2]
+        points = (
+            refine_from_heatmap(raw[:, :2], outputs[self._heatmap][0]) if self.config.refine_heatmap else raw[:, :2]
+        )
         return roi_to_image(points, roi), _sigmoid(raw[:, 3].astype(np.float64)), flag

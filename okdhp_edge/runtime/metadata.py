@@ -7,6 +7,7 @@ runtime checks these claims against the tensors the backend actually reports, so
 foreign file fails at load time with a clear message instead of producing garbage keypoints or
 crashing inside native code.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,7 +16,16 @@ from pathlib import Path
 from ..spec import SPEC_METADATA_KEY, ExportInfo, ModelSpec, SpecError, sidecar_path
 from .errors import ModelFileError
 
-__all__ = ["SPEC_KEY", "ExportInfo", "TensorInfo", "check_io", "load_spec_text", "missing_spec_error", "read_sidecar", "sidecar_path"]
+__all__ = [
+    "SPEC_KEY",
+    "ExportInfo",
+    "TensorInfo",
+    "check_io",
+    "load_spec_text",
+    "missing_spec_error",
+    "read_sidecar",
+    "sidecar_path",
+]
 
 SPEC_KEY = SPEC_METADATA_KEY
 
@@ -39,7 +49,9 @@ def load_spec_text(text: str, source: str) -> ModelSpec:
     try:
         return ModelSpec.from_json(text, source)
     except SpecError as err:
-        raise ModelFileError(f"{err} (the model metadata is unusable: re-export the model with okdhp_edge.export)") from None
+        raise ModelFileError(
+            f"{err} (the model metadata is unusable: re-export the model with okdhp_edge.export)"
+        ) from None
 
 
 def read_sidecar(model_path: Path) -> ModelSpec | None:
@@ -89,7 +101,10 @@ def check_io(spec: ModelSpec, inp: TensorInfo, out: TensorInfo, model_path: Path
     if info.output_name is not None and not out.answers_to(info.output_name):
         raise ModelFileError(f"{where}: output is named {out.name!r}, metadata says {info.output_name!r}; {fix}")
     exp_in, exp_out = _expected_shapes(spec, info)
-    for role, tensor, expected, layout in (("input", inp, exp_in, info.input_layout), ("output", out, exp_out, info.output_layout)):
+    for role, tensor, expected, layout in (
+        ("input", inp, exp_in, info.input_layout),
+        ("output", out, exp_out, info.output_layout),
+    ):
         if tensor.shape is None:
             continue  # undeclared: the Predictor checks the first answer
         if len(tensor.shape) != 4:
@@ -107,8 +122,11 @@ def check_io(spec: ModelSpec, inp: TensorInfo, out: TensorInfo, model_path: Path
         raise ModelFileError(f"{where}: input dtype is {inp.dtype}, metadata says {info.input_dtype}; {fix}")
     model_batch = inp.shape[0] if inp.shape else None
     if info.batch is None and model_batch is not None:
-        raise ModelFileError(f"{where}: metadata says dynamic batch but the model's input has fixed batch {model_batch}; {fix}")
+        raise ModelFileError(
+            f"{where}: metadata says dynamic batch but the model's input has fixed batch {model_batch}; {fix}"
+        )
     if info.batch is not None and model_batch is not None and model_batch != info.batch:
-        raise ModelFileError(f"{where}: metadata says batch {info.batch} but the model's input has batch {model_batch}; {fix}")
+        raise ModelFileError(
+            f"{where}: metadata says batch {info.batch} but the model's input has batch {model_batch}; {fix}"
+        )
     return info.batch
-

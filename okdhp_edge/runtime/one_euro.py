@@ -4,6 +4,7 @@ A low-pass filter whose cutoff rises with speed: a still keypoint is smoothed ha
 noise), a fast one lightly (its motion is real). Time steps come from timestamps, so a camera that
 drops to a low frame rate is smoothed less per frame instead of lagging further behind.
 """
+
 from __future__ import annotations
 
 import math

@@ -4,6 +4,7 @@ The pipeline is the one validation and export calibration use, so a model is dep
 the pixels it was evaluated on: `crop_people` + `normalize` (okdhp_edge.preprocess), the backend,
 then `HeatmapCodec.decode_to_image`. Inputs are checked here, before they reach native code.
 """
+
 from __future__ import annotations
 
 import os
@@ -89,7 +90,9 @@ class Predictor:
         inputs = normalize(crops, self.spec.input, bgr=not rgb)
         have, want = self.spec.input.layout.upper(), self.backend.info.input_layout
         if have != want:
-            inputs = np.ascontiguousarray(inputs.transpose(0, 2, 3, 1) if want == "NHWC" else inputs.transpose(0, 3, 1, 2))
+            inputs = np.ascontiguousarray(
+                inputs.transpose(0, 2, 3, 1) if want == "NHWC" else inputs.transpose(0, 3, 1, 2)
+            )
         return PreparedBatch(inputs, crop_to_image, boxes)
 
     def infer(self, inputs: np.ndarray, flip_test: bool = False) -> np.ndarray:
@@ -99,7 +102,9 @@ class Predictor:
         if flip_test:
             width_axis = 3 if self.backend.info.input_layout == "NCHW" else 2
             inputs = np.concatenate([inputs, np.flip(inputs, axis=width_axis)])
-        heatmaps = np.concatenate([self._run_chunk(inputs[i:i + self.batch_size]) for i in range(0, len(inputs), self.batch_size)])
+        heatmaps = np.concatenate(
+            [self._run_chunk(inputs[i : i + self.batch_size]) for i in range(0, len(inputs), self.batch_size)]
+        )
         if flip_test:
             heatmaps = (heatmaps[:n] + flip_heatmaps(heatmaps[n:], self.skeleton.flip_index)) * 0.5
         return heatmaps
@@ -164,16 +169,27 @@ class Predictor:
 def check_image(image: object) -> np.ndarray:
     """Return an HxWx3 uint8 view/copy of `image` in its own channel order, or raise InputError."""
     if image is None:
-        raise InputError("image is None: cv2.imread/VideoCapture.read return None when they cannot read a file or frame; check the path or camera")
+        raise InputError(
+            "image is None: cv2.imread/VideoCapture.read return None when they cannot read a file or frame; check "
+            "the path or camera"
+        )
     if not isinstance(image, np.ndarray):
-        raise InputError(f"image must be a numpy array (HxWx3 uint8), got {type(image).__name__}; convert with np.asarray(image)")
+        raise InputError(
+            f"image must be a numpy array (HxWx3 uint8), got {type(image).__name__}; convert with np.asarray(image)"
+        )
     if image.dtype != np.uint8:
-        hint = " ; for floats in [0, 1] use (image * 255).round().clip(0, 255).astype(np.uint8)" if image.dtype.kind == "f" else ""
+        hint = (
+            " ; for floats in [0, 1] use (image * 255).round().clip(0, 255).astype(np.uint8)"
+            if image.dtype.kind == "f"
+            else ""
+        )
         raise InputError(f"image must be uint8 (0-255), got dtype {image.dtype}{hint}")
     if image.ndim == 4:
         raise InputError(f"image has shape {image.shape}: predict takes one image (HxWx3); call it once per frame")
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
-        raise InputError(f"image has shape {image.shape}; expected HxWx3 (also accepted: HxW or HxWx1 grayscale, HxWx4 with alpha)")
+        raise InputError(
+            f"image has shape {image.shape}; expected HxWx3 (also accepted: HxW or HxWx1 grayscale, HxWx4 with alpha)"
+        )
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise InputError(f"image is empty (shape {image.shape})")
     if image.ndim == 2:
@@ -210,7 +226,10 @@ def check_boxes(boxes: object, width: int, height: int) -> np.ndarray:
         raise InputError(f"box(es) {bad.tolist()} contain NaN or infinity: {arr[bad[0]].tolist()}")
     inverted = np.flatnonzero((arr[:, 2] < arr[:, 0]) | (arr[:, 3] < arr[:, 1]))
     if inverted.size:
-        raise InputError(f"box(es) {inverted.tolist()} have x2 < x1 or y2 < y1 (expected x1, y1, x2, y2): {arr[inverted[0]].tolist()}")
+        raise InputError(
+            f"box(es) {inverted.tolist()} have x2 < x1 or y2 < y1 (expected x1, y1, x2, y2): "
+            f"{arr[inverted[0]].tolist()}"
+        )
     clipped = arr.copy()
     clipped[:, [0, 2]] = clipped[:, [0, 2]].clip(0, width - 1)
     clipped[:, [1, 3]] = clipped[:, [1, 3]].clip(0, height - 1)

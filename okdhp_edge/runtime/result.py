@@ -1,5 +1,6 @@
 """What the runtime returns: `PoseResult` from `Predictor.predict` (keypoints in image pixels, their
 scores, the boxes used), and `TrackedPose`, one person on one frame from `PoseTracker`."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -92,8 +93,10 @@ def _box(box: np.ndarray) -> list[float]:
 
 
 def _named_keypoints(names: tuple[str, ...], keypoints: np.ndarray, scores: np.ndarray) -> dict[str, dict[str, float]]:
-    return {name: {"x": round(float(x), 2), "y": round(float(y), 2), "score": round(float(s), 4)}
-            for name, (x, y), s in zip(names, keypoints, scores)}
+    return {
+        name: {"x": round(float(x), 2), "y": round(float(y), 2), "score": round(float(s), 4)}
+        for name, (x, y), s in zip(names, keypoints, scores)
+    }
 
 
 @dataclass

@@ -15,6 +15,7 @@ does not take the ID of someone hidden. A pose that lost its legs or head keeps 
 whole-body box. A track that finds no pose is kept, moving on its velocity, for `max_age` frames,
 so an ID survives a crossing or a short occlusion. Keypoints are smoothed by a One-Euro filter.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,7 +49,9 @@ class PosePredictor(Protocol):
 
     skeleton: Skeleton
 
-    def predict(self, image: np.ndarray, boxes: np.ndarray | None = None, rgb: bool = False, flip_test: bool = False) -> PoseResult: ...
+    def predict(
+        self, image: np.ndarray, boxes: np.ndarray | None = None, rgb: bool = False, flip_test: bool = False
+    ) -> PoseResult: ...
 
 
 @dataclass
@@ -89,7 +92,10 @@ class _Track:
 
 def _nearness(tracks: np.ndarray, poses: np.ndarray) -> np.ndarray:
     """1 - centre distance / track box height for each track x pose; -1 where the heights differ by over 2x."""
-    centre = lambda b: (b[:, :2] + b[:, 2:]) / 2
+
+    def centre(b: np.ndarray) -> np.ndarray:
+        return (b[:, :2] + b[:, 2:]) / 2
+
     height_t = np.clip(tracks[:, 3] - tracks[:, 1], 1, None)[:, None]
     height_p = np.clip(poses[:, 3] - poses[:, 1], 1, None)[None]
     distance = np.linalg.norm(centre(tracks)[:, None] - centre(poses)[None], axis=-1) / height_t
@@ -97,7 +103,9 @@ def _nearness(tracks: np.ndarray, poses: np.ndarray) -> np.ndarray:
     return np.where(ratio <= 2.0, 1.0 - distance, -1.0)
 
 
-def keypoint_box(keypoints: np.ndarray, scores: np.ndarray, config: TrackerConfig, width: int, height: int) -> np.ndarray | None:
+def keypoint_box(
+    keypoints: np.ndarray, scores: np.ndarray, config: TrackerConfig, width: int, height: int
+) -> np.ndarray | None:
     """xyxy box around one person's confident keypoints, grown and clipped; None when lost.
     Thresholds left at None (auto) count as AUTO_PRIOR here: PoseTracker.scoring has the settled ones."""
     keypoint_score = AUTO_PRIOR if config.keypoint_score is None else config.keypoint_score
@@ -145,12 +153,20 @@ class PoseTracker:
         smoothing: bool | OneEuroConfig | None = None,
     ) -> None:
         config = _load_config(config)
-        overrides: dict = {k: v for k, v in (("detect_every", detect_every), ("max_people", max_people), ("max_age", max_age)) if v is not None}
+        overrides: dict = {
+            k: v
+            for k, v in (("detect_every", detect_every), ("max_people", max_people), ("max_age", max_age))
+            if v is not None
+        }
         if smoothing is not None:
-            overrides["smoothing"] = (OneEuroConfig() if smoothing is True else None) if isinstance(smoothing, bool) else smoothing
+            overrides["smoothing"] = (
+                (OneEuroConfig() if smoothing is True else None) if isinstance(smoothing, bool) else smoothing
+            )
         self.config = TrackerConfig(**{**config.__dict__, **overrides})
         self.predictor: PosePredictor = Predictor(predictor) if isinstance(predictor, (str, os.PathLike)) else predictor
-        self.detector: DetectorFn | None = Detector(detector) if isinstance(detector, (str, os.PathLike, list, tuple)) else detector
+        self.detector: DetectorFn | None = (
+            Detector(detector) if isinstance(detector, (str, os.PathLike, list, tuple)) else detector
+        )
         self.skeleton: Skeleton = self.predictor.skeleton
         sigmas = self.skeleton.sigmas
         self._sigmas = np.asarray(sigmas, np.float64) if sigmas else None
@@ -186,7 +202,9 @@ class PoseTracker:
         now = self._clock(timestamp)
         self._since_detect += 1
         self._frames += 1
-        live = sorted((t for t in self.tracks if t.missed <= self.config.coast), key=lambda t: t.missed)[:self.config.max_people]
+        live = sorted((t for t in self.tracks if t.missed <= self.config.coast), key=lambda t: t.missed)[
+            : self.config.max_people
+        ]
         crops = clip_boxes(np.array([t.predicted()[0] for t in live], np.float32).reshape(-1, 4), width, height)
         every = self.config.detect_every
         looked = not len(crops) or (self.detector is not None and every > 0 and self._since_detect >= every)
@@ -216,10 +234,20 @@ class PoseTracker:
             if state != "confirmed" and self.config.report != "all":
                 continue
             shift = t.velocity * t.missed
-            people.append(TrackedPose(
-                t.track_id, (t.box + np.tile(shift, 2)).astype(np.float32), (t.smoothed + shift).astype(np.float32), t.scores.copy(),
-                t.age, state, t.detection_score if state != "coasting" else None, threshold, self.skeleton.keypoints, self.skeleton.limbs,
-            ))
+            people.append(
+                TrackedPose(
+                    t.track_id,
+                    (t.box + np.tile(shift, 2)).astype(np.float32),
+                    (t.smoothed + shift).astype(np.float32),
+                    t.scores.copy(),
+                    t.age,
+                    state,
+                    t.detection_score if state != "coasting" else None,
+                    threshold,
+                    self.skeleton.keypoints,
+                    self.skeleton.limbs,
+                )
+            )
         return people
 
     def _resolved(self) -> TrackerConfig:
@@ -230,8 +258,11 @@ class PoseTracker:
         auto = AUTO_PRIOR
         if len(self._found_scores) >= AUTO_POSES:
             auto = config.auto_score * float(np.median(self._found_scores))
-        return replace(config, keypoint_score=auto if config.keypoint_score is None else config.keypoint_score,
-                       lost_score=auto if config.lost_score is None else config.lost_score)
+        return replace(
+            config,
+            keypoint_score=auto if config.keypoint_score is None else config.keypoint_score,
+            lost_score=auto if config.lost_score is None else config.lost_score,
+        )
 
     def _clock(self, timestamp: float | None) -> float:
         if timestamp is None:
@@ -255,16 +286,26 @@ class PoseTracker:
             height, width = frame.shape[:2]
             if len(crops):
                 return crops, np.zeros(len(crops), bool), np.full(len(crops), np.nan, np.float32)
-            return np.array([[0, 0, width - 1, height - 1]], np.float32), np.ones(1, bool), np.full(1, np.nan, np.float32)
+            return (
+                np.array([[0, 0, width - 1, height - 1]], np.float32),
+                np.ones(1, bool),
+                np.full(1, np.nan, np.float32),
+            )
         self.detections += 1
         self._since_detect = 0
         found = np.asarray(self.detector(frame), np.float32)
         if found.size and (found.ndim == 0 or found.shape[-1] < 4):
-            raise InputError(f"the detector returned an array of shape {found.shape}; PoseTracker expects (N, 4+) boxes, "
-                             "x1, y1, x2, y2 in pixels first (extra columns such as a score are ignored)")
+            raise InputError(
+                f"the detector returned an array of shape {found.shape}; PoseTracker expects (N, 4+) boxes, "
+                "x1, y1, x2, y2 in pixels first (extra columns such as a score are ignored)"
+            )
         found = found.reshape(-1, found.shape[-1] if found.size else 4)
-        found = np.concatenate([found[:, :4], found[:, 4:5] if found.shape[1] > 4 else np.full((len(found), 1), np.nan)], axis=1)
-        found = clip_boxes(found[np.isfinite(found[:, :4]).all(axis=1)], frame.shape[1], frame.shape[0])  # x1, y1, x2, y2, score
+        found = np.concatenate(
+            [found[:, :4], found[:, 4:5] if found.shape[1] > 4 else np.full((len(found), 1), np.nan)], axis=1
+        )
+        found = clip_boxes(
+            found[np.isfinite(found[:, :4]).all(axis=1)], frame.shape[1], frame.shape[0]
+        )  # x1, y1, x2, y2, score
         crops = crops.copy()
         fresh = np.zeros(len(crops), bool)
         scores = np.full(len(crops), np.nan, np.float32)
@@ -277,11 +318,16 @@ class PoseTracker:
                 overlap[:, j] = -1  # one detection per crop
             else:
                 extra.append(found[i])
-        extra = np.array(extra[:max(self.config.max_people - len(crops), 0)], np.float32).reshape(-1, 5)
-        return (np.concatenate([crops, extra[:, :4]]), np.concatenate([fresh, np.ones(len(extra), bool)]),
-                np.concatenate([scores, extra[:, 4]]))
+        extra = np.array(extra[: max(self.config.max_people - len(crops), 0)], np.float32).reshape(-1, 5)
+        return (
+            np.concatenate([crops, extra[:, :4]]),
+            np.concatenate([fresh, np.ones(len(extra), bool)]),
+            np.concatenate([scores, extra[:, 4]]),
+        )
 
-    def _poses(self, frame: np.ndarray, crops: np.ndarray, fresh: np.ndarray, scores: np.ndarray, rgb: bool) -> list[_Pose]:
+    def _poses(
+        self, frame: np.ndarray, crops: np.ndarray, fresh: np.ndarray, scores: np.ndarray, rgb: bool
+    ) -> list[_Pose]:
         """The poses found in `crops`, lost ones dropped, duplicates merged (fresh, and scored, if
         any of them was), each with its colours and its crop's detection score."""
         if not len(crops):
@@ -332,7 +378,8 @@ class PoseTracker:
             visible = np.stack([t.scores >= self.scoring.keypoint_score for t in self.tracks])
             pose_boxes = np.stack([p.box for p in poses])
             similarity = 0.5 * iou_matrix(track_boxes, pose_boxes) + 0.5 * oks_matrix(
-                track_kpts, np.stack([p.keypoints for p in poses]), areas, self._sigmas, visible)
+                track_kpts, np.stack([p.keypoints for p in poses]), areas, self._sigmas, visible
+            )
             colour = colour_similarity(np.stack([t.colour for t in self.tracks]), np.stack([p.colour for p in poses]))
             for ti, track in enumerate(self.tracks):
                 for pi, pose in enumerate(poses):
@@ -361,16 +408,32 @@ class PoseTracker:
             track.age += 1
             if i not in matched_tracks:
                 track.missed += 1
-        self.tracks = [t for t in self.tracks if t.missed <= (self.config.max_age if t.track_id else 0)]  # a tentative miss ends it
+        self.tracks = [
+            t for t in self.tracks if t.missed <= (self.config.max_age if t.track_id else 0)
+        ]  # a tentative miss ends it
         for i, pose in enumerate(poses):
-            if pose.fresh and i not in matched_poses and sum(t.missed == 0 for t in self.tracks) < self.config.max_people:
+            if (
+                pose.fresh
+                and i not in matched_poses
+                and sum(t.missed == 0 for t in self.tracks) < self.config.max_people
+            ):
                 self.tracks.append(self._start(pose, now))
 
     def _start(self, pose: _Pose, now: float) -> _Track:
         smoother = OneEuroFilter(self.config.smoothing) if self.config.smoothing is not None else None
         smoothed = smoother(pose.keypoints, now) if smoother is not None else pose.keypoints
-        track = _Track(0, pose.box, pose.keypoints, pose.scores, pose.colour, pose.box[2:] - pose.box[:2], pose.box, smoothed, smoother,
-                       detection_score=pose.detection_score)
+        track = _Track(
+            0,
+            pose.box,
+            pose.keypoints,
+            pose.scores,
+            pose.colour,
+            pose.box[2:] - pose.box[:2],
+            pose.box,
+            smoothed,
+            smoother,
+            detection_score=pose.detection_score,
+        )
         if self.config.confirm <= 1 or self._frames == 1:
             self._confirm(track)
         return track
@@ -433,4 +496,6 @@ def _load_config(config: TrackerConfig | Mapping[str, Any] | str | os.PathLike |
         return TrackerConfig.from_dict(config)
     if isinstance(config, (str, os.PathLike)):
         return TrackerConfig.from_yaml(config)
-    raise TypeError(f"config must be a TrackerConfig, a dict of its fields or a YAML file's path, got {type(config).__name__}")
+    raise TypeError(
+        f"config must be a TrackerConfig, a dict of its fields or a YAML file's path, got {type(config).__name__}"
+    )

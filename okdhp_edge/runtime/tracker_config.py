@@ -5,6 +5,7 @@ of range is refused when the config is made, naming the field (and the file), in
 surfacing frames later as an odd error or silently odd tracking. PyYAML is imported only when a
 YAML file is read: a runtime-only install does not have it.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -26,9 +27,19 @@ SHARE: tuple[Callable[[float], bool], str] = (lambda v: 0 <= v <= 1, "in [0, 1]"
 AT_LEAST_0: tuple[Callable[[float], bool], str] = (lambda v: v >= 0, ">= 0")
 OR_AUTO: tuple[Callable[[float], bool], str] = (lambda v: True, "or None (auto)")
 NUMBERS = {
-    "fps": (lambda v: v > 0, "> 0"), "match_threshold": SHARE, "near_distance": AT_LEAST_0, "match_colour": SHARE,
-    "near_colour": SHARE, "colour_update": SHARE, "duplicate_oks": SHARE, "replace_iou": SHARE, "keypoint_score": OR_AUTO,
-    "lost_score": OR_AUTO, "auto_score": (lambda v: 0 < v <= 1, "in (0, 1]"), "margin": AT_LEAST_0, "min_box_size": AT_LEAST_0,
+    "fps": (lambda v: v > 0, "> 0"),
+    "match_threshold": SHARE,
+    "near_distance": AT_LEAST_0,
+    "match_colour": SHARE,
+    "near_colour": SHARE,
+    "colour_update": SHARE,
+    "duplicate_oks": SHARE,
+    "replace_iou": SHARE,
+    "keypoint_score": OR_AUTO,
+    "lost_score": OR_AUTO,
+    "auto_score": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "margin": AT_LEAST_0,
+    "min_box_size": AT_LEAST_0,
     "partial_height": SHARE,
 }
 REPORTS = ("confirmed", "all")  # TrackerConfig.report's values
@@ -41,7 +52,9 @@ class TrackerConfig:
     scores, `auto_score` times the median mean score of the poses found in detections' crops (0.5
     until runtime/tracker.py's AUTO_POSES of them are seen; docs/runtime.md: how the share was chosen)."""
 
-    detect_every: int = 5  # with a detector: run it every this many frames (1: every frame; 0: only when nobody is tracked)
+    detect_every: int = (
+        5  # with a detector: run it every this many frames (1: every frame; 0: only when nobody is tracked)
+    )
     max_people: int = 8  # the most tracks followed at once
     max_age: int = 15  # frames a track is kept without a pose before its ID is dropped
     coast: int = 2  # a track that lost its pose still gets a crop, where its velocity takes it, for this many frames
@@ -49,7 +62,9 @@ class TrackerConfig:
     smoothing: OneEuroConfig | None = field(default_factory=OneEuroConfig)  # None: raw keypoints
     fps: float = 30.0  # frame rate assumed for smoothing when update() gets no timestamp
     match_threshold: float = 0.2  # least (IoU + OKS) / 2 for a pose to continue a track
-    near_distance: float = 0.5  # then: a pose this near a track's predicted box (centre distance / box height) continues it
+    near_distance: float = (
+        0.5  # then: a pose this near a track's predicted box (centre distance / box height) continues it
+    )
     match_colour: float = 0.5  # least colour similarity (appearance.py) for a pose to continue a track on IoU + OKS
     near_colour: float = 0.7  # and on nearness
     colour_update: float = 0.1  # weight of each new whole-body pose in a track's colours
@@ -61,9 +76,13 @@ class TrackerConfig:
     auto_score: float = 0.6  # auto thresholds: this share of the median mean score of poses in detections' crops
     margin: float = 0.15  # grow the keypoint box by this fraction of its size on each side
     min_box_size: float = 16.0  # pixels; a box never shrinks below this
-    partial_height: float = 0.7  # a pose whose box is under this share of its track's body height is partial: the body's box is kept
+    partial_height: float = (
+        0.7  # a pose whose box is under this share of its track's body height is partial: the body's box is kept
+    )
     flip_test: bool = False
-    report: str = "confirmed"  # what update() returns: "confirmed" people with a pose on this frame, or "all" (also tentative and coasting tracks)
+    # what update() returns: "confirmed" people with a pose on this frame, or "all" (also tentative
+    # and coasting tracks)
+    report: str = "confirmed"
 
     def __post_init__(self) -> None:
         """Every field checked here, so a bad setting (say, from a settings file) is named at once."""
@@ -78,11 +97,15 @@ class TrackerConfig:
             if not (_is_number(value) and math.isfinite(value) and allowed(value)):
                 raise ValueError(f"TrackerConfig.{name} must be a finite number {rule}, got {value!r}")
         if self.smoothing is not None and not isinstance(self.smoothing, OneEuroConfig):
-            raise ValueError(f"TrackerConfig.smoothing must be a OneEuroConfig or None (raw keypoints), got {self.smoothing!r}")
+            raise ValueError(
+                f"TrackerConfig.smoothing must be a OneEuroConfig or None (raw keypoints), got {self.smoothing!r}"
+            )
         if not isinstance(self.flip_test, (bool, np.bool_)):
             raise ValueError(f"TrackerConfig.flip_test must be True or False, got {self.flip_test!r}")
         if self.report not in REPORTS:
-            raise ValueError(f"TrackerConfig.report must be one of {', '.join(map(repr, REPORTS))}, got {self.report!r}")
+            raise ValueError(
+                f"TrackerConfig.report must be one of {', '.join(map(repr, REPORTS))}, got {self.report!r}"
+            )
 
     @classmethod
     def from_dict(cls, settings: Mapping[str, Any], source: str = "tracker settings") -> TrackerConfig:
@@ -90,13 +113,17 @@ class TrackerConfig:
         defaults; `smoothing` is true (the default filter), false or null (off), or a mapping of
         OneEuroConfig's fields. An unknown name or a bad value is a ValueError naming it and `source`."""
         if not isinstance(settings, Mapping):
-            raise ValueError(f"{source}: expected a mapping of TrackerConfig fields to values, got {type(settings).__name__}")
+            raise ValueError(
+                f"{source}: expected a mapping of TrackerConfig fields to values, got {type(settings).__name__}"
+            )
         known = [f.name for f in fields(cls)]
         for name in settings:
             if name not in known:
                 close = difflib.get_close_matches(str(name), known, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ValueError(f"{source}: unknown TrackerConfig field {name!r}{hint}; the fields are {', '.join(known)}")
+                raise ValueError(
+                    f"{source}: unknown TrackerConfig field {name!r}{hint}; the fields are {', '.join(known)}"
+                )
         values = dict(settings)
         try:
             if "smoothing" in values:
@@ -111,8 +138,11 @@ class TrackerConfig:
         try:
             import yaml
         except ImportError:
-            raise ModuleNotFoundError(f"reading tracker settings from {path} needs PyYAML, which the runtime does not install: "
-                                      "pip install pyyaml (or pass the settings as a dict: TrackerConfig.from_dict)", name="yaml") from None
+            raise ModuleNotFoundError(
+                f"reading tracker settings from {path} needs PyYAML, which the runtime does not install: "
+                "pip install pyyaml (or pass the settings as a dict: TrackerConfig.from_dict)",
+                name="yaml",
+            ) from None
         path = Path(path)
         try:
             settings = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -134,7 +164,10 @@ def _smoothing(value: object) -> OneEuroConfig | None:
     if isinstance(value, OneEuroConfig):
         return value
     if not isinstance(value, Mapping):
-        raise ValueError(f"TrackerConfig.smoothing must be true, false, null or a mapping of min_cutoff, beta, d_cutoff; got {value!r}")
+        raise ValueError(
+            "TrackerConfig.smoothing must be true, false, null or a mapping of min_cutoff, beta, d_cutoff; got "
+            f"{value!r}"
+        )
     known = [f.name for f in fields(OneEuroConfig)]
     unknown = [k for k in value if k not in known]
     if unknown:

@@ -4,18 +4,47 @@
 evaluates every branch and the ensemble, and writes each branch as a student file that
 `okdhp_edge.export` and `okdhp_edge.runtime` consume. See docs/training.md.
 """
+
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import (
-    ConfigError, DataConfig, EvalConfig, LossConfig, ModelConfig, OptimConfig, SystemConfig, TrainConfig,
-    available_presets, load_config, parse_branches,
+    ConfigError,
+    DataConfig,
+    EvalConfig,
+    LossConfig,
+    ModelConfig,
+    OptimConfig,
+    SystemConfig,
+    TrainConfig,
+    available_presets,
+    load_config,
+    parse_branches,
 )
 from .losses import OKDHPLoss, heatmap_mse, ramp, spatial_kl
 from .network import BranchChoice, choose_branches
 from .trainer import NonFiniteLossError, TrainResult, train
 
 __all__ = [
-    "BranchChoice", "CheckpointError", "ConfigError", "DataConfig", "EvalConfig", "LossConfig", "ModelConfig",
-    "NonFiniteLossError", "OKDHPLoss", "OptimConfig", "SystemConfig", "TrainConfig", "TrainResult", "available_presets",
-    "choose_branches", "heatmap_mse", "load_checkpoint", "load_config", "parse_branches", "ramp", "save_checkpoint",
-    "spatial_kl", "train",
+    "BranchChoice",
+    "CheckpointError",
+    "ConfigError",
+    "DataConfig",
+    "EvalConfig",
+    "LossConfig",
+    "ModelConfig",
+    "NonFiniteLossError",
+    "OKDHPLoss",
+    "OptimConfig",
+    "SystemConfig",
+    "TrainConfig",
+    "TrainResult",
+    "available_presets",
+    "choose_branches",
+    "heatmap_mse",
+    "load_checkpoint",
+    "load_config",
+    "parse_branches",
+    "ramp",
+    "save_checkpoint",
+    "spatial_kl",
+    "train",
 ]

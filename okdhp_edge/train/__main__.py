@@ -1,4 +1,5 @@
 """`python -m okdhp_edge.train` (see cli.py, or run with --help)."""
+
 import sys
 
 from .cli import main

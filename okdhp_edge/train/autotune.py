@@ -1,11 +1,13 @@
 """Speed switches picked by measurement: time a few steps of the run's own network, keep the fastest.
 
-Which precision, memory format, CPU thread count and CUDA-graph replay is fastest depends on the network, the device
-and the load, not on habit (docs/training.md has the figures). So `system.amp: auto`,
-`system.channels_last: null`, `system.threads: null` and `system.cuda_graphs: auto` are settled here, once per run, on a copy
-of the network and a random batch: the run's weights, optimiser and RNG streams are untouched, and
-the trainer records the choice in the checkpoint so a resume keeps it.
+Which precision, memory format, CPU thread count and CUDA-graph replay is fastest depends on the
+network, the device and the load, not on habit (docs/training.md has the figures). So `system.amp:
+auto`, `system.channels_last: null`, `system.threads: null` and `system.cuda_graphs: auto` are
+settled here, once per run, on a copy of the network and a random batch: the run's weights,
+optimiser and RNG streams are untouched, and the trainer records the choice in the checkpoint so a
+resume keeps it.
 """
+
 from __future__ import annotations
 
 import copy
@@ -37,8 +39,10 @@ class SpeedChoice:
     cuda_graphs: bool = False  # forward, loss and backward replayed from a CUDA graph (okdhp_edge.train.graphs)
 
     def label(self) -> str:
-        parts = [{"off": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 autocast + GradScaler"}[self.amp],
-                 "channels_last" if self.channels_last else "NCHW"]
+        parts = [
+            {"off": "fp32", "bf16": "bf16 autocast", "fp16": "fp16 autocast + GradScaler"}[self.amp],
+            "channels_last" if self.channels_last else "NCHW",
+        ]
         if self.threads is not None:
             parts.append(f"{self.threads} thread(s)")
         if self.cuda_graphs:
@@ -46,25 +50,46 @@ class SpeedChoice:
         return ", ".join(parts)
 
 
-def random_batch(n: int, input_size: tuple[int, int], joints: int, stride: int, device: torch.device) -> dict[str, torch.Tensor]:
+def random_batch(
+    n: int, input_size: tuple[int, int], joints: int, stride: int, device: torch.device
+) -> dict[str, torch.Tensor]:
     """A training batch of the run's shapes from a private generator (the run's RNG streams stay as they were)."""
     w, h = input_size
     g = torch.Generator().manual_seed(0)
-    return {"image": torch.randn(n, 3, h, w, generator=g).to(device),
-            "target": torch.rand(n, joints, h // stride, w // stride, generator=g).to(device),
-            "target_weight": torch.ones(n, joints).to(device)}
+    return {
+        "image": torch.randn(n, 3, h, w, generator=g).to(device),
+        "target": torch.rand(n, joints, h // stride, w // stride, generator=g).to(device),
+        "target_weight": torch.ones(n, joints).to(device),
+    }
 
 
-def measure_step(model: nn.Module, loss: OKDHPLoss, batch: dict[str, torch.Tensor], device: torch.device, amp: str,
-                 channels_last: bool, steps: int = 2, warmup: int = 1, cuda_graphs: bool = False) -> float:
+def measure_step(
+    model: nn.Module,
+    loss: OKDHPLoss,
+    batch: dict[str, torch.Tensor],
+    device: torch.device,
+    amp: str,
+    channels_last: bool,
+    steps: int = 2,
+    warmup: int = 1,
+    cuda_graphs: bool = False,
+) -> float:
     """Median seconds of one full training step (forward, loss, backward, Adam) of a copy of `model`;
     with `cuda_graphs` the untimed steps also cover the graph's eager warm-up and its capture."""
     trial = copy.deepcopy(model).to(device)
     if channels_last:
         trial = trial.to(memory_format=torch.channels_last)
     autocast, scaler, _ = amp_setup(amp, device)
-    step = TrainStep(trial, loss, make_adam(trial.parameters(), lr=1e-6), None, scaler, autocast,
-                     DistContext(0, 1, 0, device), channels_last=channels_last)
+    step = TrainStep(
+        trial,
+        loss,
+        make_adam(trial.parameters(), lr=1e-6),
+        None,
+        scaler,
+        autocast,
+        DistContext(0, 1, 0, device),
+        channels_last=channels_last,
+    )
     if cuda_graphs:
         step = GraphedStep(step, warmup=warmup, log=lambda _: None)
         warmup += 1  # the call that captures
@@ -106,15 +131,27 @@ def pick_speed(
     amps = amp_candidates(amp, device)
     layouts = [False, True] if channels_last is None else [channels_last]
     thread_options = [threads] if threads is not None or device.type != "cpu" else _thread_candidates()
-    graph_options = [False] if graph_blocker is not None or cuda_graphs == "off" else [True] if cuda_graphs == "on" else [False, True]
+    graph_options = (
+        [False]
+        if graph_blocker is not None or cuda_graphs == "off"
+        else [True]
+        if cuda_graphs == "on"
+        else [False, True]
+    )
     if len(amps) == 1 and len(layouts) == 1 and len(thread_options) == 1 and len(graph_options) == 1:
         if thread_options[0] is not None:
             torch.set_num_threads(thread_options[0])
         return SpeedChoice(amps[0], layouts[0], thread_options[0], cuda_graphs=graph_options[0])
     combinations = len(amps) * len(layouts) * len(graph_options) + len(thread_options) - 1
-    slow = "; cuDNN's kernel timing and each CUDA graph's capture make it take a minute or more" if device.type == "cuda" else ""
-    log(f"timing up to {combinations} speed variants of a full training step on {device.type} (once per run{slow}; "
-        "--amp, --[no-]channels-last, --threads and --cuda-graphs fix them)")
+    slow = (
+        "; cuDNN's kernel timing and each CUDA graph's capture make it take a minute or more"
+        if device.type == "cuda"
+        else ""
+    )
+    log(
+        f"timing up to {combinations} speed variants of a full training step on {device.type} (once per run{slow}; "
+        "--amp, --[no-]channels-last, --threads and --cuda-graphs fix them)"
+    )
     batch = make_batch(min(batch_size, 8) if device.type == "cpu" else batch_size)
     images = len(batch["image"])
     steps, warmup = (5, 3) if device.type == "cuda" else (3, 1)  # GPUs: let cuDNN settle first
@@ -129,7 +166,9 @@ def pick_speed(
             if choice[2] is not None:
                 torch.set_num_threads(choice[2])
             try:
-                measured[choice] = images / measure_step(model, loss, batch, device, *choice[:2], steps, warmup, cuda_graphs=choice[3])
+                measured[choice] = images / measure_step(
+                    model, loss, batch, device, *choice[:2], steps, warmup, cuda_graphs=choice[3]
+                )
             except RuntimeError as err:  # only a graph capture may fail here: the run goes on eagerly
                 if not choice[3] or cuda_graphs == "on":
                     raise
@@ -144,8 +183,11 @@ def pick_speed(
         torch.set_num_threads(best[2])
     table = tuple((SpeedChoice(*c[:3], cuda_graphs=c[3]).label(), round(r, 2)) for c, r in measured.items())
     choice = SpeedChoice(*best[:3], table, cuda_graphs=best[3])
-    log("speed switches measured on this device (images/s of a full training step): "
-        + "; ".join(f"{name} {r:.2f}" for name, r in table) + f" -> {choice.label()}")
+    log(
+        "speed switches measured on this device (images/s of a full training step): "
+        + "; ".join(f"{name} {r:.2f}" for name, r in table)
+        + f" -> {choice.label()}"
+    )
     return choice
 
 

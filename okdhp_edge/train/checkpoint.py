@@ -3,6 +3,7 @@
 Everything in a checkpoint is a tensor, a number, a string, a list or a dict (RNG states
 included), so it loads with `torch.load(weights_only=True)`: opening a checkpoint never runs code.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,13 @@ def capture_rng() -> dict[str, Any]:
     np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
     state: dict[str, Any] = {
         "python": [py_version, list(py_state), py_gauss],
-        "numpy": {"kind": np_kind, "keys": torch.from_numpy(np_keys.astype(np.int64)), "pos": int(np_pos),
-                  "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)},
+        "numpy": {
+            "kind": np_kind,
+            "keys": torch.from_numpy(np_keys.astype(np.int64)),
+            "pos": int(np_pos),
+            "has_gauss": int(np_has_gauss),
+            "gauss": float(np_gauss),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -76,7 +82,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise CheckpointError(f"{path}: not an okdhp_edge training checkpoint (no model/config entries)")
     if state.get("version", 0) > CHECKPOINT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint version {state['version']} is newer than this okdhp-edge; upgrade it")
+        raise CheckpointError(
+            f"{path}: checkpoint version {state['version']} is newer than this okdhp-edge; upgrade it"
+        )
     return state
 
 

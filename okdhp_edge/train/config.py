@@ -5,6 +5,7 @@ names, shipped in `okdhp_edge/configs/`), then an optional user YAML, then comma
 overrides, merged in that order. Every key and value is checked so that a typo fails at once
 with the list of valid keys or values instead of hours later.
 """
+
 from __future__ import annotations
 
 import copy
@@ -22,8 +23,20 @@ import yaml
 from ..models.presets import PRESETS, RECIPE_DIR
 
 __all__ = [
-    "ConfigError", "DataConfig", "EvalConfig", "LossConfig", "MODES", "ModelConfig", "OptimConfig",
-    "SystemConfig", "TrainConfig", "available_presets", "load_config", "merge_config", "parse_branches", "parse_override",
+    "ConfigError",
+    "DataConfig",
+    "EvalConfig",
+    "LossConfig",
+    "MODES",
+    "ModelConfig",
+    "OptimConfig",
+    "SystemConfig",
+    "TrainConfig",
+    "available_presets",
+    "load_config",
+    "merge_config",
+    "parse_branches",
+    "parse_override",
 ]
 
 MODES = ("okdhp", "independent", "single")
@@ -57,7 +70,9 @@ class DataConfig:
     weights: list[float] | None = None  # mixtures: the parts' sampling proportions in training; null = equal
     val_source: str | None = None  # mixtures: the part validated on; null = the last one
     backgrounds: str | None = None  # synthetic data: draw the generated people on crops of the photos in this folder
-    scene: dict[str, Any] = field(default_factory=dict)  # generated synthetic data: SceneConfig fields, e.g. {jpeg_prob: 0.5}
+    scene: dict[str, Any] = field(
+        default_factory=dict
+    )  # generated synthetic data: SceneConfig fields, e.g. {jpeg_prob: 0.5}
     train_images: int | None = None  # synthetic only: images generated for the train split
     val_images: int | None = None  # synthetic only: images generated for the val split
     sigma: float = 2.0  # Gaussian target sigma in heatmap pixels
@@ -107,7 +122,9 @@ class SystemConfig:
     compile: bool = False
     seed: int = 0
     threads: int | None = None  # torch CPU threads per process; None = its share of the cores or 1, measured
-    cuda_graphs: str = "auto"  # auto | on | off: replay forward+loss+backward from a CUDA graph (auto = measured on CUDA)
+    cuda_graphs: str = (
+        "auto"  # auto | on | off: replay forward+loss+backward from a CUDA graph (auto = measured on CUDA)
+    )
 
 
 @dataclass
@@ -137,13 +154,24 @@ class TrainConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "<config>") -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any], source: str = "<config>") -> TrainConfig:
         system = data.get("system")
         if isinstance(system, dict):  # booleans where modes are meant, read as those modes
-            modes = {"amp": ("auto", "off"),  # configs before amp modes
-                     "cuda_graphs": ("on", "off")}  # YAML 1.1 reads a bare on/off as a bool
-            data = {**data, "system": {**system, **{key: modes[key][0] if value else modes[key][1]
-                                                    for key, value in system.items() if key in modes and isinstance(value, bool)}}}
+            modes = {
+                "amp": ("auto", "off"),  # configs before amp modes
+                "cuda_graphs": ("on", "off"),
+            }  # YAML 1.1 reads a bare on/off as a bool
+            data = {
+                **data,
+                "system": {
+                    **system,
+                    **{
+                        key: modes[key][0] if value else modes[key][1]
+                        for key, value in system.items()
+                        if key in modes and isinstance(value, bool)
+                    },
+                },
+            }
         cfg = _build(cls, data, source)
         cfg.validate(source)
         return cfg
@@ -168,18 +196,32 @@ class TrainConfig:
                 fail("model.branches", str(err))
         if m.compression is not None:
             if not m.compression or any(not 0 < c <= 1 for c in m.compression):
-                fail("model.compression", f"{m.compression}: need one fraction in (0, 1] per branch, e.g. [1.0, 0.5, 0.25]")
+                fail(
+                    "model.compression",
+                    f"{m.compression}: need one fraction in (0, 1] per branch, e.g. [1.0, 0.5, 0.25]",
+                )
         n_branches = len(m.branches or m.compression or PRESETS[m.preset].branches)
         if m.target is not None and not 0 <= m.target < n_branches:
-            fail("model.target", f"{m.target} is not a branch index; valid: 0..{n_branches - 1}, or null (= the cheapest branch)")
+            fail(
+                "model.target",
+                f"{m.target} is not a branch index; valid: 0..{n_branches - 1}, or null (= the cheapest branch)",
+            )
         d = self.data
         parts = [p.strip() for p in d.source.split("+")]
         for part in parts:
             if not (part == "synthetic" or part.split(":", 1)[0] in ("synthetic", "coco", "mpii") and ":" in part):
-                fail("data.source", f"{part!r} in {d.source!r} is not valid; valid: synthetic, synthetic:DIR, coco:PATH, mpii:PATH, "
-                     "or a mixture of them joined by + (synthetic+coco:DIR)")
-        if d.weights is not None and (len(d.weights) != len(parts) or not all(math.isfinite(w) and w > 0 for w in d.weights)):
-            fail("data.weights", f"{d.weights}: need one positive weight per data source ({len(parts)} in {d.source!r}), e.g. 1,2")
+                fail(
+                    "data.source",
+                    f"{part!r} in {d.source!r} is not valid; valid: synthetic, synthetic:DIR, coco:PATH, mpii:PATH, "
+                    "or a mixture of them joined by + (synthetic+coco:DIR)",
+                )
+        if d.weights is not None and (
+            len(d.weights) != len(parts) or not all(math.isfinite(w) and w > 0 for w in d.weights)
+        ):
+            fail(
+                "data.weights",
+                f"{d.weights}: need one positive weight per data source ({len(parts)} in {d.source!r}), e.g. 1,2",
+            )
         if d.val_source is not None and d.val_source not in parts:
             fail("data.val_source", f"{d.val_source!r} is not one of the data sources {parts}")
         for key in ("train_images", "val_images"):
@@ -191,12 +233,20 @@ class TrainConfig:
         if d.workers < 0:
             fail("data.workers", "must be >= 0")
         val_part = d.val_source or parts[-1]
-        if d.val_detections is not None and not (val_part == "synthetic" or val_part.startswith(("coco:", "synthetic:"))):
-            fail("data.val_detections", f"detection boxes need COCO-layout data (coco:PATH or synthetic), not {val_part!r}")
+        if d.val_detections is not None and not (
+            val_part == "synthetic" or val_part.startswith(("coco:", "synthetic:"))
+        ):
+            fail(
+                "data.val_detections",
+                f"detection boxes need COCO-layout data (coco:PATH or synthetic), not {val_part!r}",
+            )
         if not math.isfinite(d.val_min_box_score) or d.val_min_box_score < 0:
             fail("data.val_min_box_score", "must be a number >= 0")
         if d.val_min_box_score > 0 and d.val_detections is None:
-            fail("data.val_min_box_score", "only applies to detection boxes: set data.val_detections to a COCO detection results JSON too")
+            fail(
+                "data.val_min_box_score",
+                "only applies to detection boxes: set data.val_detections to a COCO detection results JSON too",
+            )
         _check_augment(d.augment, source)
         lo = self.loss
         for key in ("alpha", "beta", "ramp_epochs"):

@@ -3,6 +3,7 @@
 torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT; without them the run
 is a plain single process and nothing here touches torch.distributed.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,7 +13,17 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["DeviceError", "DistContext", "all_finite", "barrier", "cleanup", "resolve_device", "setup", "unwrap", "wrap_ddp"]
+__all__ = [
+    "DeviceError",
+    "DistContext",
+    "all_finite",
+    "barrier",
+    "cleanup",
+    "resolve_device",
+    "setup",
+    "unwrap",
+    "wrap_ddp",
+]
 
 
 class DeviceError(RuntimeError):
@@ -42,7 +53,9 @@ def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
         preference = "cuda" if torch.cuda.is_available() else "cpu"
     if preference.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise DeviceError(f"--device {preference}: CUDA is not available in this torch build/machine; use --device cpu or auto")
+            raise DeviceError(
+                f"--device {preference}: CUDA is not available in this torch build/machine; use --device cpu or auto"
+            )
         return torch.device(preference if ":" in preference else f"cuda:{local_rank}")
     return torch.device("cpu")
 
@@ -62,8 +75,9 @@ def setup(device_preference: str = "auto") -> DistContext:
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world_size)
-    return DistContext(rank=rank, world_size=world_size, local_rank=local_rank, device=device,
-                       grouped=dist.is_initialized())
+    return DistContext(
+        rank=rank, world_size=world_size, local_rank=local_rank, device=device, grouped=dist.is_initialized()
+    )
 
 
 def cleanup(ctx: DistContext) -> None:
@@ -92,7 +106,9 @@ def wrap_ddp(model: nn.Module, ctx: DistContext, find_unused_parameters: bool = 
     if not ctx.distributed:
         return model
     device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=find_unused_parameters)
+    return nn.parallel.DistributedDataParallel(
+        model, device_ids=device_ids, find_unused_parameters=find_unused_parameters
+    )
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -5,6 +5,7 @@ from a checkpoint: for a run trained before runs did, an unfinished run, or chec
 The ensemble is a model file like a student: `python -m okdhp_edge.export RUN/ensemble.safetensors`
 exports it and `Predictor` (so the labeller's `--teacher`) runs it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,7 +22,9 @@ from .network import run_provenance, write_ensemble
 __all__ = ["ensemble_from_checkpoint", "main"]
 
 
-def ensemble_from_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> tuple[Path, ModelSpec]:
+def ensemble_from_checkpoint(
+    checkpoint: str | os.PathLike, out_dir: str | os.PathLike | None = None
+) -> tuple[Path, ModelSpec]:
     """Write `out_dir/ensemble.*` (default: the checkpoint's run directory) from a checkpoint or a
     run directory (its checkpoint-last.pt); returns the weights path and the spec."""
     path = Path(checkpoint)
@@ -30,7 +33,9 @@ def ensemble_from_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.Pa
     state = load_checkpoint(path)
     network = state.get("network") or {}
     if network.get("mode") != "okdhp":
-        raise CheckpointError(f"{path}: a {network.get('mode')!r} run has no trained FAU ensemble; only okdhp runs train one")
+        raise CheckpointError(
+            f"{path}: a {network.get('mode')!r} run has no trained FAU ensemble; only okdhp runs train one"
+        )
     cfg = TrainConfig.from_dict(state["config"], str(path))
     preset = get_preset(network["preset"])
     spec = preset.network_spec([BranchSpec(*b) for b in network["branches"]])
@@ -47,17 +52,27 @@ def ensemble_from_checkpoint(checkpoint: str | os.PathLike, out_dir: str | os.Pa
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m okdhp_edge.train.ensemble", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", help="a run directory (its checkpoint-last.pt) or a checkpoint-*.pt of an okdhp run")
-    parser.add_argument("--out", metavar="DIR", help="where ensemble.safetensors + .json go (default: the run directory)")
+    parser = argparse.ArgumentParser(
+        prog="python -m okdhp_edge.train.ensemble",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "checkpoint", help="a run directory (its checkpoint-last.pt) or a checkpoint-*.pt of an okdhp run"
+    )
+    parser.add_argument(
+        "--out", metavar="DIR", help="where ensemble.safetensors + .json go (default: the run directory)"
+    )
     args = parser.parse_args(argv)
     try:
         weights, spec = ensemble_from_checkpoint(args.checkpoint, args.out)
     except (CheckpointError, ConfigError, StudentFileError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"{spec.name}: {spec.params / 1e6:.2f} M params, {spec.macs / 1e9:.3f} GMACs -> {weights} (+ {weights.with_suffix('.json').name})")
+    print(
+        f"{spec.name}: {spec.params / 1e6:.2f} M params, {spec.macs / 1e9:.3f} GMACs -> {weights} (+ "
+        f"{weights.with_suffix('.json').name})"
+    )
     print(f"export it: python -m okdhp_edge.export {weights} --format onnx")
     return 0
 

@@ -3,6 +3,7 @@
 Predictions are decoded exactly like the runtime does (argmax + quarter offset, inverse crop
 affine) and scored by `okdhp_edge.eval.Evaluator` (PCK@0.2, plus OKS AP on COCO-kind data).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -37,7 +38,9 @@ def selection_metric(requested: str, dataset: PoseDataset) -> str:
     PCKh@0.5 on MPII-kind). Fails before training when the data can never produce it, since the run
     would otherwise finish without a checkpoint-best and without saying why."""
     metric = requested if requested != "auto" else ("ap" if dataset.kind == "coco" else "pckh@0.5")
-    chosen = f"eval.metric={requested}" + (f" (= {metric} on {dataset.kind.upper()} data)" if requested == "auto" else "")
+    chosen = f"eval.metric={requested}" + (
+        f" (= {metric} on {dataset.kind.upper()} data)" if requested == "auto" else ""
+    )
     where = dataset.annotation_file or dataset.source
     if metric == "pckh@0.5" and dataset.kind == "mpii" and not (dataset.ground_truth()["head_size"] > 0).any():
         raise ConfigError(
@@ -46,11 +49,15 @@ def selection_metric(requested: str, dataset: PoseDataset) -> str:
             "or select by PCK@0.2: --set eval.metric=pck@0.2"
         )
     if metric == "pckh@0.5" and dataset.kind != "mpii":
-        raise ConfigError(f"{where}: {chosen} needs MPII-kind data (head boxes); this is {dataset.kind} data. "
-                          "Use --set eval.metric=ap or pck@0.2")
+        raise ConfigError(
+            f"{where}: {chosen} needs MPII-kind data (head boxes); this is {dataset.kind} data. "
+            "Use --set eval.metric=ap or pck@0.2"
+        )
     if metric == "ap" and (dataset.kind != "coco" or dataset.annotation_file is None):
-        raise ConfigError(f"{where}: {chosen} needs COCO-kind data (OKS AP); this is {dataset.kind} data. "
-                          "Use --set eval.metric=pckh@0.5 or pck@0.2")
+        raise ConfigError(
+            f"{where}: {chosen} needs COCO-kind data (OKS AP); this is {dataset.kind} data. "
+            "Use --set eval.metric=pckh@0.5 or pck@0.2"
+        )
     return metric
 
 
@@ -67,8 +74,13 @@ def _heads(outputs: dict, names: list[str]) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def predict_heads(model: nn.Module, images: torch.Tensor, names: list[str], flip_index: list[int] | None = None,
-                  autocast: contextlib.AbstractContextManager | None = None) -> dict[str, np.ndarray]:
+def predict_heads(
+    model: nn.Module,
+    images: torch.Tensor,
+    names: list[str],
+    flip_index: list[int] | None = None,
+    autocast: contextlib.AbstractContextManager | None = None,
+) -> dict[str, np.ndarray]:
     """Heatmaps (N, K, h, w) per head as float32 numpy; averaged with the mirrored input when flip_index is given."""
     with autocast or contextlib.nullcontext():
         heads = {k: v.float().cpu().numpy() for k, v in _heads(model(images), names).items()}

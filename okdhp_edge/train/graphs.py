@@ -16,6 +16,7 @@ The first `warmup` calls are ordinary eager steps on a side stream (cuDNN's benc
 library handles settle there; the docs require it), the next call captures and replays. A batch
 whose tensors do not match the captured shapes (another batch size, an extra key) runs eagerly.
 """
+
 from __future__ import annotations
 
 from typing import Callable

@@ -6,6 +6,7 @@ where the MSE sum runs over every supervised output (trunk stacks once, every st
 branch) and the KL sum over every branch stack. Modes drop terms: `independent` keeps only the
 MSE sum (same network, no distillation), `single` trains one plain student (MSE only).
 """
+
 from __future__ import annotations
 
 import math
@@ -32,7 +33,9 @@ def mse_weights(target: torch.Tensor, weight: torch.Tensor, ignore: torch.Tensor
     return w * (1.0 - ignore.to(target.dtype)[:, None] * (target < IGNORE_KEEP_TARGET).to(target.dtype))
 
 
-def heatmap_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, ignore: torch.Tensor | None = None) -> torch.Tensor:
+def heatmap_mse(
+    pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, ignore: torch.Tensor | None = None
+) -> torch.Tensor:
     """0.5 * mean over (N, K, h, w) of the per-joint-weighted squared error.
 
     Same value as the pose field's JointsMSELoss with target weights: a joint with weight 0
@@ -44,7 +47,9 @@ def heatmap_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, 
     return stacked_mse(pred[None], target, w)[0]
 
 
-def spatial_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0, detach_target: bool = True) -> torch.Tensor:
+def spatial_kl(
+    student: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0, detach_target: bool = True
+) -> torch.Tensor:
     """KL(teacher || student) between per-joint softmaxes over the h*w positions.
 
     Heatmaps (N, K, h, w) are used as logits divided by `temperature`. Summed over joints and
@@ -64,7 +69,9 @@ def stacked_mse(preds: torch.Tensor, target: torch.Tensor, weight: torch.Tensor)
     return 0.5 * ((preds - target) * weight.to(preds.dtype)).pow(2).mean(dim=(1, 2, 3, 4))
 
 
-def stacked_kl(students: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0, detach_target: bool = True) -> torch.Tensor:
+def stacked_kl(
+    students: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0, detach_target: bool = True
+) -> torch.Tensor:
     """spatial_kl of each of S students stacked as (S, N, K, h, w) against one teacher -> (S,);
     the teacher's softmax is computed once for all of them."""
     s, n, k, h, w = students.shape
@@ -95,15 +102,25 @@ class LossParts:
 
     def values(self) -> torch.Tensor:
         """total, mse_trunk, mse_ensemble, mse per branch, kl per branch: one detached fp32 vector."""
-        return torch.stack([self.total, self.mse_trunk, self.mse_ensemble, *self.mse_branches, *self.kl_branches]).detach().float()
+        return (
+            torch.stack([self.total, self.mse_trunk, self.mse_ensemble, *self.mse_branches, *self.kl_branches])
+            .detach()
+            .float()
+        )
 
     @classmethod
     def from_values(cls, values: torch.Tensor, ramp: float) -> LossParts:
         """The parts back from `values()` (views of it: a CUDA-graph step hands out a copy of its
         static vector this way)."""
         b = (len(values) - 3) // 2
-        return cls(total=values[0], mse_trunk=values[1], mse_ensemble=values[2], mse_branches=list(values[3:3 + b]),
-                   kl_branches=list(values[3 + b:]), ramp=ramp)
+        return cls(
+            total=values[0],
+            mse_trunk=values[1],
+            mse_ensemble=values[2],
+            mse_branches=list(values[3 : 3 + b]),
+            kl_branches=list(values[3 + b :]),
+            ramp=ramp,
+        )
 
     def as_dict(self) -> dict[str, float]:
         total, trunk, ens, *rest = self.values().cpu().tolist()
@@ -118,8 +135,15 @@ class LossParts:
 class OKDHPLoss:
     """The training objective for one of the modes (okdhp, independent, single)."""
 
-    def __init__(self, mode: str = "okdhp", alpha: float = 1.0, beta: float = 2.0, ramp_epochs: float = 90.0,
-                 kl_temperature: float = 1.0, detach_target: bool = True) -> None:
+    def __init__(
+        self,
+        mode: str = "okdhp",
+        alpha: float = 1.0,
+        beta: float = 2.0,
+        ramp_epochs: float = 90.0,
+        kl_temperature: float = 1.0,
+        detach_target: bool = True,
+    ) -> None:
         if mode not in ("okdhp", "independent", "single"):
             raise ValueError(f"unknown mode {mode!r}; valid: okdhp, independent, single")
         self.mode = mode
@@ -133,8 +157,15 @@ class OKDHPLoss:
         """The distillation ramp at `epoch` (0 for modes without distillation), as LossParts reports it."""
         return ramp(epoch, self.ramp_epochs) if self.mode == "okdhp" else 0.0
 
-    def __call__(self, outputs: dict, target: torch.Tensor, weight: torch.Tensor, epoch: float,
-                 ignore: torch.Tensor | None = None, kl_weight: torch.Tensor | None = None) -> LossParts:
+    def __call__(
+        self,
+        outputs: dict,
+        target: torch.Tensor,
+        weight: torch.Tensor,
+        epoch: float,
+        ignore: torch.Tensor | None = None,
+        kl_weight: torch.Tensor | None = None,
+    ) -> LossParts:
         """`outputs` as returned by OKDHPNet (or the single-mode adapter: no ensemble); `ignore`
         as in heatmap_mse (the distillation terms need no labels and cover every pixel).
 
@@ -151,7 +182,7 @@ class OKDHPLoss:
         bounds = [len(trunk)]
         for outs in branches:
             bounds.append(bounds[-1] + len(outs))
-        mse_trunk = mse[:len(trunk)].sum()
+        mse_trunk = mse[: len(trunk)].sum()
         mse_branches = [mse[a:b].sum() for a, b in zip(bounds, bounds[1:])]
         total = mse_trunk + sum(mse_branches)
         mse_ens = target.new_zeros(())
@@ -159,8 +190,10 @@ class OKDHPLoss:
         r = self.ramp_at(epoch)
         if distill:
             mse_ens = mse[-1]
-            kl = stacked_kl(torch.stack(supervised[len(trunk):-1]), outputs["ensemble"], self.kl_temperature, self.detach_target)
-            kls = [kl[a - len(trunk):b - len(trunk)].sum() for a, b in zip(bounds, bounds[1:])]
+            kl = stacked_kl(
+                torch.stack(supervised[len(trunk) : -1]), outputs["ensemble"], self.kl_temperature, self.detach_target
+            )
+            kls = [kl[a - len(trunk) : b - len(trunk)].sum() for a, b in zip(bounds, bounds[1:])]
             total = total + self.alpha * mse_ens + (self.beta * r if kl_weight is None else kl_weight) * sum(kls)
         return LossParts(
             total=total,

@@ -4,6 +4,7 @@ okdhp / independent: the multi-branch OKDHPNet (independent simply drops the dis
 terms). single: trunk + the target branch as a plain HourglassNet, trained alone with
 intermediate supervision: the baseline OKDHP has to beat.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,15 +16,36 @@ import torch
 from torch import nn
 
 from ..models import (
-    BranchSpec, HourglassNet, OKDHPNet, OKDHPSpec, Preset, StudentFileError, compression_rate, count_cost, describe_ensemble,
-    describe_student, extract_student, load_student, save_student,
+    BranchSpec,
+    HourglassNet,
+    OKDHPNet,
+    OKDHPSpec,
+    Preset,
+    StudentFileError,
+    compression_rate,
+    count_cost,
+    describe_ensemble,
+    describe_student,
+    extract_student,
+    load_student,
+    save_student,
 )
 from ..spec import ArchSpec, EnsembleArchSpec, ModelSpec
 from .config import ConfigError, ModelConfig, TrainConfig, parse_branches
 
 __all__ = [
-    "BranchChoice", "ENSEMBLE_NAME", "SingleNet", "build_network", "choose_branches", "init_from_students", "network_spec",
-    "run_provenance", "student_models", "target_branch", "write_ensemble", "write_students",
+    "BranchChoice",
+    "ENSEMBLE_NAME",
+    "SingleNet",
+    "build_network",
+    "choose_branches",
+    "init_from_students",
+    "network_spec",
+    "run_provenance",
+    "student_models",
+    "target_branch",
+    "write_ensemble",
+    "write_students",
 ]
 
 TARGET_ALIAS = "target"  # file stem of the copy of the target student in RUN/students/
@@ -66,7 +88,10 @@ def target_branch(spec: OKDHPSpec, preset: Preset, target: int | None) -> int:
     """The deployed branch: as given, or the cheapest one (the paper's unbalanced target)."""
     if target is not None:
         if target >= len(spec.branches):
-            raise ValueError(f"model.target={target} but the network has {len(spec.branches)} branches (valid: 0..{len(spec.branches) - 1})")
+            raise ValueError(
+                f"model.target={target} but the network has {len(spec.branches)} branches (valid: "
+                f"0..{len(spec.branches) - 1})"
+            )
         return target
     costs = [_student_macs(spec, b, preset.input_size) for b in spec.branches]
     return min(range(len(costs)), key=lambda b: (costs[b], b))
@@ -78,7 +103,9 @@ def choose_branches(preset: Preset, fractions: list[float]) -> list[BranchChoice
     spec = preset.network_spec()
     max_stacks = max(b.stacks for b in spec.branches)
     max_width = max(b.channels for b in spec.branches)
-    widths = {w for w in range(16, min(max_width, 64) + 1, 8)} | {w for w in range(64, max_width + 1, 16 if max_width <= 128 else 32)}
+    widths = {w for w in range(16, min(max_width, 64) + 1, 8)} | {
+        w for w in range(64, max_width + 1, 16 if max_width <= 128 else 32)
+    }
     widths |= {b.channels for b in spec.branches}
     grid = [BranchSpec(s, w) for s in range(1, max_stacks + 1) for w in sorted(widths)]
     costs = {b: _student_macs(spec, b, preset.input_size) for b in grid}
@@ -86,24 +113,49 @@ def choose_branches(preset: Preset, fractions: list[float]) -> list[BranchChoice
     choices = []
     for f in fractions:
         best = min(grid, key=lambda b: (abs(math.log(costs[b] / (f * reference))), costs[b]))
-        choices.append(BranchChoice(requested=f, branch=best, macs=costs[best], achieved=compression_rate(preset, costs[best])))
+        choices.append(
+            BranchChoice(requested=f, branch=best, macs=costs[best], achieved=compression_rate(preset, costs[best]))
+        )
     return choices
 
 
 def _student_macs(spec: OKDHPSpec, branch: BranchSpec, input_size: tuple[int, int]) -> int:
     """MACs of trunk + `branch` as a student. Stacks of one width are identical, so MACs are linear
     in the stack count: two counts per width give every depth."""
-    one, two = (_counted_macs(spec.num_joints, spec.trunk_stacks, spec.trunk_channels, s, branch.channels,
-                              spec.hourglass_depth, input_size) for s in (1, 2))
+    one, two = (
+        _counted_macs(
+            spec.num_joints,
+            spec.trunk_stacks,
+            spec.trunk_channels,
+            s,
+            branch.channels,
+            spec.hourglass_depth,
+            input_size,
+        )
+        for s in (1, 2)
+    )
     return one + (branch.stacks - 1) * (two - one)
 
 
 @lru_cache(maxsize=None)
-def _counted_macs(joints: int, trunk_stacks: int, trunk_channels: int, stacks: int, channels: int, depth: int,
-                  input_size: tuple[int, int]) -> int:
+def _counted_macs(
+    joints: int,
+    trunk_stacks: int,
+    trunk_channels: int,
+    stacks: int,
+    channels: int,
+    depth: int,
+    input_size: tuple[int, int],
+) -> int:
     """MACs of a trunk + branch student, counted on the meta device (no memory, no real compute)."""
-    arch = ArchSpec(num_joints=joints, trunk_stacks=trunk_stacks, trunk_channels=trunk_channels,
-                    branch_stacks=stacks, branch_channels=channels, hourglass_depth=depth)
+    arch = ArchSpec(
+        num_joints=joints,
+        trunk_stacks=trunk_stacks,
+        trunk_channels=trunk_channels,
+        branch_stacks=stacks,
+        branch_channels=channels,
+        hourglass_depth=depth,
+    )
     with torch.device("meta"):
         model = HourglassNet(arch)
     return count_cost(model, input_size).macs
@@ -134,24 +186,32 @@ def init_from_students(model: nn.Module, paths: list[str], input_size: tuple[int
         arch = spec.arch
         where = f"model.init {path}"
         if isinstance(arch, EnsembleArchSpec):
-            raise ConfigError(f"{where}: is a FAU ensemble (a teacher), not a student; start from the run's students instead")
+            raise ConfigError(
+                f"{where}: is a FAU ensemble (a teacher), not a student; start from the run's students instead"
+            )
         if (spec.input.width, spec.input.height) != tuple(input_size):
-            raise ConfigError(f"{where}: trained at input {spec.input.width}x{spec.input.height}, this run's network takes "
-                              f"{input_size[0]}x{input_size[1]}; pick the preset it came from (its JSON names it)")
+            raise ConfigError(
+                f"{where}: trained at input {spec.input.width}x{spec.input.height}, this run's network takes "
+                f"{input_size[0]}x{input_size[1]}; pick the preset it came from (its JSON names it)"
+            )
         if isinstance(model, OKDHPNet):
             net = model.spec
             trunk = (net.num_joints, net.trunk_stacks, net.trunk_channels, net.hourglass_depth)
             if (arch.num_joints, arch.trunk_stacks, arch.trunk_channels, arch.hourglass_depth) != trunk:
-                raise ConfigError(f"{where}: its trunk ({arch.trunk_stacks}x{arch.trunk_channels}, depth {arch.hourglass_depth}, "
-                                  f"{arch.num_joints} joints) is not this network's ({net.trunk_stacks}x{net.trunk_channels}, "
-                                  f"depth {net.hourglass_depth}, {net.num_joints} joints)")
+                raise ConfigError(
+                    f"{where}: its trunk ({arch.trunk_stacks}x{arch.trunk_channels}, depth {arch.hourglass_depth}, "
+                    f"{arch.num_joints} joints) is not this network's ({net.trunk_stacks}x{net.trunk_channels}, "
+                    f"depth {net.hourglass_depth}, {net.num_joints} joints)"
+                )
             shape = BranchSpec(arch.branch_stacks, arch.branch_channels)
             branch = next((b for b, spec_b in enumerate(net.branches) if spec_b == shape and b not in taken), None)
             if branch is None:
-                raise ConfigError(f"{where}: no free branch {shape} in this network ({', '.join(map(str, net.branches))})")
+                raise ConfigError(
+                    f"{where}: no free branch {shape} in this network ({', '.join(map(str, net.branches))})"
+                )
             taken.add(branch)
             for key, value in student.state_dict().items():
-                state[f"branches.{branch}.{key[len('branch.'):]}" if key.startswith("branch.") else key] = value
+                state[f"branches.{branch}.{key[len('branch.') :]}" if key.startswith("branch.") else key] = value
             filled.append(f"{Path(path).name} -> trunk + b{branch}")
         else:
             if arch != model.arch or filled:
@@ -187,7 +247,13 @@ def student_models(model: nn.Module, mode: str, target: int) -> dict[int, Hourgl
 
 
 def write_students(
-    model: nn.Module, mode: str, target: int, preset: Preset, spec: OKDHPSpec, out_dir: Path, provenance: dict,
+    model: nn.Module,
+    mode: str,
+    target: int,
+    preset: Preset,
+    spec: OKDHPSpec,
+    out_dir: Path,
+    provenance: dict,
     metrics: dict[int, dict] | None = None,
 ) -> dict[int, tuple[Path, ModelSpec]]:
     """Save every trained branch's student as `out_dir/<name>.safetensors` + `.json`.
@@ -209,12 +275,19 @@ def write_students(
 
 def run_provenance(cfg: TrainConfig, run: str, epochs: int) -> dict:
     """What a run's model files record about how they were trained."""
-    return {"mode": cfg.mode, "epochs": epochs, "data": cfg.data.source, "run": run, "seed": cfg.system.seed,
-            **({"init": cfg.model.init} if cfg.model.init else {})}
+    return {
+        "mode": cfg.mode,
+        "epochs": epochs,
+        "data": cfg.data.source,
+        "run": run,
+        "seed": cfg.system.seed,
+        **({"init": cfg.model.init} if cfg.model.init else {}),
+    }
 
 
-def write_ensemble(model: OKDHPNet, preset: Preset, spec: OKDHPSpec, out_dir: Path, provenance: dict,
-                   metrics: dict | None = None) -> tuple[Path, ModelSpec]:
+def write_ensemble(
+    model: OKDHPNet, preset: Preset, spec: OKDHPSpec, out_dir: Path, provenance: dict, metrics: dict | None = None
+) -> tuple[Path, ModelSpec]:
     """Save the FAU ensemble as `out_dir/ensemble.safetensors` + `.json`: the strongest teacher a run
     leaves (every branch and the FAU), a model file like a student's. The training net's weights are
     the ensemble's as they are; an independent run's FAU is untrained, so only okdhp runs write one."""

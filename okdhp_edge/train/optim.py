@@ -6,6 +6,7 @@ CUDA; the fused implementation does the same update in one call per device and d
 same maths. Checkpoints stay interchangeable with the unfused optimizer: `load_adam_state` keeps
 this optimizer's implementation whatever the checkpoint's param groups say.
 """
+
 from __future__ import annotations
 
 from typing import Any, Iterable
@@ -42,4 +43,6 @@ def load_adam_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> 
         for p in group["params"]:
             step = optimizer.state.get(p, {}).get("step")
             if isinstance(step, torch.Tensor):
-                optimizer.state[p]["step"] = step.to(torch.float32).to(p.device) if on_device else step.to(torch.float32).cpu()
+                optimizer.state[p]["step"] = (
+                    step.to(torch.float32).to(p.device) if on_device else step.to(torch.float32).cpu()
+                )

@@ -1,4 +1,5 @@
 """curves.png (losses and per-head accuracy per epoch) and samples.png (predicted skeletons)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,13 +43,24 @@ def plot_curves(history: list[dict], path: Path, metrics: list[str]) -> Path:
     return path
 
 
-def plot_samples(images: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, truth: np.ndarray,
-                 skeleton: Skeleton, input_spec: InputSpec, path: Path, title: str, min_score: float = 0.2) -> Path:
+def plot_samples(
+    images: np.ndarray,
+    keypoints: np.ndarray,
+    scores: np.ndarray,
+    truth: np.ndarray,
+    skeleton: Skeleton,
+    input_spec: InputSpec,
+    path: Path,
+    title: str,
+    min_score: float = 0.2,
+) -> Path:
     """Draw predictions (limbs and joints, crop pixels) on normalised NCHW RGB crops; ground truth as small crosses."""
     n = len(images)
     cols = min(n, 6)
     rows = max(1, -(-n // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.2 * rows * input_spec.height / input_spec.width), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(2.2 * cols, 2.2 * rows * input_spec.height / input_spec.width), squeeze=False
+    )
     mean = np.asarray(input_spec.mean, np.float32)
     std = np.asarray(input_spec.std, np.float32)
     colors = plt.cm.hsv(np.linspace(0, 1, len(skeleton.limbs) + 1))

@@ -3,6 +3,7 @@
 It shows how much of a score is earned by the network: box-normalised PCK@0.2 is lenient on
 small people, and a student is only useful as far as it beats this guess.
 """
+
 from __future__ import annotations
 
 import numpy as np

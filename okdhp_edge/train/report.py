@@ -1,4 +1,5 @@
 """The end-of-run table: one row per branch (and the ensemble) with cost and accuracy."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -42,19 +43,23 @@ def format_table(rows: list[HeadRow]) -> str:
     header = ["head", "student", "stacks", "width", "params (M)", "GMACs", "compression", *[m.upper() for m in metrics]]
     lines = [header]
     for r in rows:
-        lines.append([
-            r.head + (" *" if r.target else ""),
-            r.name,
-            "-" if r.stacks is None else str(r.stacks),
-            "-" if r.width is None else str(r.width),
-            f"{r.params / 1e6:.3f}",
-            f"{r.gmacs:.3f}",
-            "-" if r.compression_rate is None else f"{r.compression_rate:.2f}",
-            *[f"{r.metrics[m]:.1f}" if isinstance(r.metrics.get(m), (int, float)) else "-" for m in metrics],
-        ])
+        lines.append(
+            [
+                r.head + (" *" if r.target else ""),
+                r.name,
+                "-" if r.stacks is None else str(r.stacks),
+                "-" if r.width is None else str(r.width),
+                f"{r.params / 1e6:.3f}",
+                f"{r.gmacs:.3f}",
+                "-" if r.compression_rate is None else f"{r.compression_rate:.2f}",
+                *[f"{r.metrics[m]:.1f}" if isinstance(r.metrics.get(m), (int, float)) else "-" for m in metrics],
+            ]
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)) for line in lines]
     text.insert(1, "  ".join("-" * w for w in widths))
-    text.append("* = target student (the one to deploy); ref = the mean training pose in every box, what a network must beat;"
-                " metrics in percent on the validation split")
+    text.append(
+        "* = target student (the one to deploy); ref = the mean training pose in every box, what a network must beat;"
+        " metrics in percent on the validation split"
+    )
     return "\n".join(text)

@@ -1,4 +1,5 @@
 """One optimisation step (forward, loss, backward, update), shared by the trainer and the throughput benchmark."""
+
 from __future__ import annotations
 
 import contextlib
@@ -43,7 +44,9 @@ def amp_candidates(mode: str, device: torch.device) -> list[str]:
             return ["off", "bf16" if native_bf16(device) else "fp16"]
         return ["off", "bf16"] if native_bf16(device) else ["off"]
     if mode == "fp16" and device.type != "cuda":
-        raise AmpError("amp fp16 needs a CUDA device (fp16 autocast on the CPU is slower than fp32); use auto, bf16 or off")
+        raise AmpError(
+            "amp fp16 needs a CUDA device (fp16 autocast on the CPU is slower than fp32); use auto, bf16 or off"
+        )
     return [mode]
 
 
@@ -61,7 +64,11 @@ def amp_setup(mode: str, device: torch.device) -> tuple[contextlib.AbstractConte
     scaler = torch.amp.GradScaler(scaler_device, enabled=mode == "fp16")
     # no weight-cast cache: every weight is used once per forward, so it saves nothing, and a CUDA
     # graph capture must not keep casts made outside the graph (PyTorch's CUDA-graph notes)
-    return torch.autocast(device.type, dtype=dtype, cache_enabled=False), scaler, "bf16" if mode == "bf16" else "fp16+GradScaler"
+    return (
+        torch.autocast(device.type, dtype=dtype, cache_enabled=False),
+        scaler,
+        "bf16" if mode == "bf16" else "fp16+GradScaler",
+    )
 
 
 @dataclass
@@ -80,7 +87,9 @@ class TrainStep:
     grad_clip: float | None = None
     static_grads: bool = False  # True once a CUDA graph writes the .grad tensors: zero them in place, never drop them
 
-    def inputs(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def inputs(
+        self, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """images (in the step's memory format), target, joint weights and the optional ignore mask, on the device."""
         device = self.ctx.device
         images = batch["image"].to(device, non_blocking=True)
@@ -91,8 +100,15 @@ class TrainStep:
         ignore = batch["ignore"].to(device, non_blocking=True) if "ignore" in batch else None
         return images, target, weight, ignore
 
-    def forward(self, images: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, ignore: torch.Tensor | None,
-                epoch: float, kl_weight: torch.Tensor | None = None) -> LossParts:
+    def forward(
+        self,
+        images: torch.Tensor,
+        target: torch.Tensor,
+        weight: torch.Tensor,
+        ignore: torch.Tensor | None,
+        epoch: float,
+        kl_weight: torch.Tensor | None = None,
+    ) -> LossParts:
         """The network under autocast, then the loss in fp32 (kl_weight: see OKDHPLoss)."""
         with self.autocast:
             outputs = self.model(images)

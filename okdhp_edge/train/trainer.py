@@ -4,6 +4,7 @@ Only rank 0 logs, validates and writes files; every rank trains its shard of eac
 run directory holds everything needed to resume (`checkpoint-last.pt`, written atomically
 after every epoch) and everything a user wants at the end (students, metrics, plots).
 """
+
 from __future__ import annotations
 
 import json
@@ -22,25 +23,32 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from ..geometry import apply_affine, invert_affine
 from ..codec import HeatmapCodec
+from ..geometry import apply_affine, invert_affine
 from ..models import get_preset
 from ..spec import InputSpec, ModelSpec, write_json_atomic
+from .autotune import SpeedChoice, pick_speed, random_batch
 from .checkpoint import CheckpointError, capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from .config import OptimConfig, TrainConfig
 from .data import RunData, build_run_data
 from .distributed import DistContext, barrier, cleanup, setup, wrap_ddp
 from .evaluate import evaluate_heads, head_names, predict_heads, selection_metric
+from .graphs import GraphedStep, graph_blocker
 from .losses import OKDHPLoss
 from .network import (
-    BranchChoice, build_network, init_from_students, network_spec, run_provenance, target_branch, write_ensemble, write_students,
+    BranchChoice,
+    build_network,
+    init_from_students,
+    network_spec,
+    run_provenance,
+    target_branch,
+    write_ensemble,
+    write_students,
 )
+from .optim import load_adam_state, make_adam
 from .plots import plot_curves, plot_samples
 from .reference import mean_pose_reference
 from .report import HeadRow, format_table
-from .autotune import SpeedChoice, pick_speed, random_batch
-from .graphs import GraphedStep, graph_blocker
-from .optim import load_adam_state, make_adam
 from .step import TrainStep, amp_candidates, amp_setup
 
 __all__ = ["NonFiniteLossError", "TrainResult", "default_out_dir", "train"]
@@ -95,9 +103,15 @@ def code_version() -> str:
 
     root = Path(__file__).resolve().parents[2]
     try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", *TRAINING_CODE],
-                               capture_output=True, text=True, timeout=10)
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", *TRAINING_CODE],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.SubprocessError):
         return __version__
     if commit.returncode != 0:
@@ -134,11 +148,15 @@ def _plain(obj: Any) -> Any:
 
 
 def _scalars(metrics: dict) -> dict[str, float]:
-    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)}
+    return {
+        k: float(v) for k, v in metrics.items() if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+    }
 
 
 class _Run:
-    def __init__(self, cfg: TrainConfig, ctx: DistContext, out_dir: str | Path | None, resume: Path | None, progress: bool) -> None:
+    def __init__(
+        self, cfg: TrainConfig, ctx: DistContext, out_dir: str | Path | None, resume: Path | None, progress: bool
+    ) -> None:
         self.cfg = cfg
         self.ctx = ctx
         self.progress = progress and ctx.is_main
@@ -175,10 +193,12 @@ class _Run:
         recorded = (self._resume_state or {}).get("speed")
         if recorded and recorded.get("device") == self.device.type:  # open switches as recorded, fixed ones as given
             graphs = recorded.get("cuda_graphs", False) if s.cuda_graphs == "auto" else s.cuda_graphs == "on"
-            choice = SpeedChoice(recorded["amp"] if s.amp == "auto" else amp_candidates(s.amp, self.device)[0],
-                                 recorded["channels_last"] if s.channels_last is None else s.channels_last,
-                                 recorded["threads"] if s.threads is None else s.threads,
-                                 cuda_graphs=graphs and blocker is None)
+            choice = SpeedChoice(
+                recorded["amp"] if s.amp == "auto" else amp_candidates(s.amp, self.device)[0],
+                recorded["channels_last"] if s.channels_last is None else s.channels_last,
+                recorded["threads"] if s.threads is None else s.threads,
+                cuda_graphs=graphs and blocker is None,
+            )
             if choice.threads is not None:
                 torch.set_num_threads(choice.threads)
             self.log(f"speed switches kept from the checkpoint: {choice.label()}")
@@ -187,9 +207,19 @@ class _Run:
         joints = self.skeleton.num_keypoints
         choice = [None]
         if self.ctx.is_main:
-            choice[0] = pick_speed(model, loss, lambda n: random_batch(n, (w, h), joints, self.spec.stride, self.device), self.device,
-                                   s.amp, s.channels_last, s.threads, self.cfg.optim.batch_size, self.log,
-                                   cuda_graphs=s.cuda_graphs, graph_blocker=blocker)
+            choice[0] = pick_speed(
+                model,
+                loss,
+                lambda n: random_batch(n, (w, h), joints, self.spec.stride, self.device),
+                self.device,
+                s.amp,
+                s.channels_last,
+                s.threads,
+                self.cfg.optim.batch_size,
+                self.log,
+                cuda_graphs=s.cuda_graphs,
+                graph_blocker=blocker,
+            )
         if self.ctx.distributed:
             dist.broadcast_object_list(choice, src=0)
             if choice[0].threads is not None:
@@ -200,12 +230,23 @@ class _Run:
         if choices:
             self.log("branches chosen for --compression (student MACs / largest preset branch's):")
             for c in choices:
-                warn = "  (closest the grid allows: the shared trunk sets a floor)" if abs(math.log(c.achieved / c.requested)) > 0.2 else ""
-                self.log(f"  requested {c.requested:.2f} -> {c.branch} ({c.branch.stacks} stacks x {c.branch.channels} ch), "
-                         f"{c.macs / 1e9:.3f} GMACs = {c.achieved:.2f}{warn}")
+                warn = (
+                    "  (closest the grid allows: the shared trunk sets a floor)"
+                    if abs(math.log(c.achieved / c.requested)) > 0.2
+                    else ""
+                )
+                self.log(
+                    f"  requested {c.requested:.2f} -> {c.branch} ({c.branch.stacks} stacks x {c.branch.channels} ch), "
+                    f"{c.macs / 1e9:.3f} GMACs = {c.achieved:.2f}{warn}"
+                )
         spec = self.spec
-        branches = ", ".join(f"b{i}={b}" + (" (target)" if i == self.target else "") for i, b in enumerate(spec.branches))
-        self.log(f"network: preset {self.preset.name}, mode {self.cfg.mode}, trunk {spec.trunk_stacks}x{spec.trunk_channels}, {branches}")
+        branches = ", ".join(
+            f"b{i}={b}" + (" (target)" if i == self.target else "") for i, b in enumerate(spec.branches)
+        )
+        self.log(
+            f"network: preset {self.preset.name}, mode {self.cfg.mode}, trunk "
+            f"{spec.trunk_stacks}x{spec.trunk_channels}, {branches}"
+        )
 
     def _build(self) -> None:
         cfg = self.cfg
@@ -216,11 +257,14 @@ class _Run:
         self._describe_network(choices)
         self.skeleton = self.preset.get_skeleton()
         self.input_spec = InputSpec(width=self.preset.input_size[0], height=self.preset.input_size[1])
-        self.data: RunData = build_run_data(cfg.data, self.input_spec, self.skeleton, cfg.optim.batch_size,
-                                            cfg.system.seed, self.ctx, self.spec.stride)
-        self.log(f"data: {cfg.data.source}: {len(self.data.train)} training people, {len(self.data.val)} validation people "
-                 f"({self.data.val.kind} metrics); batch {cfg.optim.batch_size} x {self.ctx.world_size} process(es) "
-                 f"on {self.device}" + (f" (DDP over {dist.get_backend()})" if self.ctx.distributed else ""))
+        self.data: RunData = build_run_data(
+            cfg.data, self.input_spec, self.skeleton, cfg.optim.batch_size, cfg.system.seed, self.ctx, self.spec.stride
+        )
+        self.log(
+            f"data: {cfg.data.source}: {len(self.data.train)} training people, {len(self.data.val)} validation people "
+            f"({self.data.val.kind} metrics); batch {cfg.optim.batch_size} x {self.ctx.world_size} process(es) "
+            f"on {self.device}" + (f" (DDP over {dist.get_backend()})" if self.ctx.distributed else "")
+        )
         self.heads = head_names(cfg.mode, len(self.spec.branches), self.target)
         self.metric = selection_metric(cfg.eval.metric, self.data.val)
         if self.device.type == "cuda":
@@ -254,13 +298,26 @@ class _Run:
             self.log("compiling the model with torch.compile (the first steps are slow)")
             train_model = torch.compile(train_model)
         self.train_model = train_model
-        step = TrainStep(train_model, self.loss, self.optimizer, self.scheduler, self.scaler, self.autocast, self.ctx,
-                         channels_last=self.speed.channels_last, grad_clip=o.grad_clip)
+        step = TrainStep(
+            train_model,
+            self.loss,
+            self.optimizer,
+            self.scheduler,
+            self.scaler,
+            self.autocast,
+            self.ctx,
+            channels_last=self.speed.channels_last,
+            grad_clip=o.grad_clip,
+        )
         self.step: TrainStep | GraphedStep = GraphedStep(step, log=self.log) if self.speed.cuda_graphs else step
 
     def _network_record(self) -> dict:
-        return {"preset": self.preset.name, "mode": self.cfg.mode, "target": self.target,
-                "branches": [[b.stacks, b.channels] for b in self.spec.branches]}
+        return {
+            "preset": self.preset.name,
+            "mode": self.cfg.mode,
+            "target": self.target,
+            "branches": [[b.stacks, b.channels] for b in self.spec.branches],
+        }
 
     def _load(self, path: Path, state: dict) -> None:
         """Restore a checkpoint loaded on the CPU (RNG states must stay there; load_state_dict moves
@@ -289,7 +346,10 @@ class _Run:
         self.start_epoch = int(state["epoch"])
         self.history = list(state.get("history", []))
         self.best = dict(state.get("best", self.best))
-        self.log(f"resumed from {path} at epoch {self.start_epoch + 1}" + (" (it was interrupted mid-epoch; redoing it)" if state.get("interrupted") else ""))
+        self.log(
+            f"resumed from {path} at epoch {self.start_epoch + 1}"
+            + (" (it was interrupted mid-epoch; redoing it)" if state.get("interrupted") else "")
+        )
 
     # ----------------------------------------------------------------- state
     def _state(self, next_epoch: int, interrupted: bool = False) -> dict:
@@ -301,8 +361,13 @@ class _Run:
             "epoch": next_epoch,
             "interrupted": interrupted,
             "rng": capture_rng(),
-            "speed": {"device": self.device.type, "amp": self.speed.amp, "channels_last": self.speed.channels_last,
-                      "threads": self.speed.threads, "cuda_graphs": self.speed.cuda_graphs},
+            "speed": {
+                "device": self.device.type,
+                "amp": self.speed.amp,
+                "channels_last": self.speed.channels_last,
+                "threads": self.speed.threads,
+                "cuda_graphs": self.speed.cuda_graphs,
+            },
             "config": self.cfg.to_dict(),
             "network": self._network_record(),
             "history": self.history,
@@ -385,20 +450,34 @@ class _Run:
         n = self.iters_per_epoch
         sums: dict[str, float] = {}
         seen, start = 0, time.perf_counter()
-        bar = tqdm(self.data.train_loader, total=n, desc=f"epoch {epoch + 1}/{cfg.optim.epochs}", unit="batch",
-                   disable=not self.progress, leave=False, mininterval=1.0)
+        bar = tqdm(
+            self.data.train_loader,
+            total=n,
+            desc=f"epoch {epoch + 1}/{cfg.optim.epochs}",
+            unit="batch",
+            disable=not self.progress,
+            leave=False,
+            mininterval=1.0,
+        )
         for step, batch in enumerate(bar):
             parts, finite = self.step(batch, epoch + step / n)
             if not finite:
                 self._non_finite(epoch, step, parts.as_dict())
             values = parts.as_dict()
-            values["mse"] = values["mse_trunk"] + sum(v for k, v in values.items() if k.startswith("mse_b")) + values["mse_ensemble"]
+            values["mse"] = (
+                values["mse_trunk"]
+                + sum(v for k, v in values.items() if k.startswith("mse_b"))
+                + values["mse_ensemble"]
+            )
             for k, v in values.items():
                 sums[k] = sums.get(k, 0.0) + v
             seen += len(batch["image"]) * ctx.world_size
             if self.progress:
                 rate = seen / max(time.perf_counter() - start, 1e-9)
-                bar.set_postfix_str(f"loss {values['loss']:.3e} lr {self.optimizer.param_groups[0]['lr']:.1e} {rate:.1f} img/s", refresh=False)
+                bar.set_postfix_str(
+                    f"loss {values['loss']:.3e} lr {self.optimizer.param_groups[0]['lr']:.1e} {rate:.1f} img/s",
+                    refresh=False,
+                )
         bar.close()
         stats = {k: v / n for k, v in sums.items()}
         if ctx.distributed:
@@ -412,7 +491,12 @@ class _Run:
 
     def _non_finite(self, epoch: int, step: int, values: dict[str, float]) -> None:
         last = self.out_dir / "checkpoint-last.pt"
-        kept = f"{last} (end of epoch {self.start_epoch if not self.history else self.history[-1]['epoch'] + 1}) is left as it was" if last.is_file() else "no checkpoint was written yet"
+        kept = (
+            f"{last} (end of epoch {self.start_epoch if not self.history else self.history[-1]['epoch'] + 1}) is "
+            "left as it was"
+            if last.is_file()
+            else "no checkpoint was written yet"
+        )
         terms = ", ".join(f"{k}={v:.4g}" for k, v in values.items())
         raise NonFiniteLossError(
             f"non-finite loss at epoch {epoch + 1}, step {step + 1} ({terms}); training stopped and {kept}. "
@@ -422,9 +506,16 @@ class _Run:
     # ----------------------------------------------------------------- evaluation and output
     def _validate(self) -> dict[str, dict]:
         return evaluate_heads(
-            self.model, self.data.val, self.data.val_loader, self.heads, self.device,
-            heatmap_stride=self.spec.stride, flip_test=self.cfg.eval.flip_test, channels_last=self.speed.channels_last,
-            autocast=self.autocast, progress=self.progress,
+            self.model,
+            self.data.val,
+            self.data.val_loader,
+            self.heads,
+            self.device,
+            heatmap_stride=self.spec.stride,
+            flip_test=self.cfg.eval.flip_test,
+            channels_last=self.speed.channels_last,
+            autocast=self.autocast,
+            progress=self.progress,
         )
 
     def _final_metrics(self) -> dict[str, dict]:
@@ -441,30 +532,66 @@ class _Run:
         cfg = self.cfg
         provenance = {**run_provenance(cfg, self.out_dir.name, cfg.optim.epochs), "code": self.code}
         metrics = {int(h[1:]): final[h] for h in final if h.startswith("b")}
-        written = write_students(self.model, cfg.mode, self.target, self.preset, self.spec, self.out_dir / "students",
-                                 provenance, metrics)
+        written = write_students(
+            self.model, cfg.mode, self.target, self.preset, self.spec, self.out_dir / "students", provenance, metrics
+        )
         best_epoch = self.best.get("epoch")
-        if best_epoch is not None and best_epoch != cfg.optim.epochs - 1 and (self.out_dir / "checkpoint-best.pt").is_file():
+        if (
+            best_epoch is not None
+            and best_epoch != cfg.optim.epochs - 1
+            and (self.out_dir / "checkpoint-best.pt").is_file()
+        ):
             best_model = build_network(cfg.mode, self.spec, self.target)
             best_model.load_state_dict(load_checkpoint(self.out_dir / "checkpoint-best.pt")["model"])
-            write_students(best_model, cfg.mode, self.target, self.preset, self.spec, self.out_dir / "students-best",
-                           {**provenance, "epoch": best_epoch + 1}, None)
+            write_students(
+                best_model,
+                cfg.mode,
+                self.target,
+                self.preset,
+                self.spec,
+                self.out_dir / "students-best",
+                {**provenance, "epoch": best_epoch + 1},
+                None,
+            )
             self.log(f"best target epoch was {best_epoch + 1}: its students are in {self.out_dir / 'students-best'}")
         ensemble = None
         if cfg.mode == "okdhp":  # the FAU is trained only here
-            ensemble = write_ensemble(self.model, self.preset, self.spec, self.out_dir, provenance, final.get("ensemble"))
+            ensemble = write_ensemble(
+                self.model, self.preset, self.spec, self.out_dir, provenance, final.get("ensemble")
+            )
         rows = self._rows(final, written, ensemble)
         reference = _scalars(mean_pose_reference(self.data.train, self.data.val))
-        rows.append(HeadRow(head="ref", name="mean training pose (no network)", stacks=None, width=None, params=0, macs=0,
-                            compression_rate=None, metrics=reference))
+        rows.append(
+            HeadRow(
+                head="ref",
+                name="mean training pose (no network)",
+                stacks=None,
+                width=None,
+                params=0,
+                macs=0,
+                compression_rate=None,
+                metrics=reference,
+            )
+        )
         table = format_table(rows)
         elapsed = time.perf_counter() - self.started
         target_name = written[self.target][1].name
-        write_json_atomic(self.out_dir / "metrics.json", _plain({
-            "preset": self.preset.name, "mode": cfg.mode, "data": cfg.data.source, "epochs": cfg.optim.epochs,
-            "target": target_name, "selection_metric": self.metric, "best": self.best, "time_s": round(elapsed, 1),
-            "rows": [r.to_dict() for r in rows],
-        }))
+        write_json_atomic(
+            self.out_dir / "metrics.json",
+            _plain(
+                {
+                    "preset": self.preset.name,
+                    "mode": cfg.mode,
+                    "data": cfg.data.source,
+                    "epochs": cfg.optim.epochs,
+                    "target": target_name,
+                    "selection_metric": self.metric,
+                    "best": self.best,
+                    "time_s": round(elapsed, 1),
+                    "rows": [r.to_dict() for r in rows],
+                }
+            ),
+        )
         plot_curves(self.history, self.out_dir / "curves.png", list(dict.fromkeys(["pck@0.2", self.metric])))
         if cfg.eval.samples:
             self._samples()
@@ -472,20 +599,46 @@ class _Run:
         self.log(f"\nstudents: {self.out_dir / 'students'} (target: {target_name}); run time {elapsed / 60:.1f} min")
         if ensemble is not None:
             self.log(f"FAU ensemble (a labelling teacher, docs/training.md): {ensemble[0]}")
-        return TrainResult(out_dir=self.out_dir, rows=rows, students={d.name: p for p, d in written.values()},
-                           target=target_name, history=self.history, best=self.best)
+        return TrainResult(
+            out_dir=self.out_dir,
+            rows=rows,
+            students={d.name: p for p, d in written.values()},
+            target=target_name,
+            history=self.history,
+            best=self.best,
+        )
 
     def _rows(self, final: dict[str, dict], written: dict, ensemble: tuple[Path, ModelSpec] | None) -> list[HeadRow]:
         rows = []
         for b, (_, desc) in sorted(written.items()):
             arch = desc.arch
-            rows.append(HeadRow(head=f"b{b}", name=desc.name, stacks=arch.trunk_stacks + arch.branch_stacks,
-                                width=arch.branch_channels, params=desc.params, macs=desc.macs,
-                                compression_rate=desc.compression_rate, target=b == self.target, metrics=final.get(f"b{b}", {})))
+            rows.append(
+                HeadRow(
+                    head=f"b{b}",
+                    name=desc.name,
+                    stacks=arch.trunk_stacks + arch.branch_stacks,
+                    width=arch.branch_channels,
+                    params=desc.params,
+                    macs=desc.macs,
+                    compression_rate=desc.compression_rate,
+                    target=b == self.target,
+                    metrics=final.get(f"b{b}", {}),
+                )
+            )
         if ensemble is not None:
             desc = ensemble[1]
-            rows.append(HeadRow(head="ensemble", name="training net (all branches + FAU)", stacks=None, width=None,
-                                params=desc.params, macs=desc.macs, compression_rate=None, metrics=final.get("ensemble", {})))
+            rows.append(
+                HeadRow(
+                    head="ensemble",
+                    name="training net (all branches + FAU)",
+                    stacks=None,
+                    width=None,
+                    params=desc.params,
+                    macs=desc.macs,
+                    compression_rate=None,
+                    metrics=final.get("ensemble", {}),
+                )
+            )
         return rows
 
     def _samples(self) -> None:
@@ -495,13 +648,27 @@ class _Run:
         images = np.stack([it["image"] for it in items])
         head = f"b{self.target}"
         self.model.eval()
-        heatmaps = predict_heads(self.model, torch.from_numpy(images).to(self.device), [head], autocast=self.autocast)[head]
+        heatmaps = predict_heads(self.model, torch.from_numpy(images).to(self.device), [head], autocast=self.autocast)[
+            head
+        ]
         w, h = self.input_spec.width, self.input_spec.height
         codec = HeatmapCodec((w, h), (w // self.spec.stride, h // self.spec.stride))
         keypoints, scores = codec.decode(heatmaps)
-        truth = np.stack([
-            np.concatenate([apply_affine(it["joints"][:, :2], invert_affine(it["crop_to_image"])), it["joints"][:, 2:]], axis=1)
-            for it in items
-        ])
-        plot_samples(images, keypoints, scores, truth, self.skeleton, self.input_spec, self.out_dir / "samples.png",
-                     f"target student {head} ({self.spec.branches[self.target]}) on validation crops; x = ground truth")
+        truth = np.stack(
+            [
+                np.concatenate(
+                    [apply_affine(it["joints"][:, :2], invert_affine(it["crop_to_image"])), it["joints"][:, 2:]], axis=1
+                )
+                for it in items
+            ]
+        )
+        plot_samples(
+            images,
+            keypoints,
+            scores,
+            truth,
+            self.skeleton,
+            self.input_spec,
+            self.out_dir / "samples.png",
+            f"target student {head} ({self.spec.branches[self.target]}) on validation crops; x = ground truth",
+        )

@@ -4,6 +4,7 @@
 `generate_dataset(out_dir, num_train, num_val, seed)` writes a COCO-layout set that every COCO
 tool reads, with MPII-layout JSON beside it. CLI: `python -m okdhp_edge.data.synthetic`.
 """
+
 from .generate import (
     GENERATOR_VERSION,
     coco_annotation_path,
@@ -15,6 +16,16 @@ from .generate import (
 from .render import COCO_POINTS, MPII_POINTS, PersonAnnotation, SceneConfig, background_photos, render_scene
 
 __all__ = [
-    "COCO_POINTS", "GENERATOR_VERSION", "MPII_POINTS", "PersonAnnotation", "SceneConfig", "background_photos", "coco_annotation_path",
-    "generate_dataset", "generate_split", "image_rng", "mpii_annotation_path", "render_scene",
+    "COCO_POINTS",
+    "GENERATOR_VERSION",
+    "MPII_POINTS",
+    "PersonAnnotation",
+    "SceneConfig",
+    "background_photos",
+    "coco_annotation_path",
+    "generate_dataset",
+    "generate_split",
+    "image_rng",
+    "mpii_annotation_path",
+    "render_scene",
 ]

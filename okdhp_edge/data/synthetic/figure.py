@@ -6,6 +6,7 @@ image's right, which is COCO's convention; at yaw 180 they face away and left is
 Only geometry that survives a mirror (face direction, depth order) tells left from right, so
 horizontal-flip augmentation stays consistent with the rendered data.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,12 +20,32 @@ POSE_FAMILIES = ("stand", "walk", "reach", "crouch", "sit", "random")
 
 # Named 3-D points every figure has; COCO-17 and MPII-16 are both read from these.
 POINTS = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hip", "right_hip",
-    "left_knee", "right_knee", "left_ankle", "right_ankle",
-    "pelvis", "thorax", "upper_neck", "head_top", "head_center",
-    "left_hand", "right_hand", "left_toe", "right_toe",
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+    "pelvis",
+    "thorax",
+    "upper_neck",
+    "head_top",
+    "head_center",
+    "left_hand",
+    "right_hand",
+    "left_toe",
+    "right_toe",
 )
 P = {name: i for i, name in enumerate(POINTS)}
 
@@ -52,11 +73,19 @@ def sample_proportions(rng: np.random.Generator) -> Proportions:
     """Adult-like proportions with enough spread that no single limb length is a giveaway."""
     u = rng.uniform
     return Proportions(
-        head_r=u(0.055, 0.072), neck=u(0.025, 0.05), torso=u(0.27, 0.34),
-        shoulder_w=u(0.19, 0.27), hip_w=u(0.12, 0.19),
-        upper_arm=u(0.16, 0.2), forearm=u(0.14, 0.17),
-        thigh=u(0.22, 0.27), shin=u(0.21, 0.26), foot=u(0.07, 0.1),
-        arm_t=u(0.04, 0.068), leg_t=u(0.055, 0.09), torso_depth=u(0.09, 0.14),
+        head_r=u(0.055, 0.072),
+        neck=u(0.025, 0.05),
+        torso=u(0.27, 0.34),
+        shoulder_w=u(0.19, 0.27),
+        hip_w=u(0.12, 0.19),
+        upper_arm=u(0.16, 0.2),
+        forearm=u(0.14, 0.17),
+        thigh=u(0.22, 0.27),
+        shin=u(0.21, 0.26),
+        foot=u(0.07, 0.1),
+        arm_t=u(0.04, 0.068),
+        leg_t=u(0.055, 0.09),
+        torso_depth=u(0.09, 0.14),
     )
 
 
@@ -97,8 +126,12 @@ def sample_pose(rng: np.random.Generator, family: str | None = None) -> dict[str
     fam = family or str(rng.choice(POSE_FAMILIES, p=[0.18, 0.2, 0.2, 0.12, 0.1, 0.2]))
     u = rng.uniform
     pose = {
-        "lean": u(-8, 15), "side_bend": u(-8, 8), "twist": u(-20, 20),
-        "head_yaw": u(-50, 50), "head_pitch": u(-20, 25), "head_roll": u(-15, 15),
+        "lean": u(-8, 15),
+        "side_bend": u(-8, 8),
+        "twist": u(-20, 20),
+        "head_yaw": u(-50, 50),
+        "head_pitch": u(-20, 25),
+        "head_roll": u(-15, 15),
     }
     for s in ("l", "r"):
         pose[f"{s}_arm_abd"] = u(5, 35)
@@ -149,7 +182,7 @@ class Figure:
     forward: np.ndarray  # head's facing direction (unit)
     chest: np.ndarray  # torso's facing direction (unit)
 
-    def transformed(self, rotation: np.ndarray) -> "Figure":
+    def transformed(self, rotation: np.ndarray) -> Figure:
         return Figure(self.points @ rotation.T, self.props, rotation @ self.forward, rotation @ self.chest)
 
 
@@ -157,7 +190,9 @@ def build_figure(props: Proportions, pose: dict[str, float]) -> Figure:
     """Forward kinematics: pelvis at the origin, body frame as in the module docstring."""
     rad = math.radians
     pts = np.zeros((len(POINTS), 3))
-    r_torso = _rot_y(rad(pose["twist"])) @ _rot_z(rad(pose["side_bend"])) @ _rot_x(rad(-pose["lean"]))  # positive lean tips forward (+z)
+    r_torso = (
+        _rot_y(rad(pose["twist"])) @ _rot_z(rad(pose["side_bend"])) @ _rot_x(rad(-pose["lean"]))
+    )  # positive lean tips forward (+z)
     neck_base = r_torso @ np.array([0.0, -props.torso, 0.0])
     pts[P["pelvis"]] = 0.0
     for side, name in ((1.0, "left"), (-1.0, "right")):
@@ -171,9 +206,12 @@ def build_figure(props: Proportions, pose: dict[str, float]) -> Figure:
     center = neck_top + r_head @ np.array([0.0, -hr * 0.95, 0.0])
     pts[P["head_center"]] = center
     face = {
-        "head_top": (0.0, -1.0, 0.0), "nose": (0.0, 0.2, 1.08),
-        "left_eye": (0.38, -0.12, 0.86), "right_eye": (-0.38, -0.12, 0.86),
-        "left_ear": (0.98, 0.05, -0.08), "right_ear": (-0.98, 0.05, -0.08),
+        "head_top": (0.0, -1.0, 0.0),
+        "nose": (0.0, 0.2, 1.08),
+        "left_eye": (0.38, -0.12, 0.86),
+        "right_eye": (-0.38, -0.12, 0.86),
+        "left_ear": (0.98, 0.05, -0.08),
+        "right_ear": (-0.98, 0.05, -0.08),
     }
     for name, offset in face.items():
         pts[P[name]] = center + r_head @ (np.array(offset) * hr)

@@ -4,12 +4,13 @@ Image i of a split is drawn from its own random stream seeded by (seed, split, i
 reproducible, does not depend on how many images were asked for or how many processes drew
 it, and train and val never share an image.
 """
+
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
-import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -22,8 +23,14 @@ from ...spec import write_json_atomic
 from .render import PersonAnnotation, SceneConfig, render_scene
 
 __all__ = [
-    "GENERATOR_VERSION", "SPLITS", "MPII_FILES", "image_rng", "generate_dataset", "generate_split",
-    "coco_annotation_path", "mpii_annotation_path",
+    "GENERATOR_VERSION",
+    "SPLITS",
+    "MPII_FILES",
+    "image_rng",
+    "generate_dataset",
+    "generate_split",
+    "coco_annotation_path",
+    "mpii_annotation_path",
 ]
 
 GENERATOR_VERSION = 1
@@ -57,7 +64,9 @@ def _render_one(job: tuple[str, str, int, int, SceneConfig, int]) -> tuple[int, 
 
 def _coco_category() -> dict:
     return {
-        "id": 1, "name": "person", "supercategory": "person",
+        "id": 1,
+        "name": "person",
+        "supercategory": "person",
         "keypoints": list(COCO17.keypoints),
         "skeleton": [[a + 1, b + 1] for a, b in COCO17.limbs],  # COCO numbers keypoints from 1
     }
@@ -99,31 +108,43 @@ def generate_split(
         file_name = f"{index:06d}.jpg"
         images.append({"id": image_id, "file_name": file_name, "width": width, "height": height})
         for person in people:
-            annotations.append({
-                "id": len(annotations) + 1,
-                "image_id": image_id,
-                "category_id": 1,
-                "iscrowd": 0,
-                "bbox": [round(v, 2) for v in person.bbox],
-                "area": person.area,
-                "keypoints": [round(float(v), 2) for v in person.keypoints.reshape(-1)],
-                "num_keypoints": person.num_keypoints,
-            })
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": 1,
+                    "iscrowd": 0,
+                    "bbox": [round(v, 2) for v in person.bbox],
+                    "area": person.area,
+                    "keypoints": [round(float(v), 2) for v in person.keypoints.reshape(-1)],
+                    "num_keypoints": person.num_keypoints,
+                }
+            )
             joints = person.mpii_joints
             labelled = joints[:, 2] > 0
             if labelled.any():
                 x, y, w, h = person.bbox
-                mpii.append({
-                    "image": f"{split}/{file_name}",
-                    "image_id": image_id,
-                    "center": [round(x + w / 2, 2), round(y + h / 2, 2)],
-                    "scale": round(max(w, h) / 200.0, 4),
-                    "joints": [[round(float(a), 2), round(float(b), 2)] if v else [-1.0, -1.0] for (a, b, _), v in zip(joints, labelled)],
-                    "joints_vis": [int(v) for v in labelled],
-                    "head_box": [round(v, 2) for v in person.head_box],
-                })
+                mpii.append(
+                    {
+                        "image": f"{split}/{file_name}",
+                        "image_id": image_id,
+                        "center": [round(x + w / 2, 2), round(y + h / 2, 2)],
+                        "scale": round(max(w, h) / 200.0, 4),
+                        "joints": [
+                            [round(float(a), 2), round(float(b), 2)] if v else [-1.0, -1.0]
+                            for (a, b, _), v in zip(joints, labelled)
+                        ],
+                        "joints_vis": [int(v) for v in labelled],
+                        "head_box": [round(v, 2) for v in person.head_box],
+                    }
+                )
     coco = {
-        "info": {"description": "okdhp-edge synthetic people", "version": GENERATOR_VERSION, "seed": int(seed), "split": split},
+        "info": {
+            "description": "okdhp-edge synthetic people",
+            "version": GENERATOR_VERSION,
+            "seed": int(seed),
+            "split": split,
+        },
         "images": images,
         "annotations": annotations,
         "categories": [_coco_category()],
@@ -180,8 +201,14 @@ def generate_dataset(
         if n:
             coco = generate_split(out, split, n, seed, config, jpeg_quality, workers, progress)
             stats[split] = {"images": n, "people": len(coco["annotations"])}
-    write_json_atomic(out / "synthetic.json", {
-        "generator_version": GENERATOR_VERSION, "seed": int(seed), "splits": stats,
-        "config": asdict(config), "jpeg_quality": int(jpeg_quality),
-    })
+    write_json_atomic(
+        out / "synthetic.json",
+        {
+            "generator_version": GENERATOR_VERSION,
+            "seed": int(seed),
+            "splits": stats,
+            "config": asdict(config),
+            "jpeg_quality": int(jpeg_quality),
+        },
+    )
     return out

@@ -6,6 +6,7 @@ v=2 when the keypoint's own body part is on top at that pixel (and, for face poi
 point faces the camera), v=1 when something else covers it, v=0 when it falls outside the
 image (coordinates then zeroed, as in COCO).
 """
+
 from __future__ import annotations
 
 import colorsys
@@ -19,26 +20,65 @@ from typing import Any, Mapping
 import cv2
 import numpy as np
 
-from .figure import P, Figure, build_figure, sample_pose, sample_proportions, view_rotation
+from .figure import Figure, P, build_figure, sample_pose, sample_proportions, view_rotation
 
 __all__ = ["SceneConfig", "PersonAnnotation", "render_scene", "COCO_POINTS", "MPII_POINTS"]
 
 COCO_POINTS = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hip", "right_hip",
-    "left_knee", "right_knee", "left_ankle", "right_ankle",
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
 )
 MPII_POINTS = (
-    "right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle",
-    "pelvis", "thorax", "upper_neck", "head_top",
-    "right_wrist", "right_elbow", "right_shoulder", "left_shoulder", "left_elbow", "left_wrist",
+    "right_ankle",
+    "right_knee",
+    "right_hip",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "pelvis",
+    "thorax",
+    "upper_neck",
+    "head_top",
+    "right_wrist",
+    "right_elbow",
+    "right_shoulder",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
 )
 
 # Body parts: owner-map id = person * 32 + part + 1; 255 marks occluding objects.
 PARTS = (
-    "torso", "neck", "head", "l_upper_arm", "l_forearm", "l_hand", "r_upper_arm", "r_forearm", "r_hand",
-    "l_thigh", "l_shin", "l_foot", "r_thigh", "r_shin", "r_foot",
+    "torso",
+    "neck",
+    "head",
+    "l_upper_arm",
+    "l_forearm",
+    "l_hand",
+    "r_upper_arm",
+    "r_forearm",
+    "r_hand",
+    "l_thigh",
+    "l_shin",
+    "l_foot",
+    "r_thigh",
+    "r_shin",
+    "r_foot",
 )
 PART = {name: i for i, name in enumerate(PARTS)}
 OCCLUDER_ID = 255
@@ -46,19 +86,34 @@ MAX_PEOPLE = 7
 
 # Which parts may legitimately be on top of each keypoint for it to count as visible.
 _OWNERS = {
-    "nose": ("head",), "left_eye": ("head",), "right_eye": ("head",), "left_ear": ("head",), "right_ear": ("head",),
-    "head_top": ("head",), "upper_neck": ("neck", "head"), "thorax": ("torso", "neck"), "pelvis": ("torso",),
-    "left_shoulder": ("l_upper_arm",), "right_shoulder": ("r_upper_arm",),
-    "left_elbow": ("l_upper_arm", "l_forearm"), "right_elbow": ("r_upper_arm", "r_forearm"),
-    "left_wrist": ("l_forearm", "l_hand"), "right_wrist": ("r_forearm", "r_hand"),
-    "left_hip": ("l_thigh",), "right_hip": ("r_thigh",),
-    "left_knee": ("l_thigh", "l_shin"), "right_knee": ("r_thigh", "r_shin"),
-    "left_ankle": ("l_shin", "l_foot"), "right_ankle": ("r_shin", "r_foot"),
+    "nose": ("head",),
+    "left_eye": ("head",),
+    "right_eye": ("head",),
+    "left_ear": ("head",),
+    "right_ear": ("head",),
+    "head_top": ("head",),
+    "upper_neck": ("neck", "head"),
+    "thorax": ("torso", "neck"),
+    "pelvis": ("torso",),
+    "left_shoulder": ("l_upper_arm",),
+    "right_shoulder": ("r_upper_arm",),
+    "left_elbow": ("l_upper_arm", "l_forearm"),
+    "right_elbow": ("r_upper_arm", "r_forearm"),
+    "left_wrist": ("l_forearm", "l_hand"),
+    "right_wrist": ("r_forearm", "r_hand"),
+    "left_hip": ("l_thigh",),
+    "right_hip": ("r_thigh",),
+    "left_knee": ("l_thigh", "l_shin"),
+    "right_knee": ("r_thigh", "r_shin"),
+    "left_ankle": ("l_shin", "l_foot"),
+    "right_ankle": ("r_shin", "r_foot"),
 }
 # Face points are visible only when turned towards the camera (z of their surface normal).
 _FACING = {"nose": -0.05, "left_eye": 0.15, "right_eye": 0.15, "left_ear": -0.25, "right_ear": -0.25}
 
-_SKIN = np.array([[60, 80, 120], [80, 110, 160], [110, 140, 190], [140, 170, 215], [170, 195, 230], [45, 60, 90]], np.float64)
+_SKIN = np.array(
+    [[60, 80, 120], [80, 110, 160], [110, 140, 190], [140, 170, 215], [170, 195, 230], [45, 60, 90]], np.float64
+)
 
 
 @dataclass
@@ -81,12 +136,18 @@ class SceneConfig:
     noise_std: float = 5.0  # pixel grain
     blur_prob: float = 0.25
     jpeg_prob: float = 0.0  # share of images re-encoded as JPEG at quality 20-80, as compressed video looks
-    backgrounds: tuple[str, ...] = ()  # photos without people: each scene is drawn on a random crop of one (no clutter shapes)
+    backgrounds: tuple[
+        str, ...
+    ] = ()  # photos without people: each scene is drawn on a random crop of one (no clutter shapes)
 
     def __post_init__(self) -> None:
         if not 16 <= self.min_size <= self.max_size:
             raise ValueError(f"SceneConfig: need 16 <= min_size <= max_size, got {self.min_size}, {self.max_size}")
-        if not 1 <= len(self.people_weights) <= MAX_PEOPLE or min(self.people_weights) < 0 or sum(self.people_weights) <= 0:
+        if (
+            not 1 <= len(self.people_weights) <= MAX_PEOPLE
+            or min(self.people_weights) < 0
+            or sum(self.people_weights) <= 0
+        ):
             raise ValueError(f"SceneConfig.people_weights must hold 1..{MAX_PEOPLE} non-negative weights")
 
     @classmethod
@@ -148,12 +209,16 @@ def _add_grain(img: np.ndarray, rng: np.random.Generator, std: float) -> np.ndar
     if reps != (1, 1, 1):
         pos, neg = np.tile(pos, reps), np.tile(neg, reps)
     y, x = int(rng.integers(0, pos.shape[0] - h + 1)), int(rng.integers(0, pos.shape[1] - w + 1))
-    return cv2.subtract(cv2.add(img, pos[y:y + h, x:x + w]), neg[y:y + h, x:x + w])
+    return cv2.subtract(cv2.add(img, pos[y : y + h, x : x + w]), neg[y : y + h, x : x + w])
 
 
 def _shade(color, factor: float, add: float = 0.0) -> tuple[float, float, float]:
     b, g, r = color
-    return (min(max(b * factor + add, 0.0), 255.0), min(max(g * factor + add, 0.0), 255.0), min(max(r * factor + add, 0.0), 255.0))
+    return (
+        min(max(b * factor + add, 0.0), 255.0),
+        min(max(g * factor + add, 0.0), 255.0),
+        min(max(r * factor + add, 0.0), 255.0),
+    )
 
 
 def _pt(p: np.ndarray) -> tuple[int, int]:
@@ -173,7 +238,10 @@ def _capsule(img, owner, p, q, t, color, oid, light) -> None:
     f = 16.0  # cv2 fixed point, shift=4
 
     def pts(k: float):
-        return ((round((px + k * ox) * f), round((py + k * oy) * f)), (round((qx + k * ox) * f), round((qy + k * oy) * f)))
+        return (
+            (round((px + k * ox) * f), round((py + k * oy) * f)),
+            (round((qx + k * ox) * f), round((qy + k * oy) * f)),
+        )
 
     cv2.line(img, *pts(0), _shade(color, 0.55), t, cv2.LINE_AA, 4)
     cv2.line(img, *pts(1), _shade(color, 1.0), max(int(t * 0.62), 1), cv2.LINE_AA, 4)
@@ -238,7 +306,7 @@ def _photo_background(rng: np.random.Generator, w: int, h: int, paths: tuple[str
     scale = min(pw / w, ph / h) * rng.uniform(0.35, 1.0)
     cw, ch = min(max(int(w * scale), 1), pw), min(max(int(h * scale), 1), ph)
     x, y = int(rng.integers(0, pw - cw + 1)), int(rng.integers(0, ph - ch + 1))
-    crop = cv2.resize(photo[y:y + ch, x:x + cw], (w, h), interpolation=cv2.INTER_AREA)
+    crop = cv2.resize(photo[y : y + ch, x : x + cw], (w, h), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(crop[:, ::-1]) if rng.random() < 0.5 else crop
 
 
@@ -261,12 +329,21 @@ def _background(rng: np.random.Generator, w: int, h: int, cfg: SceneConfig, ligh
         elif kind == 1:
             cv2.circle(img, (x, y), s // 2, color, -1, cv2.LINE_AA)
         elif kind == 2:
-            cv2.line(img, (x, y), (x + int(rng.integers(-s, s)), y + int(rng.integers(-s, s))), color, int(rng.integers(1, 7)), cv2.LINE_AA)
+            cv2.line(
+                img,
+                (x, y),
+                (x + int(rng.integers(-s, s)), y + int(rng.integers(-s, s))),
+                color,
+                int(rng.integers(1, 7)),
+                cv2.LINE_AA,
+            )
         elif kind == 3:
             pts = np.stack([rng.integers(x - s, x + s, 4), rng.integers(y - s, y + s, 4)], 1).astype(np.int32)
             cv2.fillPoly(img, [pts], color, cv2.LINE_AA)
         else:
-            cv2.ellipse(img, (x, y), (s // 2, max(s // 5, 2)), float(rng.uniform(0, 180)), 0, 360, color, -1, cv2.LINE_AA)
+            cv2.ellipse(
+                img, (x, y), (s // 2, max(s // 5, 2)), float(rng.uniform(0, 180)), 0, 360, color, -1, cv2.LINE_AA
+            )
     return _distractors(img, rng, cfg, light)
 
 
@@ -325,15 +402,21 @@ def _sample_person(rng: np.random.Generator, cfg: SceneConfig, w: int, h: int, s
     xy = xy + np.array([cx - (x0 + x1) / 2, cy - (y0 + y1) / 2])
     skin = _SKIN[rng.integers(len(_SKIN))] * rng.uniform(0.85, 1.15, 3)
     colors = {
-        "skin": tuple(float(c) for c in np.clip(skin, 0, 255)), "shirt": _random_color(rng), "pants": _random_color(rng, val=(30, 200)),
-        "shoes": _random_color(rng, val=(10, 120)), "hair": _random_color(rng, sat=(20, 200), val=(10, 110)),
-        "long_sleeves": bool(rng.random() < 0.6), "long_pants": bool(rng.random() < 0.75),
+        "skin": tuple(float(c) for c in np.clip(skin, 0, 255)),
+        "shirt": _random_color(rng),
+        "pants": _random_color(rng, val=(30, 200)),
+        "shoes": _random_color(rng, val=(10, 120)),
+        "hair": _random_color(rng, sat=(20, 200), val=(10, 110)),
+        "long_sleeves": bool(rng.random() < 0.6),
+        "long_pants": bool(rng.random() < 0.75),
     }
     info = {"family": pose["family"], "yaw": float(yaw), "roll": float(roll), "truncated": truncated}
     return _Person(fig, xy, fig.points[:, 2] * scale, float(scale), colors, info)
 
 
-def _draw_person(img, owner, person: _Person, index: int, light: np.ndarray, rng: np.random.Generator, cfg: SceneConfig):
+def _draw_person(
+    img, owner, person: _Person, index: int, light: np.ndarray, rng: np.random.Generator, cfg: SceneConfig
+):
     """Draw parts back to front; returns the person's silhouette mask ROI (y0, x0, mask)."""
     xy, z, s, pr, col = person.xy, person.z, person.scale, person.fig.props, person.colors
     base = index * 32 + 1
@@ -372,9 +455,13 @@ def _draw_person(img, owner, person: _Person, index: int, light: np.ndarray, rng
         elif part == "head":
             _draw_head(img, owner, person, oid, light)
         elif part.endswith("upper_arm"):
-            _capsule(img, owner, xy[P[f"{side}_shoulder"]], xy[P[f"{side}_elbow"]], pr.arm_t * s, col["shirt"], oid, light)
+            _capsule(
+                img, owner, xy[P[f"{side}_shoulder"]], xy[P[f"{side}_elbow"]], pr.arm_t * s, col["shirt"], oid, light
+            )
         elif part.endswith("forearm"):
-            _capsule(img, owner, xy[P[f"{side}_elbow"]], xy[P[f"{side}_wrist"]], pr.arm_t * 0.85 * s, sleeve, oid, light)
+            _capsule(
+                img, owner, xy[P[f"{side}_elbow"]], xy[P[f"{side}_wrist"]], pr.arm_t * 0.85 * s, sleeve, oid, light
+            )
         elif part.endswith("hand"):
             _disc(img, owner, xy[P[f"{side}_hand"]], pr.arm_t * 0.6 * s, col["skin"], oid, light)
         elif part.endswith("thigh"):
@@ -382,7 +469,9 @@ def _draw_person(img, owner, person: _Person, index: int, light: np.ndarray, rng
         elif part.endswith("shin"):
             _capsule(img, owner, xy[P[f"{side}_knee"]], xy[P[f"{side}_ankle"]], pr.leg_t * 0.8 * s, leg, oid, light)
         else:
-            _capsule(img, owner, xy[P[f"{side}_ankle"]], xy[P[f"{side}_toe"]], pr.leg_t * 0.6 * s, col["shoes"], oid, light)
+            _capsule(
+                img, owner, xy[P[f"{side}_ankle"]], xy[P[f"{side}_toe"]], pr.leg_t * 0.6 * s, col["shoes"], oid, light
+            )
     h, w = owner.shape
     pad = int(pr.leg_t * s) + 4
     x0, y0 = (np.floor(xy.min(0)) - pad).astype(int).clip(0, [w, h])
@@ -407,8 +496,15 @@ def _draw_person(img, owner, person: _Person, index: int, light: np.ndarray, rng
         th, pe = xy[P["thorax"]], xy[P["pelvis"]]
         sh = (xy[P["left_shoulder"]] - xy[P["right_shoulder"]]) * 0.22
         tip = th + (pe - th) * 0.22
-        cv2.polylines(img, [np.array([_pt(th + sh), _pt(tip), _pt(th - sh)], np.int32)], False,
-                      _shade(col["shirt"], 0.35), max(int(pr.arm_t * s * 0.2), 1), cv2.LINE_AA, 4)
+        cv2.polylines(
+            img,
+            [np.array([_pt(th + sh), _pt(tip), _pt(th - sh)], np.int32)],
+            False,
+            _shade(col["shirt"], 0.35),
+            max(int(pr.arm_t * s * 0.2), 1),
+            cv2.LINE_AA,
+            4,
+        )
     return int(y0), int(x0), mine
 
 
@@ -428,7 +524,9 @@ def _draw_head(img, owner, person: _Person, oid: int, light: np.ndarray) -> None
     for name in ("left_eye", "right_eye"):
         if (fig.points[P[name]] - center3)[2] / pr.head_r > _FACING[name]:
             cv2.circle(img, _pt(xy[P[name]]), int(r * 0.17 * 16) + 8, (235, 235, 235), -1, cv2.LINE_AA, 4)
-            cv2.circle(img, _pt(xy[P[name]] + fwd[:2] * r * 0.05), int(r * 0.09 * 16) + 8, (25, 20, 20), -1, cv2.LINE_AA, 4)
+            cv2.circle(
+                img, _pt(xy[P[name]] + fwd[:2] * r * 0.05), int(r * 0.09 * 16) + 8, (25, 20, 20), -1, cv2.LINE_AA, 4
+            )
     if (fig.points[P["nose"]] - center3)[2] / pr.head_r > _FACING["nose"]:
         _disc(img, owner, xy[P["nose"]], r * 0.13, _shade(col["skin"], 0.8), oid, light)
 
@@ -442,7 +540,9 @@ def _draw_occluder(img, owner, rng: np.random.Generator, person: _Person, light:
     kind = rng.integers(0, 3)
     if kind == 0:
         ang = rng.uniform(0, 180)
-        box = cv2.boxPoints(((float(center[0]), float(center[1])), (float(size), float(size * rng.uniform(0.5, 1.5))), float(ang)))
+        box = cv2.boxPoints(
+            ((float(center[0]), float(center[1])), (float(size), float(size * rng.uniform(0.5, 1.5))), float(ang))
+        )
         poly = (box * 16).round().astype(np.int32)
         cv2.fillPoly(img, [poly], color, cv2.LINE_AA, 4)
         cv2.fillPoly(owner, [poly], OCCLUDER_ID, cv2.LINE_8, 4)
@@ -518,12 +618,14 @@ def render_scene(
         bx0, by0 = float(xs.min() + x0) - 0.5, float(ys.min() + y0) - 0.5
         bx1, by1 = float(xs.max() + x0) + 0.5, float(ys.max() + y0) + 0.5
         c, r = person.xy[P["head_center"]], person.fig.props.head_r * person.scale
-        annotations.append(PersonAnnotation(
-            keypoints=kps,
-            mpii_joints=_keypoints(person, i, owner, MPII_POINTS),
-            bbox=[bx0, by0, bx1 - bx0, by1 - by0],
-            area=float(mine.sum()),
-            head_box=[float(c[0] - r), float(c[1] - r), float(c[0] + r), float(c[1] + r)],
-            info=person.info,
-        ))
+        annotations.append(
+            PersonAnnotation(
+                keypoints=kps,
+                mpii_joints=_keypoints(person, i, owner, MPII_POINTS),
+                bbox=[bx0, by0, bx1 - bx0, by1 - by0],
+                area=float(mine.sum()),
+                head_box=[float(c[0] - r), float(c[1] - r), float(c[0] + r), float(c[1] + r)],
+                info=person.info,
+            )
+        )
     return img, annotations

@@ -4,6 +4,7 @@ when a model needs it, so a device with only onnxruntime never touches LiteRT (o
 Backends are registered by module path: the torch one lives with the torch code
 (`okdhp_edge.models.backend`), so nothing in the runtime imports it, or torch, by itself.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -28,7 +29,7 @@ BACKENDS: dict[str, tuple[str, str]] = {
 # what to do when a backend's module cannot be imported (the others import their library lazily)
 MISSING = {
     "torch": ".safetensors students run through torch, which the runtime install leaves out; "
-             "pip install 'okdhp-edge[train]', or export the student (okdhp_edge.export) and run the .onnx/.tflite",
+    "pip install 'okdhp-edge[train]', or export the student (okdhp_edge.export) and run the .onnx/.tflite",
 }
 ALIASES = {"onnxruntime": "onnx", "ort": "onnx", "tflite": "litert", "trt": "tensorrt", "pytorch": "torch"}
 SUFFIXES: dict[str, str] = {
@@ -47,7 +48,11 @@ def backend_for(path: Path) -> str:
     try:
         return SUFFIXES[path.suffix.lower()]
     except KeyError:
-        hint = " (pass the .safetensors file, or the exported artifact, not the .json sidecar)" if path.suffix == ".json" else ""
+        hint = (
+            " (pass the .safetensors file, or the exported artifact, not the .json sidecar)"
+            if path.suffix == ".json"
+            else ""
+        )
         raise ModelFileError(
             f"{path}: unknown model type {path.suffix or '(no suffix)'!r}{hint}; supported: {', '.join(SUFFIXES)}"
         ) from None
@@ -66,7 +71,9 @@ def open_backend(
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
     if name != by_suffix:
-        raise ValueError(f"backend {name!r} cannot read {path.name}: {path.suffix} files are read by backend {by_suffix!r}")
+        raise ValueError(
+            f"backend {name!r} cannot read {path.name}: {path.suffix} files are read by backend {by_suffix!r}"
+        )
     if num_threads is not None and int(num_threads) < 1:
         raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
     return getattr(_module(name, path), BACKENDS[name][1])(path, device=device, num_threads=num_threads)
@@ -78,7 +85,9 @@ def read_embedded_spec(path: str | os.PathLike) -> ModelSpec:
     path = Path(path)
     reader = getattr(_module(backend_for(path), path), "embedded_spec", None)
     if reader is None:
-        raise ModelFileError(f"{path}: {path.suffix} files carry no embedded okdhp-edge metadata; read its sidecar {path.name}.json")
+        raise ModelFileError(
+            f"{path}: {path.suffix} files carry no embedded okdhp-edge metadata; read its sidecar {path.name}.json"
+        )
     return reader(path)
 
 

@@ -1,4 +1,5 @@
 """What every backend provides: the spec, the checked input/output tensors, and `run`."""
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -6,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelFileError
 from ...spec import ExportInfo, ModelSpec
+from ..errors import ModelFileError
 from ..metadata import TensorInfo, check_io
 
 __all__ = ["Backend"]

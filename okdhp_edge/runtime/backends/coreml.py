@@ -7,6 +7,7 @@ which restores the exact 0-255 values.
 Note: coremltools imports torch when torch happens to be installed; a runtime-only install on a
 Mac has no torch, so nothing extra is loaded there.
 """
+
 from __future__ import annotations
 
 import sys
@@ -14,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ...spec import ModelSpec
 from ..errors import BackendUnavailableError, ModelFileError
 from ..metadata import SPEC_KEY, TensorInfo, load_spec_text, missing_spec_error, read_sidecar
-from ...spec import ModelSpec
 from .base import Backend
 
 __all__ = ["CoreMLBackend", "embedded_spec", "read_package"]
@@ -39,7 +40,9 @@ class CoreMLBackend(Backend):
         try:
             import coremltools as ct
         except ImportError:
-            raise BackendUnavailableError(f"{path}: .mlpackage models need coremltools: pip install 'okdhp-edge[coreml]'") from None
+            raise BackendUnavailableError(
+                f"{path}: .mlpackage models need coremltools: pip install 'okdhp-edge[coreml]'"
+            ) from None
         spec, inp, out = read_package(path, ct)
         try:
             self.model = ct.models.MLModel(str(path), compute_units=getattr(ct.ComputeUnit, COMPUTE_UNITS[device]))
@@ -51,7 +54,9 @@ class CoreMLBackend(Backend):
             try:
                 from PIL import Image
             except ImportError:
-                raise BackendUnavailableError(f"{path}: Core ML image inputs are fed as PIL images: pip install pillow") from None
+                raise BackendUnavailableError(
+                    f"{path}: Core ML image inputs are fed as PIL images: pip install pillow"
+                ) from None
             self._pil = Image
 
     def run(self, x: np.ndarray) -> np.ndarray:
@@ -70,7 +75,9 @@ def embedded_spec(path: Path) -> ModelSpec:
     try:
         import coremltools as ct
     except ImportError:
-        raise BackendUnavailableError(f"{path}: reading .mlpackage metadata needs coremltools: pip install 'okdhp-edge[coreml]'") from None
+        raise BackendUnavailableError(
+            f"{path}: reading .mlpackage metadata needs coremltools: pip install 'okdhp-edge[coreml]'"
+        ) from None
     return _described_spec(_description(path, ct), path)
 
 
@@ -87,7 +94,9 @@ def _description(path: Path, ct):
     try:
         return ct.utils.load_spec(str(path)).description
     except Exception as err:  # coremltools raises generic exceptions for unreadable packages
-        raise ModelFileError(f"{path}: coremltools cannot read this package ({err}); it is incomplete or not Core ML: re-export it") from None
+        raise ModelFileError(
+            f"{path}: coremltools cannot read this package ({err}); it is incomplete or not Core ML: re-export it"
+        ) from None
 
 
 def read_package(path: Path, ct) -> tuple[ModelSpec, TensorInfo, TensorInfo]:
@@ -108,7 +117,9 @@ def _tensor(feature, ct) -> TensorInfo:
         image = feature.type.imageType
         return TensorInfo(feature.name, (1, 3, int(image.height), int(image.width)), "uint8")
     if kind_of != "multiArrayType":
-        raise ModelFileError(f"Core ML feature {feature.name!r} is a {kind_of}; okdhp-edge models take a tensor or an image")
+        raise ModelFileError(
+            f"Core ML feature {feature.name!r} is a {kind_of}; okdhp-edge models take a tensor or an image"
+        )
     array = feature.type.multiArrayType
     kind = ct.proto.FeatureTypes_pb2.ArrayFeatureType.ArrayDataType.Name(array.dataType)
     shape: list[int | None] = [int(d) for d in array.shape]

@@ -3,6 +3,7 @@
 Full-integer models (int8/uint8 input or output) are fed and read through the tensors' own
 scale and zero point, so the Predictor always exchanges float32 with the backend.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -147,7 +148,9 @@ class LiteRTBackend(Backend):
         interpreter = state.interpreter
         if tuple(state.inp["shape"]) != x.shape:
             if not self._resizable:
-                raise ValueError(f"{self.path}: input batch {x.shape} but the model is fixed to {tuple(state.inp['shape'])}")
+                raise ValueError(
+                    f"{self.path}: input batch {x.shape} but the model is fixed to {tuple(state.inp['shape'])}"
+                )
             interpreter.resize_tensor_input(self._input_index, list(x.shape), strict=True)
             interpreter.allocate_tensors()
             state.refresh(self._input_index, self._output_index)
@@ -155,7 +158,9 @@ class LiteRTBackend(Backend):
         scale, zero = state.inp["quantization"]
         if dtype.kind in "iu":
             if not scale:
-                raise ModelFileError(f"{self.path}: integer input tensor without a quantization scale; re-export the model")
+                raise ModelFileError(
+                    f"{self.path}: integer input tensor without a quantization scale; re-export the model"
+                )
             x = quantize(x, scale, zero, dtype)
         else:
             x = x.astype(dtype, copy=False)
@@ -211,7 +216,8 @@ def embedded_spec(path: Path) -> ModelSpec:
         raise missing_spec_error(path) from None
     except ValueError:
         raise ModelFileError(
-            f"{path}: not a readable TFLite flatbuffer (truncated, corrupt or another format); re-export it with okdhp_edge.export"
+            f"{path}: not a readable TFLite flatbuffer (truncated, corrupt or another format); re-export it with "
+            "okdhp_edge.export"
         ) from None
     if text is None:
         raise missing_spec_error(path, f" or an {SPEC_KEY!r} metadata entry in the .tflite file")

@@ -7,6 +7,7 @@ The TensorRT execution provider is used only when asked for (`device="tensorrt"`
 builds an engine on the first run, which takes minutes; it gets the file's precision flags, a
 shape profile up to the artifact's max batch, and an on-disk engine cache.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,7 +31,12 @@ DEVICE_PROVIDERS: dict[str, tuple[str, ...]] = {
     "tensorrt": ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"),
     "coreml": ("CoreMLExecutionProvider", "CPUExecutionProvider"),
 }
-ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int8)": "int8", "tensor(uint8)": "uint8"}
+ORT_DTYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8",
+}
 TRT_CACHE = Path(os.environ.get("OKDHP_EDGE_TRT_CACHE", Path.home() / ".cache" / "okdhp_edge" / "ort_trt"))
 TRT_DEFAULT_MAX_BATCH = 16  # profile ceiling for files whose metadata sets no max_batch (the Predictor's default)
 
@@ -51,7 +57,9 @@ def select_providers(device: str, available: list[str], quantized: bool = False)
     return [p for p in wanted if p in available]
 
 
-def tensorrt_provider_options(path: Path, spec: ModelSpec, input_name: str, cache_dir: Path = TRT_CACHE) -> dict[str, object]:
+def tensorrt_provider_options(
+    path: Path, spec: ModelSpec, input_name: str, cache_dir: Path = TRT_CACHE
+) -> dict[str, object]:
     """ONNX Runtime TensorRT provider options for this file (documented `trt_*` keys).
 
     FP16 kernels for FP16 and INT8 files, INT8 for INT8 files (the QDQ nodes carry the scales, so no
@@ -67,7 +75,11 @@ def tensorrt_provider_options(path: Path, spec: ModelSpec, input_name: str, cach
             "--target jetson-orin (its NAME-int8-trt.onnx), or run this file with device='cpu' or 'cuda'"
         )
     w, h = spec.input_size
-    shape = (lambda b: f"{input_name}:{b}x{h}x{w}x3") if info.input_layout == "NHWC" else (lambda b: f"{input_name}:{b}x3x{h}x{w}")
+    shape = (
+        (lambda b: f"{input_name}:{b}x{h}x{w}x3")
+        if info.input_layout == "NHWC"
+        else (lambda b: f"{input_name}:{b}x3x{h}x{w}")
+    )
     return {
         "trt_fp16_enable": info.precision in ("fp16", "int8"),
         "trt_int8_enable": info.precision == "int8",
@@ -106,7 +118,10 @@ class OnnxBackend(Backend):
         self.session = session
         used = session.get_providers()
         if used[0] != providers[0]:
-            message = f"{path}: onnxruntime could not start {providers[0]} and runs on {used[0]}; check the GPU drivers and the onnxruntime build"
+            message = (
+                f"{path}: onnxruntime could not start {providers[0]} and runs on {used[0]}; check the GPU "
+                "drivers and the onnxruntime build"
+            )
             if device != "auto":
                 raise BackendUnavailableError(message)
             warnings.warn(message, RuntimeWarning, stacklevel=4)
@@ -115,7 +130,9 @@ class OnnxBackend(Backend):
 
         inputs = session.get_inputs()
         if len(inputs) != 1:
-            raise ModelFileError(f"{path}: the model has {len(inputs)} inputs {[i.name for i in inputs]}; a pose student has exactly one")
+            raise ModelFileError(
+                f"{path}: the model has {len(inputs)} inputs {[i.name for i in inputs]}; a pose student has exactly one"
+            )
         outputs = {o.name: o for o in session.get_outputs()}
         wanted = info.output_name
         out = outputs.get(wanted) if wanted in outputs else next(iter(outputs.values()))
@@ -159,7 +176,9 @@ def embedded_spec(path: Path) -> ModelSpec:
     try:
         import onnxruntime as ort
     except ImportError:
-        raise BackendUnavailableError(f"{path}: reading .onnx metadata needs onnxruntime; pip install 'okdhp-edge[runtime]'") from None
+        raise BackendUnavailableError(
+            f"{path}: reading .onnx metadata needs onnxruntime; pip install 'okdhp-edge[runtime]'"
+        ) from None
     require_file(path, "ONNX")
     return _session_spec(_open_session(ort, path, ["CPUExecutionProvider"], 1), path)
 

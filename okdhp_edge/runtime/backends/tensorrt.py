@@ -4,6 +4,7 @@ Engines are specific to the GPU and TensorRT version that built them (the sideca
 `device_specific`). Device memory is managed with NVIDIA's cuda-python bindings
 (`pip install tensorrt cuda-python`); nothing here needs torch.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -77,7 +78,9 @@ class TensorRTBackend(Backend):
         self.context = self.engine.create_execution_context()
         inputs, outputs = io_tensor_names(self.engine, trt)
         if len(inputs) != 1 or not outputs:
-            raise ModelFileError(f"{path}: engine has inputs {inputs} and outputs {outputs}; a pose student has one input")
+            raise ModelFileError(
+                f"{path}: engine has inputs {inputs} and outputs {outputs}; a pose student has one input"
+            )
         wanted = spec.export_info.output_name
         out_name = wanted if wanted in outputs else outputs[0]
         self._outputs = outputs
@@ -106,7 +109,9 @@ class TensorRTBackend(Backend):
         cudart = self._cudart
         host_in = np.ascontiguousarray(x, dtype=np.dtype(self.input.dtype))
         if not self.context.set_input_shape(self.input.name, host_in.shape):
-            raise ValueError(f"{self.path}: engine rejects input shape {host_in.shape} (outside its optimisation profile)")
+            raise ValueError(
+                f"{self.path}: engine rejects input shape {host_in.shape} (outside its optimisation profile)"
+            )
         d_in = self._device_buffer(self.input.name, host_in.nbytes)
         self.context.set_tensor_address(self.input.name, d_in)
         host_out: dict[str, np.ndarray] = {}
@@ -119,7 +124,11 @@ class TensorRTBackend(Backend):
         if not self.context.execute_async_v3(self._stream):
             raise RuntimeError(f"{self.path}: TensorRT execution failed (see the TensorRT log above)")
         result = host_out[self.output.name]
-        _check(cudart.cudaMemcpyAsync(result.ctypes.data, self._buffers[self.output.name][0], result.nbytes, d2h, self._stream))
+        _check(
+            cudart.cudaMemcpyAsync(
+                result.ctypes.data, self._buffers[self.output.name][0], result.nbytes, d2h, self._stream
+            )
+        )
         _check(cudart.cudaStreamSynchronize(self._stream))
         return result.astype(np.float32, copy=False)
 

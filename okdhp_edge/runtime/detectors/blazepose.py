@@ -6,6 +6,7 @@ the upper-body circle. The person box is the full-body circle around the mid-hip
 standing person's shape. It was made for one person close to the camera: far, small people are
 missed, which `tiles` (running it on overlapping tiles) partly makes up for at a cost in time.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -56,11 +57,15 @@ class BlazePoseModel:
 
     def __init__(self, model: RawModel, tiles: int = 1) -> None:
         if model.input_shape[1:] != (SIZE, SIZE, 3):
-            raise ModelFileError(f"{model.path}: input {model.input_shape} is not MediaPipe's pose detector (1, 224, 224, 3)")
+            raise ModelFileError(
+                f"{model.path}: input {model.input_shape} is not MediaPipe's pose detector (1, 224, 224, 3)"
+            )
         outputs = model.run(np.zeros((1, SIZE, SIZE, 3), np.float32))
         shapes = sorted(o.shape for o in outputs)
         if shapes != [(1, NUM_ANCHORS, 1), (1, NUM_ANCHORS, 12)]:
-            raise ModelFileError(f"{model.path}: outputs {shapes} are not MediaPipe's pose detector (1, 2254, 12) + (1, 2254, 1)")
+            raise ModelFileError(
+                f"{model.path}: outputs {shapes} are not MediaPipe's pose detector (1, 2254, 12) + (1, 2254, 1)"
+            )
         if tiles < 1:
             raise ValueError(f"tiles must be >= 1, got {tiles}")
         self.model = model
@@ -71,7 +76,7 @@ class BlazePoseModel:
         """(M, 5) person candidates in image pixels (whole image, then each tile); NMS not done."""
         found = [self._run(image_bgr, 0, 0)]
         for x, y, w, h in tile_grid(image_bgr.shape[1], image_bgr.shape[0], self.tiles):
-            found.append(self._run(image_bgr[y:y + h, x:x + w], x, y))
+            found.append(self._run(image_bgr[y : y + h, x : x + w], x, y))
         return np.concatenate(found), False
 
     def _run(self, image_bgr: np.ndarray, x0: int, y0: int) -> np.ndarray:

@@ -1,12 +1,14 @@
 """Fetch MediaPipe's pose models once: the person detector (`pose_detection.tflite`,
-`Detector("mediapipe")` and half of the default `Detector()`) and the BlazePose Full landmark model (`pose_landmark_full.tflite`, a labelling
-teacher), from the mediapipe wheel on the package index (`pip download --no-deps`), unpacked into
-a cache. mediapipe itself is never installed or imported; only the model files and the wheel's
-licence (Apache-2.0) are kept. One download unpacks every model the wheel carries.
+`Detector("mediapipe")` and half of the default `Detector()`) and the BlazePose Full landmark model
+(`pose_landmark_full.tflite`, a labelling teacher), from the mediapipe wheel on the package index
+(`pip download --no-deps`), unpacked into a cache. mediapipe itself is never installed or imported;
+only the model files and the wheel's licence (Apache-2.0) are kept. One download unpacks every model
+the wheel carries.
 
     python -m okdhp_edge.runtime.detectors.fetch                       # the detector's path
     python -m okdhp_edge.runtime.detectors.fetch pose_landmark_full    # the landmark model's path
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,7 +25,15 @@ __all__ = ["CACHE", "MODELS", "WheelModel", "fetch_model", "fetch_pose_detector"
 CACHE = Path(os.environ.get("OKDHP_EDGE_CACHE", Path.home() / ".cache" / "okdhp_edge")) / "detectors"
 WHEEL = "mediapipe==0.10.14"  # the last wheels that carry the model files; Apache-2.0
 # Any platform's wheel holds the same models: pin one so the fetch works from every machine.
-PIP_TARGET = ["--only-binary=:all:", "--platform", "manylinux_2_17_x86_64", "--python-version", "3.11", "--implementation", "cp"]
+PIP_TARGET = [
+    "--only-binary=:all:",
+    "--platform",
+    "manylinux_2_17_x86_64",
+    "--python-version",
+    "3.11",
+    "--implementation",
+    "cp",
+]
 LICENSE = "mediapipe-0.10.14.dist-info/LICENSE"
 
 
@@ -49,7 +59,10 @@ MODELS = {
     ),
 }
 # mediapipe downloads these at run time instead of shipping them in the wheel
-NOT_IN_WHEEL = {"pose_landmark_lite": "mediapipe-pose_landmark_lite.tflite", "pose_landmark_heavy": "mediapipe-pose_landmark_heavy.tflite"}
+NOT_IN_WHEEL = {
+    "pose_landmark_lite": "mediapipe-pose_landmark_lite.tflite",
+    "pose_landmark_heavy": "mediapipe-pose_landmark_heavy.tflite",
+}
 
 
 def model_path(key: str) -> Path:
@@ -87,12 +100,20 @@ def fetch_model(key: str, quiet: bool = False) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", WHEEL, *PIP_TARGET, "-d", tmp, "--quiet"]
         if not quiet:
-            print(f"okdhp_edge: fetching MediaPipe's pose models from the package index ({WHEEL}, about 36 MB, once) into {CACHE}", file=sys.stderr)
+            print(
+                f"okdhp_edge: fetching MediaPipe's pose models from the package index ({WHEEL}, about 36 MB, once) "
+                f"into {CACHE}",
+                file=sys.stderr,
+            )
         proc = subprocess.run(cmd, capture_output=True, text=True)
         wheels = list(Path(tmp).glob("mediapipe-*.whl"))
         if proc.returncode != 0 or not wheels:
             last = (proc.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
-            fix = ("or use Detector('okdhp-person'), shipped in the package" if key == "pose_detection" else "or pass the file's path")
+            fix = (
+                "or use Detector('okdhp-person'), shipped in the package"
+                if key == "pose_detection"
+                else "or pass the file's path"
+            )
             raise FetchError(
                 f"{target}: {key} is not cached and `pip download {WHEEL}` failed ({last}); "
                 f"on an offline machine, copy {target.name} into {CACHE}, {fix}"
@@ -102,7 +123,9 @@ def fetch_model(key: str, quiet: bool = False) -> Path:
             (CACHE / "mediapipe-LICENSE").write_bytes(wheel.read(LICENSE))
     for k, data in files.items():
         if hashlib.sha256(data).hexdigest() != MODELS[k].sha256:
-            raise ModelFileError(f"{model_path(k)}: the model in {wheels[0].name} is not the expected file (sha256 differs); report this")
+            raise ModelFileError(
+                f"{model_path(k)}: the model in {wheels[0].name} is not the expected file (sha256 differs); report this"
+            )
         partial = model_path(k).with_suffix(".part")
         partial.write_bytes(data)
         partial.replace(model_path(k))

@@ -4,6 +4,7 @@ The pose backends (`runtime.backends`) check a model against okdhp metadata that
 do not carry, so detectors open their files here, reusing the backends' provider choice, file
 checks, interpreter lookup and (de)quantization.
 """
+
 from __future__ import annotations
 
 import os
@@ -40,7 +41,9 @@ class OnnxRawModel(RawModel):
         try:
             import onnxruntime as ort
         except ImportError:
-            raise BackendUnavailableError(f"{path}: .onnx detectors need onnxruntime; pip install 'okdhp-edge[runtime]'") from None
+            raise BackendUnavailableError(
+                f"{path}: .onnx detectors need onnxruntime; pip install 'okdhp-edge[runtime]'"
+            ) from None
         options = ort.SessionOptions()
         options.log_severity_level = 3
         # A detector alternates with a pose model: threads that spin after a run take the cores the
@@ -54,10 +57,14 @@ class OnnxRawModel(RawModel):
             self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as err:  # onnxruntime raises its own pybind classes
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ModelFileError(f"{path}: onnxruntime cannot load this detector ({first}); it is truncated, corrupt or not ONNX: {FIX}") from None
+            raise ModelFileError(
+                f"{path}: onnxruntime cannot load this detector ({first}); it is truncated, corrupt or not ONNX: {FIX}"
+            ) from None
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
-            raise ModelFileError(f"{path}: the detector has {len(inputs)} inputs {[i.name for i in inputs]}; expected one image input")
+            raise ModelFileError(
+                f"{path}: the detector has {len(inputs)} inputs {[i.name for i in inputs]}; expected one image input"
+            )
         self.path = path
         self._input = inputs[0].name
         self.input_shape = tuple(d if isinstance(d, int) and d > 0 else None for d in inputs[0].shape)
@@ -75,7 +82,9 @@ class LiteRTRawModel(RawModel):
 
     def __init__(self, path: Path, device: str, num_threads: int | None) -> None:
         if device not in ("auto", "cpu"):
-            raise BackendUnavailableError(f"{path}: LiteRT detectors run on the CPU (device='auto' or 'cpu'), not {device!r}")
+            raise BackendUnavailableError(
+                f"{path}: LiteRT detectors run on the CPU (device='auto' or 'cpu'), not {device!r}"
+            )
         self._interpreter_class = _interpreter_class()
         self._num_threads = num_threads
         self.path = path
@@ -96,7 +105,10 @@ class LiteRTRawModel(RawModel):
             try:
                 interpreter = open_interpreter(self._interpreter_class, self.path, self._num_threads)
             except (ValueError, RuntimeError) as err:
-                raise ModelFileError(f"{self.path}: LiteRT cannot load this detector ({err}); it is truncated, corrupt or not TFLite: {FIX}") from None
+                raise ModelFileError(
+                    f"{self.path}: LiteRT cannot load this detector ({err}); it is truncated, corrupt or not TFLite: "
+                    f"{FIX}"
+                ) from None
             self._local.interpreter = interpreter
         return interpreter
 
@@ -122,7 +134,9 @@ def open_raw_model(path: str | os.PathLike, backend: str | None, device: str, nu
     by_suffix = backend_for(path)
     name = ALIASES.get(backend, backend) if backend else by_suffix
     if name != by_suffix:
-        raise ValueError(f"backend {name!r} cannot read {path.name}: {path.suffix} files are read by backend {by_suffix!r}")
+        raise ValueError(
+            f"backend {name!r} cannot read {path.name}: {path.suffix} files are read by backend {by_suffix!r}"
+        )
     if name not in ("onnx", "litert"):
         raise ModelFileError(f"{path}: detectors run from .onnx or .tflite files, not {path.suffix}; {FIX}")
     if num_threads is not None and int(num_threads) < 1:

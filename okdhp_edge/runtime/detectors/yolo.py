@@ -7,6 +7,7 @@ Three output layouts, told apart by the output shape (or forced with `layout=`):
 Class 0 is COCO's person. Coordinates are in letterboxed input pixels; TFLite exports give them
 normalised to [0, 1], which is recognised and scaled back.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ def letterbox(image: np.ndarray, width: int, height: int) -> tuple[np.ndarray, L
     left, top = round(pad_x - 0.1), round(pad_y - 0.1)
     resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR) if (new_w, new_h) != (w, h) else image
     canvas = np.full((height, width, 3), PAD_VALUE, np.uint8)
-    canvas[top:top + new_h, left:left + new_w] = resized
+    canvas[top : top + new_h, left : left + new_w] = resized
     return canvas, Letterbox(scale, float(left), float(top))
 
 
@@ -110,7 +111,10 @@ class YoloModel:
             raise ValueError(f"unknown YOLO layout {layout!r}; valid: {', '.join(LAYOUTS)}")
         shape = model.input_shape
         if len(shape) != 4 or 3 not in (shape[1], shape[3]):
-            raise ModelFileError(f"{model.path}: input shape {shape} is not an image batch (1, 3, H, W) or (1, H, W, 3); is this a YOLO detector?")
+            raise ModelFileError(
+                f"{model.path}: input shape {shape} is not an image batch (1, 3, H, W) or (1, H, W, 3); is this a "
+                "YOLO detector?"
+            )
         self.model = model
         self.nchw = shape[1] == 3
         h, w = (shape[2], shape[3]) if self.nchw else (shape[1], shape[2])
@@ -118,12 +122,17 @@ class YoloModel:
         # Run once on a blank input: checks the output layout now rather than on the first frame.
         outputs = model.run(self._blob(np.full((self.height, self.width, 3), PAD_VALUE, np.uint8)))
         if len(outputs) != 1:
-            raise ModelFileError(f"{model.path}: the detector has {len(outputs)} outputs; a YOLO export has one ({', '.join(LAYOUTS[1:])} layouts)")
+            raise ModelFileError(
+                f"{model.path}: the detector has {len(outputs)} outputs; a YOLO export has one "
+                f"({', '.join(LAYOUTS[1:])} layouts)"
+            )
         try:
             found = detect_layout(outputs[0].shape)
         except ValueError as err:
-            raise ModelFileError(f"{model.path}: {err}; pass a YOLO detection export (not segmentation, pose or classification), "
-                                 "or force the layout with layout='v8' / 'v5' / 'end2end'") from None
+            raise ModelFileError(
+                f"{model.path}: {err}; pass a YOLO detection export (not segmentation, pose or classification), "
+                "or force the layout with layout='v8' / 'v5' / 'end2end'"
+            ) from None
         self.layout = found if layout == "auto" else layout
 
     def _blob(self, canvas_bgr: np.ndarray) -> np.ndarray:
