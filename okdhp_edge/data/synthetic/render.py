@@ -20,47 +20,14 @@ from typing import Any, Mapping
 import cv2
 import numpy as np
 
+from ...skeleton import COCO17, MPII16
 from .figure import Figure, P, build_figure, sample_pose, sample_proportions, view_rotation
 
 __all__ = ["SceneConfig", "PersonAnnotation", "render_scene", "COCO_POINTS", "MPII_POINTS"]
 
-COCO_POINTS = (
-    "nose",
-    "left_eye",
-    "right_eye",
-    "left_ear",
-    "right_ear",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_hip",
-    "right_hip",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
-)
-MPII_POINTS = (
-    "right_ankle",
-    "right_knee",
-    "right_hip",
-    "left_hip",
-    "left_knee",
-    "left_ankle",
-    "pelvis",
-    "thorax",
-    "upper_neck",
-    "head_top",
-    "right_wrist",
-    "right_elbow",
-    "right_shoulder",
-    "left_shoulder",
-    "left_elbow",
-    "left_wrist",
-)
+# The keypoints each rendered person is labelled with, in the skeletons' own order.
+COCO_POINTS = COCO17.keypoints
+MPII_POINTS = MPII16.keypoints
 
 # Body parts: owner-map id = person * 32 + part + 1; 255 marks occluding objects.
 PARTS = (
