@@ -144,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         default="fp32,fp16,int8,int8-mixed",
         help="int8-mixed: INT8 with the residual stream in float (int8_residual=float)",
     )
-    p.add_argument("--runs", type=int, default=50, help="timed runs per artifact (>= 50 for the README figures)")
+    p.add_argument(
+        "--runs", type=int, default=50, help="timed runs per artifact (>= 50 for the figures in benchmarks/README.md)"
+    )
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--rounds", type=int, default=10, help="alternations between artifact and PyTorch timing blocks")
     p.add_argument("--threads", type=int, default=2)

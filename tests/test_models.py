@@ -61,7 +61,7 @@ def test_edge_preset_spans_compression_and_smallest_under_one_gmac():
     specs = [describe_student(preset, b) for b in range(3)]
     assert min(s.macs for s in specs) < 1e9
     rates = [s.compression_rate for s in specs]
-    # the rates `python -m okdhp_edge.models` prints and the README quotes for `edge`
+    # the rates `python -m okdhp_edge.models` prints and docs/training.md quotes for `edge`
     assert rates == pytest.approx([1.00, 0.46, 0.20], abs=0.005)
     # counted again on the students extracted from the training net, at the preset's input size
     with meta_device:
