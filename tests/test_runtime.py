@@ -13,7 +13,7 @@ import pytest
 from runtime_artifacts import export_artifact, export_onnx, export_tflite, make_student, person_frame
 
 from okdhp_edge.runtime import BackendUnavailableError, PoseTracker, Predictor, TrackerConfig, draw_fps, draw_pose
-from okdhp_edge.runtime.backends.litert import dequantize, quantize
+from okdhp_edge.runtime.backends.litert_interpreter import dequantize, quantize
 from okdhp_edge.runtime.benchmark import main as benchmark_main
 from okdhp_edge.runtime.tracker import keypoint_box
 

@@ -14,7 +14,8 @@ import pytest
 from runtime_artifacts import export_artifact, export_onnx, export_tflite, make_student, person_frame
 
 from okdhp_edge.runtime import ModelFileError, Predictor
-from okdhp_edge.runtime.backends.onnx import select_providers, tensorrt_provider_options
+from okdhp_edge.runtime.backends.onnx import tensorrt_provider_options
+from okdhp_edge.runtime.backends.onnx_session import select_providers
 
 BOXES = np.array(
     [[110, 20, 210, 230], [10, 40, 100, 200], [200, 100, 319, 239], [0, 0, 160, 240], [150, 10, 300, 200]], np.float32

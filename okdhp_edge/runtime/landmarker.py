@@ -26,7 +26,8 @@ import cv2
 import numpy as np
 
 from ..skeleton import COCO17, Skeleton
-from .detectors.session import RawModel, open_raw_model
+from .backends.base import RawModel
+from .detectors.session import open_raw_model
 from .errors import ModelFileError
 from .predictor import check_boxes, check_image
 from .result import PoseResult, StageTimes

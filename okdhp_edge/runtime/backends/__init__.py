@@ -3,6 +3,9 @@ when a model needs it, so a device with only onnxruntime never touches LiteRT (o
 
 Backends are registered by module path: the torch one lives with the torch code
 (`okdhp_edge.models.backend`), so nothing in the runtime imports it, or torch, by itself.
+ONNX Runtime sessions and LiteRT interpreters are opened in one place each (onnx_session.py,
+litert_interpreter.py), for pose students here and for detectors and teachers
+(detectors/session.py).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from ...spec import ModelSpec
 from ..errors import BackendUnavailableError, ModelFileError
 from .base import Backend
 
-__all__ = ["BACKENDS", "SUFFIXES", "Backend", "backend_for", "open_backend", "read_embedded_spec"]
+__all__ = ["BACKENDS", "SUFFIXES", "Backend", "backend_for", "open_backend", "read_embedded_spec", "resolve_backend"]
 
 # backend name -> (module path, class)
 BACKENDS: dict[str, tuple[str, str]] = {
@@ -58,14 +61,9 @@ def backend_for(path: Path) -> str:
         ) from None
 
 
-def open_backend(
-    path: str | os.PathLike,
-    backend: str | None = None,
-    device: str = "auto",
-    num_threads: int | None = None,
-) -> Backend:
-    """Load `path` with `backend` (default: chosen by suffix)."""
-    path = Path(path)
+def resolve_backend(path: Path, backend: str | None, num_threads: int | None) -> str:
+    """The backend that opens `path`: `backend` (or an alias of it) when given, which must be the
+    one its suffix calls for; checks `num_threads` on the way, for every opener alike."""
     by_suffix = backend_for(path)
     name = ALIASES.get(backend, backend) if backend else by_suffix
     if name not in BACKENDS:
@@ -76,6 +74,18 @@ def open_backend(
         )
     if num_threads is not None and int(num_threads) < 1:
         raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
+    return name
+
+
+def open_backend(
+    path: str | os.PathLike,
+    backend: str | None = None,
+    device: str = "auto",
+    num_threads: int | None = None,
+) -> Backend:
+    """Load the pose student `path` with `backend` (default: chosen by suffix)."""
+    path = Path(path)
+    name = resolve_backend(path, backend, num_threads)
     return getattr(_module(name, path), BACKENDS[name][1])(path, device=device, num_threads=num_threads)
 
 

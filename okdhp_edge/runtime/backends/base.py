@@ -1,4 +1,6 @@
-"""What every backend provides: the spec, the checked input/output tensors, and `run`."""
+"""The two kinds of opened model file: `RawModel` (one image input, every output as float32; what
+detectors and teacher models run, and what the ONNX Runtime and LiteRT pose backends wrap) and
+`Backend` (a pose student: its spec, the checked input/output tensors, and `run`)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,21 @@ from ...spec import ExportInfo, ModelSpec
 from ..errors import ModelFileError
 from ..metadata import TensorInfo, check_io
 
-__all__ = ["Backend"]
+__all__ = ["Backend", "RawModel", "require_file"]
+
+
+class RawModel(ABC):
+    """One model file opened in its runtime, with no okdhp metadata: one input fed float32 (cast or
+    quantised to the file's input type), every output returned as float32. `input_shape` has None
+    for free dimensions. Safe to `run` from several threads at once."""
+
+    path: Path
+    input_shape: tuple[int | None, ...]
+    output_count: int
+
+    @abstractmethod
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
+        """float32 input batch -> every output, float32, in the file's output order."""
 
 
 class Backend(ABC):

@@ -1,15 +1,10 @@
-"""LiteRT (TensorFlow Lite) backend: ai-edge-litert, falling back to tflite-runtime.
-
-Full-integer models (int8/uint8 input or output) are fed and read through the tensors' own
-scale and zero point, so the Predictor always exchanges float32 with the backend.
+"""LiteRT (TensorFlow Lite) backend for pose students: the per-thread interpreters
+(backends/litert_interpreter.py, shared with detectors) plus the student's spec and its output.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import struct
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,89 +14,16 @@ from ...spec import ModelSpec
 from ..errors import BackendUnavailableError, ModelFileError
 from ..metadata import SPEC_KEY, TensorInfo, load_spec_text, missing_spec_error, read_sidecar
 from .base import Backend, require_file
+from .litert_interpreter import LiteRTModel, interpreter_class
 
-__all__ = ["LiteRTBackend", "dequantize", "embedded_spec", "open_interpreter", "quantize", "read_tflite_metadata"]
+__all__ = ["LiteRTBackend", "embedded_spec", "read_tflite_metadata"]
 
-_first_allocation = threading.Lock()
-_banner_silenced = False
-
-
-def _interpreter_class() -> type:
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        try:
-            from tflite_runtime.interpreter import Interpreter
-        except ImportError:
-            raise BackendUnavailableError(
-                ".tflite models need LiteRT: pip install 'okdhp-edge[runtime]' (ai-edge-litert), or tflite-runtime"
-            ) from None
-    return Interpreter
-
-
-def open_interpreter(interpreter_class: type, path: Path, num_threads: int | None) -> Any:
-    """An allocated interpreter of `path`.
-
-    LiteRT's C++ core prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." to stderr
-    at a process's first allocation, and offers no setting to stop it (TF_CPP_MIN_LOG_LEVEL does
-    not reach it), so that one allocation runs with file descriptor 2 pointed at /dev/null. Errors
-    still arrive: LiteRT raises them as exceptions.
-    """
-    global _banner_silenced
-    interpreter = interpreter_class(model_path=str(path), num_threads=num_threads)
-    if not _banner_silenced:
-        with _first_allocation:
-            if not _banner_silenced:
-                with _stderr_silenced():
-                    interpreter.allocate_tensors()
-                _banner_silenced = True
-                return interpreter
-    interpreter.allocate_tensors()
-    return interpreter
-
-
-@contextlib.contextmanager
-def _stderr_silenced():
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
-    """float -> integer tensor values: round(x / scale) + zero_point, saturated to the dtype."""
-    info = np.iinfo(dtype)
-    q = np.round(x / scale) + zero_point
-    return np.clip(q, info.min, info.max).astype(dtype)
-
-
-def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    return ((q.astype(np.float32) - np.float32(zero_point)) * np.float32(scale)).astype(np.float32)
-
-
-class _Interpreter:
-    """One thread's interpreter and the current details of the tensors the backend uses."""
-
-    def __init__(self, interpreter: Any, input_index: int, output_index: int) -> None:
-        self.interpreter = interpreter
-        self.refresh(input_index, output_index)
-
-    def refresh(self, input_index: int, output_index: int) -> None:
-        self.inp = next(d for d in self.interpreter.get_input_details() if d["index"] == input_index)
-        self.out = next(d for d in self.interpreter.get_output_details() if d["index"] == output_index)
+FIX = "re-export it with okdhp_edge.export or copy it again"
 
 
 class LiteRTBackend(Backend):
-    """LiteRT interpreters are not thread-safe (`invoke` while another thread reads a tensor fails);
-    each calling thread gets its own interpreter of the same file, created on its first call
-    (measured against one interpreter behind a lock in docs/runtime.md)."""
-
     name = "litert"
-    thread_safe = True  # by one interpreter per thread
+    thread_safe = True  # by one interpreter per thread (LiteRTModel)
 
     def __init__(self, path: Path, device: str = "auto", num_threads: int | None = None) -> None:
         if device not in ("auto", "cpu"):
@@ -109,72 +31,23 @@ class LiteRTBackend(Backend):
                 f"{path}: the LiteRT backend runs on the CPU with XNNPACK (device='auto' or 'cpu'), not {device!r}: "
                 "it exposes no GPU, NNAPI or DSP delegates; export to ONNX or TensorRT for GPUs"
             )
-        self._interpreter_class = _interpreter_class()
-        self._num_threads = num_threads
+        interpreter_class()  # no LiteRT: say so before reading the file
         require_file(path, "TFLite")
         spec = read_sidecar(path) or embedded_spec(path)
-        interpreter = self._load(path)
-        inputs = interpreter.get_input_details()
-        if len(inputs) != 1:
-            raise ModelFileError(f"{path}: the model has {len(inputs)} inputs; a pose student has exactly one")
-        outputs = interpreter.get_output_details()
-        aliases = _signature_aliases(interpreter)
+        self.model = LiteRTModel(path, num_threads, FIX)
+        aliases = _signature_aliases(self.model.interpreter())
         wanted = spec.export_info.output_name
-        out = next((o for o in outputs if wanted in (o["name"], aliases.get(o["index"]))), outputs[0])
-        self._input_index, self._output_index = int(inputs[0]["index"]), int(out["index"])
-        self._local = threading.local()
-        self._local.state = _Interpreter(interpreter, self._input_index, self._output_index)
-        super().__init__(path, spec, _tensor(inputs[0], aliases), _tensor(out, aliases), device="cpu")
-        self._resizable = int(inputs[0]["shape_signature"][0]) == -1
-
-    def _load(self, path: Path) -> Any:
-        try:
-            interpreter = open_interpreter(self._interpreter_class, path, self._num_threads)
-        except (ValueError, RuntimeError) as err:
-            raise ModelFileError(
-                f"{path}: LiteRT cannot load this file ({err}). It is truncated, corrupt or not a TFLite model; "
-                "re-export it with okdhp_edge.export or copy it again"
-            ) from None
-        return interpreter
-
-    def _state(self) -> _Interpreter:
-        state = getattr(self._local, "state", None)
-        if state is None:
-            state = self._local.state = _Interpreter(self._load(self.path), self._input_index, self._output_index)
-        return state
+        self._output = next(
+            (i for i, o in enumerate(self.model.output_details) if wanted in (o["name"], aliases.get(o["index"]))), 0
+        )
+        out = self.model.output_details[self._output]
+        super().__init__(path, spec, _tensor(self.model.input_details, aliases), _tensor(out, aliases), device="cpu")
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        state = self._state()
-        interpreter = state.interpreter
-        if tuple(state.inp["shape"]) != x.shape:
-            if not self._resizable:
-                raise ValueError(
-                    f"{self.path}: input batch {x.shape} but the model is fixed to {tuple(state.inp['shape'])}"
-                )
-            interpreter.resize_tensor_input(self._input_index, list(x.shape), strict=True)
-            interpreter.allocate_tensors()
-            state.refresh(self._input_index, self._output_index)
-        dtype = np.dtype(state.inp["dtype"])
-        scale, zero = state.inp["quantization"]
-        if dtype.kind in "iu":
-            if not scale:
-                raise ModelFileError(
-                    f"{self.path}: integer input tensor without a quantization scale; re-export the model"
-                )
-            x = quantize(x, scale, zero, dtype)
-        else:
-            x = x.astype(dtype, copy=False)
-        interpreter.set_tensor(self._input_index, np.ascontiguousarray(x))
-        interpreter.invoke()
-        y = interpreter.get_tensor(self._output_index)
-        out_scale, out_zero = state.out["quantization"]
-        if np.dtype(state.out["dtype"]).kind in "iu" and out_scale:
-            return dequantize(y, out_scale, out_zero)
-        return np.asarray(y, dtype=np.float32)
+        return self.model.run(x, [self._output])[0]
 
     def describe(self) -> str:
-        library = self._interpreter_class.__module__.split(".")[0].replace("_", "-")
-        return f"{library} Interpreter (XNNPACK CPU)"
+        return self.model.describe()
 
 
 def _signature_aliases(interpreter: Any) -> dict[int, str]:

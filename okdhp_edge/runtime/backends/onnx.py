@@ -1,4 +1,5 @@
-"""ONNX Runtime backend: CPU, CUDA, TensorRT and Core ML execution providers.
+"""ONNX Runtime backend for pose students: the session (backends/onnx_session.py, shared with
+detectors) plus the student's spec, its output and the providers' options.
 
 `device="auto"` takes CUDA, then Core ML, then CPU, whichever this onnxruntime build has, except
 that INT8 (QDQ) files skip Core ML: ONNX Runtime's CPU provider runs QDQ groups as fused integer
@@ -19,42 +20,15 @@ import numpy as np
 
 from ...spec import ModelSpec
 from ..errors import BackendUnavailableError, ModelFileError
-from ..metadata import SPEC_KEY, TensorInfo, load_spec_text, missing_spec_error, read_sidecar
-from .base import Backend, require_file
+from ..metadata import SPEC_KEY, load_spec_text, missing_spec_error, read_sidecar
+from .base import Backend
+from .onnx_session import DEVICE_PROVIDERS, OnnxModel, Provider, import_onnxruntime, open_session, select_providers
 
-__all__ = ["OnnxBackend", "embedded_spec", "select_providers", "tensorrt_provider_options"]
+__all__ = ["OnnxBackend", "embedded_spec", "tensorrt_provider_options"]
 
-DEVICE_PROVIDERS: dict[str, tuple[str, ...]] = {
-    "auto": ("CUDAExecutionProvider", "CoreMLExecutionProvider", "CPUExecutionProvider"),
-    "cpu": ("CPUExecutionProvider",),
-    "cuda": ("CUDAExecutionProvider", "CPUExecutionProvider"),
-    "tensorrt": ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"),
-    "coreml": ("CoreMLExecutionProvider", "CPUExecutionProvider"),
-}
-ORT_DTYPES = {
-    "tensor(float)": "float32",
-    "tensor(float16)": "float16",
-    "tensor(int8)": "int8",
-    "tensor(uint8)": "uint8",
-}
 TRT_CACHE = Path(os.environ.get("OKDHP_EDGE_TRT_CACHE", Path.home() / ".cache" / "okdhp_edge" / "ort_trt"))
 TRT_DEFAULT_MAX_BATCH = 16  # profile ceiling for files whose metadata sets no max_batch (the Predictor's default)
-
-
-def select_providers(device: str, available: list[str], quantized: bool = False) -> list[str]:
-    """Execution providers for `device`, in priority order, restricted to what is installed.
-    `quantized` (an INT8 QDQ file) keeps `auto` off Core ML (see the module docstring)."""
-    if device not in DEVICE_PROVIDERS:
-        raise ValueError(f"unknown device {device!r} for ONNX Runtime; valid: {', '.join(DEVICE_PROVIDERS)}")
-    wanted = DEVICE_PROVIDERS[device]
-    if device not in ("auto", "cpu") and wanted[0] not in available:
-        raise BackendUnavailableError(
-            f"device={device!r} needs onnxruntime's {wanted[0]}, but this onnxruntime only has {available}; "
-            "install the matching build (onnxruntime-gpu for CUDA/TensorRT) or use device='cpu'"
-        )
-    if device == "auto" and quantized:
-        wanted = tuple(p for p in wanted if p != "CoreMLExecutionProvider")
-    return [p for p in wanted if p in available]
+FIX = "re-export it with okdhp_edge.export or copy it again"
 
 
 def tensorrt_provider_options(
@@ -98,24 +72,18 @@ class OnnxBackend(Backend):
     thread_safe = True  # InferenceSession.run may be called from several threads at once
 
     def __init__(self, path: Path, device: str = "auto", num_threads: int | None = None) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise BackendUnavailableError(
-                f"{path}: .onnx models need onnxruntime; pip install 'okdhp-edge[runtime]' (or onnxruntime)"
-            ) from None
-        require_file(path, "ONNX")
+        ort = import_onnxruntime(path)
         if device not in DEVICE_PROVIDERS:
             raise ValueError(f"unknown device {device!r} for ONNX Runtime; valid: {', '.join(DEVICE_PROVIDERS)}")
         spec, session = read_sidecar(path), None
         if spec is None:  # the embedded copy: read through a CPU session, reused when the CPU is the choice
-            session = _open_session(ort, path, ["CPUExecutionProvider"], num_threads)
+            session = open_session(path, ["CPUExecutionProvider"], num_threads, FIX)
             spec = _session_spec(session, path)
         info = spec.export_info
         providers = select_providers(device, ort.get_available_providers(), quantized=info.precision == "int8")
         if session is None or providers != ["CPUExecutionProvider"]:
-            session = _open_session(ort, path, [_with_options(p, path, spec) for p in providers], num_threads)
-        self.session = session
+            session = open_session(path, [_with_options(p, path, spec) for p in providers], num_threads, FIX)
+        self.model = OnnxModel(path, session)
         used = session.get_providers()
         if used[0] != providers[0]:
             message = (
@@ -127,60 +95,21 @@ class OnnxBackend(Backend):
             warnings.warn(message, RuntimeWarning, stacklevel=4)
         self._choice = _why(device, info.precision == "int8")
         self._version = ort.__version__
-
-        inputs = session.get_inputs()
-        if len(inputs) != 1:
-            raise ModelFileError(
-                f"{path}: the model has {len(inputs)} inputs {[i.name for i in inputs]}; a pose student has exactly one"
-            )
-        outputs = {o.name: o for o in session.get_outputs()}
-        wanted = info.output_name
-        out = outputs.get(wanted) if wanted in outputs else next(iter(outputs.values()))
-        self._output_name = out.name
-        super().__init__(path, spec, _tensor(inputs[0]), _tensor(out), device=", ".join(used))
-        if self.input.dtype in ("int8", "uint8"):
-            raise ModelFileError(
-                f"{path}: integer-input ONNX models carry no input scale; export INT8 ONNX with a float input "
-                "(quantize/dequantize nodes inside), as okdhp_edge.export does"
-            )
-        self._dtype = np.dtype(self.input.dtype)
+        outputs = {o.name: o for o in self.model.outputs}
+        out = outputs.get(info.output_name, self.model.outputs[0])
+        self._output_names = [out.name]
+        super().__init__(path, spec, self.model.input, out, device=", ".join(used))
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        feed = {self.input.name: x.astype(self._dtype, copy=False)}
-        return np.asarray(self.session.run([self._output_name], feed)[0], dtype=np.float32)
+        return self.model.run(x, self._output_names)[0]
 
     def describe(self) -> str:
-        return f"{self.name} {self._version} on {self.session.get_providers()[0]} ({self._choice})"
-
-
-def _open_session(ort, path: Path, providers: list, num_threads: int | None):
-    options = ort.SessionOptions()
-    # CPU-only sessions log errors only; with an accelerator, ONNX Runtime's warnings (nodes left to
-    # the CPU, a provider that failed to load) are what the user needs to see.
-    options.log_severity_level = 3 if providers == ["CPUExecutionProvider"] else 2
-    if num_threads:
-        options.intra_op_num_threads = int(num_threads)
-        options.inter_op_num_threads = 1
-    try:
-        return ort.InferenceSession(str(path), options, providers=providers)
-    except Exception as err:  # onnxruntime raises its own pybind classes (InvalidProtobuf, Fail, ...)
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ModelFileError(
-            f"{path}: onnxruntime cannot load this file ({first}). It is truncated, corrupt or not an ONNX model; "
-            "re-export it with okdhp_edge.export or copy it again"
-        ) from None
+        return f"{self.name} {self._version} on {self.model.session.get_providers()[0]} ({self._choice})"
 
 
 def embedded_spec(path: Path) -> ModelSpec:
     """The spec in the file's SPEC_KEY metadata property, read through a CPU session."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise BackendUnavailableError(
-            f"{path}: reading .onnx metadata needs onnxruntime; pip install 'okdhp-edge[runtime]'"
-        ) from None
-    require_file(path, "ONNX")
-    return _session_spec(_open_session(ort, path, ["CPUExecutionProvider"], 1), path)
+    return _session_spec(open_session(path, ["CPUExecutionProvider"], 1, FIX), path)
 
 
 def _session_spec(session, path: Path) -> ModelSpec:
@@ -190,7 +119,7 @@ def _session_spec(session, path: Path) -> ModelSpec:
     return load_spec_text(embedded, f"{path} (metadata_props {SPEC_KEY})")
 
 
-def _with_options(provider: str, path: Path, spec: ModelSpec) -> str | tuple[str, dict[str, object]]:
+def _with_options(provider: str, path: Path, spec: ModelSpec) -> Provider:
     if provider != "TensorrtExecutionProvider":
         return provider
     return provider, tensorrt_provider_options(path, spec, spec.export_info.input_name or "input", _engine_cache(path))
@@ -207,8 +136,3 @@ def _why(device: str, quantized: bool) -> str:
     if device != "auto":
         return f"device={device!r}"
     return "auto, INT8 QDQ: CUDA, else CPU, never Core ML" if quantized else "auto: CUDA, else Core ML, else CPU"
-
-
-def _tensor(node) -> TensorInfo:
-    shape = tuple(d if isinstance(d, int) and d > 0 else None for d in node.shape)
-    return TensorInfo(node.name, shape, ORT_DTYPES.get(node.type, node.type))

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backends.base import RawModel
 from ..errors import ModelFileError
-from .session import RawModel
 from .yolo import letterbox
 
 __all__ = ["BlazePoseModel", "is_blazepose", "ssd_anchors", "tile_grid"]

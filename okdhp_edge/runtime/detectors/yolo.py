@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..backends.base import RawModel
 from ..errors import ModelFileError
-from .session import RawModel
 
 __all__ = ["LAYOUTS", "Letterbox", "YoloModel", "decode", "detect_layout", "letterbox"]
 
