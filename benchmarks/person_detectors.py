@@ -32,8 +32,8 @@ import numpy as np
 from footage import footage_dir
 from real_scenes import MANIFEST, OUT, USES, build
 
+from okdhp_edge.boxes import box_areas, box_intersections, iou_matrix
 from okdhp_edge.runtime import Detector
-from okdhp_edge.runtime.boxes import box_areas, iou_matrix
 
 HERE = Path(__file__).parent
 VTEST_LABELS = HERE / "data" / "vtest_people.json"
@@ -128,9 +128,7 @@ def small_inside(found: np.ndarray, truth: np.ndarray, person: np.ndarray) -> np
     of a person, with at least INSIDE of its area within that box."""
     boxes = found[:, :4].astype(np.float64)
     others = np.concatenate([boxes, truth.astype(np.float64).reshape(-1, 4)])
-    lt = np.maximum(boxes[:, None, :2], others[None, :, :2])
-    rb = np.minimum(boxes[:, None, 2:], others[None, :, 2:])
-    within = np.clip(rb - lt, 0, None).prod(axis=2)
+    within = box_intersections(boxes, others)
     area, other_area = box_areas(boxes), box_areas(others)
     inside = (within >= INSIDE * area[:, None]) & (area[:, None] <= FACE_SHARE * other_area[None, :])
     inside[np.arange(len(boxes)), np.arange(len(boxes))] = False

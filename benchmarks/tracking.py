@@ -31,8 +31,8 @@ import cv2
 import numpy as np
 from footage import LABELLED_CLIP, footage_dir, read_clip
 
+from okdhp_edge.boxes import iou_matrix
 from okdhp_edge.runtime import Detector, PoseTracker, Predictor, TrackerConfig
-from okdhp_edge.runtime.boxes import iou_matrix
 
 HERE = Path(__file__).parent
 Track = list[tuple[int, np.ndarray]]  # (frame, xyxy box) for each frame the ID is reported

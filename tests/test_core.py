@@ -157,7 +157,7 @@ def test_normalize_colour_order_and_layout():
 
 def test_core_does_not_import_torch():
     code = (
-        "import sys, okdhp_edge, okdhp_edge.codec, okdhp_edge.geometry, okdhp_edge.skeleton, "
+        "import sys, okdhp_edge, okdhp_edge.boxes, okdhp_edge.codec, okdhp_edge.geometry, okdhp_edge.skeleton, "
         "okdhp_edge.spec, okdhp_edge.preprocess\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )

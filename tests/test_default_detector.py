@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
+from okdhp_edge.boxes import iou_matrix
 from okdhp_edge.runtime import BackendUnavailableError, Detector, FetchError
-from okdhp_edge.runtime.boxes import iou_matrix
 from okdhp_edge.runtime.detectors.blazepose import ssd_anchors, tile_grid
 
 REPO = Path(__file__).resolve().parents[1]

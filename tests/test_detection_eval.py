@@ -13,7 +13,6 @@ import pytest
 from okdhp_edge.data import build_dataset, generate_dataset
 from okdhp_edge.data.synthetic import coco_annotation_path
 from okdhp_edge.eval import Evaluator, oks_nms
-from okdhp_edge.eval.oks_nms import pose_oks
 from okdhp_edge.skeleton import COCO17
 from okdhp_edge.spec import InputSpec
 from okdhp_edge.train.config import ConfigError, load_config
@@ -44,18 +43,16 @@ def _perfect(ds):
     return joints[..., :2].copy(), (joints[..., 2] > 0).astype(np.float32), np.arange(len(ds))
 
 
-def test_pose_oks_matches_the_coco_formula():
-    sigmas = np.array(COCO17.sigmas)
-    pose = np.zeros((17, 3))
-    pose[:, 2] = 1.0
+def test_oks_nms_compares_only_keypoints_confident_in_both_poses():
+    pose = np.random.default_rng(1).uniform(0, 100, (17, 2))
     other = pose.copy()
-    other[0, 0] += 3.0  # one keypoint 3 px away
-    other[1, 2] = 0.1  # not confident: left out of the mean
-    area = 400.0
-    expected = (np.exp(-9.0 / (2 * area * (2 * sigmas[0]) ** 2)) + 15) / 16
-    assert pose_oks(pose, other[None], area, np.array([area]), sigmas)[0] == pytest.approx(expected)
-    other[:, 2] = 0.0  # nothing confident in both poses: no overlap
-    assert pose_oks(pose, other[None], area, np.array([area]), sigmas)[0] == 0.0
+    other[:8] += 50.0  # far off, but not confident in the second pose: left out of the OKS
+    scores = np.ones((2, 17))
+    scores[1, :8] = 0.1
+    rest = (np.array([0.9, 0.8]), np.full(2, 2500.0), np.array([1, 1]), COCO17.sigmas)
+    np.testing.assert_array_equal(oks_nms(np.stack([pose, other]), scores, *rest), [0])
+    scores[0, 8:] = 0.1  # nothing confident in both: no overlap, both kept
+    np.testing.assert_array_equal(oks_nms(np.stack([pose, other]), scores, *rest), [0, 1])
 
 
 def test_oks_nms_keeps_the_best_of_each_duplicate_group_per_image():

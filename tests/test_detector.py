@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
+from okdhp_edge.boxes import iou_matrix, nms, oks_matrix
 from okdhp_edge.runtime import Detector, InputError, ModelFileError
-from okdhp_edge.runtime.boxes import iou_matrix, nms, oks_matrix
 from okdhp_edge.runtime.detectors.yolo import decode, detect_layout, letterbox
 
 CELL, SIZE = 8, 64  # the tiny network: one anchor per 8x8 cell of a 64x64 input, 64 anchors

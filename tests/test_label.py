@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from runtime_artifacts import export_onnx, make_student, person_frame, write_video
 
+from okdhp_edge.boxes import keypoint_similarity
 from okdhp_edge.data.base import DatasetError
 from okdhp_edge.data.coco import load_coco
 from okdhp_edge.data.label import LabelConfig, label, main
-from okdhp_edge.data.label_filter import DROP_REASONS, FilterConfig, flip_back, judge, similarity
+from okdhp_edge.data.label_filter import DROP_REASONS, FilterConfig, flip_back, judge
 from okdhp_edge.runtime import Predictor
 from okdhp_edge.skeleton import COCO17
 
@@ -78,7 +79,7 @@ def test_kept_keypoints_are_the_teachers_and_flip_inconsistent_ones_dropped(teac
         return (
             ref.keypoints[0],
             ref.scores[0],
-            similarity(ref.keypoints.astype(np.float64), back[None], area, SIGMAS)[0],
+            keypoint_similarity(ref.keypoints.astype(np.float64), back[None], area, SIGMAS)[0],
         )
 
     # an untrained teacher: thresholds at its medians so that every rule has work to do

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "okdhp_edge"
-CORE = ("__init__.py", "codec.py", "geometry.py", "preprocess.py", "skeleton.py", "spec.py")
+CORE = ("__init__.py", "boxes.py", "codec.py", "geometry.py", "preprocess.py", "skeleton.py", "spec.py")
 FILES = sorted([PACKAGE / name for name in CORE] + list((PACKAGE / "runtime").rglob("*.py")))
 GENERICS = {"list", "dict", "tuple", "set", "frozenset", "type"}
 

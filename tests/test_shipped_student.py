@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
+from okdhp_edge.boxes import oks_matrix
 from okdhp_edge.runtime import Predictor, bundled_models
-from okdhp_edge.runtime.boxes import oks_matrix
 from okdhp_edge.runtime.result import PoseResult
 from okdhp_edge.skeleton import COCO17
 

@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 from runtime_artifacts import POSE
 
+from okdhp_edge.boxes import iou_matrix
 from okdhp_edge.runtime import InputError, OneEuroConfig, OneEuroFilter, PoseTracker, TrackerConfig, draw_tracks
 from okdhp_edge.runtime.appearance import colour_signature, colour_similarity
-from okdhp_edge.runtime.boxes import iou_matrix
 from okdhp_edge.runtime.result import PoseResult
 from okdhp_edge.runtime.tracker import keypoint_box
 from okdhp_edge.skeleton import COCO17

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..boxes import clip_to_image, iou_matrix
 from ..skeleton import Skeleton
 from .base import DatasetError, Sample, drop_unreadable
 
@@ -158,23 +159,14 @@ def _is_ignore_entry(ann: dict) -> bool:
 
 
 def _clip_box(box: np.ndarray, width: int, height: int) -> np.ndarray | None:
-    """Clip to the image (when its size is known); None for boxes with no extent."""
-    x1, y1, x2, y2 = box
+    """Clip to the image (when its size is known), in the core's pixel-centre convention; None for
+    boxes with no extent."""
     if width > 0 and height > 0:
-        x1, y1 = max(x1, -0.5), max(y1, -0.5)
-        x2, y2 = min(x2, width - 0.5), min(y2, height - 0.5)
+        box = clip_to_image(box[None], width, height)[0]
+    x1, y1, x2, y2 = box
     if x2 - x1 <= 0 or y2 - y1 <= 0:
         return None
-    return np.array([x1, y1, x2, y2], np.float32)
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    return float(inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter))
+    return np.asarray(box, np.float32)
 
 
 def _detections(path: Path, person_id: int, images: dict, min_score: float) -> list[tuple[int, np.ndarray, float]]:
@@ -257,9 +249,10 @@ def load_coco(
             clipped = _clip_box(box, width, height)
             if clipped is None:
                 continue
+            people = gt.get(image_id, [])
+            overlap = iou_matrix(clipped, np.array([person[0] for person in people]))[0]
             best, best_iou = None, 0.5
-            for person in gt.get(image_id, []):
-                iou = _iou(clipped, person[0])
+            for person, iou in zip(people, overlap):
                 if iou >= best_iou:
                     best, best_iou = person, iou
             joints = best[1] if best is not None else np.zeros((k, 3), np.float32)

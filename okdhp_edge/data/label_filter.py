@@ -2,9 +2,10 @@
 in video, consistent with the teacher on the adjacent frames (same boxes: people move little in
 one frame, the teacher's jitter is what is caught). Pure numpy, so the rules are tested alone.
 
-Agreement between two predictions of one keypoint is COCO's per-keypoint similarity,
-exp(-d^2 / (2 s^2 (2 sigma)^2)) with s^2 the person box's area and sigma the keypoint's OKS
-constant: a tolerance that grows with the person and is tighter on the face than on the hips.
+Agreement between two predictions of one keypoint is COCO's per-keypoint similarity
+(okdhp_edge.boxes.keypoint_similarity), exp(-d^2 / (2 s^2 (2 sigma)^2)) with s^2 the person box's
+area and sigma the keypoint's OKS constant: a tolerance that grows with the person and is tighter
+on the face than on the hips.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DROP_REASONS", "FilterConfig", "flip_back", "follow", "judge", "mirror_boxes", "similarity"]
+from ..boxes import box_areas, keypoint_similarity
+
+__all__ = ["DROP_REASONS", "FilterConfig", "flip_back", "follow", "judge", "mirror_boxes"]
 
 # why a keypoint was dropped, checked in this order
 DROP_REASONS = ("low_score", "flip", "temporal")
@@ -34,13 +37,6 @@ class FilterConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.min_keypoints < 1:
             raise ValueError(f"min_keypoints must be >= 1, got {self.min_keypoints}")
-
-
-def similarity(a: np.ndarray, b: np.ndarray, area: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
-    """(N, K, 2) and (N, K, 2) points of N people with box areas (N,) -> (N, K) per-keypoint OKS."""
-    d2 = ((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2).sum(-1)
-    scale = np.maximum(np.asarray(area, np.float64), 1.0)[:, None] * (2 * np.asarray(sigmas, np.float64)) ** 2
-    return np.exp(-d2 / (2 * scale))
 
 
 def mirror_boxes(boxes: np.ndarray, width: int) -> np.ndarray:
@@ -81,16 +77,16 @@ def judge(
     video (empty for images); the temporal test needs agreement with every one of them, after
     `follow` takes out the person's own movement.
     """
-    area = np.prod(np.clip(boxes[:, 2:] - boxes[:, :2], 0, None), -1)
+    area = box_areas(boxes)
     checks = [
         np.asarray(scores) >= config.min_score,
-        similarity(keypoints, flipped, area, sigmas) >= config.flip_agreement,
+        keypoint_similarity(keypoints, flipped, area, sigmas) >= config.flip_agreement,
     ]
     if neighbours:
         checks.append(
             np.all(
                 [
-                    similarity(keypoints, follow(keypoints, other), area, sigmas) >= config.temporal_agreement
+                    keypoint_similarity(keypoints, follow(keypoints, other), area, sigmas) >= config.temporal_agreement
                     for other in neighbours
                 ],
                 axis=0,

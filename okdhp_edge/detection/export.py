@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..boxes import iou_matrix
 from ..export.errors import ConversionError, require
 from ..export.quantize import quantize_onnx
 from ..runtime import Detector
-from ..runtime.boxes import iou_matrix
 from ..runtime.detectors.yolo import decode, letterbox
 from ..spec import write_json_atomic
 from .data import labelled_frames, synthetic_frames

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..boxes import box_areas
 from .coco_eval import coco_keypoint_ap, keypoint_results, write_keypoint_results
 from .oks_nms import OKS_NMS_THRESHOLD, oks_nms
 from .pck import pck, pckh
@@ -92,8 +93,7 @@ class Evaluator:
             results = keypoint_results(pred, scores, image_ids, gt["box_score"][sel], self._category_id())
             detected = getattr(self.dataset, "detections", None) is not None
             if detected and self.oks_nms is not None:
-                boxes = gt["bbox"][sel]
-                areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+                areas = box_areas(gt["bbox"][sel])
                 keep = oks_nms(
                     pred, scores, [r["score"] for r in results], areas, image_ids, self._sigmas(), self.oks_nms
                 )

@@ -3,36 +3,21 @@
 A detector often proposes two boxes for one person; both crops then predict nearly the same
 pose, and COCOeval counts the lower-scored copy as a false positive. Greedy non-maximum
 suppression on the object keypoint similarity (OKS) between predicted poses, per image, keeps
-the highest-scored pose of each group (the HRNet / MMPose protocol, threshold 0.9).
+the highest-scored pose of each group (the HRNet / MMPose protocol, threshold 0.9). As there, the
+OKS of two predictions scales by the mean of their box areas and counts only the keypoints both
+score above OKS_VISIBLE_SCORE; the formula is the core's (okdhp_edge.boxes.oks_matrix).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["OKS_NMS_THRESHOLD", "OKS_VISIBLE_SCORE", "oks_nms", "pose_oks"]
+from ..boxes import oks_matrix
+
+__all__ = ["OKS_NMS_THRESHOLD", "OKS_VISIBLE_SCORE", "oks_nms"]
 
 OKS_NMS_THRESHOLD = 0.9  # the usual top-down setting: only near-identical poses are merged
 OKS_VISIBLE_SCORE = 0.2  # keypoints scored at or below this in either pose are left out of the OKS
-
-
-def pose_oks(
-    pose: np.ndarray,
-    others: np.ndarray,
-    area: float,
-    other_areas: np.ndarray,
-    sigmas: np.ndarray,
-    visible_score: float = OKS_VISIBLE_SCORE,
-) -> np.ndarray:
-    """OKS of `pose` (K, 3: x, y, score) with each of `others` (M, K, 3), COCO's formula with the
-    mean of the two areas as scale; 0 where no keypoint is confident in both poses."""
-    var = (2.0 * np.asarray(sigmas, np.float64)) ** 2
-    d2 = ((others[..., :2] - pose[None, :, :2]) ** 2).sum(-1)
-    scale = (area + np.asarray(other_areas, np.float64))[:, None] / 2.0 + np.spacing(1)
-    used = (pose[None, :, 2] > visible_score) & (others[..., 2] > visible_score)
-    similarity = np.where(used, np.exp(-d2 / var / scale / 2.0), 0.0).sum(1)
-    counts = used.sum(1)
-    return np.where(counts > 0, similarity / np.maximum(counts, 1), 0.0)
 
 
 def oks_nms(
@@ -57,7 +42,7 @@ def oks_nms(
         raise ValueError(f"oks_nms: need {k} OKS sigmas (the skeleton's), got {sigmas.shape[0] if sigmas.ndim else 0}")
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"oks_nms: threshold must be in (0, 1], got {threshold}")
-    poses = np.concatenate([kps, np.asarray(keypoint_scores, np.float64).reshape(n, k, 1)], axis=-1)
+    confident = np.asarray(keypoint_scores, np.float64).reshape(n, k) > OKS_VISIBLE_SCORE
     scores = np.asarray(pose_scores, np.float64).reshape(-1)
     areas = np.asarray(areas, np.float64).reshape(-1)
     ids = np.asarray(image_ids).reshape(-1)
@@ -72,6 +57,8 @@ def oks_nms(
         while len(order):
             best, rest = order[0], order[1:]
             keep.append(int(best))
-            overlap = pose_oks(poses[best], poses[rest], areas[best], areas[rest], sigmas)
+            pair_areas = (areas[best] + areas[rest])[None] / 2.0
+            used = confident[best][None, None] & confident[rest][None]
+            overlap = oks_matrix(kps[best][None], kps[rest], pair_areas, sigmas, used)[0]
             order = rest[overlap <= threshold]
     return np.array(sorted(keep), np.int64)

@@ -13,7 +13,7 @@ which finds small and far people (trained on street footage), with MediaPipe's, 
 near the camera; docs/runtime.md has the measurements. The family is chosen from the file:
 MediaPipe's pose detector by its input and outputs (detectors/blazepose.py), anything else as a
 YOLO export by its output shape (detectors/yolo.py; the project's detector is exported in YOLOv8's
-layout). NMS is numpy (runtime/boxes.py).
+layout). NMS is numpy (okdhp_edge/boxes.py).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .boxes import clip_boxes, nms
+from ..boxes import clip_boxes, nms
 from .detectors.blazepose import BlazePoseModel, is_blazepose
 from .detectors.session import open_raw_model
 from .detectors.yolo import YoloModel

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..boxes import clip_to_image
 from ..codec import HeatmapCodec, flip_heatmaps
 from ..preprocess import crop_people, normalize
 from ..skeleton import Skeleton
@@ -230,9 +231,7 @@ def check_boxes(boxes: object, width: int, height: int) -> np.ndarray:
             f"box(es) {inverted.tolist()} have x2 < x1 or y2 < y1 (expected x1, y1, x2, y2): "
             f"{arr[inverted[0]].tolist()}"
         )
-    clipped = arr.copy()
-    clipped[:, [0, 2]] = clipped[:, [0, 2]].clip(0, width - 1)
-    clipped[:, [1, 3]] = clipped[:, [1, 3]].clip(0, height - 1)
+    clipped = clip_to_image(arr, width, height)
     empty = np.flatnonzero((clipped[:, 2] - clipped[:, 0] < 1) | (clipped[:, 3] - clipped[:, 1] < 1))
     if empty.size:
         raise InputError(

@@ -26,9 +26,9 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
+from ..boxes import box_areas, clip_boxes, iou_matrix, oks_matrix
 from ..skeleton import Skeleton
 from .appearance import colour_signature, colour_similarity
-from .boxes import box_areas, clip_boxes, iou_matrix, oks_matrix
 from .bundled import DEFAULT_POSE_MODEL
 from .detector import Detector
 from .errors import InputError
@@ -119,12 +119,8 @@ def keypoint_box(
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     bw = max((x2 - x1) * (1 + 2 * config.margin), config.min_box_size)
     bh = max((y2 - y1) * (1 + 2 * config.margin), config.min_box_size)
-    box = np.array([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], np.float32)
-    box[[0, 2]] = box[[0, 2]].clip(0, width - 1)
-    box[[1, 3]] = box[[1, 3]].clip(0, height - 1)
-    if box[2] - box[0] < 1 or box[3] - box[1] < 1:
-        return None
-    return box
+    box = clip_boxes(np.array([[cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2]], np.float32), width, height)
+    return box[0] if len(box) else None
 
 
 class PoseTracker:
