@@ -184,6 +184,27 @@ def test_batching_matches_single_crops(artifacts, predictors):
     np.testing.assert_allclose(singles, together.scores, atol=1e-4)
 
 
+def test_threads_split_one_calls_crops_on_onnx_runtime(artifacts, predictors, monkeypatch):
+    """num_threads=2 runs a frame's crops as 2 concurrent session calls (ONNX Runtime CPU only)."""
+    frame = person_frame(seed=5)
+    five = np.concatenate([BOXES, BOXES[:2] + 7])
+    split = Predictor(artifacts["onnx"], num_threads=2)
+    sizes: list[int] = []
+    run = split.backend.run
+    monkeypatch.setattr(split.backend, "run", lambda x: sizes.append(len(x)) or run(x))
+    for flip_test in (False, True):
+        sizes.clear()
+        got = split.predict(frame, five, flip_test=flip_test)
+        assert sorted(sizes) == ([5, 5] if flip_test else [2, 3])
+        want = predictors["onnx"].predict(frame, five, flip_test=flip_test)
+        np.testing.assert_allclose(got.keypoints, want.keypoints, atol=1e-3)
+        np.testing.assert_allclose(got.scores, want.scores, atol=1e-4)
+    sizes.clear()
+    split.predict(frame, BOXES[:1])
+    assert sizes == [1]
+    assert Predictor(artifacts["tflite"], num_threads=2)._pool is None, "LiteRT gained nothing from the split"
+
+
 def test_colour_order_and_channel_conversions(predictors):
     predictor = predictors["onnx"]
     frame = person_frame(seed=7)
@@ -261,25 +282,40 @@ def test_benchmark_cli_writes_table_and_json(artifacts, tmp_path, capsys):
             str(artifacts["tflite"]),
             "--runs",
             "3",
+            "--rounds",
+            "3",
             "--warmup",
             "1",
-            "--batch",
-            "2",
+            "--people",
+            "1,2",
             "--threads",
-            "1",
+            "1,2",
             "--json",
             str(out),
         ]
     )
     assert code == 0
     table = capsys.readouterr().out
-    assert "median ms" in table and "onnxruntime" in table and "litert" in table
+    assert "median ms" in table and "ms/person" in table and "onnxruntime" in table and "litert" in table
     payload = json.loads(out.read_text())
-    assert len(payload["results"]) == 2
-    for r in payload["results"]:
-        assert r["runs"] == 3 and r["batch"] == 2 and r["p90_ms"] >= r["median_ms"] > r["inference_median_ms"] > 0
+    results = payload["results"]
+    assert [(Path(r["model"]).suffix, r["threads"], r["batch"]) for r in results] == [
+        (suffix, threads, people) for suffix in (".onnx", ".tflite") for threads in (1, 2) for people in (1, 2)
+    ]
+    for r in results:
+        assert r["runs"] == 3 and r["p90_ms"] >= r["median_ms"] > r["inference_median_ms"] > 0
         assert 0 < r["preprocess_share"] < 1 and 0 < r["postprocess_share"] < 1
-        assert r["people_per_s"] == pytest.approx(2 * r["fps"])
+        assert r["people_per_s"] == pytest.approx(r["batch"] * r["fps"])
+        assert r["ms_per_person"] == pytest.approx(r["median_ms"] / r["batch"])
+    alone = {(r["model"], r["threads"]): r["median_ms"] for r in results if r["batch"] == 1}
+    for r in results:
+        assert r["per_person_vs_one"] == pytest.approx(r["ms_per_person"] / alone[r["model"], r["threads"]])
+
+
+def test_benchmark_cli_refuses_bad_counts(capsys):
+    with pytest.raises(SystemExit):
+        benchmark_main(["real-tiny", "--people", "1,0"])
+    assert "every count must be >= 1" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(HAVE_TENSORRT, reason="tensorrt is installed; test_tensorrt_engine_matches_onnx covers it")

@@ -82,3 +82,12 @@ def test_android_target_promises_no_delegates_the_runtime_lacks():
     text = android.description + " ".join(android.notes)
     assert "NNAPI" not in android.description and "DSP" not in android.description
     assert "exposes no GPU/NNAPI delegates" in text and ".json" in text
+
+
+def test_cpu_target_report_says_which_measurement_chose_onnx_int8(student, tmp_path):
+    text = " ".join(TARGETS["cpu"].notes)
+    for word in ("TFLite INT8", "Xeon", "AVX512-VNNI", "2026-12-06", "docs/export.md", "export_matrix.py", "ARM"):
+        assert word in text
+    result = export(student, precision="fp32", target="cpu", out_dir=tmp_path, verify_images=0)
+    assert any("chosen over TFLite INT8" in note for note in result.report["notes"])
+    assert "chosen over TFLite INT8" in (tmp_path / "export_report.md").read_text()

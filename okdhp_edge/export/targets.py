@@ -6,7 +6,8 @@ on Jetson Orin (JetPack 5.1 ships TensorRT 8.5 and JetPack 6.0 TensorRT 8.6, who
 document opsets up to 17); FP16 on the Maxwell GPU of a Jetson Nano (no INT8; JetPack 4.6 ships
 TensorRT 8.2, which parses up to opset 13 and predates trtexec's --memPoolSize); the Neural
 Engine's FP16 on iPhone; full-integer INT8 LiteRT on Android; static QDQ INT8 for ONNX Runtime
-on CPUs.
+on CPUs, which was faster than LiteRT's INT8 on the x86 CPU that measured both (its note says
+which measurement; on ARM the order may flip).
 """
 
 from __future__ import annotations
@@ -76,7 +77,23 @@ TARGETS: dict[str, Target] = {
                 "<artifact>.json sidecar as an app asset to read the input size, normalisation and skeleton",
             ),
         ),
-        Target("cpu", "onnx", "int8", "x86/ARM CPU: ONNX Runtime with static QDQ INT8 (per-channel weights)"),
+        Target(
+            "cpu",
+            "onnx",
+            "int8",
+            "x86/ARM CPU: ONNX Runtime with static QDQ INT8 (per-channel weights); the faster INT8 artifact on the "
+            "x86 Xeon measured 2026-12-06 (docs/export.md)",
+            notes=(
+                # the faster INT8 artifact depends on the CPU, so the report says which measurement chose it
+                "chosen over TFLite INT8 by measurement: ONNX INT8 took 0.68-0.69x TFLite INT8's time on "
+                "edge-b2-1x64 and 0.89-0.92x on real-tiny at 1 and 2 threads (medians of 300 interleaved runs; "
+                "docs/export.md, 'Where the ONNX INT8 time goes'), on 2026-12-06 on an x86-64 Intel Xeon with "
+                "AVX512-VNNI, 2 vCPUs, onnxruntime 1.32.0, ai-edge-litert 2.3.0 (through predict on a nearly idle "
+                "machine, one person on 2 threads, LiteRT was faster: docs/runtime.md, Benchmark). On ARM CPUs "
+                "(Raspberry Pi, Jetson) XNNPACK is usually the faster INT8 path: time both there with "
+                "benchmarks/export_matrix.py and use --target android's .tflite if it wins",
+            ),
+        ),
     )
 }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,10 @@ class Predictor:
     artifact whose metadata sets a lower `max_batch` (TensorRT profile, Core ML range) lowers it.
     One Predictor may be shared by threads: backends that cannot run concurrently (TensorRT,
     Core ML) are called one at a time, the others (ONNX Runtime, LiteRT, torch) run in parallel.
+    With num_threads > 1 on ONNX Runtime's CPU, the crops of one call are split into up to
+    num_threads parts that run concurrently on the one session: a small student's kernels are too
+    short to share between threads, its crops are not (docs/runtime.md, Benchmark). LiteRT's
+    per-thread interpreters gained nothing from the split, and torch's thread count is process-wide.
     """
 
     def __init__(
@@ -72,6 +77,10 @@ class Predictor:
         self.batch_size = self.fixed_batch or min(max_batch, self.backend.max_batch or max_batch)
         self._run_lock = nullcontext() if self.backend.thread_safe else threading.Lock()
         self._local = threading.local()  # last_times, one per thread
+        on_ort_cpu = self.backend.name == "onnxruntime" and self.backend.device == "CPUExecutionProvider"
+        self._workers = int(num_threads) if num_threads and on_ort_cpu else 1
+        # the calling thread runs one part itself; threads start on first use
+        self._pool = ThreadPoolExecutor(self._workers - 1) if self._workers > 1 else None
 
     @property
     def last_times(self) -> StageTimes:
@@ -103,9 +112,13 @@ class Predictor:
         if flip_test:
             width_axis = 3 if self.backend.info.input_layout == "NCHW" else 2
             inputs = np.concatenate([inputs, np.flip(inputs, axis=width_axis)])
-        heatmaps = np.concatenate(
-            [self._run_chunk(inputs[i : i + self.batch_size]) for i in range(0, len(inputs), self.batch_size)]
-        )
+        size = self.batch_size if self.fixed_batch else min(self.batch_size, max(1, -(-len(inputs) // self._workers)))
+        chunks = [inputs[i : i + size] for i in range(0, len(inputs), size)]
+        if self._pool is None or len(chunks) == 1:
+            heatmaps = np.concatenate([self._run_chunk(c) for c in chunks])
+        else:
+            others = [self._pool.submit(self._run_chunk, c) for c in chunks[1:]]
+            heatmaps = np.concatenate([self._run_chunk(chunks[0])] + [f.result() for f in others])
         if flip_test:
             heatmaps = (heatmaps[:n] + flip_heatmaps(heatmaps[n:], self.skeleton.flip_index)) * 0.5
         return heatmaps
