@@ -51,10 +51,11 @@ class Predictor:
     artifact whose metadata sets a lower `max_batch` (TensorRT profile, Core ML range) lowers it.
     One Predictor may be shared by threads: backends that cannot run concurrently (TensorRT,
     Core ML) are called one at a time, the others (ONNX Runtime, LiteRT, torch) run in parallel.
-    With num_threads > 1 on ONNX Runtime's CPU, the crops of one call are split into up to
-    num_threads parts that run concurrently on the one session: a small student's kernels are too
-    short to share between threads, its crops are not (docs/runtime.md, Benchmark). LiteRT's
-    per-thread interpreters gained nothing from the split, and torch's thread count is process-wide.
+    With num_threads > 1 (or None, ONNX Runtime's thread per core) on ONNX Runtime's CPU, the crops
+    of one call are split into up to that many parts that run concurrently on the one session: a
+    small student's kernels are too short to share between threads, its crops are not
+    (docs/runtime.md, Benchmark). LiteRT's per-thread interpreters gained nothing from the split,
+    and torch's thread count is process-wide.
     """
 
     def __init__(
@@ -78,7 +79,8 @@ class Predictor:
         self._run_lock = nullcontext() if self.backend.thread_safe else threading.Lock()
         self._local = threading.local()  # last_times, one per thread
         on_ort_cpu = self.backend.name == "onnxruntime" and self.backend.device == "CPUExecutionProvider"
-        self._workers = int(num_threads) if num_threads and on_ort_cpu else 1
+        # num_threads None: ONNX Runtime's own default, a thread per core, so as many parts
+        self._workers = int(num_threads or os.cpu_count() or 1) if on_ort_cpu else 1
         # the calling thread runs one part itself; threads start on first use
         self._pool = ThreadPoolExecutor(self._workers - 1) if self._workers > 1 else None
 

@@ -377,13 +377,15 @@ class PoseTracker:
                 track_kpts, np.stack([p.keypoints for p in poses]), areas, self._sigmas, visible
             )
             colour = colour_similarity(np.stack([t.colour for t in self.tracks]), np.stack([p.colour for p in poses]))
-            for ti, track in enumerate(self.tracks):
-                for pi, pose in enumerate(poses):
-                    if self._partial(track, pose):
-                        part = colour_signature(frame, self._body_box(track, self._shift(track, pose)), seen=pose.box)
-                        if part.any():
-                            colour[ti, pi] = colour_similarity(track.colour[None], part[None])[0, 0]
             nearness = _nearness(track_boxes, pose_boxes)
+            # only pairs that some round could match: a far person is "part" of every taller track
+            close = (similarity >= config.match_threshold) | (nearness >= 1.0 - config.near_distance)
+            for ti, pi in zip(*np.nonzero(close)):
+                track, pose = self.tracks[ti], poses[pi]
+                if self._partial(track, pose):
+                    part = colour_signature(frame, self._body_box(track, self._shift(track, pose)), seen=pose.box)
+                    if part.any():
+                        colour[ti, pi] = colour_similarity(track.colour[None], part[None])[0, 0]
             rounds = (
                 (similarity, similarity >= config.match_threshold, config.match_colour),
                 (nearness, nearness >= 1.0 - config.near_distance, config.near_colour),
