@@ -82,6 +82,20 @@ class Mirrored:
         )
 
 
+def open_models(items: list[str], threads: int | None, parser: argparse.ArgumentParser) -> dict:
+    """--model NAME=PATH arguments -> {NAME: a model the labeller can run}; a bad one is a usage error."""
+    models = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            parser.error(f"--model {item!r}: write NAME=PATH")
+        try:
+            models[name] = open_teacher(path, threads)
+        except (DatasetError, OSError) as err:
+            parser.error(f"--model {item}: {err}")
+    return models
+
+
 def score(model, dataset) -> dict:
     """OKS AP / PCK of `model` on the dev set's labelled people, on the labelled boxes."""
     evaluator = Evaluator(dataset)
@@ -152,15 +166,7 @@ def main() -> None:
     data = ensure_dev_set(args.data, args.threads)
     dataset = build_dataset(f"coco:{data}", "val", InputSpec(width=96, height=128), COCO17)
     teacher = open_teacher(TEACHER, args.threads)
-    models = {}
-    for item in args.model:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            parser.error(f"--model {item!r}: write NAME=PATH")
-        try:
-            models[name] = open_teacher(path, args.threads)
-        except (DatasetError, OSError) as err:
-            parser.error(f"--model {item}: {err}")
+    models = open_models(args.model, args.threads, parser)
     rows = {}
     for name, model in {**models, "teacher-mirrored": Mirrored(teacher)}.items():
         rows[name] = score(model, dataset)

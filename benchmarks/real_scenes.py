@@ -465,20 +465,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _score_command(args, parser) -> int:
-    from real_dev import Mirrored
+    from real_dev import Mirrored, open_models
 
-    from okdhp_edge.data import DatasetError
     from okdhp_edge.data.label import open_teacher
 
-    models = {}
-    for item in args.model:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            parser.error(f"--model {item!r}: write NAME=PATH")
-        try:
-            models[name] = open_teacher(path, args.threads)
-        except (DatasetError, OSError) as err:
-            parser.error(f"--model {item}: {err}")
+    models = open_models(args.model, args.threads, parser)
     models["teacher-mirrored"] = Mirrored(open_teacher(TEACHER, args.threads))
     manifest = json.loads((args.out / MANIFEST).read_text(encoding="utf-8"))
     rows = score(models, args.out)
