@@ -25,7 +25,7 @@ from ..runtime.detectors.yolo import decode, letterbox
 from ..spec import write_json_atomic
 from .data import labelled_frames, synthetic_frames
 from .net import V8Export
-from .train import load_detector
+from .weights import load_detector
 
 __all__ = ["INPUT_NAME", "OUTPUT_NAME", "export_detector", "float_tail_nodes", "main"]
 

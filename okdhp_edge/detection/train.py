@@ -17,16 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 
-from ..spec import write_json_atomic
 from ..train.checkpoint import load_checkpoint, resolve_resume, save_checkpoint
 from ..train.trainer import code_version
 from .data import DetectionFrames, labelled_frames, synthetic_frames
 from .net import DetSpec, PersonDetNet
 from .targets import detection_loss
+from .weights import save_detector
 
-__all__ = ["DetTrainConfig", "main", "save_detector", "train_detector"]
+__all__ = ["DetTrainConfig", "main", "train_detector"]
 
 log = logging.getLogger("okdhp_edge.detection")
 
@@ -74,20 +73,6 @@ def _learning_rate(config: DetTrainConfig, step: int) -> float:
         return config.lr * (step + 1) / warmup
     progress = (step - warmup) / max(config.steps - warmup, 1)
     return config.lr * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def save_detector(net: PersonDetNet, path: Path, record: dict) -> Path:
-    """Weights as safetensors and everything about them as JSON beside it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(
-        {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
-        str(tmp),
-        metadata={"okdhp_detector": json.dumps(record["spec"])},
-    )
-    tmp.replace(path)
-    write_json_atomic(path.with_suffix(".json"), record)
-    return path
 
 
 def train_detector(config: DetTrainConfig, resume: str | None = None) -> Path:
@@ -172,17 +157,6 @@ def train_detector(config: DetTrainConfig, resume: str | None = None) -> Path:
     return save_detector(net.eval(), out / "person-det.safetensors", record)
 
 
-def load_detector(path: str | Path) -> tuple[PersonDetNet, dict]:
-    """A saved detector and its JSON record."""
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    record = json.loads(path.with_suffix(".json").read_text())
-    net = PersonDetNet(DetSpec(**record["spec"]))
-    net.load_state_dict(load_file(str(path)))
-    return net.eval(), record
-
-
 def _parser() -> argparse.ArgumentParser:
     defaults = DetTrainConfig()
     p = argparse.ArgumentParser(
@@ -212,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     weights = train_detector(config, args.resume)
     print(f"weights: {weights}")
     if not args.no_export:
-        from .export import export_detector
+        from .export import export_detector  # the export extra (onnx), not needed to train
 
         for path in export_detector(weights, calibration=config.real, real_first=config.real_first):
             print(f"runtime file: {path}")
