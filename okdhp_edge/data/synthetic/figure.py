@@ -14,38 +14,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...skeleton import COCO17
+
 __all__ = ["Figure", "Proportions", "sample_proportions", "sample_pose", "build_figure", "POSE_FAMILIES"]
 
 POSE_FAMILIES = ("stand", "walk", "reach", "crouch", "sit", "random")
 
-# Named 3-D points every figure has; COCO-17 and MPII-16 are both read from these.
+# Named 3-D points every figure has, COCO-17's first (in its order); COCO-17 and MPII-16 are both read
+# from these.
 POINTS = (
-    "nose",
-    "left_eye",
-    "right_eye",
-    "left_ear",
-    "right_ear",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_hip",
-    "right_hip",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
-    "pelvis",
-    "thorax",
-    "upper_neck",
-    "head_top",
-    "head_center",
-    "left_hand",
-    "right_hand",
-    "left_toe",
-    "right_toe",
+    *COCO17.keypoints,
+    *("pelvis", "thorax", "upper_neck", "head_top", "head_center", "left_hand", "right_hand", "left_toe", "right_toe"),
 )
 P = {name: i for i, name in enumerate(POINTS)}
 
