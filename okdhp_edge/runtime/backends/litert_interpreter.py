@@ -41,8 +41,8 @@ def interpreter_class() -> type:
     return Interpreter
 
 
-def open_interpreter(interpreter_class: type, path: Path, num_threads: int | None) -> Any:
-    """An allocated interpreter of `path`.
+def open_interpreter(cls: type, path: Path, num_threads: int | None) -> Any:
+    """An allocated interpreter of `path`, made by `cls` (interpreter_class()).
 
     LiteRT's C++ core prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." to stderr
     at a process's first allocation, and offers no setting to stop it (TF_CPP_MIN_LOG_LEVEL does
@@ -50,7 +50,7 @@ def open_interpreter(interpreter_class: type, path: Path, num_threads: int | Non
     still arrive: LiteRT raises them as exceptions.
     """
     global _banner_silenced
-    interpreter = interpreter_class(model_path=str(path), num_threads=num_threads)
+    interpreter = cls(model_path=str(path), num_threads=num_threads)
     if not _banner_silenced:
         with _first_allocation:
             if not _banner_silenced:
