@@ -99,6 +99,7 @@ def test_the_wheel_carries_the_bundled_models_and_runs_them_without_a_checkout(t
         member = path.relative_to(REPO).as_posix()
         assert sizes.get(member) == path.stat().st_size and f"{member}.json" in sizes, member
     assert "okdhp_edge/runtime/detectors/okdhp-person.onnx" in sizes
+    assert "okdhp_edge/runtime/configs/tracker.yaml" in sizes  # the default tracker settings, to copy
     assert wheel.stat().st_size < 4 * 2**20, "the wheel stays small"
 
     site = tmp_path / "site"

@@ -3,7 +3,9 @@
 Settings often come from a file an app ships or a user edits, so a typo in a name or a value out
 of range is refused when the config is made, naming the field (and the file), instead of
 surfacing frames later as an odd error or silently odd tracking. PyYAML is imported only when a
-YAML file is read: a runtime-only install does not have it.
+YAML file is read: a runtime-only install does not have it. That is also why the defaults are
+written twice, here and in the YAML file the package ships (TRACKER_YAML, every field, for apps to
+copy and edit): the runtime cannot read YAML to take them from it, so a test holds the two equal.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 
 from .one_euro import OneEuroConfig
 
-__all__ = ["REPORTS", "TrackerConfig"]
+__all__ = ["REPORTS", "TRACKER_YAML", "TrackerConfig", "load_config"]
 
 # TrackerConfig's whole-number fields and their least values; its other numbers (finite) and their rules
 COUNTS = {"detect_every": 0, "max_people": 1, "max_age": 0, "coast": 0, "confirm": 1, "min_keypoints": 1}
@@ -43,6 +45,7 @@ NUMBERS = {
     "partial_height": SHARE,
 }
 REPORTS = ("confirmed", "all")  # TrackerConfig.report's values
+TRACKER_YAML = Path(__file__).parent / "configs" / "tracker.yaml"  # the default settings, every field
 
 
 @dataclass
@@ -50,7 +53,7 @@ class TrackerConfig:
     """Thresholds on keypoints are on heatmap peak scores (as in PoseResult.scores), whose scale
     depends on the student: left at None, keypoint_score and lost_score follow the student's own
     scores, `auto_score` times the median mean score of the poses found in detections' crops (0.5
-    until runtime/tracker.py's AUTO_POSES of them are seen; docs/runtime.md: how the share was chosen)."""
+    until runtime/tracking/poses.py's AUTO_POSES of them are seen; docs/runtime.md: how the share was chosen)."""
 
     # with a detector: run it every this many frames (1: every frame; 0: only when nobody is
     # tracked)
@@ -175,3 +178,19 @@ def _smoothing(value: object) -> OneEuroConfig | None:
     if bad is not None:
         raise ValueError(f"TrackerConfig.smoothing.{bad} must be a finite number, got {value[bad]!r}")
     return OneEuroConfig(**value)
+
+
+def load_config(config: TrackerConfig | Mapping[str, Any] | str | os.PathLike | None) -> TrackerConfig:
+    """PoseTracker's `config` argument as a TrackerConfig: None (the defaults), a TrackerConfig, a
+    dict of its fields, or a YAML file's path."""
+    if config is None:
+        return TrackerConfig()
+    if isinstance(config, TrackerConfig):
+        return config
+    if isinstance(config, Mapping):
+        return TrackerConfig.from_dict(config)
+    if isinstance(config, (str, os.PathLike)):
+        return TrackerConfig.from_yaml(config)
+    raise TypeError(
+        f"config must be a TrackerConfig, a dict of its fields or a YAML file's path, got {type(config).__name__}"
+    )
