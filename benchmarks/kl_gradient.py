@@ -32,10 +32,10 @@ from torch.utils.data import DataLoader
 from okdhp_edge.data import build_dataset
 from okdhp_edge.models import get_preset
 from okdhp_edge.spec import InputSpec, write_json_atomic
-from okdhp_edge.train.checkpoint import load_checkpoint
 from okdhp_edge.train.config import TrainConfig
 from okdhp_edge.train.losses import OKDHPLoss
 from okdhp_edge.train.network import build_network, network_spec, target_branch
+from okdhp_edge.trainkit.checkpoint import load_checkpoint
 
 RESULTS = Path(__file__).resolve().parent / "results" / "kl_gradient.json"
 

@@ -51,7 +51,8 @@ from okdhp_edge.train.distributed import DistContext  # noqa: E402
 from okdhp_edge.train.graphs import GraphedStep  # noqa: E402
 from okdhp_edge.train.network import build_network, target_branch  # noqa: E402
 from okdhp_edge.train.optim import make_adam  # noqa: E402
-from okdhp_edge.train.step import TrainStep, amp_setup, native_bf16  # noqa: E402
+from okdhp_edge.train.step import TrainStep  # noqa: E402
+from okdhp_edge.trainkit.speed import amp_setup, native_bf16  # noqa: E402
 
 OFFICIAL_STEP = ROOT.parent / "shared" / "anchors" / "official_step.py"
 OFFICIAL_DIR = Path("/tmp/okdhp-official")

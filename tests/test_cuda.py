@@ -27,7 +27,8 @@ from okdhp_edge.train.autotune import pick_speed, random_batch
 from okdhp_edge.train.distributed import DistContext
 from okdhp_edge.train.graphs import GraphedStep
 from okdhp_edge.train.optim import make_adam
-from okdhp_edge.train.step import TrainStep, amp_candidates, amp_setup, native_bf16
+from okdhp_edge.train.step import TrainStep
+from okdhp_edge.trainkit.speed import amp_candidates, amp_setup, native_bf16
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [

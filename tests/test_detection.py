@@ -12,11 +12,12 @@ import pytest
 import torch
 from torch import nn
 
+from okdhp_edge.detection.config import load_det_config
 from okdhp_edge.detection.data import DetectionFrames, Frame, _motion, synthetic_frames
 from okdhp_edge.detection.export import _write_fp32, export_detector, float_tail_nodes
 from okdhp_edge.detection.net import HEAD_STRIDE, DetSpec, PersonDetNet
 from okdhp_edge.detection.targets import build_targets, detection_loss
-from okdhp_edge.detection.train import DetTrainConfig, main, train_detector
+from okdhp_edge.detection.train import train_detector
 from okdhp_edge.export.errors import ConversionError
 from okdhp_edge.runtime import Detector
 
@@ -108,12 +109,15 @@ def test_train_resume_and_export(tmp_path):
     """A few steps on synthetic scenes, resumed from the checkpoint; both runtime files load and
     answer (too few steps to find anyone: the next test checks the export on a trained detector)."""
     out = tmp_path / "run"
-    config = DetTrainConfig(
-        out=str(out), synthetic=12, steps=2, batch=4, crop=(64, 64), checkpoint_every=1, spec=SPEC, threads=1
-    )
-    train_detector(config)
-    config.steps = 3
-    weights = train_detector(config, resume="auto")
+    small = {
+        "model": {"width": 128, "height": 96},
+        "data": {"synthetic": 12, "crop": [64, 64]},
+        "optim": {"steps": 2, "batch_size": 4},
+        "system": {"checkpoint_every": 1, "threads": 1},
+    }
+    train_detector(load_det_config(overrides=small), out)
+    small["optim"]["steps"] = 3
+    weights = train_detector(load_det_config(overrides=small), out, resume=out / "checkpoint-last.pt")
     checkpoint = torch.load(out / "checkpoint-last.pt", weights_only=True)
     assert checkpoint["step"] == 3
     record = json.loads(weights.with_suffix(".json").read_text())
@@ -149,11 +153,6 @@ def test_the_export_gate_of_a_trained_detector(tmp_path):
         report
     )  # the float file, through the runtime, finds what torch finds
     assert (refused is not None) == (report["int8"]["recall_of_torch"] < 0.9), (refused, report)
-
-
-def test_cli_rejects_a_real_entry_without_a_kind(tmp_path):
-    with pytest.raises(ValueError, match="expected coco:DIR"):
-        main(["--out", str(tmp_path), "--real", str(tmp_path), "--synthetic", "0", "--steps", "1"])
 
 
 def test_synthetic_frames_are_boxed():

@@ -24,9 +24,9 @@ from okdhp_edge.models import (
     save_student,
 )
 from okdhp_edge.spec import ArchSpec, EnsembleArchSpec, ModelSpec, SpecError
-from okdhp_edge.train.checkpoint import save_checkpoint
 from okdhp_edge.train.config import load_config
 from okdhp_edge.train.ensemble import main as ensemble_main
+from okdhp_edge.trainkit.checkpoint import save_checkpoint
 
 PRESET = get_preset("tiny")
 

@@ -125,7 +125,10 @@ def test_a_user_yaml_naming_a_network_preset_gets_that_preset_s_recipe_under_it(
         ({"model": {"branches": ["2x64", "big"]}}, r"'big' is not STACKSxWIDTH"),
         ({"model": {"branches": ["2x64"], "compression": [1.0]}}, r"either branches or compression"),
         ({"model": {"target": 5}}, r"model.target: 5 is not a branch index; valid: 0..2"),
-        ({"data": {"source": "imagenet"}}, r"valid: synthetic, synthetic:DIR, coco:PATH, mpii:PATH"),
+        (
+            {"data": {"source": "imagenet"}},
+            r"valid: synthetic, synthetic:DIR, rendered, rendered:DIR, pasted, pasted:CUTOUTS, coco:PATH or mpii:PATH",
+        ),
         ({"data": {"augment": {"rot": 3}}}, r"data.augment: unknown key\(s\) \['rot'\]; valid: scale, rotation"),
         ({"loss": {"kl_temperature": 0}}, r"loss.kl_temperature: must be > 0"),
     ],
@@ -411,7 +414,7 @@ def test_single_mode_trains_one_student_and_independent_mode_has_no_ensemble(cac
 
 
 def test_amp_modes_are_checked_against_the_device():
-    from okdhp_edge.train.step import AmpError, amp_candidates, native_bf16
+    from okdhp_edge.trainkit.speed import AmpError, amp_candidates, native_bf16
 
     cpu = torch.device("cpu")
     with pytest.raises(AmpError, match="fp16 needs a CUDA device"):
@@ -450,7 +453,7 @@ def test_cuda_graphs_on_the_cpu_train_eagerly_and_say_why(cache_dir, tmp_path, c
 
 
 def test_a_resumed_interrupted_epoch_redoes_its_learning_rate_schedule(cache_dir, tmp_path):
-    from okdhp_edge.train.checkpoint import save_checkpoint
+    from okdhp_edge.trainkit.checkpoint import save_checkpoint
 
     warmup = ("--set", "optim.warmup_iters=1000", "--set", "eval.samples=0")  # lr grows every step, whatever the epochs
     whole, cut = tmp_path / "whole", tmp_path / "cut"

@@ -22,7 +22,8 @@ from okdhp_edge.train.distributed import DistContext
 from okdhp_edge.train.graphs import GraphedStep, graph_blocker
 from okdhp_edge.train.losses import LossParts, heatmap_mse, mse_weights, ramp, spatial_kl
 from okdhp_edge.train.optim import load_adam_state, make_adam
-from okdhp_edge.train.step import TrainStep, amp_setup
+from okdhp_edge.train.step import TrainStep
+from okdhp_edge.trainkit.speed import amp_setup
 
 CPU = torch.device("cpu")
 SPEC = OKDHPSpec(num_joints=4, trunk_stacks=1, trunk_channels=16, branches=[(2, 16), (1, 8)], hourglass_depth=2)

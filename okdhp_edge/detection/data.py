@@ -123,6 +123,11 @@ def labelled_frames(
                 f"{entry!r}: expected coco:DIR or coco:DIR:SPLIT (a folder written by python -m okdhp_edge.data.label)"
             )
         root, _, split = entry[len("coco:") :].partition(":")
+        if not Path(root).expanduser().is_dir():
+            raise DatasetError(
+                f"{entry}: folder {root} not found; label footage into it with python -m okdhp_edge.data.label VIDEO "
+                f"--out {root}"
+            )
         images += [(root, *image) for image in _labelled_images(root, split or "train", first)]
     if spread and images:
         images = [images[i] for i in np.linspace(0, len(images) - 1, spread).astype(int)]

@@ -1,61 +1,50 @@
-"""Train the person detector: `python -m okdhp_edge.detection --out DIR [--real coco:DIR ...]`.
+"""Train the person detector: a fixed number of steps over random crops (data.py), AdamW with a
+warm-up and a cosine schedule, in the pose trainer's run folder layout (okdhp_edge.trainkit):
+`config.yaml`, `metrics.jsonl`, an atomic `checkpoint-last.pt` every `system.checkpoint_every`
+steps and on Ctrl-C, then the weights (safetensors + JSON, never pickle).
 
-A fixed number of steps over random crops (data.py), Adam with a cosine schedule, an atomic
-checkpoint every `checkpoint_every` steps (`--resume auto` picks the run up where it stopped),
-then the weights (safetensors + JSON, never pickle) and the runtime file (export.py).
+Each step's crops come from a generator seeded by (seed, step), so a resumed run draws the same
+batches as an uninterrupted one and ends with the same weights.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import logging
+import contextlib
 import math
+import signal
+import sys
+import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
-from ..train.checkpoint import load_checkpoint, resolve_resume, save_checkpoint
-from ..train.trainer import code_version
-from .data import DetectionFrames, labelled_frames, synthetic_frames
-from .net import DetSpec, PersonDetNet
+from ..trainkit.checkpoint import CheckpointError, capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from ..trainkit.config import ConfigError
+from ..trainkit.provenance import code_version
+from ..trainkit.rundir import check_out_dir, write_metrics, write_run_config
+from ..trainkit.seeding import seed_everything
+from ..trainkit.speed import amp_candidates, amp_setup, kept_threads
+from .config import DetTrainConfig
+from .data import DetectionFrames, Frame, labelled_frames, synthetic_frames
+from .net import PersonDetNet
 from .targets import detection_loss
 from .weights import save_detector
 
-__all__ = ["DetTrainConfig", "main", "train_detector"]
+__all__ = ["WEIGHTS_NAME", "train_detector"]
 
-log = logging.getLogger("okdhp_edge.detection")
+WEIGHTS_NAME = "person-det.safetensors"
 
 
-@dataclass
-class DetTrainConfig:
-    """One detector run. `real` entries are "coco:DIR" or "coco:DIR:SPLIT" (split "train" by default)."""
-
-    out: str = "runs/person-det"
-    real: list[str] = field(default_factory=list)
-    real_first: int | None = None  # use only the first N frames (by file name) of each real split
-    plate: str | None = None  # clean plate of the real frames' static camera (motion outside boxes is ignored)
-    synthetic: int = 3000  # rendered scenes
-    backgrounds: str | None = None  # photo folder for some synthetic scenes
-    synthetic_share: float = 0.5  # probability that a training crop comes from a synthetic scene
-    # share of real crops enlarged around one person (real footage of far people, taught at near
-    # sizes)
-    zoom: float = 0.0
-    steps: int = 3000
-    batch: int = 24
-    crop: tuple[int, int] = (256, 192)
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    threads: int | None = None
-    seed: int = 0
-    checkpoint_every: int = 200
-    spec: DetSpec = field(default_factory=DetSpec)
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "crop": list(self.crop), "spec": self.spec.to_dict()}
+def _learning_rate(config: DetTrainConfig, step: int) -> float:
+    o = config.optim
+    warmup = min(200, o.steps // 10)
+    if step < warmup:
+        return o.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(o.steps - warmup, 1)
+    return o.lr * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def _batch(
@@ -67,127 +56,187 @@ def _batch(
     return {k: torch.from_numpy(np.stack([it[k] for it in items])) for k in items[0]}
 
 
-def _learning_rate(config: DetTrainConfig, step: int) -> float:
-    warmup = min(200, config.steps // 10)
-    if step < warmup:
-        return config.lr * (step + 1) / warmup
-    progress = (step - warmup) / max(config.steps - warmup, 1)
-    return config.lr * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def train_detector(config: DetTrainConfig, resume: str | None = None) -> Path:
-    """Run the training; returns the saved weights path (OUT/person-det.safetensors)."""
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    out = Path(config.out)
-    torch.manual_seed(config.seed)
-    spec = config.spec
+def _sources(config: DetTrainConfig, real: list[Frame]) -> list[tuple[DetectionFrames, float]]:
+    """Synthetic and real crops with their shares of each batch."""
+    d, spec = config.data, config.model.spec()
+    crop = (d.crop[0], d.crop[1])
     sources = []
-    if config.synthetic:
-        scenes = synthetic_frames(config.synthetic, spec.width, spec.height, config.seed, config.backgrounds)
-        sources.append((DetectionFrames(scenes, config.crop, spec.stride), config.synthetic_share))
-    real = labelled_frames(config.real, spec.width, spec.height, first=config.real_first, plate=config.plate)
+    if d.synthetic:
+        scenes = synthetic_frames(d.synthetic, spec.width, spec.height, config.system.seed, d.backgrounds)
+        sources.append((DetectionFrames(scenes, crop, spec.stride), d.synthetic_share))
     if real:
-        sources.append(
-            (
-                DetectionFrames(real, config.crop, spec.stride, zoom=config.zoom),
-                1.0 - config.synthetic_share if config.synthetic else 1.0,
+        share = 1.0 - d.synthetic_share if d.synthetic else 1.0
+        sources.append((DetectionFrames(real, crop, spec.stride, zoom=d.zoom), share))
+    return sources
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"system.device {name}: torch finds no CUDA device here; use --device cpu (or auto)")
+    return device
+
+
+@contextlib.contextmanager
+def _ctrl_c_between_steps() -> Iterator[list[bool]]:
+    """Ctrl-C sets a flag that the loop reads between steps, so the checkpoint it saves never holds a
+    half-applied update (where SIGINT is the default handler; an ignored SIGINT stays ignored)."""
+    flag = [False]
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield flag
+        return
+
+    def request(signum, frame) -> None:
+        flag[0] = True
+
+    previous = signal.signal(signal.SIGINT, request)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def train_detector(
+    config: DetTrainConfig,
+    out_dir: str | Path,
+    resume: str | Path | None = None,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Train as `config` says into `out_dir`; `resume` is a checkpoint of an earlier run of the same
+    network. Returns the weights path (OUT/person-det.safetensors). Ctrl-C saves checkpoint-last.pt
+    and re-raises KeyboardInterrupt."""
+    out = Path(out_dir)
+    check_out_dir(out)
+    with kept_threads():
+        return _Run(config, out, Path(resume) if resume else None, log).run()
+
+
+class _Run:
+    """One training run: frames, network, optimiser, the step loop and its checkpoints."""
+
+    def __init__(self, config: DetTrainConfig, out: Path, resume: Path | None, log: Callable[[str], None]) -> None:
+        self.config = config
+        self.out = out
+        self.resume = resume
+        self.log = log
+        self.spec = config.model.spec()
+        self.device = _device(config.system.device)
+        self.amp = amp_candidates(config.system.amp, self.device)[0]  # AmpError (a ConfigError) for fp16 on a CPU
+
+    def _network_record(self) -> dict:
+        return self.spec.to_dict()
+
+    def _build(self) -> None:
+        c, s = self.config, self.config.system
+        if s.threads:
+            torch.set_num_threads(s.threads)
+        self.code = code_version()
+        seed_everything(s.seed)
+        d = c.data
+        # real frames first: a wrong folder fails before minutes of rendering
+        self.real = labelled_frames(d.real, self.spec.width, self.spec.height, first=d.real_first, plate=d.plate)
+        self.sources = _sources(c, self.real)
+        net = PersonDetNet(self.spec).to(self.device)
+        self.net = net.to(memory_format=torch.channels_last) if s.channels_last else net
+        self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=c.optim.lr, weight_decay=c.optim.weight_decay)
+        self.autocast, self.scaler, precision = amp_setup(self.amp, self.device)
+        self.start, self.history = 0, []
+        if self.resume is not None:
+            self._load(self.resume)
+        layout = "channels_last" if s.channels_last else "NCHW"
+        self.log(f"training on {self.device}: {precision}, {layout}, {torch.get_num_threads()} thread(s)")
+
+    def _load(self, path: Path) -> None:
+        state = load_checkpoint(path)
+        if state.get("network") != self._network_record():
+            raise CheckpointError(
+                f"{path}: checkpoint network {state.get('network')} differs from this run's {self._network_record()}; "
+                "resume with the same model section (or start a new run in another --out)"
             )
-        )
-    if not sources:
-        raise ValueError("nothing to train on: set synthetic > 0 or pass --real coco:DIR")
-    net = PersonDetNet(spec).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    start = 0
-    checkpoint = resolve_resume(resume, out)
-    if checkpoint is not None:
-        state = load_checkpoint(checkpoint)
-        net.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start = int(state["step"])
-        log.info("resumed from %s at step %d", checkpoint, start)
-    net.train()
-    started, seen = time.perf_counter(), 0
-    for step in range(start, config.steps):
-        rng = np.random.default_rng([config.seed, step])  # a function of the step: resuming replays nothing
-        batch = _batch(sources, config.batch, rng)
-        for group in optimizer.param_groups:
-            group["lr"] = _learning_rate(config, step)
-        images = batch.pop("image").contiguous(memory_format=torch.channels_last)
-        losses = detection_loss(net(images), batch)
-        optimizer.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        optimizer.step()
-        seen += config.batch
-        if (step + 1) % 50 == 0 or step + 1 == config.steps:
-            rate = seen / (time.perf_counter() - started)
-            values = {k: float(v.detach()) for k, v in losses.items()}
-            log.info(
-                "step %d/%d loss %.3f (focal %.3f size %.3f offset %.3f) %.1f img/s",
-                step + 1,
-                config.steps,
-                values["loss"],
-                values["focal"],
-                values["size"],
-                values["offset"],
-                rate,
+        self.net.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scaler.is_enabled() and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        restore_rng(state["rng"])
+        self.start = int(state["step"])
+        self.history = list(state.get("history", []))
+        self.log(f"resumed from {path} at step {self.start}")
+
+    def _state(self, steps_done: int) -> dict:
+        return {
+            "model": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "step": steps_done,
+            "rng": capture_rng(),
+            "config": self.config.to_dict(),
+            "network": self._network_record(),
+            "history": self.history,
+        }
+
+    def _step(self, step: int) -> dict[str, float]:
+        c = self.config
+        rng = np.random.default_rng([c.system.seed, step])  # a function of the step: resuming replays nothing
+        batch = {
+            k: v.to(self.device, non_blocking=True) for k, v in _batch(self.sources, c.optim.batch_size, rng).items()
+        }
+        for group in self.optimizer.param_groups:
+            group["lr"] = _learning_rate(c, step)
+        images = batch.pop("image")
+        if c.system.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with self.autocast:
+            outputs = self.net(images)
+        losses = detection_loss(outputs, batch)  # in fp32: the loss casts the heads' outputs
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(losses["loss"]).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return {k: float(v.detach()) for k, v in losses.items()}
+
+    def run(self) -> Path:
+        self._build()  # bad data or a bad checkpoint fail here, before the run folder is written
+        c = self.config
+        write_run_config(self.out, c.to_yaml())
+        write_metrics(self.out, self.history)
+        self.log(f"run directory: {self.out}")
+        started = time.perf_counter()
+        self.net.train()
+        with _ctrl_c_between_steps() as interrupted:
+            for step in range(self.start, c.optim.steps):
+                if interrupted[0]:
+                    path = save_checkpoint(self.out / "checkpoint-last.pt", self._state(step))
+                    print(f"\ninterrupted: saved {path}; continue with --resume {path}", file=sys.stderr, flush=True)
+                    raise KeyboardInterrupt
+                values = self._step(step)
+                self._after(step, values, started)
+        return save_detector(self.net.eval(), self.out / WEIGHTS_NAME, self._record())
+
+    def _after(self, step: int, values: dict[str, float], started: float) -> None:
+        """The log line and metrics row, and the checkpoint, each at its own rhythm (and after the last step)."""
+        c = self.config
+        last = step + 1 == c.optim.steps
+        if (step + 1) % c.system.log_every == 0 or last:
+            rate = (step + 1 - self.start) * c.optim.batch_size / (time.perf_counter() - started)
+            self.history.append({"step": step + 1, "lr": _learning_rate(c, step), **values, "images_per_s": rate})
+            write_metrics(self.out, self.history)
+            self.log(
+                f"step {step + 1}/{c.optim.steps} loss {values['loss']:.3f} (focal {values['focal']:.3f} "
+                f"size {values['size']:.3f} offset {values['offset']:.3f}) {rate:.1f} img/s"
             )
-        if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
-            save_checkpoint(
-                out / "checkpoint-last.pt",
-                {
-                    "model": net.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "step": step + 1,
-                    "config": json.dumps(config.to_dict()),
-                },
-            )
-    record = {
-        "kind": "okdhp_edge person detector",
-        "spec": spec.to_dict(),
-        "recipe": config.to_dict(),
-        "data": {
-            "synthetic_scenes": config.synthetic,
-            "real_frames": len(real),
-            "real": config.real,
-            "plate": config.plate,
-        },
-        "provenance": {"code": code_version(), "trained": time.strftime("%Y-%m-%d")},
-    }
-    return save_detector(net.eval(), out / "person-det.safetensors", record)
+        if (step + 1) % c.system.checkpoint_every == 0 or last:
+            save_checkpoint(self.out / "checkpoint-last.pt", self._state(step + 1))
 
-
-def _parser() -> argparse.ArgumentParser:
-    defaults = DetTrainConfig()
-    p = argparse.ArgumentParser(
-        prog="python -m okdhp_edge.detection", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--out", default=defaults.out)
-    p.add_argument("--real", action="append", default=[], help="labelled real frames, coco:DIR[:SPLIT] (repeatable)")
-    p.add_argument(
-        "--real-first", type=int, help="only the first N frames of each real split (keep the rest of a clip unseen)"
-    )
-    p.add_argument("--plate", help="clean plate of the real frames' static camera: motion outside the boxes is ignored")
-    p.add_argument("--backgrounds", help="photo folder for the synthetic scenes")
-    for name in ("synthetic", "steps", "batch", "threads", "seed", "checkpoint_every"):
-        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
-    for name in ("synthetic_share", "zoom", "lr"):
-        p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
-    p.add_argument("--resume", help="a checkpoint, a run folder, or auto (OUT/checkpoint-last.pt when there is one)")
-    p.add_argument("--no-export", action="store_true", help="skip writing the runtime ONNX files")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    args = _parser().parse_args(argv)
-    known = {f.name for f in fields(DetTrainConfig)}
-    config = DetTrainConfig(**{k: v for k, v in vars(args).items() if k in known})
-    weights = train_detector(config, args.resume)
-    print(f"weights: {weights}")
-    if not args.no_export:
-        from .export import export_detector  # the export extra (onnx), not needed to train
-
-        for path in export_detector(weights, calibration=config.real, real_first=config.real_first):
-            print(f"runtime file: {path}")
-    return 0
+    def _record(self) -> dict:
+        d = self.config.data
+        return {
+            "kind": "okdhp_edge person detector",
+            "spec": self.spec.to_dict(),
+            "recipe": self.config.to_dict(),
+            "data": {"synthetic_scenes": d.synthetic, "real_frames": len(self.real), "real": d.real, "plate": d.plate},
+            "provenance": {"code": self.code, "trained": time.strftime("%Y-%m-%d")},
+        }

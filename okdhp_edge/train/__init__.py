@@ -5,7 +5,7 @@ evaluates every branch and the ensemble, and writes each branch as a student fil
 `okdhp_edge.export` and `okdhp_edge.runtime` consume. See docs/training.md.
 """
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..trainkit.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import (
     ConfigError,
     DataConfig,

@@ -19,11 +19,12 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..trainkit.speed import amp_candidates, amp_setup
 from .distributed import DistContext
 from .graphs import GraphedStep
 from .losses import OKDHPLoss
 from .optim import make_adam
-from .step import TrainStep, amp_candidates, amp_setup
+from .step import TrainStep
 
 __all__ = ["SpeedChoice", "core_share", "measure_step", "pick_speed", "random_batch"]
 

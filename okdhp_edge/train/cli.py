@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..data import DatasetError
-from .checkpoint import CheckpointError, load_checkpoint, resolve_resume
+from ..data import SOURCES_HELP, DatasetError
+from ..trainkit.checkpoint import CheckpointError, load_checkpoint, resolve_resume
 from .config import (
     AMP_MODES,
     CUDA_GRAPH_MODES,
@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--data",
         metavar="SOURCE",
-        help="synthetic, synthetic:DIR, coco:PATH or mpii:PATH; mixtures joined by +, "
+        help=f"{SOURCES_HELP}; mixtures joined by +, "
         "e.g. synthetic+coco:DIR (validated on the last part, data.val_source); "
         f"default: the preset's ({default.data.source} for {name})",
     )

@@ -12,15 +12,21 @@ import copy
 import dataclasses
 import math
 import re
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ..data.factory import FILE_SOURCES, GENERATED_SOURCES, SOURCES_HELP
 from ..models.presets import PRESETS, RECIPE_DIR
+from ..trainkit.config import (
+    AMP_MODES,
+    ConfigError,
+    RunConfig,
+    merge_config,
+    parse_override,
+    parse_yaml,
+    read_yaml,
+)
 
 __all__ = [
     "ConfigError",
@@ -42,13 +48,8 @@ __all__ = [
 MODES = ("okdhp", "independent", "single")
 SCHEDULES = ("step", "cosine")
 METRICS = ("auto", "pck@0.2", "ap", "pckh@0.5")
-AMP_MODES = ("auto", "off", "bf16", "fp16")
 CUDA_GRAPH_MODES = ("auto", "on", "off")
 _BRANCH_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
-
-
-class ConfigError(ValueError):
-    """A config file or override that cannot describe a run; the message names the source and the fix."""
 
 
 @dataclass
@@ -137,7 +138,7 @@ class EvalConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(RunConfig):
     mode: str = "okdhp"
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -145,12 +146,6 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     system: SystemConfig = field(default_factory=SystemConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "<config>") -> TrainConfig:
@@ -171,9 +166,7 @@ class TrainConfig:
                     },
                 },
             }
-        cfg = _build(cls, data, source)
-        cfg.validate(source)
-        return cfg
+        return super().from_dict(data, source)
 
     def validate(self, source: str = "<config>") -> None:
         """Value checks beyond types; raises ConfigError naming the key and the valid values."""
@@ -208,10 +201,11 @@ class TrainConfig:
         d = self.data
         parts = [p.strip() for p in d.source.split("+")]
         for part in parts:
-            if not (part == "synthetic" or part.split(":", 1)[0] in ("synthetic", "coco", "mpii") and ":" in part):
+            kind, colon, _ = part.partition(":")
+            if not (part in GENERATED_SOURCES or colon and kind in GENERATED_SOURCES + FILE_SOURCES):
                 fail(
                     "data.source",
-                    f"{part!r} in {d.source!r} is not valid; valid: synthetic, synthetic:DIR, coco:PATH, mpii:PATH, "
+                    f"{part!r} in {d.source!r} is not valid; valid: {SOURCES_HELP}, "
                     "or a mixture of them joined by + (synthetic+coco:DIR)",
                 )
         if d.weights is not None and (
@@ -233,7 +227,7 @@ class TrainConfig:
             fail("data.workers", "must be >= 0")
         val_part = d.val_source or parts[-1]
         if d.val_detections is not None and not (
-            val_part == "synthetic" or val_part.startswith(("coco:", "synthetic:"))
+            val_part in GENERATED_SOURCES or val_part.startswith(tuple(f"{k}:" for k in GENERATED_SOURCES + ("coco",)))
         ):
             fail(
                 "data.val_detections",
@@ -321,7 +315,7 @@ def load_config(
     The recipe is that of the preset named by `preset`, else by the overrides' or the user YAML's
     `model.preset`, else ModelConfig's default; the recipe's own `model.preset` names its network.
     """
-    user = _read_yaml(Path(config_file)) if config_file else {}
+    user = read_yaml(Path(config_file)) if config_file else {}
     overrides = copy.deepcopy(overrides or {})
     from_base = base is not None
     if base is None:
@@ -341,116 +335,12 @@ def load_config(
     return TrainConfig.from_dict(merged, " + ".join(sources))
 
 
-def parse_override(text: str) -> dict[str, Any]:
-    """'optim.lr=1e-3' -> {'optim': {'lr': 0.001}} (the value is read as YAML)."""
-    if "=" not in text:
-        raise ConfigError(f"--set {text!r}: expected SECTION.KEY=VALUE, e.g. optim.lr=1e-3")
-    key, value = text.split("=", 1)
-    parts = key.strip().split(".")
-    try:
-        parsed = yaml.safe_load(value) if value.strip() else None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"--set {text!r}: value is not valid YAML ({err})") from None
-    out: dict[str, Any] = {}
-    node = out
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = parsed
-    return out
-
-
 def _recipe(name: str) -> dict[str, Any]:
     """The registered preset's recipe, parsed."""
     if name not in PRESETS:
         raise ConfigError(f"no config for preset {name!r}; valid presets: {', '.join(available_presets())}")
     preset = PRESETS[name]
-    return _parse_yaml(preset.recipe_text(), f"okdhp_edge/{RECIPE_DIR}/{preset.recipe}")
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    return _parse_yaml(path.read_text(encoding="utf-8"), str(path))
-
-
-def _parse_yaml(text: str, source: str) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{source}: not valid YAML ({err})") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping of sections (mode, model, data, loss, optim, system, eval)")
-    return data
-
-
-def merge_config(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """Deep merge: mappings merge key by key, anything else replaces."""
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            merge_config(base[key], value)
-        else:
-            base[key] = value
-    return base
-
-
-def _build(cls: type, data: Any, source: str, prefix: str = ""):
-    where = f"{source}: {prefix.rstrip('.') or 'top level'}"
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    valid = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(valid))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid: {', '.join(valid)}")
-    return cls(**{name: _coerce(data[name], hints[name], source, f"{prefix}{name}") for name in valid if name in data})
-
-
-def _coerce(value: Any, hint: Any, source: str, key: str) -> Any:
-    """Check `value` against a type hint (int, float, bool, str, X | None, list[X], dict, dataclass)."""
-    where = f"{source}: {key}"
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], source, key)
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value if value is not None else {}, source, f"{key}.")
-    if origin is list:
-        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
-            value = [v.strip() for v in value.split(",")] if isinstance(value, str) else [value]
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return [_coerce(v, args[0], source, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is dict or hint is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return dict(value)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
-    raise TypeError(f"unsupported config type {hint!r} at {where}")
+    return parse_yaml(preset.recipe_text(), f"okdhp_edge/{RECIPE_DIR}/{preset.recipe}")
 
 
 def _check_augment(augment: dict[str, Any], source: str) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..models import BranchSpec, EnsembleNet, StudentFileError, get_preset
 from ..spec import ModelSpec
-from .checkpoint import CheckpointError, load_checkpoint
+from ..trainkit.checkpoint import CheckpointError, load_checkpoint
 from .config import ConfigError, TrainConfig
 from .network import run_provenance, write_ensemble
 

@@ -7,10 +7,7 @@ after every epoch) and everything a user wants at the end (students, metrics, pl
 
 from __future__ import annotations
 
-import json
 import math
-import random
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -27,8 +24,12 @@ from ..codec import HeatmapCodec
 from ..geometry import apply_affine, invert_affine
 from ..models import get_preset
 from ..spec import InputSpec, ModelSpec, write_json_atomic
+from ..trainkit.checkpoint import CheckpointError, capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from ..trainkit.provenance import code_version
+from ..trainkit.rundir import write_metrics, write_run_config
+from ..trainkit.seeding import seed_everything
+from ..trainkit.speed import amp_candidates, amp_setup, kept_threads
 from .autotune import SpeedChoice, pick_speed, random_batch
-from .checkpoint import CheckpointError, capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from .config import OptimConfig, TrainConfig
 from .data import RunData, build_run_data
 from .distributed import DistContext, barrier, cleanup, setup, wrap_ddp
@@ -49,7 +50,7 @@ from .optim import load_adam_state, make_adam
 from .plots import plot_curves, plot_samples
 from .reference import mean_pose_reference
 from .report import HeadRow, format_table
-from .step import TrainStep, amp_candidates, amp_setup
+from .step import TrainStep
 
 __all__ = ["NonFiniteLossError", "TrainResult", "default_out_dir", "train"]
 
@@ -85,38 +86,11 @@ def train(
     NonFiniteLossError on NaN/inf, re-raises KeyboardInterrupt after saving checkpoint-last.pt.
     """
     ctx = setup(cfg.system.device)
-    threads = torch.get_num_threads()
     try:
-        return _Run(cfg, ctx, out_dir, Path(resume) if resume else None, progress).run()
+        with kept_threads():  # the run's CPU thread choice does not outlive it
+            return _Run(cfg, ctx, out_dir, Path(resume) if resume else None, progress).run()
     finally:
-        torch.set_num_threads(threads)  # the run's CPU thread choice does not outlive it
         cleanup(ctx)
-
-
-TRAINING_CODE = [f"okdhp_edge/{part}" for part in ("*.py", "configs", "data", "detection", "eval", "models", "train")]
-
-
-def code_version() -> str:
-    """okdhp_edge's version, plus the git commit (and '+dirty' for uncommitted changes to the code a
-    run imports) when it runs from a checkout: what a student's JSON names as the code that trained it."""
-    from .. import __version__
-
-    root = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
-        )
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", *TRAINING_CODE],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return __version__
-    if commit.returncode != 0:
-        return __version__
-    return f"{__version__} ({commit.stdout.strip()}{'+dirty' if dirty.stdout.strip() else ''})"
 
 
 def _lr_factor(optim: OptimConfig, iters_per_epoch: int) -> Callable[[int], float]:
@@ -176,12 +150,6 @@ class _Run:
     def log(self, message: str) -> None:
         if self.ctx.is_main:
             tqdm.write(message)
-
-    def _seed(self) -> None:
-        seed = self.cfg.system.seed
-        random.seed(seed)
-        np.random.seed(seed)
-        torch.manual_seed(seed)
 
     def _pick_speed(self, model: nn.Module, loss: OKDHPLoss) -> SpeedChoice:
         """The run's precision, memory format, CPU threads and CUDA graphs: fixed in the config, kept
@@ -251,7 +219,7 @@ class _Run:
     def _build(self) -> None:
         cfg = self.cfg
         self.code = code_version()  # at the start: the code this process runs, whatever is committed later
-        self._seed()
+        seed_everything(cfg.system.seed)
         self.spec, choices = network_spec(self.preset, cfg.model)
         self.target = target_branch(self.spec, self.preset, cfg.model.target)
         self._describe_network(choices)
@@ -374,19 +342,12 @@ class _Run:
             "best": self.best,
         }
 
-    def _write_history(self) -> None:
-        lines = "".join(json.dumps(row, sort_keys=True) + "\n" for row in self.history)
-        tmp = self.out_dir / "metrics.jsonl.tmp"
-        tmp.write_text(lines, encoding="utf-8")
-        tmp.replace(self.out_dir / "metrics.jsonl")
-
     # ----------------------------------------------------------------- loop
     def run(self) -> TrainResult | None:
         self._build()  # bad arguments or data fail here, before the run directory exists
         if self.ctx.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            (self.out_dir / "config.yaml").write_text(self.cfg.to_yaml(), encoding="utf-8")
-            self._write_history()
+            write_run_config(self.out_dir, self.cfg.to_yaml())
+            write_metrics(self.out_dir, self.history)
             self.log(f"run directory: {self.out_dir}")
         epochs = self.cfg.optim.epochs
         for epoch in range(self.start_epoch, epochs):
@@ -418,7 +379,7 @@ class _Run:
             save_checkpoint(self.out_dir / "checkpoint-last.pt", self._state(epoch + 1))
             if improved:
                 save_checkpoint(self.out_dir / "checkpoint-best.pt", self._state(epoch + 1))
-            self._write_history()
+            write_metrics(self.out_dir, self.history)
             self.log(self._epoch_line(row))
         barrier(self.ctx)
 

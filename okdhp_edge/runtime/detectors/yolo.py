@@ -18,7 +18,7 @@ import numpy as np
 from ..backends.base import RawModel
 from ..errors import ModelFileError
 
-__all__ = ["LAYOUTS", "Letterbox", "YoloModel", "decode", "detect_layout", "letterbox"]
+__all__ = ["LAYOUTS", "PAD_VALUE", "Letterbox", "YoloModel", "decode", "detect_layout", "letterbox"]
 
 LAYOUTS = ("auto", "v8", "v5", "end2end")
 MAX_END2END = 1000  # end-to-end exports keep at most this many rows; raw heads have more anchors
