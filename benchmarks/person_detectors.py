@@ -3,7 +3,7 @@ multi-scene dev set (benchmarks/real_scenes.py) with its frames without people, 
 20 hand-boxed frames; then time per 640x480 frame.
 
     python benchmarks/person_detectors.py [--detectors default,okdhp-person,mediapipe,yolo.onnx] \
-        [--tiles 4,6] [--threads 2]
+        [--tiles 4,6] [--teachers nanodet,centernet,ensemble] [--threads 2]
 
 Ground truth is every person box of the dev set (checked by eye), the people the pose teacher
 rejected included (the COCO files keep them as entries with no keypoints): a detector must find
@@ -15,6 +15,10 @@ and clip-val (vtest.avi's own held-out frames) apart. vtest.avi's 20 frames
 so figures stay comparable with older runs. Timing: each detector on one frame of every scene
 resized to 640x480, detectors interleaved over repeated rounds, median; on a shared machine only
 the ratios between detectors carry over. Writes benchmarks/results/person_detectors.json.
+
+Rows named `teacher: ...` are the COCO-trained box teachers (okdhp_edge/data/teachers/: NanoDet,
+MobileNetV3-CenterNet and their fused ensemble), converted from TF.js: references for labelling
+boxes on new footage, not shippable detectors.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from footage import footage_dir
 from real_scenes import MANIFEST, OUT, USES, build
 
 from okdhp_edge.boxes import box_areas, box_intersections, iou_matrix
+from okdhp_edge.data.teachers.coco_detector import BoxTeacher
 from okdhp_edge.runtime import Detector
 
 HERE = Path(__file__).parent
@@ -271,6 +276,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--tiles", default="4,6", help="also MediaPipe's detector with these tile columns ('' for none)"
     )
+    parser.add_argument(
+        "--teachers",
+        default="nanodet,centernet,ensemble",
+        help="COCO box teachers to score beside the detectors, as reference rows ('' for none)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5, help="timing rounds over one 640x480 frame per scene")
     parser.add_argument("--dev-set", type=Path, default=OUT, help="the built dev set (built there when missing)")
@@ -297,6 +307,7 @@ def main(argv: list[str] | None = None) -> None:
         for t in args.tiles.split(",")
         if t
     }
+    detectors |= {f"teacher: {t}": BoxTeacher(t, num_threads=args.threads) for t in args.teachers.split(",") if t}
     results = {}
     for name, detector in detectors.items():
         results[name] = evaluate(detector, dev, images, vtest, vtest_truth)

@@ -31,7 +31,17 @@ from .base import DatasetError
 from .label_filter import DROP_REASONS, FilterConfig, flip_back, judge, mirror_boxes
 from .label_sources import Frame, Source, find_sources
 
-__all__ = ["LabelConfig", "label", "label_frame", "main", "open_teacher", "read_progress", "write_coco"]
+__all__ = [
+    "LabelConfig",
+    "frame_split",
+    "label",
+    "label_frame",
+    "main",
+    "open_teacher",
+    "prepare_out",
+    "read_progress",
+    "write_coco",
+]
 
 PROGRESS = "progress.jsonl"
 SETTINGS = "labelling.json"
@@ -88,6 +98,12 @@ def open_teacher(teacher: str | os.PathLike, num_threads: int | None = None) -> 
 def _open_detector(detector: str | os.PathLike | None, num_threads: int | None, tiles: int) -> Any:
     if detector is None:
         return None
+    from .teachers.coco_detector import TEACHERS, BoxTeacher
+
+    if str(detector) in TEACHERS:
+        if tiles != 1:
+            raise DatasetError(f"--detector-tiles {tiles}: tiling is for MediaPipe's detector, not {detector}")
+        return BoxTeacher(str(detector), num_threads)
     from ..runtime import Detector
 
     return Detector(detector, num_threads=num_threads, tiles=tiles)
@@ -203,7 +219,7 @@ def label_frame(
     return _Labeller(teacher, _GivenBoxes(boxes), Path(out), config or LabelConfig()).record(frame, split)
 
 
-def _split(source: Source, index: int, config: LabelConfig) -> str | None:
+def frame_split(source: Source, index: int, config: LabelConfig) -> str | None:
     """train / val by position in the source; None for the gap frames between them (videos)."""
     if config.val_fraction == 0 or source.length < 2:
         return "train"
@@ -234,9 +250,9 @@ def read_progress(path: Path) -> dict[str, dict]:
     return done
 
 
-def _prepare_out(out: Path, settings: dict) -> None:
-    """A new or empty OUT, or one a run with the same settings started (then it resumes)."""
-    stored = out / SETTINGS
+def prepare_out(out: Path, settings: dict, name: str = SETTINGS) -> None:
+    """A new or empty OUT, or one a run with the same settings (stored in OUT/`name`) started (then it resumes)."""
+    stored = out / name
     if stored.is_file():
         before = json.loads(stored.read_text(encoding="utf-8"))
         if before != settings:
@@ -251,7 +267,7 @@ def _prepare_out(out: Path, settings: dict) -> None:
     if out.exists() and any(out.iterdir()):
         raise DatasetError(f"{out}: not empty and not a labelling output; pick a new or empty --out")
     out.mkdir(parents=True, exist_ok=True)
-    partial = out / (SETTINGS + ".part")
+    partial = out / (name + ".part")
     partial.write_text(json.dumps(settings, indent=1), encoding="utf-8")
     partial.replace(stored)
 
@@ -315,7 +331,8 @@ def label(
 
     teacher: a name/path for `open_teacher`, or a loaded model with `predict` and `skeleton`.
     detector: None (each frame is one person), a name Detector takes ("default", "okdhp-person",
-    "mediapipe"), a detector file, or a loaded `Detector`; `detector_tiles` as Detector's `tiles`
+    "mediapipe"), a COCO box teacher ("nanodet", "centernet", "ensemble"; teachers/coco_detector.py),
+    a detector file, or a loaded `Detector`; `detector_tiles` as Detector's `tiles`
     (MediaPipe's detector, small people).
     """
     config = config or LabelConfig()
@@ -329,7 +346,7 @@ def label(
         "detector": _describe(finder),
         "config": asdict(config),
     }
-    _prepare_out(out, settings)
+    prepare_out(out, settings)
     done = read_progress(out / PROGRESS)
     labeller = _Labeller(model, finder, out, config)
     total = sum(len(range(0, s.length, config.every)) for s in found)
@@ -343,7 +360,7 @@ def label(
             for frame in source.frames(config.every):
                 if bar is not None:
                     bar.update(1)
-                split = _split(source, frame.index, config)
+                split = frame_split(source, frame.index, config)
                 if frame.name in done or split is None:
                     continue
                 record = labeller.record(frame, split)
@@ -403,8 +420,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--detector",
         default=None,
-        help="'default' (okdhp-person + mediapipe), 'okdhp-person', 'mediapipe', "
-        "or a YOLO .onnx/.tflite; omitted: each frame is one person",
+        help="'default' (okdhp-person + mediapipe), 'okdhp-person', 'mediapipe', a COCO box teacher "
+        "('nanodet', 'centernet', 'ensemble'), or a YOLO .onnx/.tflite; omitted: each frame is one person",
     )
     parser.add_argument(
         "--detector-tiles",
