@@ -12,8 +12,9 @@ import pytest
 import torch
 from torch import nn
 
+from okdhp_edge.data.base import DatasetError
 from okdhp_edge.detection.config import load_det_config
-from okdhp_edge.detection.data import DetectionFrames, Frame, _motion, synthetic_frames
+from okdhp_edge.detection.data import DetectionFrames, Frame, _motion, labelled_frames, synthetic_frames
 from okdhp_edge.detection.export import _write_fp32, export_detector, float_tail_nodes
 from okdhp_edge.detection.net import HEAD_STRIDE, DetSpec, PersonDetNet
 from okdhp_edge.detection.targets import build_targets, detection_loss
@@ -153,6 +154,30 @@ def test_the_export_gate_of_a_trained_detector(tmp_path):
         report
     )  # the float file, through the runtime, finds what torch finds
     assert (refused is not None) == (report["int8"]["recall_of_torch"] < 0.9), (refused, report)
+
+
+def test_teacher_box_sets_train_the_detector_empty_frames_included(tmp_path):
+    """A COCO detection split (python -m okdhp_edge.data.teachers.box) reads as frames with their boxes;
+    an image nobody is in stays, as a frame with no box (background to learn)."""
+    (tmp_path / "images" / "train").mkdir(parents=True)
+    for name in ("a", "b"):
+        cv2.imwrite(str(tmp_path / "images" / "train" / f"{name}.jpg"), np.full((60, 80, 3), 90, np.uint8))
+    data = {
+        "images": [{"id": 1, "file_name": "train/a.jpg"}, {"id": 2, "file_name": "train/b.jpg"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 5, 20, 40], "score": 0.9},
+            {"id": 2, "image_id": 1, "category_id": 1, "bbox": [0, 0, 80, 60], "iscrowd": 1},
+        ],
+        "categories": [{"id": 1, "name": "person"}],
+    }
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "instances_train.json").write_text(json.dumps(data))
+    frames = labelled_frames([f"coco:{tmp_path}"], 160, 120)
+    assert [f.boxes.tolist() for f in frames] == [[[10, 5, 30, 45]], []]
+    assert frames[0].scale == 2.0 and not frames[0].ignore.any()
+    (tmp_path / "annotations" / "instances_train.json").write_text('{"images": [')
+    with pytest.raises(DatasetError, match=r"instances_train\.json: not a COCO detection file"):
+        labelled_frames([f"coco:{tmp_path}"], 160, 120)
 
 
 def test_synthetic_frames_are_boxed():

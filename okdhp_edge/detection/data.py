@@ -10,6 +10,7 @@ plate and lie in no box are people or things in motion, and their cells are igno
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -68,14 +69,44 @@ def _motion(image: np.ndarray, plate: np.ndarray) -> np.ndarray:
     return cv2.dilate(blobs, kernel, iterations=2)
 
 
-def _labelled_images(root: str | os.PathLike, split: str, first: int | None) -> list[tuple[Path, list]]:
-    """(image path, its labelled people) of a COCO-format split, by file name (the first `first`)."""
-    coco = load_coco(root, split, get_skeleton("coco17"), progress=False)
-    by_path: dict[Path, list] = {}
-    for sample in coco.samples:
-        by_path.setdefault(sample.image_path, []).append(sample)
-    paths = sorted(by_path)[:first] if first else sorted(by_path)
-    return [(path, by_path[path]) for path in paths]
+def _labelled_images(root: str | os.PathLike, split: str, first: int | None) -> list[tuple[Path, np.ndarray, object]]:
+    """(image path, its people's boxes (N, 4) xyxy, ignore boxes or None) of a split, by file name (the
+    first `first`): a person-keypoints split (the labeller's, or a generated set), or a detection split
+    `annotations/instances_{split}.json` (python -m okdhp_edge.data.teachers.box), whose images with no
+    box are kept as frames with nobody in them."""
+    instances = Path(root).expanduser() / "annotations" / f"instances_{split}.json"
+    if instances.is_file():
+        images = _box_images(instances)
+    else:
+        coco = load_coco(root, split, get_skeleton("coco17"), progress=False)
+        by_path: dict[Path, list] = {}
+        for sample in coco.samples:
+            by_path.setdefault(sample.image_path, []).append(sample)
+        images = {
+            path: (np.stack([s.bbox for s in samples]).astype(np.float32), samples[0].ignore_boxes)
+            for path, samples in by_path.items()
+        }
+    paths = sorted(images)[:first] if first else sorted(images)
+    return [(path, *images[path]) for path in paths]
+
+
+def _box_images(path: Path) -> dict[Path, tuple[np.ndarray, None]]:
+    """A COCO detection file's images -> their person boxes (xyxy; crowd regions left out)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        folder = path.parents[1] / "images"
+        files = {image["id"]: folder / image["file_name"] for image in data["images"]}
+        boxes: dict[Path, list] = {file: [] for file in files.values()}
+        for ann in data["annotations"]:
+            if ann.get("category_id", 1) == 1 and not ann.get("iscrowd", 0):
+                x, y, w, h = ann["bbox"]
+                boxes[files[ann["image_id"]]].append([x, y, x + w, y + h])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise DatasetError(
+            f"{path}: not a COCO detection file ({type(err).__name__}: {err}); write it with "
+            "python -m okdhp_edge.data.teachers.box"
+        ) from None
+    return {file: (np.asarray(b, np.float32).reshape(-1, 4), None) for file, b in boxes.items()}
 
 
 def _paint(mask: np.ndarray, boxes: np.ndarray, value: int) -> None:
@@ -84,12 +115,13 @@ def _paint(mask: np.ndarray, boxes: np.ndarray, value: int) -> None:
 
 
 def _load_frame(
-    path: Path, samples: list, width: int, height: int, plate: np.ndarray | None, plate_path, root
+    path: Path, boxes: np.ndarray, ignore_boxes, width: int, height: int, plate: np.ndarray | None, plate_path, root
 ) -> Frame:
     """One labelled frame at full resolution with its ignore mask (ignore entries, and motion
     against the plate outside the labelled boxes)."""
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    boxes = np.stack([s.bbox for s in samples]).astype(np.float32)
+    if image is None:
+        raise DatasetError(f"{path}: cannot read this image of {root}; relabel the set or delete the frame's entry")
     mask = np.zeros(image.shape[:2], np.uint8)
     if plate is not None:
         if plate.shape != image.shape:
@@ -99,8 +131,8 @@ def _load_frame(
             )
         mask = _motion(image, plate)
         _paint(mask, boxes, 0)
-    if samples[0].ignore_boxes is not None:
-        _paint(mask, samples[0].ignore_boxes, 1)
+    if ignore_boxes is not None:
+        _paint(mask, ignore_boxes, 1)
     return Frame(image, boxes, mask, min(width / image.shape[1], height / image.shape[0]))
 
 
@@ -120,7 +152,8 @@ def labelled_frames(
     for entry in entries:
         if not entry.startswith("coco:"):
             raise ValueError(
-                f"{entry!r}: expected coco:DIR or coco:DIR:SPLIT (a folder written by python -m okdhp_edge.data.label)"
+                f"{entry!r}: expected coco:DIR or coco:DIR:SPLIT (a folder written by python -m okdhp_edge.data.label "
+                "or python -m okdhp_edge.data.teachers.box)"
             )
         root, _, split = entry[len("coco:") :].partition(":")
         if not Path(root).expanduser().is_dir():
@@ -140,8 +173,8 @@ def labelled_frames(
                 "PLATE.png"
             )
     return [
-        _load_frame(path, samples, width, height, plate_image, plate, root)
-        for root, path, samples in tqdm(images, desc="labelled frames", leave=False)
+        _load_frame(path, boxes, ignore, width, height, plate_image, plate, root)
+        for root, path, boxes, ignore in tqdm(images, desc="labelled frames", leave=False)
     ]
 
 

@@ -12,7 +12,7 @@ import colorsys
 import functools
 import math
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import cv2
@@ -20,6 +20,7 @@ import numpy as np
 
 from ...skeleton import COCO17, MPII16
 from ..synthetic import PersonAnnotation, background_photos
+from ..synthetic.render import knob_values
 from .assets import BONE, PARTS, load_body_model
 from .body import Rig, rot_xyz, sample_pose, sample_shape
 from .raster import draw_faces, face_normals, project
@@ -84,30 +85,8 @@ class RenderConfig:
 
     @classmethod
     def with_knobs(cls, knobs: Mapping[str, Any], backgrounds: str | os.PathLike | None = None) -> RenderConfig:
-        """The defaults with `knobs` (field -> value; lists become tuples), drawn on the photos in
-        `backgrounds`. ValueError names an unknown knob, or a folder without one readable photo."""
-        defaults = cls()
-        known = {f.name for f in fields(cls)} - {"backgrounds"}
-        unknown = sorted(set(knobs) - known)
-        if unknown:
-            raise ValueError(f"unknown field(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
-        values = {}
-        for name, value in knobs.items():
-            default = getattr(defaults, name)
-            if isinstance(default, tuple):
-                if not isinstance(value, (list, tuple)):
-                    raise ValueError(f"{name} takes a list of values like {list(default)}, got {value!r}")
-                value = tuple(type(default[0])(v) for v in value)
-            values[name] = value
-        return cls(**values, backgrounds=readable_photos(backgrounds) if backgrounds else ())
-
-
-def readable_photos(folder: str | os.PathLike) -> tuple[str, ...]:
-    """The decodable photos of `folder`; ValueError naming the folder when none is."""
-    photos = tuple(p for p in background_photos(folder) if cv2.imread(p, cv2.IMREAD_REDUCED_COLOR_8) is not None)
-    if not photos:
-        raise ValueError(f"backgrounds {folder}: no photo in it can be read; add JPEG or PNG photos without people")
-    return photos
+        """The defaults with `knobs` (`knob_values`), drawn on the photos in `backgrounds`."""
+        return cls(**knob_values(cls, knobs), backgrounds=background_photos(backgrounds) if backgrounds else ())
 
 
 @functools.lru_cache(maxsize=1)

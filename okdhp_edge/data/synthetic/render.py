@@ -119,23 +119,8 @@ class SceneConfig:
 
     @classmethod
     def with_knobs(cls, knobs: Mapping[str, Any], backgrounds: str | os.PathLike | None = None) -> SceneConfig:
-        """The defaults with `knobs` (field name -> value, from a config file or the command line;
-        lists become tuples of the field's element type), drawn on the photos in `backgrounds`.
-        ValueError names an unknown knob and the valid ones."""
-        defaults = cls()
-        known = {f.name for f in fields(cls)} - {"backgrounds"}
-        unknown = sorted(set(knobs) - known)
-        if unknown:
-            raise ValueError(f"unknown field(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
-        values = {}
-        for name, value in knobs.items():
-            default = getattr(defaults, name)
-            if isinstance(default, tuple):
-                if not isinstance(value, (list, tuple)):
-                    raise ValueError(f"{name} takes a list of values like {list(default)}, got {value!r}")
-                value = tuple(type(default[0])(v) for v in value)
-            values[name] = value
-        return cls(**values, backgrounds=background_photos(backgrounds) if backgrounds else ())
+        """The defaults with `knobs` (`knob_values`), drawn on the photos in `backgrounds`."""
+        return cls(**knob_values(cls, knobs), backgrounds=background_photos(backgrounds) if backgrounds else ())
 
 
 @dataclass
@@ -255,7 +240,30 @@ def background_photos(folder: str | os.PathLike) -> tuple[str, ...]:
     photos = tuple(str(p.resolve()) for p in sorted(root.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES)
     if not photos:
         raise ValueError(f"backgrounds {root}: no {'/'.join(IMAGE_SUFFIXES)} images in it")
-    return photos
+    readable = tuple(p for p in photos if cv2.imread(p, cv2.IMREAD_REDUCED_COLOR_8) is not None)
+    if not readable:
+        raise ValueError(f"backgrounds {root}: no photo in it can be read; add JPEG or PNG photos without people")
+    return readable
+
+
+def knob_values(config: type, knobs: Mapping[str, Any]) -> dict[str, Any]:
+    """`knobs` (field name -> value, from a config file or the command line) checked against the
+    dataclass `config`'s fields, lists made tuples of the field's element type; ValueError names an
+    unknown knob and the valid ones. `backgrounds` is not a knob: it is a folder, read apart."""
+    defaults = config()
+    known = {f.name for f in fields(config)} - {"backgrounds"}
+    unknown = sorted(set(knobs) - known)
+    if unknown:
+        raise ValueError(f"unknown field(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+    values = {}
+    for name, value in knobs.items():
+        default = getattr(defaults, name)
+        if isinstance(default, tuple):
+            if not isinstance(value, (list, tuple)):
+                raise ValueError(f"{name} takes a list of values like {list(default)}, got {value!r}")
+            value = tuple(type(default[0])(v) for v in value)
+        values[name] = value
+    return values
 
 
 @functools.lru_cache(maxsize=16)
