@@ -17,7 +17,7 @@ from typing import Any
 
 from ..data.base import DatasetError
 from ..export.errors import ConversionError
-from ..trainkit.checkpoint import CheckpointError, load_checkpoint, resolve_resume
+from ..trainkit.checkpoint import CheckpointError, resume_point
 from ..trainkit.config import ConfigError, merge_config, parse_override
 from .config import load_det_config
 from .train import WEIGHTS_NAME, train_detector
@@ -112,10 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         overrides = overrides_from_args(args)
         out = Path(args.out) if args.out else None
-        resume = resolve_resume(args.resume, out or Path(DEFAULT_OUT))
-        if args.resume == "auto" and resume is None:
-            print(f"--resume auto: no checkpoint-last.pt in {out or DEFAULT_OUT}; starting a new run", file=sys.stderr)
-        base = load_checkpoint(resume)["config"] if resume is not None else None
+        resume, base = resume_point(args.resume, out or Path(DEFAULT_OUT))
         config = load_det_config(args.config, overrides, base=base)
         if args.print_config:
             print(config.to_yaml(), end="")

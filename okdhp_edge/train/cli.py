@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data import SOURCES_HELP, DatasetError
-from ..trainkit.checkpoint import CheckpointError, load_checkpoint, resolve_resume
+from ..trainkit.checkpoint import CheckpointError, resume_point
 from .config import (
     AMP_MODES,
     CUDA_GRAPH_MODES,
@@ -188,15 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         overrides = overrides_from_args(args)
         out = Path(args.out) if args.out else None
-        resume = resolve_resume(args.resume, out)
-        if args.resume == "auto" and resume is None:
-            print(f"--resume auto: no checkpoint-last.pt in {out}; starting a new run", file=sys.stderr)
-        if resume is not None:
-            base = load_checkpoint(resume)["config"]
-            cfg = load_config(args.preset, args.config, overrides, base=base)
-            out = out or resume.parent
-        else:
-            cfg = load_config(args.preset, args.config, overrides)
+        resume, base = resume_point(args.resume, out)
+        cfg = load_config(args.preset, args.config, overrides, base=base)
+        out = out or (resume.parent if resume is not None else None)
         if args.print_config:
             print(cfg.to_yaml(), end="")
             return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +104,12 @@ def resolve_resume(resume: str | None, out_dir: Path | None) -> Path | None:
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found; pass a checkpoint-*.pt file, a run directory, or auto")
     return path
+
+
+def resume_point(resume: str | None, out_dir: Path | None) -> tuple[Path | None, dict[str, Any] | None]:
+    """`--resume` resolved (`resolve_resume`) and the checkpoint's config to build the run on (None:
+    a fresh run); a `--resume auto` that finds nothing says so and starts afresh."""
+    path = resolve_resume(resume, out_dir)
+    if resume == "auto" and path is None:
+        print(f"--resume auto: no checkpoint-last.pt in {out_dir}; starting a new run", file=sys.stderr)
+    return path, (load_checkpoint(path)["config"] if path is not None else None)
