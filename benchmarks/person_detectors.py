@@ -39,6 +39,7 @@ from real_scenes import MANIFEST, OUT, USES, build
 from okdhp_edge.boxes import box_areas, box_intersections, iou_matrix
 from okdhp_edge.data.teachers.coco_detector import BoxTeacher
 from okdhp_edge.runtime import Detector
+from okdhp_edge.runtime.detector import DEFAULT_MODELS
 
 HERE = Path(__file__).parent
 VTEST_LABELS = HERE / "data" / "vtest_people.json"
@@ -271,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--detectors",
         default="default,okdhp-person,mediapipe",
-        help="Detector models (names or files), comma-separated",
+        help="Detector models (names or files), comma-separated; A+B: one Detector merging both",
     )
     parser.add_argument(
         "--tiles", default="4,6", help="also MediaPipe's detector with these tile columns ('' for none)"
@@ -296,8 +297,8 @@ def main(argv: list[str] | None = None) -> None:
     vtest = read_vtest(footage_dir() / "vtest.avi", set(vtest_truth))
 
     detectors = {
-        ("okdhp-person + mediapipe (default)" if n == "default" else n): Detector(
-            None if n == "default" else n, num_threads=args.threads
+        (f"{' + '.join(DEFAULT_MODELS)} (default)" if n == "default" else n): Detector(
+            None if n == "default" else n.split("+") if "+" in n else n, num_threads=args.threads
         )
         for n in args.detectors.split(",")
         if n

@@ -42,16 +42,15 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from okdhp_edge.codec import HeatmapCodec  # noqa: E402
 from okdhp_edge.models import get_preset  # noqa: E402
 from okdhp_edge.spec import write_json_atomic  # noqa: E402
 from okdhp_edge.train import OKDHPLoss  # noqa: E402
-from okdhp_edge.train.autotune import pick_speed  # noqa: E402
+from okdhp_edge.train.autotune import pick_speed, random_batch  # noqa: E402
 from okdhp_edge.train.distributed import DistContext  # noqa: E402
 from okdhp_edge.train.graphs import GraphedStep  # noqa: E402
 from okdhp_edge.train.network import build_network, target_branch  # noqa: E402
 from okdhp_edge.train.optim import make_adam  # noqa: E402
-from okdhp_edge.train.step import TrainStep  # noqa: E402
+from okdhp_edge.train.step import TrainStep, time_steps  # noqa: E402
 from okdhp_edge.trainkit.speed import amp_setup, native_bf16  # noqa: E402
 
 OFFICIAL_STEP = ROOT.parent / "shared" / "anchors" / "official_step.py"
@@ -60,17 +59,9 @@ DEFAULT_OUT = ROOT / "benchmarks" / "results" / "train_throughput.json"
 
 
 def make_batch(preset_name: str, batch: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """A batch of the preset's shapes: the trainer's own timing batch."""
     preset = get_preset(preset_name)
-    w, h = preset.input_size
-    k = preset.get_skeleton().num_keypoints
-    codec = HeatmapCodec((w, h), (w // 4, h // 4))
-    rng = np.random.default_rng(0)
-    encoded = [codec.encode(rng.uniform([0, 0], [w, h], (k, 2)), np.ones(k)) for _ in range(batch)]
-    return {
-        "image": torch.from_numpy(rng.standard_normal((batch, 3, h, w), dtype=np.float32)).to(device),
-        "target": torch.from_numpy(np.stack([e[0] for e in encoded])).to(device),
-        "target_weight": torch.from_numpy(np.stack([e[1] for e in encoded])).to(device),
-    }
+    return random_batch(batch, preset.input_size, preset.get_skeleton().num_keypoints, 4, device)
 
 
 def _network(preset_name: str, mode: str) -> torch.nn.Module:
@@ -118,21 +109,7 @@ def measure(
     data = make_batch(preset_name, batch, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    start = time.perf_counter()
-    for _ in range(untimed):
-        step(data, 0.0)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    warmup_s = time.perf_counter() - start
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        parts, finite = step(data, 0.0)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-        if not finite:
-            raise RuntimeError(f"non-finite loss while benchmarking {preset_name}/{mode}: {parts.as_dict()}")
+    warmup_s, times = time_steps(step, data, device, untimed, steps)
     median = float(np.median(times))
     return {
         "who": "okdhp-edge",

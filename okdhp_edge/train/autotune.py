@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import os
-import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -24,7 +23,7 @@ from .distributed import DistContext
 from .graphs import GraphedStep
 from .losses import OKDHPLoss
 from .optim import make_adam
-from .step import TrainStep
+from .step import TrainStep, time_steps
 
 __all__ = ["SpeedChoice", "core_share", "measure_step", "pick_speed", "random_batch"]
 
@@ -94,16 +93,7 @@ def measure_step(
     if cuda_graphs:
         step = GraphedStep(step, warmup=warmup, log=lambda _: None)
         warmup += 1  # the call that captures
-    times = []
-    for i in range(warmup + steps):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        step(batch, 0.0)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
+    _, times = time_steps(step, batch, device, warmup, steps)
     del trial, step
     if device.type == "cuda":
         torch.cuda.empty_cache()

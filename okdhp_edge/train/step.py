@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -11,7 +13,7 @@ from torch import nn
 from .distributed import DistContext, all_finite
 from .losses import LossParts, OKDHPLoss
 
-__all__ = ["TrainStep"]
+__all__ = ["TrainStep", "time_steps"]
 
 
 @dataclass
@@ -81,3 +83,35 @@ class TrainStep:
         self.backward(parts)
         self.update()
         return parts, True
+
+
+def time_steps(
+    step: Callable[[dict[str, torch.Tensor], float], tuple[LossParts, bool]],
+    batch: dict[str, torch.Tensor],
+    device: torch.device,
+    untimed: int,
+    timed: int,
+) -> tuple[float, list[float]]:
+    """(seconds of the `untimed` first calls together, seconds of each of the `timed` calls after
+    them) of `step` on one `batch`, CUDA work included. RuntimeError on a non-finite loss: a timing
+    of a diverged step says nothing."""
+
+    def call() -> None:
+        parts, finite = step(batch, 0.0)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if not finite:
+            raise RuntimeError(f"non-finite loss in a timed training step: {parts.as_dict()}")
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for _ in range(untimed):
+        call()
+    warm = time.perf_counter() - start
+    times = []
+    for _ in range(timed):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return warm, times
