@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from ...boxes import iou_matrix, nms
+from ...runtime.detectors.session import open_raw_model
 
 __all__ = ["TEACHERS", "BoxTeacher", "BoxTeacherConfig", "fuse_boxes", "open_box_teacher"]
 
@@ -51,28 +52,17 @@ class BoxTeacherConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
 
 
-def _session(path: Path, num_threads: int | None):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    if num_threads:
-        options.intra_op_num_threads = num_threads
-        options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 class _NanoDet:
     size = 416
 
     def __init__(self, path: Path, num_threads: int | None) -> None:
-        self.session = _session(path, num_threads)
-        self.input = self.session.get_inputs()[0].name
+        self.model = open_raw_model(path, "onnx", "cpu", num_threads)
 
     def candidates(self, image: np.ndarray, threshold: float) -> np.ndarray:
         """Person candidates (N, 5) in the frame's pixels, before NMS."""
         height, width = image.shape[:2]
         rgb = cv2.resize(image, (self.size, self.size), interpolation=cv2.INTER_LINEAR)[:, :, ::-1]
-        outputs = self.session.run(None, {self.input: (rgb.astype(np.float32) / 255).transpose(2, 0, 1)[None]})
+        outputs = self.model.run((rgb.astype(np.float32) / 255).transpose(2, 0, 1)[None])
         found = []
         for stride in NANODET_STRIDES:
             side = self.size // stride
@@ -95,13 +85,13 @@ class _CenterNet:
     size = 512
 
     def __init__(self, path: Path, num_threads: int | None) -> None:
-        self.session = _session(path, num_threads)
-        self.input = self.session.get_inputs()[0].name
+        self.model = open_raw_model(path, "onnx", "cpu", num_threads)
 
     def candidates(self, image: np.ndarray, threshold: float) -> np.ndarray:
         height, width = image.shape[:2]
         rgb = cv2.resize(image, (self.size, self.size), interpolation=cv2.INTER_LINEAR)[:, :, ::-1]
-        (detections,) = self.session.run(["tower_0/detections"], {self.input: rgb.astype(np.float32)[None]})
+        # the model's rows (x1, y1, x2, y2, score, class); its other outputs are the maps they come from
+        detections = next(o for o in self.model.run(rgb.astype(np.float32)[None]) if o.ndim == 3 and o.shape[2] == 6)
         rows = detections[0][(detections[0][:, 5] == PERSON) & (detections[0][:, 4] > threshold)]
         boxes = rows[:, :4] * np.array([width, height, width, height], np.float32) / self.size
         return np.concatenate([boxes, rows[:, 4:5]], 1)
