@@ -2,11 +2,13 @@
 
 Exports each student of a preset (trained ones from --students, else untrained ones: latency
 does not depend on the weights) to ONNX FP32/INT8 and TFLite FP32/INT8, then times
-`Predictor.predict` on one 640x480 frame with one person, and reports the share spent in pre-
-and post-processing (goal: at most 15 % for the smallest edge student on ONNX INT8).
+`Predictor.predict` on one 640x480 frame with one person, every artifact at every thread count
+interleaved in --rounds rounds (machines are noisy: each round sees the same load), and reports
+the share spent in pre- and post-processing (goal: at most 15 % for the smallest edge student on
+ONNX INT8).
 
     python benchmarks/runtime_latency.py                       # edge preset, untrained students
-    python benchmarks/runtime_latency.py --students runs/x/students --runs 200
+    python benchmarks/runtime_latency.py --students runs/x/students --runs 200 --threads 2
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--preset", default="edge")
     parser.add_argument("--students", type=Path, help="directory of trained students (*.safetensors)")
     parser.add_argument("--branches", default="all", help="comma-separated branch indices, or 'all'")
-    parser.add_argument("--runs", type=int, default=100)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=100, help="timed calls per artifact and thread count")
+    parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds the runs are spread over")
+    parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     parser.add_argument("--calib-images", type=int, default=64)
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "runtime_latency.json")
     args = parser.parse_args(argv)
@@ -35,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from okdhp_edge.export import export
     from okdhp_edge.models import get_preset
-    from okdhp_edge.runtime.benchmark import benchmark, format_table
+    from okdhp_edge.runtime.benchmark import format_table, sweep
 
     work = Path(tempfile.mkdtemp(prefix="okdhp-runtime-bench-"))
     every = range(len(get_preset(args.preset).branches))
@@ -43,19 +46,20 @@ def main(argv: list[str] | None = None) -> None:
     students, _ = find_students(args.students, args.preset, keep, work)
     if args.students:
         students = [s for i, s in enumerate(students) if i in keep]
-    results = []
-    for student in students:
-        for fmt, precision in FORMATS:
-            built = export(
-                student,
-                format=fmt,
-                precision=precision,
-                out_dir=work / "exports",
-                calib_images=args.calib_images,
-                verify_images=0,
-            )
-            results.append(benchmark(built.artifact, threads=args.threads, runs=args.runs, warmup=10))
-            print(format_table(results[-1:]), flush=True)
+    artifacts = [
+        export(
+            student,
+            format=fmt,
+            precision=precision,
+            out_dir=work / "exports",
+            calib_images=args.calib_images,
+            verify_images=0,
+        ).artifact
+        for student in students
+        for fmt, precision in FORMATS
+    ]
+    threads = [int(t) for t in args.threads.split(",")]
+    results = sweep(artifacts, threads=threads, runs=args.runs, rounds=args.rounds, warmup=10)
     print("\n" + format_table(results))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
@@ -63,7 +67,9 @@ def main(argv: list[str] | None = None) -> None:
             {
                 "preset": args.preset,
                 "trained": bool(args.students),
-                "threads": args.threads,
+                "threads": threads,
+                "runs": args.runs,
+                "rounds": args.rounds,
                 "results": [asdict(r) for r in results],
             },
             indent=2,
