@@ -108,10 +108,11 @@ def test_crops_keep_people_and_turn_cut_ones_into_ignore_regions():
 @pytest.mark.slow
 def test_train_resume_and_export(tmp_path):
     """A few steps on synthetic scenes, resumed from the checkpoint; both runtime files load and
-    answer (too few steps to find anyone: the next test checks the export on a trained detector)."""
+    answer (too few steps to find anyone: the next test checks the export on a trained detector).
+    The dilated context blocks travel in the weights' record: the export rebuilds the same network."""
     out = tmp_path / "run"
     small = {
-        "model": {"width": 128, "height": 96},
+        "model": {"width": 128, "height": 96, "context": 2},
         "data": {"synthetic": 12, "crop": [64, 64]},
         "optim": {"steps": 2, "batch_size": 4},
         "system": {"checkpoint_every": 1, "threads": 1},
@@ -122,7 +123,8 @@ def test_train_resume_and_export(tmp_path):
     checkpoint = torch.load(out / "checkpoint-last.pt", weights_only=True)
     assert checkpoint["step"] == 3
     record = json.loads(weights.with_suffix(".json").read_text())
-    assert record["spec"]["width"] == 128 and record["data"]["synthetic_scenes"] == 12
+    assert record["spec"]["width"] == 128 and record["spec"]["context"] == 2
+    assert record["data"]["synthetic_scenes"] == 12
     fp32, int8 = export_detector(weights)
     names = float_tail_nodes(fp32)
     assert names and not any("conv" in n.lower() for n in names)
@@ -190,4 +192,7 @@ def test_spec_refuses_sizes_the_backbone_cannot_halve():
     with pytest.raises(ValueError, match="multiple of 32"):
         DetSpec(width=100, height=96)
     assert PersonDetNet(SPEC)(torch.zeros(1, 3, 96, 128))[0].shape == (1, 1, 24, 32)
+    wider = PersonDetNet(DetSpec(width=128, height=96, context=2))
+    assert len(wider.down[3]) == 4 and len(wider.down[2]) == 3  # 2 dilated blocks at stride 32, 1 at 16
+    assert wider(torch.zeros(1, 3, 96, 128))[0].shape == (1, 1, 24, 32)
     cv2.setNumThreads(1)

@@ -38,9 +38,10 @@ class DetModelConfig:
     height: int = 288
     stages: list[int] = field(default_factory=lambda: [24, 32, 64, 96, 128])  # widths at stride 2, 4, 8, 16, 32
     neck: int = 48
+    context: int = 0  # dilated blocks at stride 32 (half as many at 16) for near people
 
     def spec(self) -> DetSpec:
-        return DetSpec(self.width, self.height, tuple(self.stages), self.neck)
+        return DetSpec(self.width, self.height, tuple(self.stages), self.neck, self.context)
 
 
 @dataclass

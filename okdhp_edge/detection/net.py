@@ -3,7 +3,9 @@ stride 4, and CenterNet heads (a person-centre heatmap, the box size and the cen
 offset at every cell).
 
 Centres at stride 4 keep people of 15-20 input pixels apart, which the far end of a street scene
-needs; the backbone's stride 32 gives the context of a whole standing body. `V8Export` turns the
+needs; the backbone's stride 32 gives the context of a whole standing body, and `context` dilated
+blocks at strides 16 and 32 widen the view to people near the camera, who fill the frame (without
+them a person 200 px tall is learnt several times more slowly: docs/detection.md). `V8Export` turns the
 heads into the layout YOLOv8 exports use, so the runtime's YOLO decoder runs the file unchanged.
 """
 
@@ -28,6 +30,7 @@ class DetSpec:
     height: int = 288
     stages: tuple[int, ...] = (24, 32, 64, 96, 128)  # stride 2, 4, 8, 16, 32
     neck: int = 48
+    context: int = 0  # dilated residual blocks (dilation 1, 2, 3, ...) added at stride 32; half as many at 16
 
     def __post_init__(self) -> None:
         self.stages = tuple(int(c) for c in self.stages)
@@ -64,6 +67,22 @@ class SeparableBlock(nn.Module):
         return out + x if self.residual else out
 
 
+class DilatedBlock(nn.Module):
+    """Residual depthwise 3x3 with a dilation, then pointwise: a wider view at the same cost."""
+
+    def __init__(self, channels: int, dilation: int) -> None:
+        super().__init__()
+        self.depthwise = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, 1, dilation, dilation=dilation, groups=channels, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True),
+        )
+        self.pointwise = _conv_bn(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.pointwise(self.depthwise(x))
+
+
 class PersonDetNet(nn.Module):
     """`forward(x)` on RGB in [0, 1], (N, 3, H, W) -> (heatmap logits (N, 1, h, w), size (N, 2, h, w),
     offset (N, 2, h, w)) at stride 4. Size is log(box side / stride); offset is in cells."""
@@ -76,6 +95,8 @@ class PersonDetNet(nn.Module):
         self.down = nn.ModuleList(
             nn.Sequential(SeparableBlock(c[i], c[i + 1], 2), SeparableBlock(c[i + 1], c[i + 1])) for i in range(4)
         )
+        for stage, blocks in ((self.down[3], spec.context), (self.down[2], spec.context // 2)):
+            stage.extend(DilatedBlock(stage[-1].pointwise[0].out_channels, 1 + i) for i in range(blocks))
         self.lateral = nn.ModuleList(_conv_bn(ci, spec.neck, 1) for ci in c[1:])
         self.smooth = SeparableBlock(spec.neck, spec.neck)
         self.heatmap = nn.Sequential(SeparableBlock(spec.neck, spec.neck), nn.Conv2d(spec.neck, 1, 1))
