@@ -5,8 +5,8 @@ offset at every cell).
 Centres at stride 4 keep people of 15-20 input pixels apart, which the far end of a street scene
 needs; the backbone's stride 32 gives the context of a whole standing body, and `context` dilated
 blocks at strides 16 and 32 widen the view to people near the camera, who fill the frame (without
-them a person 200 px tall is learnt several times more slowly: docs/detection.md). `V8Export` turns the
-heads into the layout YOLOv8 exports use, so the runtime's YOLO decoder runs the file unchanged.
+them such people are learnt several times more slowly: docs/runtime.md, "Training the detector").
+`V8Export` turns the heads into the layout YOLOv8 exports use, so the runtime's YOLO decoder runs the file unchanged.
 """
 
 from __future__ import annotations
