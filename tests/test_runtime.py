@@ -205,6 +205,26 @@ def test_threads_split_one_calls_crops_on_onnx_runtime(artifacts, predictors, mo
     assert Predictor(artifacts["tflite"], num_threads=2)._pool is None, "LiteRT gained nothing from the split"
 
 
+def test_small_students_run_one_intra_op_thread_per_call(tmp_path):
+    """Below SMALL_STUDENT_MACS the session gets one intra-op thread whatever num_threads says (the
+    Predictor still runs num_threads crops at once); a larger student gets the threads asked for."""
+    from okdhp_edge.runtime import bundled_models
+    from okdhp_edge.runtime.backends.onnx import SMALL_STUDENT_MACS
+
+    def intra(predictor: Predictor) -> int:
+        return predictor.backend.model.session.get_session_options().intra_op_num_threads
+
+    small = Predictor("real-tiny", num_threads=2)
+    assert 0 < small.spec.macs < SMALL_STUDENT_MACS and intra(small) == 1 and small._workers == 2
+    bundled = bundled_models()["real-tiny"]
+    large = tmp_path / "large.onnx"
+    large.write_bytes(bundled.read_bytes())
+    sidecar = json.loads(Path(f"{bundled}.json").read_text())
+    sidecar["macs"] = 4 * SMALL_STUDENT_MACS
+    Path(f"{large}.json").write_text(json.dumps(sidecar))
+    assert intra(Predictor(large, num_threads=2)) == 2
+
+
 def test_colour_order_and_channel_conversions(predictors):
     predictor = predictors["onnx"]
     frame = person_frame(seed=7)

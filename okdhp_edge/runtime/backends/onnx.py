@@ -7,6 +7,11 @@ kernels, while Core ML would get the graph cut into pieces around the quantize/d
 The TensorRT execution provider is used only when asked for (`device="tensorrt"`) because it
 builds an engine on the first run, which takes minutes; it gets the file's precision flags, a
 shape profile up to the artifact's max batch, and an on-disk engine cache.
+
+On the CPU a student smaller than SMALL_STUDENT_MACS runs each call on one intra-op thread, whatever
+`num_threads` says: its kernels are too short to share between cores with spinning off (a second
+thread made `real-tiny` slower), so the Predictor spends `num_threads` on crops run in parallel
+instead (benchmarks/ort_intra_op.py, docs/runtime.md Threads).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ __all__ = ["OnnxBackend", "embedded_spec", "tensorrt_provider_options"]
 TRT_CACHE = Path(os.environ.get("OKDHP_EDGE_TRT_CACHE", Path.home() / ".cache" / "okdhp_edge" / "ort_trt"))
 TRT_DEFAULT_MAX_BATCH = 16  # profile ceiling for files whose metadata sets no max_batch (the Predictor's default)
 FIX = "re-export it with okdhp_edge.export or copy it again"
+SMALL_STUDENT_MACS = 250_000_000  # below this, one intra-op thread per call on the CPU (measured, see above)
 
 
 def tensorrt_provider_options(
@@ -76,13 +82,16 @@ class OnnxBackend(Backend):
         if device not in DEVICE_PROVIDERS:
             raise ValueError(f"unknown device {device!r} for ONNX Runtime; valid: {', '.join(DEVICE_PROVIDERS)}")
         spec, session = read_sidecar(path), None
-        if spec is None:  # the embedded copy: read through a CPU session, reused when the CPU is the choice
+        if spec is None:  # the embedded copy: read through a CPU session, reused when it has the right threads
             session = open_session(path, ["CPUExecutionProvider"], num_threads, FIX)
             spec = _session_spec(session, path)
         info = spec.export_info
         providers = select_providers(device, ort.get_available_providers(), quantized=info.precision == "int8")
-        if session is None or providers != ["CPUExecutionProvider"]:
-            session = open_session(path, [_with_options(p, path, spec) for p in providers], num_threads, FIX)
+        on_cpu = providers == ["CPUExecutionProvider"]
+        threads = 1 if on_cpu and 0 < spec.macs < SMALL_STUDENT_MACS else num_threads
+        if session is None or not on_cpu or threads != num_threads:
+            session = open_session(path, [_with_options(p, path, spec) for p in providers], threads, FIX)
+        self.intra_op_threads = threads
         self.model = OnnxModel(path, session)
         used = session.get_providers()
         if used[0] != providers[0]:
