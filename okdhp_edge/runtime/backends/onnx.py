@@ -11,7 +11,7 @@ shape profile up to the artifact's max batch, and an on-disk engine cache.
 On the CPU a student smaller than SMALL_STUDENT_MACS runs each call on one intra-op thread, whatever
 `num_threads` says: its kernels are too short to share between cores with spinning off (a second
 thread made `real-tiny` slower), so the Predictor spends `num_threads` on crops run in parallel
-instead (benchmarks/ort_intra_op.py, docs/runtime.md Threads).
+instead (benchmarks/ort_intra_op.py; docs/runtime.md, Benchmark).
 """
 
 from __future__ import annotations
@@ -91,7 +91,6 @@ class OnnxBackend(Backend):
         threads = 1 if on_cpu and 0 < spec.macs < SMALL_STUDENT_MACS else num_threads
         if session is None or not on_cpu or threads != num_threads:
             session = open_session(path, [_with_options(p, path, spec) for p in providers], threads, FIX)
-        self.intra_op_threads = threads
         self.model = OnnxModel(path, session)
         used = session.get_providers()
         if used[0] != providers[0]:
