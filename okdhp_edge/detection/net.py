@@ -47,9 +47,11 @@ class DetSpec:
         return {**asdict(self), "stages": list(self.stages)}
 
 
-def _conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1) -> nn.Sequential:
+def _conv_bn(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, dilation: int = 1) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+        nn.Conv2d(cin, cout, k, stride, dilation * (k // 2), dilation=dilation, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
     )
 
 
@@ -72,11 +74,7 @@ class DilatedBlock(nn.Module):
 
     def __init__(self, channels: int, dilation: int) -> None:
         super().__init__()
-        self.depthwise = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, 1, dilation, dilation=dilation, groups=channels, bias=False),
-            nn.BatchNorm2d(channels),
-            nn.ReLU(inplace=True),
-        )
+        self.depthwise = _conv_bn(channels, channels, 3, groups=channels, dilation=dilation)
         self.pointwise = _conv_bn(channels, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
