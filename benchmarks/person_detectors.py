@@ -3,7 +3,7 @@ multi-scene dev set (benchmarks/real_scenes.py) with its frames without people, 
 20 hand-boxed frames; then time per 640x480 frame.
 
     python benchmarks/person_detectors.py [--detectors default,okdhp-person,mediapipe,yolo.onnx] \
-        [--tiles 4,6] [--teachers nanodet,centernet,ensemble] [--threads 2]
+        [--tiles 4,6] [--zoom-out 3] [--teachers nanodet,centernet,ensemble] [--threads 2]
 
 Ground truth is every person box of the dev set (checked by eye), the people the pose teacher
 rejected included (the COCO files keep them as entries with no keypoints): a detector must find
@@ -278,6 +278,11 @@ def main(argv: list[str] | None = None) -> None:
         "--tiles", default="4,6", help="also MediaPipe's detector with these tile columns ('' for none)"
     )
     parser.add_argument(
+        "--zoom-out",
+        default="",
+        help="also each detector but MediaPipe's alone with these Detector(zoom_out=K) factors, e.g. 3 ('' for none)",
+    )
+    parser.add_argument(
         "--teachers",
         default="nanodet,centernet,ensemble",
         help="COCO box teachers to score beside the detectors, as reference rows ('' for none)",
@@ -296,12 +301,20 @@ def main(argv: list[str] | None = None) -> None:
     vtest_truth = {int(k): np.array(v, np.float32).reshape(-1, 4) for k, v in labels["frames"].items()}
     vtest = read_vtest(footage_dir() / "vtest.avi", set(vtest_truth))
 
+    names = [n for n in args.detectors.split(",") if n]
+    models = {n: None if n == "default" else n.split("+") if "+" in n else n for n in names}
     detectors = {
         (f"{' + '.join(DEFAULT_MODELS)} (default)" if n == "default" else n): Detector(
-            None if n == "default" else n.split("+") if "+" in n else n, num_threads=args.threads
+            models[n], num_threads=args.threads
         )
-        for n in args.detectors.split(",")
-        if n
+        for n in names
+    }
+    detectors |= {
+        f"{n} zoom_out={k}": Detector(models[n], num_threads=args.threads, zoom_out=float(k))
+        for k in args.zoom_out.split(",")
+        if k
+        for n in names
+        if n != "mediapipe"
     }
     detectors |= {
         f"mediapipe tiles={t}": Detector("mediapipe", num_threads=args.threads, tiles=int(t))

@@ -3,7 +3,8 @@ the teacher on boxes a person checked, and pose students scored against it per s
 
     python benchmarks/real_scenes.py build                  # fetch the media, label, write the set (cached, resumable)
     python benchmarks/real_scenes.py sheet                  # contact sheets of boxes and labels, to check by eye
-    python benchmarks/real_scenes.py score --model shipped=real-tiny [--model NAME=PATH ...]
+    python benchmarks/real_scenes.py score --model shipped=real-tiny [--model NAME=PATH ...] \
+        [--detector default=default --detector mine=runs/det/person-det.onnx@3 ...]
 
 What is in it is benchmarks/data/real_scenes.json: per scene its use (held-out: never trained on;
 trainable; clip-val: vtest.avi's own held-out frames), and per frame the package, file, frame
@@ -17,7 +18,9 @@ is the trainable scenes (`--data coco:DIR` trains on it) and whose val split is 
 with people; images/negatives/ holds the frames without people; scenes.json records each frame's
 scene, use, package, version, path and licence. `score` writes benchmarks/results/real_dev_scenes.json:
 OKS AP against the labels per scene on the labelled boxes, overall over the held-out scenes, and
-the teacher on the mirrored frames (its own consistency: the ceiling).
+the teacher on the mirrored frames (its own consistency: the ceiling). With `--detector`, each
+model's held-out AP is also scored on that detector's boxes (the top-down protocol of docs/data.md:
+every held-out frame, a person without a box a miss) beside its AP on the labelled boxes.
 """
 
 from __future__ import annotations
@@ -425,6 +428,68 @@ def score(models: dict, out: Path = OUT) -> dict:
     return rows
 
 
+def score_on_detections(models: dict, detectors: dict, out: Path = OUT) -> dict:
+    """Per model and detector: OKS AP / AP50 over the held-out scenes when the detector's boxes, not
+    the labelled ones, are cropped: the top-down protocol (box score x mean keypoint score, OKS-NMS
+    per image), every frame of those scenes scored, so a person without a box is a miss."""
+    from okdhp_edge.boxes import box_areas
+    from okdhp_edge.eval import coco_keypoint_ap, keypoint_results, oks_nms
+    from okdhp_edge.skeleton import COCO17
+
+    manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    held_out = {f["name"] for body in manifest["scenes"].values() if body["use"] == "held-out" for f in body["frames"]}
+    annotations = out / "annotations" / "person_keypoints_val.json"
+    images = [
+        i
+        for i in json.loads(annotations.read_text(encoding="utf-8"))["images"]
+        if Path(i["file_name"]).stem in held_out
+    ]
+    frames = {i["id"]: cv2.imread(str(out / "images" / "val" / i["file_name"])) for i in images}
+    rows = {}
+    for det_name, detector in detectors.items():
+        found = {image_id: detector.detect(frame) for image_id, frame in frames.items()}
+        for name, model in models.items():
+            kps, scores, ids, box_scores, areas = [], [], [], [], []
+            for image_id, boxes in found.items():
+                if not len(boxes):
+                    continue
+                result = model.predict(frames[image_id], boxes[:, :4])
+                kps.append(result.keypoints)
+                scores.append(result.scores)
+                ids += [image_id] * len(boxes)
+                box_scores.append(boxes[:, 4])
+                areas.append(box_areas(boxes[:, :4]))
+            kps, scores, box_scores, areas = (np.concatenate(a) for a in (kps, scores, box_scores, areas))
+            results = keypoint_results(kps, scores, np.asarray(ids), box_scores)
+            keep = oks_nms(kps, scores, [r["score"] for r in results], areas, np.asarray(ids), COCO17.sigmas)
+            metrics = coco_keypoint_ap(annotations, [results[i] for i in keep], list(frames), COCO17.sigmas)
+            rows.setdefault(name, {})[det_name] = {
+                "ap": round(metrics["ap"], 1),
+                "ap50": round(metrics["ap50"], 1),
+                "boxes": int(sum(len(b) for b in found.values())),
+            }
+    return rows
+
+
+def open_detectors(items: list[str], threads: int, parser: argparse.ArgumentParser) -> dict:
+    """--detector NAME=MODELS[@K] -> {NAME: Detector}: MODELS as Detector takes them ('default', a name, a
+    file; A+B merges), K its zoom_out."""
+    from okdhp_edge.runtime import Detector
+
+    detectors = {}
+    for item in items:
+        name, sep, spec = item.partition("=")
+        models, _, zoom = spec.partition("@")
+        if not sep or not name or not models:
+            parser.error(f"--detector {item!r}: write NAME=MODELS or NAME=MODELS@ZOOM_OUT")
+        detectors[name] = Detector(
+            None if models == "default" else models.split("+"),
+            num_threads=threads,
+            zoom_out=float(zoom) if zoom else None,
+        )
+    return detectors
+
+
 def _table(rows: dict, manifest: dict) -> str:
     """The per-scene markdown table docs/data.md shows (AP; held-out scenes marked *)."""
     first = next(iter(rows.values()))
@@ -448,6 +513,14 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar="NAME=PATH",
         help="score: a pose model Predictor runs (.onnx/.tflite export, student .safetensors); repeatable",
+    )
+    parser.add_argument(
+        "--detector",
+        action="append",
+        default=[],
+        metavar="NAME=MODELS[@K]",
+        help="score: also the held-out AP on this Detector's boxes (MODELS: default, okdhp-person, a file, A+B; "
+        "@K: zoom_out=K); repeatable",
     )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=HERE / "results" / "real_dev_scenes.json")
@@ -478,6 +551,16 @@ def _score_command(args, parser) -> int:
     rows = score(models, args.out)
     table = _table(rows, manifest)
     print(table)
+    on_detections = {}
+    if args.detector:
+        pose_models = {n: m for n, m in models.items() if n != "teacher-mirrored"}
+        on_detections = score_on_detections(pose_models, open_detectors(args.detector, args.threads, parser), args.out)
+        for name, row in on_detections.items():
+            truth = rows[name]["held-out (all)"]["ap"]
+            for det, m in row.items():
+                m["vs_labelled_boxes"] = round(m["ap"] / truth, 2) if truth else None
+                ratio = m["vs_labelled_boxes"]
+                print(f"{name} on {det}'s boxes: held-out AP {m['ap']} ({ratio}x the labelled boxes' {truth})")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
         json.dumps(
@@ -500,6 +583,8 @@ def _score_command(args, parser) -> int:
                 "models": {item.partition("=")[0]: item.partition("=")[2] for item in args.model},
                 "scores": rows,
                 "table": table,
+                "detectors": {item.partition("=")[0]: item.partition("=")[2] for item in args.detector},
+                "held_out_on_detector_boxes": on_detections,
                 "threads": args.threads,
             },
             indent=1,

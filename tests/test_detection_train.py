@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -113,17 +114,52 @@ def test_the_shipped_detector_s_command_still_resolves_to_its_recipe(capsys):
     argv = shlex.split(record["provenance"]["command"])[3:]
     assert main([*argv, "--print-config"]) == 0
     config, recipe = yaml.safe_load(capsys.readouterr().out), record["recipe"]
-    assert config["model"] == DetSpec(**record["spec"]).to_dict()  # fields added since take their defaults
+    model = {k: v for k, v in config["model"].items() if k != "init"}
+    assert model == DetSpec(**record["spec"]).to_dict() and config["model"]["init"] is None  # new fields: defaults
     assert (config["optim"]["steps"], config["optim"]["batch_size"], config["optim"]["lr"]) == (
         recipe["steps"],
         recipe["batch"],
         recipe["lr"],
     )
     assert config["optim"]["weight_decay"] == recipe["weight_decay"] and config["data"]["crop"] == recipe["crop"]
+    assert config["data"]["zoom_out"] == 0.0
     for key in ("synthetic", "synthetic_share", "zoom", "real_first"):
         assert config["data"][key] == recipe[key], key
     assert (config["system"]["seed"], config["system"]["threads"]) == (recipe["seed"], recipe["threads"])
     assert config["system"]["checkpoint_every"] == recipe["checkpoint_every"]
+
+
+def test_init_starts_from_trained_weights_of_the_same_network(tmp_path, capsys):
+    first, tuned = tmp_path / "first", tmp_path / "tuned"
+    assert main(small(first, "--steps", "2")) == 0
+    weights = first / "person-det.safetensors"
+    # a learning rate too small to move anything: the fine-tuned weights are the ones it started from
+    assert main(small(tuned, "--steps", "1", "--init", str(weights), "--lr", "1e-20")) == 0
+    a, b = load_file(str(weights)), load_file(str(tuned / "person-det.safetensors"))
+    learnt = [k for k in a if "running_" not in k and "num_batches" not in k]  # batch norm's statistics move anyway
+    assert learnt and all(torch.allclose(a[k], b[k], atol=1e-6) for k in learnt)
+    assert yaml.safe_load((tuned / "config.yaml").read_text())["model"]["init"] == str(weights)
+    capsys.readouterr()
+    assert main(small(tmp_path / "other", "--steps", "1", "--init", str(weights), "--set", "model.context=1")) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {weights}: its network") and "model.context" in err and len(err.splitlines()) == 1
+    assert main(small(tmp_path / "none", "--steps", "1", "--init", str(tmp_path / "no.safetensors"))) == 2
+    assert "no.safetensors: cannot load detector weights" in capsys.readouterr().err
+
+
+def test_zoomed_out_crops_show_the_whole_frame_two_to_four_times_smaller():
+    from okdhp_edge.detection.data import DetectionFrames, Frame
+
+    image = np.full((192, 256, 3), 200, np.uint8)
+    frame = Frame(image, np.array([[28, 16, 228, 176]], np.float32), np.zeros((192, 256), np.uint8))
+    crops = DetectionFrames([frame], (256, 192), 4, zoom_out=1.0)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        item = crops.sample(rng)
+        height = np.exp(item["size"][0, 1]) * 4  # log of the side in cells, back to pixels
+        assert item["mask"][0] == 1 and 160 / 4 - 1 <= height <= 160 / 2 + 1, height
+    normal = DetectionFrames([frame], (256, 192), 4).sample(np.random.default_rng(0))
+    assert np.exp(normal["size"][0, 1]) * 4 > 160 * 0.6 - 1  # the usual crops: scale 0.6-1.6
 
 
 @pytest.mark.slow

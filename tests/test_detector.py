@@ -264,6 +264,23 @@ def test_models_in_a_list_are_merged(tiny):
         Detector([])
 
 
+def test_zoom_out_adds_a_run_on_the_frame_made_smaller(tiny):
+    """zoom_out=2 on a 128x128 frame: the second run sees it at scale 0.25 in the middle of the 64x64
+    input (16 px of grey each side), so a red 32x32 corner patch fills input cell (2, 2) and comes
+    back as one whole-patch box beside the four 16x16 boxes of the normal run."""
+    frame = red_patches(128, 128, [(0, 0, 32, 32)])
+    quarters = [[0, 0, 16, 16, 1.0], [0, 16, 16, 32, 1.0], [16, 0, 32, 16, 1.0], [16, 16, 32, 32, 1.0]]
+    normal = Detector(tiny["v8"], num_threads=1, score_threshold=0.5).detect(frame)
+    np.testing.assert_allclose(sorted(normal.tolist()), quarters, atol=1e-5)
+    zoomed = Detector(tiny["v8"], num_threads=1, score_threshold=0.5, zoom_out=2).detect(frame)
+    np.testing.assert_allclose(sorted(zoomed.tolist()), sorted([[0, 0, 32, 32, 1.0], *quarters]), atol=1e-5)
+    canvas, box = letterbox(frame, SIZE, SIZE, shrink=2)
+    assert box.scale == 0.25 and (box.pad_x, box.pad_y) == (16, 16) and (canvas[:16] == 114).all()
+    for bad in (1, 0.5):
+        with pytest.raises(ValueError, match=f"zoom_out={bad}: needs a number > 1"):
+            Detector(tiny["v8"], zoom_out=bad)
+
+
 def test_shipped_detector_is_in_the_package():
     from okdhp_edge.runtime.detector import SHIPPED_DETECTOR
 

@@ -15,7 +15,15 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from real_scenes import DEFINITION, SceneSetError, check_media, labelme_boxes, load_definition, read_frame  # noqa: E402
+from real_scenes import (  # noqa: E402
+    DEFINITION,
+    SceneSetError,
+    check_media,
+    labelme_boxes,
+    load_definition,
+    read_frame,
+    score_on_detections,
+)
 
 
 def test_labelme_person_polygons_become_clipped_boxes(tmp_path: Path) -> None:
@@ -117,3 +125,62 @@ def test_video_frames_come_with_their_neighbours(tmp_path: Path) -> None:
     image, neighbours = read_frame(path, 2)
     assert abs(int(image.mean()) - 80) <= 3 and len(neighbours) == 2
     assert len(read_frame(path, 4)[1]) == 1  # the last frame has only the one before it
+
+
+class _Oracle:
+    """A pose model that answers each image's labelled keypoints for any box (the image's first pixel
+    holds its id): scoring then depends on the boxes alone."""
+
+    def __init__(self, keypoints: dict[int, np.ndarray]) -> None:
+        self.keypoints = keypoints
+
+    def predict(self, image: np.ndarray, boxes: np.ndarray):
+        from types import SimpleNamespace
+
+        kps = np.repeat(self.keypoints[int(image[0, 0, 0]) // 10][None], len(boxes), axis=0)
+        return SimpleNamespace(keypoints=kps, scores=np.ones(kps.shape[:2], np.float32))
+
+
+class _Boxes:
+    def __init__(self, boxes: dict[int, list]) -> None:
+        self.boxes = boxes
+
+    def detect(self, image: np.ndarray) -> np.ndarray:
+        return np.asarray(self.boxes.get(int(image[0, 0, 0]) // 10, []), np.float32).reshape(-1, 5)
+
+
+def test_detector_boxes_score_every_held_out_frame_so_a_missed_person_is_a_miss(tmp_path: Path) -> None:
+    """Two held-out frames, one person each: boxes on both give AP 100; a detector that finds only
+    the first gives AP 50 (COCO's 101-point recall grid), not 100 on the frame it boxed."""
+    (tmp_path / "images" / "val").mkdir(parents=True)
+    (tmp_path / "annotations").mkdir()
+    rng = np.random.default_rng(0)
+    images, annotations, truth = [], [], {}
+    for image_id in (1, 2):
+        name = f"scene-{image_id}"
+        cv2.imwrite(str(tmp_path / "images" / "val" / f"{name}.png"), np.full((200, 160, 3), image_id * 10, np.uint8))
+        truth[image_id] = rng.uniform([40, 40], [120, 160], (17, 2)).astype(np.float32)
+        flat = np.concatenate([truth[image_id], np.full((17, 1), 2)], axis=1).reshape(-1)
+        images.append({"id": image_id, "file_name": f"{name}.png", "width": 160, "height": 200})
+        annotations.append(
+            {
+                "id": image_id,
+                "image_id": image_id,
+                "category_id": 1,
+                "bbox": [30, 30, 100, 140],
+                "area": 14000,
+                "keypoints": flat.tolist(),
+                "num_keypoints": 17,
+                "iscrowd": 0,
+            }
+        )
+    coco = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "person"}]}
+    (tmp_path / "annotations" / "person_keypoints_val.json").write_text(json.dumps(coco))
+    frames = [{"name": "scene-1"}, {"name": "scene-2"}]
+    (tmp_path / "scenes.json").write_text(json.dumps({"scenes": {"scene": {"use": "held-out", "frames": frames}}}))
+    box = [30, 30, 130, 170, 0.9]
+    rows = score_on_detections(
+        {"oracle": _Oracle(truth)}, {"both": _Boxes({1: [box], 2: [box]}), "first": _Boxes({1: [box]})}, tmp_path
+    )
+    assert rows["oracle"]["both"]["ap"] == 100.0 and rows["oracle"]["both"]["boxes"] == 2
+    assert rows["oracle"]["first"]["ap"] == pytest.approx(50.5, abs=0.1) and rows["oracle"]["first"]["boxes"] == 1

@@ -35,6 +35,8 @@ FLAGS: dict[str, tuple[str, str]] = {
     "real_first": ("data", "real_first"),
     "plate": ("data", "plate"),
     "zoom": ("data", "zoom"),
+    "zoom_out": ("data", "zoom_out"),
+    "init": ("model", "init"),
     "steps": ("optim", "steps"),
     "batch": ("optim", "batch_size"),
     "lr": ("optim", "lr"),
@@ -71,7 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--synthetic", type=int, help="rendered scenes (0 = real frames only)")
     g.add_argument("--synthetic-share", type=float, help="share of crops from synthetic scenes")
     g.add_argument("--zoom", type=float, help="share of real crops enlarged around one person")
-    g = p.add_argument_group("recipe (section optim; system.seed)")
+    g.add_argument(
+        "--zoom-out", type=float, help="share of crops showing the whole frame 2-4x smaller (Detector(zoom_out=k))"
+    )
+    g = p.add_argument_group("recipe (section optim; system.seed; model.init)")
+    g.add_argument("--init", metavar="WEIGHTS", help="start from a trained person-det.safetensors (model.init)")
     g.add_argument("--steps", type=int, help="optim.steps")
     g.add_argument("--batch", "--batch-size", dest="batch", type=int, help="optim.batch_size")
     g.add_argument("--lr", type=float, help="optim.lr")

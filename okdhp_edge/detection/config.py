@@ -39,6 +39,7 @@ class DetModelConfig:
     stages: list[int] = field(default_factory=lambda: [24, 32, 64, 96, 128])  # widths at stride 2, 4, 8, 16, 32
     neck: int = 48
     context: int = 0  # dilated blocks at stride 32 (half as many at 16) for near people
+    init: str | None = None  # a person-det.safetensors of the same network to start from (fine-tuning)
 
     def spec(self) -> DetSpec:
         return DetSpec(self.width, self.height, tuple(self.stages), self.neck, self.context)
@@ -55,6 +56,7 @@ class DetDataConfig:
     real_first: int | None = None  # only the first N frames (by file name) of each real split
     plate: str | None = None  # clean plate of the real frames' static camera: motion outside boxes is ignored
     zoom: float = 0.0  # share of real crops enlarged around one person (far people taught at near sizes)
+    zoom_out: float = 0.0  # share of crops showing the whole frame 2-4x smaller (for Detector(zoom_out=k))
     crop: list[int] = field(default_factory=lambda: [256, 192])  # training crop, width and height
 
 
@@ -110,8 +112,9 @@ class DetTrainConfig(RunConfig):
             fail("data.synthetic_share", f"{d.synthetic_share} must be in (0, 1) with both kinds of frames")
         if d.real_first is not None and d.real_first < 1:
             fail("data.real_first", f"{d.real_first} must be >= 1 or null (all frames)")
-        if not 0 <= d.zoom <= 1:
-            fail("data.zoom", f"{d.zoom} must be in [0, 1]")
+        for key in ("zoom", "zoom_out"):
+            if not 0 <= getattr(d, key) <= 1:
+                fail(f"data.{key}", f"{getattr(d, key)} must be in [0, 1]")
         if len(d.crop) != 2 or any(c < 32 or c % HEAD_STRIDE for c in d.crop):
             fail("data.crop", f"{d.crop}: need [width, height], each >= 32 and a multiple of {HEAD_STRIDE}")
         o = self.optim

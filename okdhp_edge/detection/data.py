@@ -30,6 +30,7 @@ __all__ = ["Frame", "DetectionFrames", "labelled_frames", "synthetic_frames"]
 
 MOTION_THRESHOLD = 30  # mean absolute BGR difference from the plate that counts as motion
 MIN_VISIBLE = 0.4  # a person cut by the crop to less than this share of the box becomes an ignore region
+ZOOM_OUT_RANGE = (2.0, 4.0)  # zoomed-out crops show the whole frame this many times smaller than the input
 
 
 @dataclass
@@ -178,6 +179,17 @@ def labelled_frames(
     ]
 
 
+def _shrunk(frame: Frame, scale: float) -> Frame:
+    """The frame made `scale` times its size by area averaging, as Detector's zoom-out run makes it
+    (bilinear sampling at a quarter of the size would alias into textures the detector never sees)."""
+    h, w = frame.image.shape[:2]
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    image = cv2.resize(frame.image, size, interpolation=cv2.INTER_AREA)
+    ignore = cv2.resize(frame.ignore, size, interpolation=cv2.INTER_NEAREST)
+    boxes = frame.boxes * np.array([size[0] / w, size[1] / h] * 2, np.float32)
+    return Frame(image, boxes, ignore, 1.0)
+
+
 class DetectionFrames:
     """Random training crops of `frames` with their CenterNet targets; `sample(rng)` -> one item."""
 
@@ -188,6 +200,7 @@ class DetectionFrames:
         stride: int,
         scale: tuple[float, float] = (0.6, 1.6),
         zoom: float = 0.0,
+        zoom_out: float = 0.0,
     ) -> None:
         if not frames:
             raise DatasetError("the detector has no training frames")
@@ -196,6 +209,7 @@ class DetectionFrames:
         self.stride = stride
         self.scale = scale
         self.zoom = zoom  # share of crops enlarged around one person until they fill 30-90 % of the crop's height
+        self.zoom_out = zoom_out  # share of crops showing the whole frame 2-4x smaller, on the letterbox grey
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -210,6 +224,12 @@ class DetectionFrames:
             s = float(rng.uniform(0.3, 0.9) * ch / max(y2 - y1, 1.0))
             ox = (x1 + x2) / 2 * s - cw * rng.uniform(0.25, 0.75)
             oy = (y1 + y2) / 2 * s - ch * rng.uniform(0.35, 0.65)
+        elif self.zoom_out and rng.random() < self.zoom_out:
+            # what Detector(zoom_out=k) shows the network: people near the camera at mid-size, and empty
+            # scenes shrunk, whose textures must not turn into people
+            frame = _shrunk(frame, frame.scale / float(np.exp(rng.uniform(*np.log(ZOOM_OUT_RANGE)))))
+            s = 1.0
+            ox, oy = self._origin(frame.image.shape[1], cw, rng), self._origin(frame.image.shape[0], ch, rng)
         else:
             s = frame.scale * float(np.exp(rng.uniform(*np.log(self.scale))))
             ox, oy = self._origin(w * s, cw, rng), self._origin(h * s, ch, rng)

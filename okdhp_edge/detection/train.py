@@ -20,6 +20,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 
 from ..trainkit.checkpoint import CheckpointError, capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from ..trainkit.config import ConfigError
@@ -31,7 +32,7 @@ from .config import DetTrainConfig
 from .data import DetectionFrames, Frame, labelled_frames, synthetic_frames
 from .net import PersonDetNet
 from .targets import detection_loss
-from .weights import save_detector
+from .weights import load_detector, save_detector
 
 __all__ = ["WEIGHTS_NAME", "train_detector"]
 
@@ -63,10 +64,10 @@ def _sources(config: DetTrainConfig, real: list[Frame]) -> list[tuple[DetectionF
     sources = []
     if d.synthetic:
         scenes = synthetic_frames(d.synthetic, spec.width, spec.height, config.system.seed, d.backgrounds)
-        sources.append((DetectionFrames(scenes, crop, spec.stride), d.synthetic_share))
+        sources.append((DetectionFrames(scenes, crop, spec.stride, zoom_out=d.zoom_out), d.synthetic_share))
     if real:
         share = 1.0 - d.synthetic_share if d.synthetic else 1.0
-        sources.append((DetectionFrames(real, crop, spec.stride, zoom=d.zoom), share))
+        sources.append((DetectionFrames(real, crop, spec.stride, zoom=d.zoom, zoom_out=d.zoom_out), share))
     return sources
 
 
@@ -147,6 +148,8 @@ class _Run:
         self.start, self.history = 0, []
         if self.resume is not None:
             self._load(self.resume)
+        elif c.model.init:
+            self._init(Path(c.model.init))
         layout = "channels_last" if s.channels_last else "NCHW"
         self.log(f"training on {self.device}: {precision}, {layout}, {torch.get_num_threads()} thread(s)")
 
@@ -165,6 +168,23 @@ class _Run:
         self.start = int(state["step"])
         self.history = list(state.get("history", []))
         self.log(f"resumed from {path} at step {self.start}")
+
+    def _init(self, path: Path) -> None:
+        """Start from a trained detector's weights (fine-tuning); its network must be this run's."""
+        try:
+            net, record = load_detector(path)
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as err:
+            raise CheckpointError(
+                f"{path}: cannot load detector weights ({type(err).__name__}: {err}); model.init takes a "
+                "person-det.safetensors with its .json, written by python -m okdhp_edge.detection"
+            ) from None
+        if record["spec"] != self._network_record():
+            raise CheckpointError(
+                f"{path}: its network {record['spec']} differs from this run's {self._network_record()}; set the "
+                "model section to match (e.g. --set model.context=N)"
+            )
+        self.net.load_state_dict(net.state_dict())
+        self.log(f"initialised from {path}")
 
     def _state(self, steps_done: int) -> dict:
         return {

@@ -71,6 +71,9 @@ class Detector:
     Thresholds left as None take each family's defaults (YOLO: DetectorConfig(); MediaPipe: its own).
     layout (YOLO): "auto" (from the output shape), or force "v8", "v5" or "end2end".
     tiles (MediaPipe): also run on this many overlapping tile columns, to find smaller people.
+    zoom_out (YOLO): also run on the frame this many times smaller (grey all round), where people
+    who fill the frame look the size the model learnt best; one NMS over both runs (twice the cost).
+    Needs a model trained with zoomed-out crops (`python -m okdhp_edge.detection --zoom-out`).
     """
 
     def __init__(
@@ -85,6 +88,7 @@ class Detector:
         max_people: int | None = None,
         layout: str = "auto",
         tiles: int = 1,
+        zoom_out: float | None = None,
     ) -> None:
         paths = resolve_models(model)
         raws = []
@@ -102,6 +106,11 @@ class Detector:
                 f"tiles={tiles}: tiling is for MediaPipe's pose detector; {paths[0].name} is a YOLO export (leave "
                 "tiles=1)"
             )
+        if zoom_out is not None and (not zoom_out > 1 or all(blazeposes)):
+            raise ValueError(
+                f"zoom_out={zoom_out}: needs a number > 1 (how many times smaller the second run sees the frame) "
+                "and a YOLO-layout model such as okdhp-person"
+            )
         self.parts: list[_Part] = []
         for path, raw, blazepose in zip(paths, raws, blazeposes):
             family = BlazePoseModel(raw, tiles) if blazepose else YoloModel(raw, layout)
@@ -111,7 +120,7 @@ class Detector:
                 base.iou_threshold if iou_threshold is None else iou_threshold,
                 base.max_people if max_people is None else max_people,
             )
-            self.parts.append(_Part(path, family, config))
+            self.parts.append(_Part(path, family, config, None if blazepose else zoom_out))
 
     # the first model's path, family and thresholds, for the common one-model case
     @property
@@ -150,14 +159,19 @@ class _Part:
     path: Path
     family: BlazePoseModel | YoloModel
     config: DetectorConfig
+    zoom_out: float | None = None  # YOLO: a second run on the frame this many times smaller
 
     def __repr__(self) -> str:
         tiles = f" tiles={self.family.tiles}" if isinstance(self.family, BlazePoseModel) else ""
-        return f"{self.path.name!r} {type(self.family).__name__}{tiles} {self.config}"
+        zoom = f" zoom_out={self.zoom_out}" if self.zoom_out else ""
+        return f"{self.path.name!r} {type(self.family).__name__}{tiles}{zoom} {self.config}"
 
     def detect(self, image: np.ndarray) -> np.ndarray:
         height, width = image.shape[:2]
         found, done = self.family.candidates(image)
+        if self.zoom_out:
+            far, _ = self.family.candidates(image, self.zoom_out)
+            found, done = np.concatenate([found, far]), False
         found = found[found[:, 4] >= self.config.score_threshold]
         found = clip_boxes(found, width, height)
         if not done:

@@ -42,14 +42,17 @@ class Letterbox:
         return out
 
 
-def letterbox(image: np.ndarray, width: int, height: int) -> tuple[np.ndarray, Letterbox]:
-    """Resize keeping the aspect ratio and pad (centred) to width x height, as Ultralytics does."""
+def letterbox(image: np.ndarray, width: int, height: int, shrink: float = 1.0) -> tuple[np.ndarray, Letterbox]:
+    """Resize keeping the aspect ratio and pad (centred) to width x height, as Ultralytics does;
+    `shrink` > 1 makes the image that many times smaller than the input, grey all round."""
     h, w = image.shape[:2]
-    scale = min(width / w, height / h)
+    scale = min(width / w, height / h) / shrink
     new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
     pad_x, pad_y = (width - new_w) / 2, (height - new_h) / 2
     left, top = round(pad_x - 0.1), round(pad_y - 0.1)
-    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR) if (new_w, new_h) != (w, h) else image
+    # area averaging when made much smaller: bilinear sampling would alias the zoom-out run's frame
+    interpolation = cv2.INTER_AREA if shrink > 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(image, (new_w, new_h), interpolation=interpolation) if (new_w, new_h) != (w, h) else image
     canvas = np.full((height, width, 3), PAD_VALUE, np.uint8)
     canvas[top : top + new_h, left : left + new_w] = resized
     return canvas, Letterbox(scale, float(left), float(top))
@@ -139,9 +142,10 @@ class YoloModel:
         rgb = cv2.cvtColor(canvas_bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
         return (rgb.transpose(2, 0, 1) if self.nchw else rgb)[None]
 
-    def candidates(self, image_bgr: np.ndarray) -> tuple[np.ndarray, bool]:
-        """(M, 5) person candidates in image pixels, and whether the model already ran NMS."""
-        canvas, box = letterbox(image_bgr, self.width, self.height)
+    def candidates(self, image_bgr: np.ndarray, shrink: float = 1.0) -> tuple[np.ndarray, bool]:
+        """(M, 5) person candidates in image pixels, and whether the model already ran NMS;
+        `shrink`: the image that many times smaller than the input (letterbox)."""
+        canvas, box = letterbox(image_bgr, self.width, self.height, shrink)
         output = self.model.run(self._blob(canvas))[0]
         found = decode(output, self.layout, self.width, self.height)
         found[:, :4] = box.to_image(found[:, :4])
