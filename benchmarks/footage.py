@@ -12,8 +12,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from okdhp_edge.cache import cache_root
 from okdhp_edge.data.base import DatasetError
-from okdhp_edge.data.packages import cache_root, debian_package
+from okdhp_edge.data.packages import debian_package
 
 CACHE_ROOT = cache_root()
 # vtest.avi labelled by the teacher (real_dev.py builds it)

@@ -473,7 +473,7 @@ def test_a_resumed_interrupted_epoch_redoes_its_learning_rate_schedule(cache_dir
 
 def test_a_run_that_fails_on_its_data_leaves_no_run_directory(tmp_path, capsys):
     out = tmp_path / "never"
-    assert main(["--out", str(out), "--data", f"coco:{tmp_path / 'missing'}", "--no-progress"]) == 1
+    assert main(["--out", str(out), "--data", f"coco:{tmp_path / 'missing'}", "--no-progress"]) == 2
     assert "error:" in capsys.readouterr().err
     assert not out.exists()
 

@@ -24,9 +24,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..cache import cache_root
 from .base import DatasetError
 from .held_out import check_trainable, file_digest
-from .packages import cache_root, debian_package, pypi_wheel
+from .packages import debian_package, pypi_wheel
 from .plate import median_plate
 
 __all__ = ["DEFINITION", "BankConfig", "build_bank", "contact_sheet", "default_bank_dir", "load_definition", "main"]

@@ -27,11 +27,11 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..cache import cache_root
 from .base import DatasetError
 from .held_out import HELD_OUT_FILE, check_trainable, held_out_media
 from .label import LabelConfig, label_frame, open_teacher, read_progress
 from .label_sources import Frame
-from .packages import cache_root
 
 __all__ = ["CutoutConfig", "build_cutouts", "default_cutout_dir", "load_cutouts", "main"]
 

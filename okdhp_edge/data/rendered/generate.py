@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..packages import cache_root
+from ...cache import cache_root
 from ..synthetic import PersonAnnotation, coco_annotation_path
 from ..synthetic.generate import SPLITS, write_annotations
 from .assets import ANNY_VERSION, EXTRACT_VERSION

