@@ -14,6 +14,8 @@ only where no other box is nearly as close (so a tracklet ends at each crossing:
 not all of a person's life), and two identity errors are counted against the 20-frame ones:
 - fragmented: ID changes along a tracklet (a person who got a new ID, or lost theirs to another);
 - takeovers: IDs found on two tracklets that share a frame (one ID on two people present at once).
+And recall: the share of the 127 people boxed by hand on 20 frames (benchmarks/data/vtest_people.json;
+frames 430-763 held out) that a reported track covers at IoU 0.3 (track boxes hug the keypoints).
 --sheet also draws one row of thumbnails per ID along its life, for checking by eye that each ID
 stays on one person. Speed is benchmarks/video_pipeline.py's. Writes benchmarks/results/tracking.json.
 
@@ -36,6 +38,9 @@ from okdhp_edge.runtime import Detector, PoseTracker, Predictor, TrackerConfig
 
 HERE = Path(__file__).parent
 Track = list[tuple[int, np.ndarray]]  # (frame, xyxy box) for each frame the ID is reported
+HAND_BOXES = HERE / "data" / "vtest_people.json"  # 20 frames boxed by hand, 127 people
+HAND_BOX_IOU = 0.3  # a track's box hugs its keypoints, a hand box the whole body: matched at 0.3
+VTEST_HELD_OUT = (430, 763)  # the frames no shipped model trained on (person_detectors.py's split)
 
 
 def run(frames: list[np.ndarray], predictor: Predictor, detector: Detector, every: int) -> dict[int, Track]:
@@ -129,6 +134,32 @@ def identity_errors(tracks: dict[int, Track], tracklets: list[dict[int, np.ndarr
     return {"fragmented": fragmented, "takeovers": takeovers}
 
 
+def hand_box_recall(tracks: dict[int, Track], truth: dict[int, np.ndarray], iou: float = HAND_BOX_IOU) -> dict:
+    """Share of the hand-boxed people (all 20 frames, and the held-out ones apart) that a reported
+    track covers at IoU >= `iou`, each track box matched to one person, best overlaps first."""
+    reported: dict[int, list[np.ndarray]] = {}
+    for seen in tracks.values():
+        for frame, box in seen:
+            if frame in truth:
+                reported.setdefault(frame, []).append(box)
+    found = {}
+    for frame, people in truth.items():
+        boxes = np.array(reported.get(frame, []), np.float32).reshape(-1, 4)
+        overlap = iou_matrix(people, boxes) if len(boxes) and len(people) else np.zeros((len(people), 0))
+        hits = 0
+        while overlap.size and overlap.max() >= iou:
+            i, j = np.unravel_index(int(overlap.argmax()), overlap.shape)
+            overlap[i, :], overlap[:, j] = -1, -1
+            hits += 1
+        found[frame] = hits
+    held = [f for f in truth if VTEST_HELD_OUT[0] <= f <= VTEST_HELD_OUT[1]]
+    total, held_total = sum(len(truth[f]) for f in truth), sum(len(truth[f]) for f in held)
+    return {
+        "hand_box_recall": round(sum(found.values()) / total, 3),
+        "hand_box_recall_held_out": round(sum(found[f] for f in held) / held_total, 3) if held_total else None,
+    }
+
+
 def stats(tracks: dict[int, Track], frames: int) -> dict:
     lives = np.array([len(seen) for seen in tracks.values()])
     return {
@@ -191,6 +222,8 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"no labelled clip in {args.labels}: identity errors not counted (python benchmarks/real_dev.py builds it)"
         )
+    hand = json.loads(HAND_BOXES.read_text(encoding="utf-8"))["frames"]
+    truth = {int(k): np.array(v, np.float32).reshape(-1, 4) for k, v in hand.items()}
     predictor = Predictor(args.model, num_threads=args.threads)
     rows = []
     for name in args.detectors.split(","):
@@ -201,6 +234,7 @@ def main(argv: list[str] | None = None) -> None:
                 "detector": name,
                 "detect_every": every,
                 **stats(tracks, len(frames)),
+                **hand_box_recall(tracks, truth),
                 **(identity_errors(tracks, tracklets) if tracklets else {}),
             }
             rows.append(row)
@@ -208,7 +242,8 @@ def main(argv: list[str] | None = None) -> None:
             print(
                 f"{name:14s} every {every}: {row['ids']:3d} IDs, median life {row['median_life']:5.1f} frames, "
                 f"{row['short']:2d} short, "
-                f"{row['renamed']:2d} renamed, {row['people_per_frame']:.2f} people/frame{errors}",
+                f"{row['renamed']:2d} renamed, {row['people_per_frame']:.2f} people/frame{errors}, "
+                f"hand-boxed found {row['hand_box_recall']:.2f} (held-out {row['hand_box_recall_held_out']:.2f})",
                 flush=True,
             )
             if args.sheet and len(rows) == 1:
