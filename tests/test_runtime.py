@@ -225,6 +225,29 @@ def test_small_students_run_one_intra_op_thread_per_call(tmp_path):
     assert intra(Predictor(large, num_threads=2)) == 2
 
 
+@pytest.mark.parametrize(
+    "value, allow, stop", [(None, "0", None), ("0", "0", None), ("run", "1", "1"), ("1", "1", None), ("ON", "1", None)]
+)
+def test_spinning_setting_reaches_every_session(monkeypatch, value, allow, stop):
+    """OKDHP_EDGE_ORT_SPINNING: off by default, "run" spins inside a run and stops at its end."""
+    from okdhp_edge.runtime.backends.onnx_session import SPINNING_ENV
+
+    if value is None:
+        monkeypatch.delenv(SPINNING_ENV, raising=False)
+    else:
+        monkeypatch.setenv(SPINNING_ENV, value)
+    options = Predictor("real-tiny", num_threads=1).backend.model.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == allow
+    if stop is None:
+        with pytest.raises(RuntimeError):  # never set
+            options.get_session_config_entry("session.force_spinning_stop")
+    else:
+        assert options.get_session_config_entry("session.force_spinning_stop") == stop
+    monkeypatch.setenv(SPINNING_ENV, "sometimes")
+    with pytest.raises(ValueError, match="OKDHP_EDGE_ORT_SPINNING='sometimes': valid values are 0"):
+        Predictor("real-tiny", num_threads=1)
+
+
 def test_colour_order_and_channel_conversions(predictors):
     predictor = predictors["onnx"]
     frame = person_frame(seed=7)

@@ -7,8 +7,8 @@ onnxruntime's load failures into a ModelFileError that names the file and the fi
 Spinning: after a run, ONNX Runtime's intra-op threads busy-wait for the next one by default. A
 pose network and a detector alternate on the same cores (PoseTracker), so one session's spinning
 threads take the cores the other needs; spinning is off by default, measured in docs/runtime.md
-(Threads). OKDHP_EDGE_ORT_SPINNING=1 turns it back on for every session opened afterwards, for a
-process that runs one model alone and can spare the cores.
+(Threads). OKDHP_EDGE_ORT_SPINNING, read when a session opens: "0" off (the default), "run" spin
+inside a run and stop at its end (faster on cores nothing else needs, slower on busy ones), "1" on.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ ORT_DTYPES = {
     "tensor(uint8)": "uint8",
 }
 SPINNING_ENV = "OKDHP_EDGE_ORT_SPINNING"
+SPINNING_VALUES = {"0": "off", "off": "off", "run": "run", "1": "on", "on": "on"}
 # a provider name, or (name, options) as InferenceSession takes it
 Provider = Union[str, Tuple[str, Dict[str, object]]]
 
@@ -81,9 +82,14 @@ def select_providers(device: str, available: list[str], quantized: bool = False)
     return [p for p in wanted if p in available]
 
 
-def spinning() -> bool:
-    """Whether new sessions let idle intra-op threads spin: off unless OKDHP_EDGE_ORT_SPINNING=1."""
-    return os.environ.get(SPINNING_ENV, "0").strip() == "1"
+def spinning() -> str:
+    """How new sessions' idle intra-op threads wait, from OKDHP_EDGE_ORT_SPINNING: "off" (unset or
+    "0"), "run" (spin while a run lasts, stop at its end) or "on" ("1"); ValueError otherwise."""
+    value = os.environ.get(SPINNING_ENV, "0").strip().lower()
+    mode = SPINNING_VALUES.get(value)
+    if mode is None:
+        raise ValueError(f"{SPINNING_ENV}={value!r}: valid values are 0 (off, the default), run, 1 (on)")
+    return mode
 
 
 def open_session(path: Path, providers: Sequence[Provider], num_threads: int | None, fix: str) -> Any:
@@ -94,7 +100,10 @@ def open_session(path: Path, providers: Sequence[Provider], num_threads: int | N
     # CPU-only sessions log errors only; with an accelerator, ONNX Runtime's warnings (nodes left to
     # the CPU, a provider that failed to load) are what the user needs to see.
     options.log_severity_level = 3 if list(providers) == ["CPUExecutionProvider"] else 2
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning() else "0")
+    mode = spinning()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0" if mode == "off" else "1")
+    if mode == "run":
+        options.add_session_config_entry("session.force_spinning_stop", "1")
     if num_threads:
         options.intra_op_num_threads = int(num_threads)
         options.inter_op_num_threads = 1
