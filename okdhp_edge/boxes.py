@@ -29,6 +29,7 @@ __all__ = [
     "box_intersections",
     "clip_boxes",
     "clip_to_image",
+    "inside_bigger",
     "iou_matrix",
     "keypoint_similarity",
     "nms",
@@ -58,6 +59,20 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = box_intersections(a, b)
     union = box_areas(a)[:, None] + box_areas(b)[None, :] - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def inside_bigger(boxes: np.ndarray, scores: np.ndarray, share: float, inside: float = 0.8) -> np.ndarray:
+    """(N,) bool: boxes with at least `inside` of their area within another box that scores as
+    high and is at least 1 / `share` times larger: a face or an eye of a person already found."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, np.float64).reshape(-1)
+    area = box_areas(boxes)
+    within = box_intersections(boxes, boxes) >= inside * area[:, None]
+    small = area[:, None] <= share * area[None, :]
+    higher = scores[None, :] >= scores[:, None]
+    part = within & small & higher
+    np.fill_diagonal(part, False)
+    return part.any(axis=1)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, max_keep: int | None = None) -> np.ndarray:

@@ -281,6 +281,53 @@ def test_zoom_out_adds_a_run_on_the_frame_made_smaller(tiny):
             Detector(tiny["v8"], zoom_out=bad)
 
 
+def export_fixed_boxes(path: Path, rows: list[list[float]]) -> Path:
+    """A network whose v8-layout output is always `rows` (cx, cy, w, h, person score), padded to 8
+    anchors with empty rows: what the detector's post-processing makes of given boxes."""
+    import torch
+
+    table = np.zeros((5, 8), np.float32)
+    table[:, : len(rows)] = np.asarray(rows, np.float32).T
+
+    class Fixed(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("table", torch.from_numpy(table)[None])
+
+        def forward(self, x):
+            return self.table + 0.0 * x.mean()
+
+    with contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
+        program = torch.onnx.export(Fixed().eval(), (torch.zeros(1, 3, SIZE, SIZE),), dynamo=True, verbose=False)
+    program.save(str(path))
+    return path
+
+
+def test_a_face_sized_box_inside_a_person_found_is_dropped(tmp_path):
+    """A 8x8 box 80 % inside a 48x48 one that scores higher is a part of that person (1/36 of its
+    area); one scoring higher than the big box, or outside it, stays; part_share=0 keeps all."""
+    person, face, better, outside = [32, 32, 48, 48, 0.9], [28, 24, 8, 8, 0.8], [36, 36, 8, 8, 0.95], [4, 60, 8, 8, 0.7]
+    model = export_fixed_boxes(tmp_path / "fixed.onnx", [person, face, better, outside])
+    frame = np.zeros((64, 64, 3), np.uint8)
+    kept = Detector(model, num_threads=1, iou_threshold=1.0).detect(frame)
+    np.testing.assert_allclose(kept[:, 4], [0.95, 0.9, 0.7], atol=1e-6)
+    every = Detector(model, num_threads=1, iou_threshold=1.0, part_share=0).detect(frame)
+    np.testing.assert_allclose(every[:, 4], [0.95, 0.9, 0.8, 0.7], atol=1e-6)
+    with pytest.raises(ValueError, match="part_share must be in"):
+        Detector(model, part_share=1.0)
+
+
+def test_inside_bigger_needs_small_enclosed_and_outscored():
+    from okdhp_edge.boxes import inside_bigger
+
+    boxes = np.array([[0, 0, 40, 40], [10, 10, 18, 18], [36, 36, 44, 44], [10, 10, 30, 30]], np.float32)
+    scores = np.array([0.9, 0.5, 0.5, 0.5])
+    # 8x8 inside: 1/25 of the area, dropped; 8x8 half outside: kept; 20x20 inside: 1/4 of it, kept
+    assert inside_bigger(boxes, scores, 1 / 16).tolist() == [False, True, False, False]
+    lower = np.array([0.4, 0.5, 0.5, 0.5])  # the big box scores below the small one: both stay
+    assert inside_bigger(boxes, lower, 1 / 16).tolist() == [False, False, False, False]
+
+
 def test_shipped_detector_is_in_the_package():
     from okdhp_edge.runtime.detector import SHIPPED_DETECTOR
 

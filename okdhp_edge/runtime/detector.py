@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..boxes import clip_boxes, nms
+from ..boxes import clip_boxes, inside_bigger, nms
 from .detectors.blazepose import BlazePoseModel, is_blazepose
 from .detectors.session import open_raw_model
 from .detectors.yolo import YoloModel
@@ -39,6 +39,7 @@ SHIPPED_DETECTOR = Path(__file__).parent / "detectors" / "okdhp-person.onnx"  # 
 DEFAULT_MODELS = ("okdhp-person", "mediapipe")
 MODEL_NAMES = ("default", *DEFAULT_MODELS)  # what Detector takes by name instead of a file
 MERGE_IOU = 0.5  # boxes of different models overlapping more than this are one person
+PART_SHARE = 1 / 16  # a box this small, 80 % inside one that scores as high, is a part of that person
 
 
 @dataclass
@@ -73,7 +74,8 @@ class Detector:
     tiles (MediaPipe): also run on this many overlapping tile columns, to find smaller people.
     zoom_out (YOLO): also run on the frame this many times smaller (grey all round), where people
     who fill the frame look the size the model learnt best; one NMS over both runs (twice the cost).
-    Needs a model trained with zoomed-out crops (`python -m okdhp_edge.detection --zoom-out`).
+    part_share: a box at most this share of the area of a box that scores at least as high, with
+    80 % of it inside that box, is a part of that person (a face, an eye) and is dropped; 0 keeps all.
     """
 
     def __init__(
@@ -89,7 +91,11 @@ class Detector:
         layout: str = "auto",
         tiles: int = 1,
         zoom_out: float | None = None,
+        part_share: float = PART_SHARE,
     ) -> None:
+        if not 0 <= part_share < 1:
+            raise ValueError(f"part_share must be in [0, 1) (0 keeps every box), got {part_share}")
+        self.part_share = float(part_share)
         paths = resolve_models(model)
         raws = []
         for path in paths:
@@ -147,6 +153,8 @@ class Detector:
         found = np.concatenate([part.detect(image) for part in self.parts])
         if len(self.parts) > 1:
             found = found[nms(found[:, :4], found[:, 4], MERGE_IOU)]
+        if self.part_share:
+            found = found[~inside_bigger(found[:, :4], found[:, 4], self.part_share)]
         found = found[np.argsort(-found[:, 4], kind="stable")]
         limit = max(int(p.config.max_people) for p in self.parts)
         return np.ascontiguousarray(found[:limit], np.float32).reshape(-1, 5)
