@@ -341,7 +341,7 @@ def test_resume_with_another_network_is_refused(run_dir, cache_dir, tmp_path, ca
             str(run_dir / "checkpoint-last.pt"),
         )
     )
-    assert code == 1
+    assert code == 2  # a bad checkpoint is bad input
     assert "differs from this run's" in capsys.readouterr().err
 
 
