@@ -178,8 +178,8 @@ class _Part:
         height, width = image.shape[:2]
         found, done = self.family.candidates(image)
         if self.zoom_out:
-            far, _ = self.family.candidates(image, self.zoom_out)
-            found, done = np.concatenate([found, far]), False
+            zoomed, _ = self.family.candidates(image, self.zoom_out)
+            found, done = np.concatenate([found, zoomed]), False
         found = found[found[:, 4] >= self.config.score_threshold]
         found = clip_boxes(found, width, height)
         if not done:
