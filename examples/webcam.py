@@ -76,6 +76,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--tiles", type=int, default=1, help="MediaPipe's detector: also search N overlapping tile columns (default: 1)"
     )
     parser.add_argument(
+        "--zoom-out",
+        type=float,
+        help="okdhp-person or a YOLO export: also search the frame K times smaller, for people near the camera "
+        "(more false people; docs/runtime.md)",
+    )
+    parser.add_argument(
         "--detect-every", type=int, help="run the detector every N frames (1: every frame; default: 5, or --config's)"
     )
     parser.add_argument("--max-people", type=int, help="the most people tracked at once (default: 8, or --config's)")
@@ -163,7 +169,8 @@ def open_detector(args: argparse.Namespace) -> Detector | None:
     if args.detector == "none":
         return None
     named = args.detector in MODEL_NAMES  # the shipped and fetched detectors run on the CPU
-    return Detector(args.detector, device="cpu" if named else args.device, num_threads=args.threads, tiles=args.tiles)
+    device = "cpu" if named else args.device
+    return Detector(args.detector, device=device, num_threads=args.threads, tiles=args.tiles, zoom_out=args.zoom_out)
 
 
 def tracker_config(args: argparse.Namespace) -> TrackerConfig:

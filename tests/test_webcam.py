@@ -100,6 +100,14 @@ def test_webcam_with_a_detector_tracks_people(model, tmp_path):
     assert "nope.onnx: model file not found" in missing.stderr and "Traceback" not in missing.stderr
 
 
+def test_webcam_zoom_out_searches_near_people_too(model, media):
+    clip, common = media / "vtest.avi", ["--detector", "okdhp-person", "--max-frames", "3", "--no-show"]
+    near = run(WEBCAM, "--model", str(model), *common, "--zoom-out", "4", "--source", str(clip))
+    assert near.returncode == 0 and near.stdout.startswith("3 frames"), near.stderr
+    bad = run(WEBCAM, "--model", str(model), *common, "--zoom-out", "0.5", "--source", str(clip))
+    assert bad.returncode == 2 and "zoom_out=0.5: needs a number > 1" in bad.stderr, bad.stderr
+
+
 def test_webcam_default_detector_on_real_footage(model, media, tmp_path):
     clip = media / "vtest.avi"
     from okdhp_edge.runtime import BackendUnavailableError, Detector, FetchError
