@@ -34,7 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from footage import footage_dir
-from real_scenes import MANIFEST, OUT, USES, build
+from real_scenes import MANIFEST, OUT, USES, VTEST_BOXES, build, detector_models, vtest_people
 
 from okdhp_edge.boxes import box_areas, box_intersections, iou_matrix
 from okdhp_edge.data.teachers.coco_detector import BoxTeacher
@@ -42,7 +42,6 @@ from okdhp_edge.runtime import Detector
 from okdhp_edge.runtime.detector import DEFAULT_MODELS
 
 HERE = Path(__file__).parent
-VTEST_LABELS = HERE / "data" / "vtest_people.json"
 IOU = 0.5  # a detection finds a person at this IoU (VOC's, COCO's AP50)
 FACE_SHARE = 1 / 16  # a face's share of a standing person's box: about 1/8 of the height x 1/2 of the width
 INSIDE = 0.8  # share of a small box's area within another box for it to count as inside
@@ -297,20 +296,18 @@ def main(argv: list[str] | None = None) -> None:
         build(args.dev_set)
     manifest, dev = load_dev_set(args.dev_set)
     images = {f.name: cv2.imread(str(f.image), cv2.IMREAD_COLOR) for f in dev}
-    labels = json.loads(VTEST_LABELS.read_text(encoding="utf-8"))
-    vtest_truth = {int(k): np.array(v, np.float32).reshape(-1, 4) for k, v in labels["frames"].items()}
+    vtest_truth = vtest_people()
     vtest = read_vtest(footage_dir() / "vtest.avi", set(vtest_truth))
 
     names = [n for n in args.detectors.split(",") if n]
-    models = {n: None if n == "default" else n.split("+") if "+" in n else n for n in names}
     detectors = {
         (f"{' + '.join(DEFAULT_MODELS)} (default)" if n == "default" else n): Detector(
-            models[n], num_threads=args.threads
+            detector_models(n), num_threads=args.threads
         )
         for n in names
     }
     detectors |= {
-        f"{n} zoom_out={k}": Detector(models[n], num_threads=args.threads, zoom_out=float(k))
+        f"{n} zoom_out={k}": Detector(detector_models(n), num_threads=args.threads, zoom_out=float(k))
         for k in args.zoom_out.split(",")
         if k
         for n in names
@@ -352,8 +349,8 @@ def main(argv: list[str] | None = None) -> None:
                     },
                 },
                 "vtest": {
-                    "footage": labels["source"],
-                    "labels": str(VTEST_LABELS.relative_to(HERE.parent)),
+                    "footage": json.loads(VTEST_BOXES.read_text(encoding="utf-8"))["source"],
+                    "labels": str(VTEST_BOXES.relative_to(HERE.parent)),
                     "held_out_frames": "430-763",
                 },
                 "scoring": {"iou": IOU, "face_share": FACE_SHARE, "inside": INSIDE},

@@ -471,6 +471,17 @@ def score_on_detections(models: dict, detectors: dict, out: Path = OUT) -> dict:
     return rows
 
 
+def vtest_people() -> dict[int, np.ndarray]:
+    """vtest.avi's hand-boxed people: frame -> (N, 4) xyxy boxes."""
+    frames = json.loads(VTEST_BOXES.read_text(encoding="utf-8"))["frames"]
+    return {int(k): np.asarray(v, np.float32).reshape(-1, 4) for k, v in frames.items()}
+
+
+def detector_models(spec: str) -> list[str] | None:
+    """A benchmark's detector spelling -> Detector's `model`: 'default', or names and files joined by '+'."""
+    return None if spec == "default" else spec.split("+")
+
+
 def open_detectors(items: list[str], threads: int, parser: argparse.ArgumentParser) -> dict:
     """--detector NAME=MODELS[@K] -> {NAME: Detector}: MODELS as Detector takes them ('default', a name, a
     file; A+B merges), K its zoom_out."""
@@ -482,11 +493,7 @@ def open_detectors(items: list[str], threads: int, parser: argparse.ArgumentPars
         models, _, zoom = spec.partition("@")
         if not sep or not name or not models:
             parser.error(f"--detector {item!r}: write NAME=MODELS or NAME=MODELS@ZOOM_OUT")
-        detectors[name] = Detector(
-            None if models == "default" else models.split("+"),
-            num_threads=threads,
-            zoom_out=float(zoom) if zoom else None,
-        )
+        detectors[name] = Detector(detector_models(models), num_threads=threads, zoom_out=float(zoom) if zoom else None)
     return detectors
 
 

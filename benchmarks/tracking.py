@@ -32,13 +32,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 from footage import LABELLED_CLIP, footage_dir, read_clip
+from real_scenes import vtest_people
 
 from okdhp_edge.boxes import iou_matrix
 from okdhp_edge.runtime import Detector, PoseTracker, Predictor, TrackerConfig
 
 HERE = Path(__file__).parent
 Track = list[tuple[int, np.ndarray]]  # (frame, xyxy box) for each frame the ID is reported
-HAND_BOXES = HERE / "data" / "vtest_people.json"  # 20 frames boxed by hand, 127 people
 HAND_BOX_IOU = 0.3  # a track's box hugs its keypoints, a hand box the whole body: matched at 0.3
 VTEST_HELD_OUT = (430, 763)  # the frames no shipped model trained on (person_detectors.py's split)
 
@@ -222,8 +222,7 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"no labelled clip in {args.labels}: identity errors not counted (python benchmarks/real_dev.py builds it)"
         )
-    hand = json.loads(HAND_BOXES.read_text(encoding="utf-8"))["frames"]
-    truth = {int(k): np.array(v, np.float32).reshape(-1, 4) for k, v in hand.items()}
+    truth = vtest_people()  # 20 frames boxed by hand, 127 people
     predictor = Predictor(args.model, num_threads=args.threads)
     rows = []
     for name in args.detectors.split(","):
