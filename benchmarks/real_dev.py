@@ -34,7 +34,7 @@ import numpy as np
 from footage import LABELLED_CLIP, footage_dir
 
 from okdhp_edge.data import DatasetError, build_dataset
-from okdhp_edge.data.label import LabelConfig, label, open_teacher
+from okdhp_edge.data.label import LabelConfig, label, open_teacher, teacher_regions
 from okdhp_edge.data.label_filter import flip_back, mirror_boxes
 from okdhp_edge.eval import Evaluator
 from okdhp_edge.runtime.landmarker import BlazePoseLandmarker, LandmarkerConfig
@@ -65,14 +65,16 @@ def ensure_dev_set(out: Path, threads: int | None) -> Path:
 
 
 class Mirrored:
-    """A pose model run on the mirrored frame, answered in the frame's own coordinates."""
+    """The teacher run on the mirrored frame, answered in the frame's own coordinates: its own
+    consistency, the ceiling. It gets the regions the labeller gives it (teacher_regions)."""
 
     def __init__(self, model) -> None:
         self.model, self.skeleton = model, model.skeleton
 
     def predict(self, image: np.ndarray, boxes: np.ndarray):
-        width = image.shape[1]
-        result = self.model.predict(np.ascontiguousarray(image[:, ::-1]), mirror_boxes(boxes, width))
+        height, width = image.shape[:2]
+        regions = teacher_regions(boxes, height, LabelConfig().cut_body_widths)
+        result = self.model.predict(np.ascontiguousarray(image[:, ::-1]), mirror_boxes(regions, width))
         flip = list(self.skeleton.flip_index)
         return replace(
             result,

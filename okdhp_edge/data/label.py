@@ -40,6 +40,7 @@ __all__ = [
     "open_teacher",
     "prepare_out",
     "read_progress",
+    "teacher_regions",
     "write_coco",
 ]
 
@@ -55,11 +56,16 @@ class LabelConfig:
     val_fraction: float = 0.1  # the last part of each source goes to the val split
     val_gap: int = 30  # video frames skipped between a source's train and val parts (no near-duplicates)
     jpeg_quality: int = 95
+    # a person the frame's bottom edge cuts is given to the teacher as a region this many box widths
+    # tall, reaching past the frame (0: the visible box): see teacher_regions
+    cut_body_widths: float = 3.0
     filter: FilterConfig = field(default_factory=FilterConfig)
 
     def __post_init__(self) -> None:
         if self.every < 1:
             raise ValueError(f"every must be >= 1, got {self.every}")
+        if self.cut_body_widths < 0:
+            raise ValueError(f"cut_body_widths must be >= 0, got {self.cut_body_widths}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
 
@@ -116,6 +122,21 @@ def _describe(detector: Any) -> str:
     return repr(detector)  # a Detector's repr names every model, its thresholds and MediaPipe's tiles
 
 
+def teacher_regions(boxes: np.ndarray, height: int, body_widths: float) -> np.ndarray:
+    """The regions the teacher is run on: each box, except that a box reaching the frame's bottom
+    edge (a body the frame cuts: head and shoulders near the camera, legs below the frame) is
+    extended down to `body_widths` times its width, past the frame, as MediaPipe's detector
+    extrapolates the whole body. BlazePose given only the visible part squeezes a whole body into
+    it (a close-up's shoulders land on the jaw); 0 keeps the boxes."""
+    regions = np.array(boxes, np.float32).reshape(-1, 4)
+    if body_widths > 0:
+        cut = regions[:, 3] >= height - 2
+        regions[cut, 3] = np.maximum(
+            regions[cut, 3], regions[cut, 1] + body_widths * (regions[cut, 2] - regions[cut, 0])
+        )
+    return regions
+
+
 class _Labeller:
     """One labelling run: the teacher on each frame and its mirror, filtered, written as it goes."""
 
@@ -133,14 +154,17 @@ class _Labeller:
             if self.detector is not None
             else np.array([[0, 0, width - 1, height - 1]], np.float32)
         )
-        result = self.teacher.predict(image, boxes)
+        regions = teacher_regions(boxes, height, self.config.cut_body_widths)
+        result = self.teacher.predict(image, regions)
         flipped = (
-            self.teacher.predict(np.ascontiguousarray(image[:, ::-1]), mirror_boxes(boxes, width))
+            self.teacher.predict(np.ascontiguousarray(image[:, ::-1]), mirror_boxes(regions, width))
             if len(boxes)
             else result
         )
         neighbours = [
-            self.teacher.predict(other, boxes).keypoints.astype(np.float64) for other in frame.neighbours if len(boxes)
+            self.teacher.predict(other, regions).keypoints.astype(np.float64)
+            for other in frame.neighbours
+            if len(boxes)
         ]
         return {
             "keypoints": result.keypoints.astype(np.float64),
@@ -162,6 +186,7 @@ class _Labeller:
             pred["neighbours"],
             self.sigmas,
             self.config.filter,
+            (frame.image.shape[1], frame.image.shape[0]),
         )
         people, dropped = [], Counter()
         for i, box in enumerate(pred["boxes"]):

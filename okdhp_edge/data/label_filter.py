@@ -5,7 +5,8 @@ one frame, the teacher's jitter is what is caught). Pure numpy, so the rules are
 Agreement between two predictions of one keypoint is COCO's per-keypoint similarity
 (okdhp_edge.boxes.keypoint_similarity), exp(-d^2 / (2 s^2 (2 sigma)^2)) with s^2 the person box's
 area and sigma the keypoint's OKS constant: a tolerance that grows with the person and is tighter
-on the face than on the hips.
+on the face than on the hips. A keypoint the teacher puts well outside the frame (the elbows below
+a close-up) is a guess, not a label.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ..boxes import box_areas, keypoint_similarity
 __all__ = ["DROP_REASONS", "FilterConfig", "flip_back", "follow", "judge", "mirror_boxes"]
 
 # why a keypoint was dropped, checked in this order
-DROP_REASONS = ("low_score", "flip", "temporal")
+DROP_REASONS = ("low_score", "flip", "temporal", "outside")
 
 
 @dataclass
@@ -30,6 +31,7 @@ class FilterConfig:
     flip_agreement: float = 0.5  # similarity with the teacher's answer on the mirrored frame
     temporal_agreement: float = 0.5  # similarity with the teacher on each adjacent video frame
     min_keypoints: int = 3  # fewer kept keypoints: the person becomes an ignore entry (num_keypoints 0)
+    outside_margin: float = 0.05  # a keypoint farther outside the frame than this share of its height is dropped
 
     def __post_init__(self) -> None:
         for name in ("flip_agreement", "temporal_agreement"):
@@ -37,6 +39,8 @@ class FilterConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.min_keypoints < 1:
             raise ValueError(f"min_keypoints must be >= 1, got {self.min_keypoints}")
+        if self.outside_margin < 0:
+            raise ValueError(f"outside_margin must be >= 0, got {self.outside_margin}")
 
 
 def mirror_boxes(boxes: np.ndarray, width: int) -> np.ndarray:
@@ -69,30 +73,32 @@ def judge(
     neighbours: list[np.ndarray],
     sigmas: np.ndarray,
     config: FilterConfig,
+    frame_size: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Keep-mask (N, K) and drop reason per keypoint (N, K; -1 kept, else an index into DROP_REASONS).
 
     flipped: the teacher's (N, K, 2) keypoints on the mirrored frame, already `flip_back`-ed.
     neighbours: the teacher's (N, K, 2) keypoints for the same boxes on the adjacent frames of a
     video (empty for images); the temporal test needs agreement with every one of them, after
-    `follow` takes out the person's own movement.
+    `follow` takes out the person's own movement. frame_size: (width, height) for the outside test.
     """
     area = box_areas(boxes)
     checks = [
-        np.asarray(scores) >= config.min_score,
-        keypoint_similarity(keypoints, flipped, area, sigmas) >= config.flip_agreement,
+        (0, np.asarray(scores) >= config.min_score),
+        (1, keypoint_similarity(keypoints, flipped, area, sigmas) >= config.flip_agreement),
     ]
     if neighbours:
-        checks.append(
-            np.all(
-                [
-                    keypoint_similarity(keypoints, follow(keypoints, other), area, sigmas) >= config.temporal_agreement
-                    for other in neighbours
-                ],
-                axis=0,
-            )
-        )
+        agree = [
+            keypoint_similarity(keypoints, follow(keypoints, other), area, sigmas) >= config.temporal_agreement
+            for other in neighbours
+        ]
+        checks.append((2, np.all(agree, axis=0)))
+    if frame_size is not None:
+        width, height = frame_size
+        margin = config.outside_margin * height
+        x, y = np.asarray(keypoints)[..., 0], np.asarray(keypoints)[..., 1]
+        checks.append((3, (x >= -margin) & (x <= width - 1 + margin) & (y >= -margin) & (y <= height - 1 + margin)))
     reason = np.full(np.asarray(scores).shape, -1)
-    for r, passed in reversed(list(enumerate(checks))):
+    for r, passed in reversed(checks):
         reason[~passed] = r
     return reason == -1, reason

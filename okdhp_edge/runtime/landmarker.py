@@ -25,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..boxes import clip_to_image
 from ..skeleton import COCO17, Skeleton
 from .backends.base import RawModel
 from .detectors.session import open_raw_model
@@ -204,18 +205,20 @@ class BlazePoseLandmarker:
         self, image: np.ndarray, boxes: np.ndarray | None = None, rgb: bool = False, flip_test: bool = False
     ) -> PoseResult:
         """COCO-17 poses for the people in `boxes` (N x 4 xyxy; None: the whole image); called like
-        Predictor.predict, so it can drive PoseTracker. MediaPipe has no flip test: flip_test=True is an error."""
+        Predictor.predict, so it can drive PoseTracker. MediaPipe has no flip test: flip_test=True is an error.
+        A box may run past the image's edges (a body the frame cuts, extrapolated as MediaPipe's detector
+        does): its region is taken as given and padded; the result's boxes are clipped to the image."""
         if flip_test:
             raise ValueError(
                 "BlazePoseLandmarker has no flip test (MediaPipe runs each region once); use flip_test=False"
             )
         t0 = time.perf_counter()
         image = check_image(image)
-        boxes = check_boxes(boxes, image.shape[1], image.shape[0])
+        regions = check_boxes(boxes, image.shape[1], image.shape[0], clip=False)
         image_rgb = image if rgb else image[..., ::-1]
-        points = np.zeros((len(boxes), BODY, 2))
-        scores = np.zeros((len(boxes), BODY))
-        for n, roi in enumerate(square_roi(boxes, self.config.scale)):
+        points = np.zeros((len(regions), BODY, 2))
+        scores = np.zeros((len(regions), BODY))
+        for n, roi in enumerate(square_roi(regions, self.config.scale)):
             landmarks, visibility, flag = self._run(image_rgb, roi)
             if self.config.refine_roi and flag >= self.config.min_presence:
                 second = self._run(image_rgb, roi_from_auxiliary(landmarks[BODY : BODY + 2], self.config.scale))
@@ -226,6 +229,7 @@ class BlazePoseLandmarker:
         keypoints, kept = to_coco17(points, scores)
         t1 = time.perf_counter()
         self._local.times = StageTimes(0.0, t1 - t0, 0.0)
+        boxes = clip_to_image(regions, image.shape[1], image.shape[0]).astype(np.float32)
         return PoseResult(keypoints.astype(np.float32), kept.astype(np.float32), boxes, COCO17.keypoints, COCO17.limbs)
 
     def segment(self, image: np.ndarray, boxes: np.ndarray | None = None, rgb: bool = False) -> np.ndarray:
@@ -235,11 +239,11 @@ class BlazePoseLandmarker:
         if self._segmentation is None:
             raise ModelFileError(f"{self.model_path}: has no (1, 256, 256, 1) segmentation output")
         image = check_image(image)
-        boxes = check_boxes(boxes, image.shape[1], image.shape[0])
+        regions = check_boxes(boxes, image.shape[1], image.shape[0], clip=False)
         image_rgb = image if rgb else image[..., ::-1]
         height, width = image.shape[:2]
-        masks = np.zeros((len(boxes), height, width), np.float32)
-        for n, roi in enumerate(square_roi(boxes, self.config.scale)):
+        masks = np.zeros((len(regions), height, width), np.float32)
+        for n, roi in enumerate(square_roi(regions, self.config.scale)):
             landmarks, _, flag, logits = self._run(image_rgb, roi, with_mask=True)
             if self.config.refine_roi and flag >= self.config.min_presence:
                 second_roi = roi_from_auxiliary(landmarks[BODY : BODY + 2], self.config.scale)

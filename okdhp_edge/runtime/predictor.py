@@ -217,12 +217,14 @@ def check_image(image: object) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def check_boxes(boxes: object, width: int, height: int) -> np.ndarray:
+def check_boxes(boxes: object, width: int, height: int, clip: bool = True) -> np.ndarray:
     """Validate xyxy boxes and clip them to the image; returns (N, 4) float32.
 
     None -> the whole image. A (4,) box is one person; (0, 4) means nobody. Boxes are clipped to
     [0, width - 1] x [0, height - 1]; non-finite or inverted boxes, and boxes with less than one
     pixel of width or height left after clipping (entirely outside the image), raise InputError.
+    clip=False checks the same but returns the boxes as given: regions that may run past the
+    image's edges, as MediaPipe's landmark model takes them (the warp pads them).
     """
     if boxes is None:
         return np.array([[0.0, 0.0, width - 1.0, height - 1.0]], np.float32)
@@ -253,4 +255,4 @@ def check_boxes(boxes: object, width: int, height: int) -> np.ndarray:
             f"box(es) {empty.tolist()} are degenerate or outside the {width}x{height} image "
             f"(less than 1 pixel wide or high after clipping): {arr[empty[0]].tolist()}; drop them before predict"
         )
-    return clipped.astype(np.float32)
+    return (clipped if clip else arr).astype(np.float32)
