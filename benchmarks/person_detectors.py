@@ -34,7 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from footage import footage_dir
-from real_scenes import MANIFEST, OUT, USES, VTEST_BOXES, build, detector_models, vtest_people
+from real_scenes import MANIFEST, OUT, USES, VTEST_BOXES, build, detector_models, vtest_held_out, vtest_people
 
 from okdhp_edge.boxes import box_areas, box_intersections, iou_matrix
 from okdhp_edge.data.teachers.coco_detector import BoxTeacher
@@ -199,7 +199,7 @@ def evaluate(
         },
         "vtest": {
             "all_frames": summarize([(vtest_found[k], vtest_truth[k]) for k in keys]),
-            "held_out_frames": summarize([(vtest_found[k], vtest_truth[k]) for k in keys[len(keys) // 2 :]]),
+            "held_out_frames": summarize([(vtest_found[k], vtest_truth[k]) for k in vtest_held_out(vtest_truth)]),
         },
         "boxes": {name: np.round(boxes, 2).tolist() for name, boxes in found.items()},
     }

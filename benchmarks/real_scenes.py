@@ -473,6 +473,12 @@ def vtest_people() -> dict[int, np.ndarray]:
     return {int(k): np.asarray(v, np.float32).reshape(-1, 4) for k, v in frames.items()}
 
 
+def vtest_held_out(people: dict[int, np.ndarray]) -> list[int]:
+    """The hand-boxed vtest frames no shipped model trained on: the later half (430-763)."""
+    frames = sorted(people)
+    return frames[len(frames) // 2 :]
+
+
 def detector_models(spec: str) -> list[str] | None:
     """A benchmark's detector spelling -> Detector's `model`: 'default', or names and files joined by '+'."""
     return None if spec == "default" else spec.split("+")

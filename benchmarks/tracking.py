@@ -32,7 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from footage import LABELLED_CLIP, footage_dir, read_clip
-from real_scenes import vtest_people
+from real_scenes import vtest_held_out, vtest_people
 
 from okdhp_edge.boxes import iou_matrix
 from okdhp_edge.runtime import Detector, PoseTracker, Predictor, TrackerConfig
@@ -40,7 +40,6 @@ from okdhp_edge.runtime import Detector, PoseTracker, Predictor, TrackerConfig
 HERE = Path(__file__).parent
 Track = list[tuple[int, np.ndarray]]  # (frame, xyxy box) for each frame the ID is reported
 HAND_BOX_IOU = 0.3  # a track's box hugs its keypoints, a hand box the whole body: matched at 0.3
-VTEST_HELD_OUT = (430, 763)  # the frames no shipped model trained on (person_detectors.py's split)
 
 
 def run(frames: list[np.ndarray], predictor: Predictor, detector: Detector, every: int) -> dict[int, Track]:
@@ -152,7 +151,7 @@ def hand_box_recall(tracks: dict[int, Track], truth: dict[int, np.ndarray], iou:
             overlap[i, :], overlap[:, j] = -1, -1
             hits += 1
         found[frame] = hits
-    held = [f for f in truth if VTEST_HELD_OUT[0] <= f <= VTEST_HELD_OUT[1]]
+    held = vtest_held_out(truth)
     total, held_total = sum(len(truth[f]) for f in truth), sum(len(truth[f]) for f in held)
     return {
         "hand_box_recall": round(sum(found.values()) / total, 3),
