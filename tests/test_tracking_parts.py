@@ -193,6 +193,15 @@ def test_a_detection_replaces_the_crop_it_overlaps_and_newcomers_fill_up_to_max_
     assert merged.boxes.tolist() == [[105, 100, 155, 300], [400, 100, 450, 300], [200, 100, 250, 300]]
     assert merged.fresh.tolist() == [True, False, True]
     assert merged.scores[[0, 2]].tolist() == pytest.approx([0.9, 0.8]) and np.isnan(merged.scores[1])
+    # a near person's crop drifted onto the face: inside the next detection, overlapping it too little
+    face = Crops.tracked(np.array([[190, 130, 265, 270]], np.float32))
+    body = detections(np.array([[20, 140, 385, 299, 0.8]]), 400, 300)
+    assert merge_detections(face, body, replace_iou=0.3, max_people=3, replace_inside=0.8).boxes.tolist() == [
+        [20, 140, 385, 299]
+    ]
+    assert len(merge_detections(face, body, replace_iou=0.3, max_people=3, replace_inside=1.0).boxes) == 2
+    beside = Crops.tracked(np.array([[300, 130, 420, 299]], np.float32))  # half outside the detection: another person
+    assert len(merge_detections(beside, body, replace_iou=0.3, max_people=3, replace_inside=0.8).boxes) == 2
     assert np.isnan(detections(np.array([[0, 0, 700, 500]]), 640, 480)[0, 4])  # no score column: NaN
     assert detections(np.array([[0, 0, 700, 500]]), 640, 480)[0, :4].tolist() == [0, 0, 639, 479]
     with pytest.raises(InputError, match=r"expects \(N, 4\+\) boxes"):

@@ -146,7 +146,8 @@ class PoseTracker:
             return crops if len(crops) else Crops.whole_frame(width, height)
         self.schedule.ran()
         found = detections(self.detector(frame), width, height)
-        return merge_detections(crops, found, self.config.replace_iou, self.config.max_people)
+        config = self.config
+        return merge_detections(crops, found, config.replace_iou, config.max_people, config.replace_inside)
 
     def _poses(self, frame: np.ndarray, crops: Crops, rgb: bool) -> list[Pose]:
         """The poses found in `crops`, lost ones dropped, duplicates merged; settles the thresholds."""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from ...boxes import clip_boxes, iou_matrix
+from ...boxes import box_areas, box_intersections, clip_boxes, iou_matrix
 from ..errors import InputError
 from ..tracker_config import TrackerConfig
 
@@ -95,17 +95,26 @@ def detections(found: np.ndarray, width: int, height: int) -> np.ndarray:
     return clip_boxes(found[np.isfinite(found[:, :4]).all(axis=1)], width, height)
 
 
-def merge_detections(crops: Crops, found: np.ndarray, replace_iou: float, max_people: int) -> Crops:
+def merge_detections(
+    crops: Crops, found: np.ndarray, replace_iou: float, max_people: int, replace_inside: float = 1.0
+) -> Crops:
     """Tracked crops with (N, 5) detections merged in: a detection overlapping a crop at least
-    `replace_iou` replaces it (one detection per crop), the others are added up to `max_people` crops."""
+    `replace_iou`, or covering at least `replace_inside` of a crop, replaces it (one detection per
+    crop), the others are added up to `max_people` crops. The second rule keeps one near person
+    one person: between detections their crop can drift onto the face, inside their next
+    detection but overlapping it too little, which would start a second track there."""
     boxes, fresh, scores = crops.boxes.copy(), crops.fresh.copy(), crops.scores.copy()
     extra = []
     overlap = iou_matrix(found[:, :4], boxes)
+    inside = box_intersections(found[:, :4], boxes) / np.maximum(box_areas(boxes), 1.0)[None, :]
     for i in range(len(found)):
         j = int(overlap[i].argmax()) if overlap.shape[1] else -1
+        if j >= 0 and overlap[i, j] < replace_iou and inside[i].max() >= replace_inside:
+            j = int(inside[i].argmax())
+            overlap[i, j] = 1.0
         if j >= 0 and overlap[i, j] >= replace_iou:
             boxes[j], fresh[j], scores[j] = found[i, :4], True, found[i, 4]
-            overlap[:, j] = -1  # one detection per crop
+            overlap[:, j] = inside[:, j] = -1  # one detection per crop
         else:
             extra.append(found[i])
     added = np.array(extra[: max(max_people - len(boxes), 0)], np.float32).reshape(-1, 5)
