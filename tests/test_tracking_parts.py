@@ -189,7 +189,7 @@ def test_a_detection_replaces_the_crop_it_overlaps_and_newcomers_fill_up_to_max_
     found = detections(
         np.array([[105, 100, 155, 300, 0.9], [200, 100, 250, 300, 0.8], [300, 100, 350, 300, 0.7]]), 640, 480
     )
-    merged = merge_detections(crops, found, replace_iou=0.3, max_people=3)
+    merged = merge_detections(crops, found, replace_iou=0.3, max_people=3, replace_inside=0.8)
     assert merged.boxes.tolist() == [[105, 100, 155, 300], [400, 100, 450, 300], [200, 100, 250, 300]]
     assert merged.fresh.tolist() == [True, False, True]
     assert merged.scores[[0, 2]].tolist() == pytest.approx([0.9, 0.8]) and np.isnan(merged.scores[1])

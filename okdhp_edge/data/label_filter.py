@@ -96,7 +96,8 @@ def judge(
     if frame_size is not None:
         width, height = frame_size
         margin = config.outside_margin * height
-        x, y = np.asarray(keypoints)[..., 0], np.asarray(keypoints)[..., 1]
+        points = np.asarray(keypoints)
+        x, y = points[..., 0], points[..., 1]
         checks.append((3, (x >= -margin) & (x <= width - 1 + margin) & (y >= -margin) & (y <= height - 1 + margin)))
     reason = np.full(np.asarray(scores).shape, -1)
     for r, passed in reversed(checks):

@@ -73,9 +73,7 @@ class TrackerConfig:
     colour_update: float = 0.1  # weight of each new whole-body pose in a track's colours
     duplicate_oks: float = 0.5  # poses more similar than this are one person (OKS-NMS)
     replace_iou: float = 0.3  # a detection overlapping a tracked crop this much replaces the crop
-    replace_inside: float = (
-        0.8  # and one covering this share of a smaller crop (a near person's crop drifted inside them)
-    )
+    replace_inside: float = 0.8  # or covering this share of a smaller crop (one near person's drifted crop)
     keypoint_score: float | None = None  # keypoints at least this confident place the next crop; None: auto
     min_keypoints: int = 4  # fewer confident keypoints than this: the pose is lost
     lost_score: float | None = None  # mean score below this: the pose is lost; None: auto

@@ -96,7 +96,7 @@ def detections(found: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def merge_detections(
-    crops: Crops, found: np.ndarray, replace_iou: float, max_people: int, replace_inside: float = 1.0
+    crops: Crops, found: np.ndarray, replace_iou: float, max_people: int, replace_inside: float
 ) -> Crops:
     """Tracked crops with (N, 5) detections merged in: a detection overlapping a crop at least
     `replace_iou`, or covering at least `replace_inside` of a crop, replaces it (one detection per
@@ -109,10 +109,10 @@ def merge_detections(
     inside = box_intersections(found[:, :4], boxes) / np.maximum(box_areas(boxes), 1.0)[None, :]
     for i in range(len(found)):
         j = int(overlap[i].argmax()) if overlap.shape[1] else -1
-        if j >= 0 and overlap[i, j] < replace_iou and inside[i].max() >= replace_inside:
-            j = int(inside[i].argmax())
-            overlap[i, j] = 1.0
-        if j >= 0 and overlap[i, j] >= replace_iou:
+        replace = j >= 0 and overlap[i, j] >= replace_iou
+        if j >= 0 and not replace and inside[i].max() >= replace_inside:
+            j, replace = int(inside[i].argmax()), True
+        if replace:
             boxes[j], fresh[j], scores[j] = found[i, :4], True, found[i, 4]
             overlap[:, j] = inside[:, j] = -1  # one detection per crop
         else:
