@@ -38,7 +38,9 @@ import cv2
 import numpy as np
 from footage import CACHE_ROOT
 
+from okdhp_edge.codec import ABSENT
 from okdhp_edge.data.base import DatasetError
+from okdhp_edge.data.label import LABELS_VERSION
 from okdhp_edge.data.packages import fetch_source, source_package
 
 HERE = Path(__file__).parent
@@ -223,7 +225,7 @@ def boxes_of(frame: FrameSpec, path: Path) -> np.ndarray:
 def _key(frame: FrameSpec, config) -> str:
     """What a frame's record depends on: a rerun redoes only frames whose key changed."""
     extra = VTEST_BOXES.read_bytes() if frame.boxes == VTEST_BOXES.name else b""
-    text = json.dumps([asdict(frame), TEACHER, asdict(config)], sort_keys=True).encode() + extra
+    text = json.dumps([asdict(frame), TEACHER, asdict(config), LABELS_VERSION], sort_keys=True).encode() + extra
     return hashlib.sha256(text).hexdigest()[:16]
 
 
@@ -380,18 +382,43 @@ def sheet(out: Path = OUT, width: int = 320) -> list[Path]:
     return written
 
 
-def _metrics(evaluator) -> dict:
+DRAWN = 0.5  # the keypoint score draw_pose draws from by default
+
+
+class _Drawn:
+    """How many labelled and how many absent keypoints (placed outside the frame) a model scores
+    at DRAWN or more: a student that draws joints the frame cuts off puts them somewhere on the person."""
+
+    def __init__(self) -> None:
+        self.counts = np.zeros((2, 2), np.int64)  # [labelled, absent] x [all, drawn]
+
+    def add(self, joints: np.ndarray, scores: np.ndarray) -> None:
+        for row, mask in enumerate((joints[..., 2] > 0, joints[..., 2] == ABSENT)):
+            self.counts[row] += (mask.sum(), (mask & (scores >= DRAWN)).sum())
+
+    def shares(self) -> dict:
+        (labelled, drawn), (absent, phantom) = self.counts.tolist()
+        return {
+            "labelled_drawn": round(100 * drawn / labelled, 1) if labelled else None,
+            "absent": absent,
+            "absent_drawn": round(100 * phantom / absent, 1) if absent else None,
+        }
+
+
+def _metrics(evaluator, drawn: _Drawn) -> dict:
     m = evaluator.compute()
     return {
         "ap": round(m["ap"], 1),
         "ap50": round(m["ap50"], 1),
         "pck@0.2": round(m["pck@0.2"], 1),
         "people": m["samples"],
+        **drawn.shares(),
     }
 
 
 def score(models: dict, out: Path = OUT) -> dict:
-    """Per model: OKS AP / AP50 / PCK@0.2 per scene and over the held-out scenes, on the labelled boxes."""
+    """Per model: OKS AP / AP50 / PCK@0.2 per scene and over the held-out scenes, on the labelled boxes,
+    with the shares of labelled and of absent keypoints it draws (_Drawn)."""
     from okdhp_edge.data import build_dataset
     from okdhp_edge.eval import Evaluator
     from okdhp_edge.skeleton import COCO17
@@ -405,21 +432,24 @@ def score(models: dict, out: Path = OUT) -> dict:
     }
     rows = {}
     for name, model in models.items():
-        row, held_out = {}, Evaluator(datasets["val"])
+        row, held_out, held_out_drawn = {}, Evaluator(datasets["val"]), _Drawn()
         for dataset in datasets.values():
-            per_scene = defaultdict(lambda dataset=dataset: Evaluator(dataset))
+            per_scene = defaultdict(lambda dataset=dataset: (Evaluator(dataset), _Drawn()))
             by_image = defaultdict(list)
             for i, sample in enumerate(dataset.samples):
                 by_image[sample.image_path].append(i)
             for path, indices in by_image.items():
                 scene, use = scene_of[Path(path).stem]
                 boxes = np.stack([dataset.samples[i].bbox for i in indices]).astype(np.float32)
+                joints = np.stack([dataset.samples[i].joints for i in indices])
                 result = model.predict(cv2.imread(str(path)), boxes)
-                per_scene[scene].add(result.keypoints, result.scores, np.asarray(indices))
+                per_scene[scene][0].add(result.keypoints, result.scores, np.asarray(indices))
+                per_scene[scene][1].add(joints, result.scores)
                 if use == "held-out":
                     held_out.add(result.keypoints, result.scores, np.asarray(indices))
-            row.update({scene: _metrics(e) for scene, e in per_scene.items()})
-        row["held-out (all)"] = _metrics(held_out)
+                    held_out_drawn.add(joints, result.scores)
+            row.update({scene: _metrics(*e) for scene, e in per_scene.items()})
+        row["held-out (all)"] = _metrics(held_out, held_out_drawn)
         rows[name] = row
     return rows
 
@@ -560,6 +590,12 @@ def _score_command(args, parser) -> int:
     rows = score(models, args.out)
     table = _table(rows, manifest)
     print(table)
+    for name, row in rows.items():
+        m = row["held-out (all)"]
+        print(
+            f"{name}: draws {m['labelled_drawn']} % of the held-out labelled keypoints and {m['absent_drawn']} % "
+            f"of the {m['absent']} the frame cuts off (score >= {DRAWN})"
+        )
     on_detections = {}
     if args.detector:
         pose_models = {n: m for n, m in models.items() if n != "teacher-mirrored"}

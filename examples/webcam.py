@@ -93,8 +93,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--track-score",
         type=float,
-        help="a pose whose keypoints score below this on average is lost (default: follow the student's "
-        "own scores, 0.6 x their median on detected people; about 0.5 for the shipped student)",
+        help="a pose whose keypoints score below this on average is lost, and keypoints below it are not drawn "
+        "(default: follow the student's own scores, 0.6 x their median on detected people; about 0.5 for the "
+        "shipped student)",
     )
     parser.add_argument(
         "--config",
@@ -179,7 +180,9 @@ def tracker_config(args: argparse.Namespace) -> TrackerConfig:
     if args.flip_test:
         config = replace(config, flip_test=True)
     if args.track_score is not None:
-        config = replace(config, keypoint_score=args.track_score, lost_score=args.track_score)
+        config = replace(
+            config, keypoint_score=args.track_score, lost_score=args.track_score, draw_score=args.track_score
+        )
     return config
 
 

@@ -13,25 +13,31 @@ import numpy as np
 
 from .geometry import apply_affine
 
-__all__ = ["HeatmapCodec", "decode_heatmaps", "flip_heatmaps"]
+__all__ = ["ABSENT", "HeatmapCodec", "decode_heatmaps", "flip_heatmaps"]
+
+ABSENT = -1.0  # visibility flag of a keypoint known to lie outside the image (COCO's 0 is "not labelled")
 
 
 @dataclass(frozen=True)
 class HeatmapCodec:
     """Encodes crop-space keypoints as heatmaps and decodes heatmaps back.
 
-    input_size and heatmap_size are (width, height); sigma is in heatmap pixels.
+    input_size and heatmap_size are (width, height); sigma is in heatmap pixels; absent_weight is
+    the weight of an ABSENT keypoint's all-zero target (0: skipped like an unlabelled one).
     """
 
     input_size: tuple[int, int]
     heatmap_size: tuple[int, int]
     sigma: float = 2.0
+    absent_weight: float = 0.0
 
     def __post_init__(self) -> None:
         sx = self.input_size[0] / self.heatmap_size[0]
         sy = self.input_size[1] / self.heatmap_size[1]
         if abs(sx - sy) > 1e-6:
             raise ValueError(f"input {self.input_size} and heatmap {self.heatmap_size} have different strides")
+        if not 0.0 <= self.absent_weight <= 1.0:
+            raise ValueError(f"absent_weight must be in [0, 1], got {self.absent_weight}")
 
     @property
     def stride(self) -> float:
@@ -46,8 +52,11 @@ class HeatmapCodec:
     def encode(self, keypoints: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Gaussian targets (K, h, w) with peak 1 at the sub-pixel location, and weights (K,).
 
-        A keypoint gets weight 0 when it is not labelled (visible <= 0) or when its Gaussian
-        lies entirely outside the heatmap (its target would be all zeros).
+        A keypoint gets weight 0 when it is not labelled (visible == 0) or when its Gaussian
+        lies entirely outside the heatmap (its target would be all zeros). An ABSENT keypoint
+        (visible < 0: known to lie outside the image, as below a close-up) gets an all-zero
+        target with weight `absent_weight`: above 0 the network learns to answer "not here"
+        instead of drawing it somewhere on the person (docs/training.md: what that costs).
         """
         keypoints = np.asarray(keypoints, np.float32).reshape(-1, 2)
         visible = np.asarray(visible, np.float32).reshape(-1)
@@ -66,9 +75,10 @@ class HeatmapCodec:
             & (centers[:, 1] < h - 1 + margin)
             & np.isfinite(centers).all(axis=1)
         )
-        weights = ((visible > 0) & inside).astype(np.float32)
-        heatmaps[weights == 0] = 0.0
-        return heatmaps.astype(np.float32), weights
+        present = (visible > 0) & inside
+        heatmaps[~present] = 0.0
+        weights = present.astype(np.float32) + np.float32(self.absent_weight) * (visible < 0)
+        return heatmaps.astype(np.float32), weights.astype(np.float32)
 
     def decode(self, heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Heatmaps (..., K, h, w) -> keypoints in input-crop pixels (..., K, 2) and scores (..., K)."""

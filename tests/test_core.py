@@ -25,6 +25,7 @@ from okdhp_edge import (
     get_skeleton,
     invert_affine,
 )
+from okdhp_edge.codec import ABSENT
 from okdhp_edge.preprocess import crop_people, normalize
 from okdhp_edge.spec import ExportInfo
 
@@ -95,6 +96,16 @@ def test_codec_weights_zero_for_invisible_and_far_outside():
     hm, weight = codec.encode(np.array([[30, 30], [30, 30], [-200, 30], [70, 30]]), np.array([2, 0, 2, 2]))
     assert weight.tolist() == [1, 0, 0, 1]  # (70,30) is off the map but its Gaussian still reaches it
     assert hm[1].max() == 0 and hm[2].max() == 0
+
+
+def test_codec_teaches_absent_keypoints_as_empty_maps():
+    points, visible = np.array([[30, 30], [30, 30], [30, 30]]), np.array([2, ABSENT, 0])
+    hm, weight = HeatmapCodec((64, 64), (16, 16), sigma=2.0, absent_weight=0.5).encode(points, visible)
+    assert weight.tolist() == [1, 0.5, 0]  # absent: weighed, so "not here" is learnt; unlabelled: skipped
+    assert hm[0].max() > 0.9 and hm[1].max() == 0 and hm[2].max() == 0
+    assert HeatmapCodec((64, 64), (16, 16)).encode(points, visible)[1].tolist() == [1, 0, 0]  # off by default
+    with pytest.raises(ValueError, match="absent_weight"):
+        HeatmapCodec((64, 64), (16, 16), absent_weight=2.0)
 
 
 def test_decode_handles_batches_and_borders():

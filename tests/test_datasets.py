@@ -9,8 +9,8 @@ import warnings
 import numpy as np
 import pytest
 
-from okdhp_edge.codec import flip_heatmaps
-from okdhp_edge.data import AugmentConfig, DatasetError, build_dataset, generate_dataset
+from okdhp_edge.codec import ABSENT, flip_heatmaps
+from okdhp_edge.data import AugmentConfig, DatasetError, PoseDataset, build_dataset, generate_dataset
 from okdhp_edge.data.synthetic import coco_annotation_path, mpii_annotation_path
 from okdhp_edge.geometry import apply_affine
 from okdhp_edge.preprocess import crop_people, normalize
@@ -282,6 +282,28 @@ def test_crowd_and_keypointless_people_are_skipped(root, tmp_path):
     ]
     path.write_text(json.dumps(coco))
     assert len(build_dataset(f"coco:{data}", "val", SPEC, COCO17)) == n
+
+
+def test_keypoints_placed_outside_the_image_are_taught_as_absent(root, tmp_path):
+    data = _copy(root, tmp_path)
+    path = coco_annotation_path(data, "val")
+    coco = json.loads(path.read_text())
+    ann = coco["annotations"][0]
+    image = next(i for i in coco["images"] if i["id"] == ann["image_id"])
+    joints = np.array(ann["keypoints"], np.float64).reshape(17, 3)
+    joints[15] = (joints[11, 0], image["height"] + 40, 0)  # an ankle below the frame: absent
+    joints[16] = (0, 0, 0)  # COCO's "not labelled"
+    ann["keypoints"] = joints.ravel().tolist()
+    path.write_text(json.dumps(coco))
+    val = build_dataset(f"coco:{data}", "val", SPEC, COCO17, absent_weight=1.0)
+    index = next(i for i, s in enumerate(val.samples) if s.image_id == ann["image_id"])
+    assert val.samples[index].joints[15, 2] == ABSENT and val.samples[index].joints[16, 2] == 0
+    augment = AugmentConfig(flip_prob=1.0, **NO_JITTER)  # mirrored: the absent ankle is channel 16 now
+    train = PoseDataset(val.samples, COCO17, "coco", SPEC, train=True, augment=augment, absent_weight=1.0)
+    for item, (absent, unknown) in ((val[index], (15, 16)), (train[index], (16, 15))):
+        assert item["target_weight"][absent] == 1 and item["target"][absent].max() == 0  # "not here", taught
+        assert item["target_weight"][unknown] == 0  # unknown: skipped
+    assert build_dataset(f"coco:{data}", "val", SPEC, COCO17)[index]["target_weight"][15] == 0  # off by default
 
 
 @pytest.mark.parametrize("train", [False, True])

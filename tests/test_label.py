@@ -12,6 +12,7 @@ import pytest
 from runtime_artifacts import export_onnx, make_student, person_frame, write_video
 
 from okdhp_edge.boxes import keypoint_similarity
+from okdhp_edge.codec import ABSENT
 from okdhp_edge.data.base import DatasetError
 from okdhp_edge.data.coco import load_coco
 from okdhp_edge.data.label import LabelConfig, label, main, teacher_regions
@@ -97,7 +98,7 @@ def test_kept_keypoints_are_the_teachers_and_flip_inconsistent_ones_dropped(teac
     summary = label([frames], teacher_path, tmp_path / "out", config=config, progress=False)
     anns = _annotations(tmp_path / "out")
     assert [len(anns[s]["images"]) for s in ("train", "val")] == [3, 1]
-    seen = {"kept": 0, "flip": 0, "low_score": 0}
+    seen = {"kept": 0, "flip": 0, "low_score": 0, "outside": 0}
     for split in ("train", "val"):
         for img, ann in zip(anns[split]["images"], anns[split]["annotations"]):
             image = cv2.imread(str(tmp_path / "out" / "images" / split / img["file_name"]))
@@ -111,8 +112,11 @@ def test_kept_keypoints_are_the_teachers_and_flip_inconsistent_ones_dropped(teac
             joints = np.array(ann["keypoints"]).reshape(17, 3)
             kept = joints[:, 2] == 2
             np.testing.assert_array_equal(kept, agree & confident & inside)
-            np.testing.assert_allclose(joints[kept, :2], keypoints[kept], atol=0.01)
-            assert ann["num_keypoints"] == kept.sum() and (joints[~kept] == 0).all()
+            placed = kept | (~inside & kept.any())  # past the frame: v=0 with its place (absent)
+            np.testing.assert_allclose(joints[placed, :2], keypoints[placed], atol=0.01)
+            assert ann["num_keypoints"] == kept.sum() and (joints[~placed] == 0).all()
+            assert (joints[~inside, 2] == 0).all()
+            seen["outside"] += (placed & ~inside).sum()
             seen["kept"] += kept.sum()
             seen["flip"] += (confident & ~agree).sum()
             seen["low_score"] += (~confident).sum()
@@ -121,6 +125,7 @@ def test_kept_keypoints_are_the_teachers_and_flip_inconsistent_ones_dropped(teac
     assert summary["dropped"]["low_score"] == seen["low_score"]
     train = load_coco(tmp_path / "out", "train", COCO17)  # what `--data coco:OUT` reads
     assert len(train.samples) == 3
+    assert sum((s.joints[:, 2] == ABSENT).sum() for s in train.samples) > 0  # read back as absent
 
 
 def test_people_without_enough_labels_become_ignore_entries(teacher_path, frames, tmp_path):

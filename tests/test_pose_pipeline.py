@@ -204,7 +204,7 @@ def test_drawing_the_trackers_people_uses_its_automatic_threshold():
         net.frame = detector.frame = f
         people = tracker(BLANK)
     threshold = people[0].keypoint_threshold
-    assert threshold == tracker.scoring.keypoint_score and threshold != AUTO_PRIOR, "settled on the student's scores"
+    assert threshold == tracker.scoring.draw_score and threshold != AUTO_PRIOR, "settled on the student's scores"
     frame = np.full((H, W, 3), 90, np.uint8)
     drawn = draw_pose(frame.copy(), people)
     assert np.array_equal(drawn, draw_pose(frame.copy(), tracks_result(people), min_score=threshold))

@@ -86,15 +86,18 @@ def test_far_side_hidden_in_profile(grey_photos):
         assert person.keypoints[K["left_shoulder"], 0] > 0  # hidden, yet labelled where it is
 
 
-def test_truncated_people_are_not_labelled_outside():
+def test_truncated_people_are_labelled_inside_and_absent_outside():
+    absent = 0
     for seed in range(20):
         image, people = render_scene(np.random.default_rng(seed), RenderConfig(truncation_prob=1.0))
         h, w = image.shape[:2]
         for person in people:
             k = person.keypoints
-            outside = k[:, 2] == 0
-            assert np.all(k[outside, :2] == 0)
-            assert np.all((k[~outside, 0] >= -0.5) & (k[~outside, 0] < w - 0.5))
+            x, y = k[:, 0], k[:, 1]
+            inside = (x >= -0.5) & (x < w - 0.5) & (y >= -0.5) & (y < h - 0.5)
+            assert np.all(k[inside, 2] > 0) and np.all(k[~inside, 2] == 0)  # v=0 keeps its place outside
+            absent += (~inside).sum()
+    assert absent > 20  # the frame cuts people: their lost joints are written, to be read as absent
 
 
 def test_build_dataset_reads_rendered_sets(tmp_path):

@@ -507,6 +507,31 @@ def test_keypoint_thresholds_follow_the_students_scores():
         TrackerConfig(auto_score=0)
 
 
+def test_joints_out_of_view_are_not_drawn_on_a_close_up():
+    """Head-and-shoulders people (as before a webcam): 7 joints in view at 0.85, the 10 the frame cuts
+    off at 0.35. Tracking keeps its thresholds on the mean score, but what is reported as confident
+    (and drawn) follows the best third of each pose's scores: a threshold on the mean (0.6 x 0.56 =
+    0.33) would draw every cut-off joint somewhere on the person."""
+
+    class CloseUps(ScriptedPoseNet):
+        def predict(self, image, boxes=None, rgb=False, flip_test=False):
+            result = super().predict(image, boxes, rgb, flip_test)
+            scores = np.where(result.scores > 0.5, np.where(np.arange(17) < 7, 0.85, 0.35), result.scores)
+            return PoseResult(result.keypoints, scores.astype(np.float32), result.boxes, COCO17.keypoints, COCO17.limbs)
+
+    net, detector = CloseUps(), ScriptedDetector()
+    tracker = PoseTracker(net, detector, detect_every=5)
+    for f in range(20):
+        net.frame = detector.frame = f
+        people = tracker.update(np.zeros((H, W, 3), np.uint8))
+    mean = (7 * 0.85 + 10 * 0.35) / 17
+    assert tracker.scoring.keypoint_score == pytest.approx(0.6 * mean, abs=1e-3)  # tracking: unchanged
+    assert len(people) == 2 and {p.track_id for p in people} == {1, 2}
+    for p in people:
+        assert p.keypoint_threshold == pytest.approx(0.6 * 0.85, abs=1e-3)
+        assert (p.scores >= p.keypoint_threshold).sum() == 7  # the cut-off joints stay hidden
+
+
 def test_nan_scores_do_not_poison_the_automatic_thresholds():
     class NaNFirst(ScriptedPoseNet):
         def predict(self, image, boxes=None, rgb=False, flip_test=False):

@@ -131,6 +131,7 @@ def test_a_user_yaml_naming_a_network_preset_gets_that_preset_s_recipe_under_it(
         ),
         ({"data": {"augment": {"rot": 3}}}, r"data.augment: unknown key\(s\) \['rot'\]; valid: scale, rotation"),
         ({"loss": {"kl_temperature": 0}}, r"loss.kl_temperature: must be > 0"),
+        ({"data": {"absent_weight": 2}}, r"data.absent_weight: must be in \[0, 1\]"),
     ],
 )
 def test_config_errors_name_the_key_and_the_valid_values(overrides, match):

@@ -35,7 +35,7 @@ class Sample:
     image_path: Path
     image_id: int
     bbox: np.ndarray  # (4,) xyxy
-    joints: np.ndarray  # (K, 3) x, y, v (v: 0 unlabelled, 1 occluded, 2 visible)
+    joints: np.ndarray  # (K, 3) x, y, v (v: 0 unlabelled, 1 occluded, 2 visible, codec.ABSENT outside the image)
     area: float
     box_score: float = 1.0
     head_size: float = 0.0  # PCKh normaliser: 0.6 x head-box diagonal (MPII), else 0
@@ -92,6 +92,7 @@ class PoseDataset:
         *,
         heatmap_stride: int = 4,
         sigma: float = 2.0,
+        absent_weight: float = 0.0,
         train: bool = False,
         augment: AugmentConfig | None = None,
         seed: int = 0,
@@ -123,7 +124,7 @@ class PoseDataset:
         self.seed = int(seed)
         self.epoch = 0
         self.transform = TopDownTransform(
-            input_spec, skeleton, heatmap_stride, sigma, (augment or AugmentConfig()) if train else None
+            input_spec, skeleton, heatmap_stride, sigma, (augment or AugmentConfig()) if train else None, absent_weight
         )
         self._num_skipped_upfront = int(num_skipped)
         self._bad: set[Path] = set()

@@ -4,6 +4,8 @@ Layout (see docs/data.md): ROOT/annotations/person_keypoints_{split}[2017].json 
 the first of ROOT/images/{split}, ROOT/{split}2017, ROOT/images/{split}2017, ROOT/{split},
 ROOT/images that exists. Crowd regions and people without labelled keypoints are skipped, as
 in the standard top-down pipelines; image ids are kept so results go back to pycocotools.
+A v=0 keypoint whose coordinates lie outside the image (the labeller writes those the teacher
+puts well past the frame's edge) is read as codec.ABSENT: known not to be in the image.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..boxes import clip_to_image, iou_matrix
+from ..codec import ABSENT
 from ..skeleton import Skeleton
 from .base import DatasetError, Sample, drop_unreadable
 
@@ -142,7 +145,12 @@ def _parse_instance(
     joints = _numbers(ann["keypoints"], 3 * k, where, "keypoints").reshape(k, 3)
     if ((joints[:, 2] < 0) | (joints[:, 2] > 2)).any():
         raise DatasetError(f"{where}: keypoint visibility flags must be 0, 1 or 2")
+    _, width, height = images[image_id]
+    px, py = joints[:, 0], joints[:, 1]
+    outside = (px < 0) | (py < 0) | (px > width - 1) | (py > height - 1) if width > 0 and height > 0 else False
+    absent = (joints[:, 2] == 0) & outside  # v=0 with a place outside the image: known not to be in it
     joints[joints[:, 2] == 0, :2] = 0.0
+    joints[absent, 2] = ABSENT
     try:
         area = float(ann.get("area", w * h))
     except (TypeError, ValueError):

@@ -154,6 +154,7 @@ def build_dataset(
     *,
     heatmap_stride: int = 4,
     sigma: float = 2.0,
+    absent_weight: float = 0.0,
     train: bool = False,
     augment: AugmentConfig | None = None,
     cache_dir: str | os.PathLike | None = None,
@@ -189,6 +190,7 @@ def build_dataset(
     options = dict(
         heatmap_stride=heatmap_stride,
         sigma=sigma,
+        absent_weight=absent_weight,
         train=train,
         augment=augment,
         cache_dir=cache_dir,
@@ -234,6 +236,7 @@ def _build_one(
     *,
     heatmap_stride: int,
     sigma: float,
+    absent_weight: float,
     train: bool,
     augment: AugmentConfig | None,
     cache_dir: str | os.PathLike | None,
@@ -261,7 +264,9 @@ def _build_one(
         root = Path(path).expanduser()
     else:
         raise DatasetError(f"unknown data source {source!r}; use {SOURCES_HELP}, or A+B mixtures of them")
-    options = dict(heatmap_stride=heatmap_stride, sigma=sigma, train=train, augment=augment, seed=seed)
+    options = dict(
+        heatmap_stride=heatmap_stride, sigma=sigma, absent_weight=absent_weight, train=train, augment=augment, seed=seed
+    )
     if kind == "coco":
         data = load_coco(root, split, skeleton, detections, min_box_score)
         return PoseDataset(

@@ -5,7 +5,8 @@
     summary = label(["footage/"], "runs/x/export/target.onnx", "data/mine", detector=None)
 
 A teacher keypoint becomes a label (v=2) only where the teacher is confident and agrees with
-itself (label_filter.py); the rest get v=0, and a person with too few kept keypoints becomes an
+itself (label_filter.py); the rest get v=0 (with their coordinates when the teacher puts them well
+outside the frame: absent, not unknown), and a person with too few kept keypoints becomes an
 ignore entry (num_keypoints 0). Output: OUT/images/{train,val}/*.jpg,
 OUT/annotations/person_keypoints_{train,val}.json, OUT/labelling.json (the settings) and
 OUT/progress.jsonl (one line per finished frame: a rerun skips those frames). Every input is
@@ -28,10 +29,11 @@ import numpy as np
 
 from ..skeleton import COCO17
 from .base import DatasetError
-from .label_filter import DROP_REASONS, FilterConfig, flip_back, judge, mirror_boxes
+from .label_filter import DROP_REASONS, FilterConfig, flip_back, judge, mirror_boxes, outside_frame
 from .label_sources import Frame, Source, find_sources
 
 __all__ = [
+    "LABELS_VERSION",
     "LabelConfig",
     "frame_split",
     "label",
@@ -46,6 +48,7 @@ __all__ = [
 
 PROGRESS = "progress.jsonl"
 SETTINGS = "labelling.json"
+LABELS_VERSION = 2  # what a label file holds; 2: keypoints well outside the frame keep their place (v=0)
 
 
 @dataclass
@@ -178,6 +181,7 @@ class _Labeller:
         """Run the teacher on one frame, judge its people, write the image when anyone is in it;
         returns the frame's progress line."""
         pred = self.predict(frame)
+        frame_size = (frame.image.shape[1], frame.image.shape[0])
         keep, reason = judge(
             pred["keypoints"],
             pred["scores"],
@@ -186,14 +190,16 @@ class _Labeller:
             pred["neighbours"],
             self.sigmas,
             self.config.filter,
-            (frame.image.shape[1], frame.image.shape[0]),
+            frame_size,
         )
+        absent = outside_frame(pred["keypoints"], frame_size, self.config.filter.outside_margin)
         people, dropped = [], Counter()
         for i, box in enumerate(pred["boxes"]):
             kept = keep[i] if keep[i].sum() >= self.config.filter.min_keypoints else np.zeros_like(keep[i])
             dropped.update(DROP_REASONS[r] for r in reason[i][reason[i] >= 0])
             joints = np.zeros((len(kept), 3))
-            joints[kept, :2] = pred["keypoints"][i][kept]
+            placed = kept | (absent[i] & kept.any())  # an ignore entry (nothing kept) carries no places
+            joints[placed, :2] = pred["keypoints"][i][placed]
             joints[kept, 2] = 2
             people.append(
                 {
@@ -366,6 +372,7 @@ def label(
     model = teacher if hasattr(teacher, "predict") else open_teacher(teacher, num_threads)
     finder = detector if hasattr(detector, "detect") else _open_detector(detector, num_threads, detector_tiles)
     settings = {
+        "labels": LABELS_VERSION,
         "sources": [str(s.path.resolve()) for s in found],
         "teacher": str(getattr(model, "model_path", teacher)),
         "detector": _describe(finder),

@@ -6,7 +6,9 @@ Agreement between two predictions of one keypoint is COCO's per-keypoint similar
 (okdhp_edge.boxes.keypoint_similarity), exp(-d^2 / (2 s^2 (2 sigma)^2)) with s^2 the person box's
 area and sigma the keypoint's OKS constant: a tolerance that grows with the person and is tighter
 on the face than on the hips. A keypoint the teacher puts well outside the frame (the elbows below
-a close-up) is a guess, not a label.
+a close-up) is a guess, not a label; but that it is not in the image is worth teaching, so the
+labeller writes such keypoints with v=0 and their coordinates (COCO readers ignore v=0 keypoints;
+okdhp_edge.data.coco reads them as absent).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 
 from ..boxes import box_areas, keypoint_similarity
 
-__all__ = ["DROP_REASONS", "FilterConfig", "flip_back", "follow", "judge", "mirror_boxes"]
+__all__ = ["DROP_REASONS", "FilterConfig", "flip_back", "follow", "judge", "mirror_boxes", "outside_frame"]
 
 # why a keypoint was dropped, checked in this order
 DROP_REASONS = ("low_score", "flip", "temporal", "outside")
@@ -65,6 +67,14 @@ def follow(keypoints: np.ndarray, other: np.ndarray) -> np.ndarray:
     return other - np.median(other - np.asarray(keypoints, np.float64), axis=1, keepdims=True)
 
 
+def outside_frame(keypoints: np.ndarray, frame_size: tuple[int, int], margin: float) -> np.ndarray:
+    """(N, K) True where a keypoint lies more than `margin` x the frame height outside the frame."""
+    width, height = frame_size
+    pad = margin * height
+    x, y = np.asarray(keypoints)[..., 0], np.asarray(keypoints)[..., 1]
+    return (x < -pad) | (x > width - 1 + pad) | (y < -pad) | (y > height - 1 + pad)
+
+
 def judge(
     keypoints: np.ndarray,
     scores: np.ndarray,
@@ -94,11 +104,7 @@ def judge(
         ]
         checks.append((2, np.all(agree, axis=0)))
     if frame_size is not None:
-        width, height = frame_size
-        margin = config.outside_margin * height
-        points = np.asarray(keypoints)
-        x, y = points[..., 0], points[..., 1]
-        checks.append((3, (x >= -margin) & (x <= width - 1 + margin) & (y >= -margin) & (y <= height - 1 + margin)))
+        checks.append((3, ~outside_frame(keypoints, frame_size, config.outside_margin)))
     reason = np.full(np.asarray(scores).shape, -1)
     for r, passed in reversed(checks):
         reason[~passed] = r

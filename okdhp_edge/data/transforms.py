@@ -71,6 +71,7 @@ class TopDownTransform:
         heatmap_stride: int = 4,
         sigma: float = 2.0,
         augment: AugmentConfig | None = None,
+        absent_weight: float = 0.0,
     ) -> None:
         w, h = input_spec.width, input_spec.height
         if w % heatmap_stride or h % heatmap_stride:
@@ -78,7 +79,7 @@ class TopDownTransform:
         # The data always yields CHW tensors (what torch wants); NHWC only matters to exported models.
         self.spec = replace(input_spec, layout="NCHW")
         self.skeleton = skeleton
-        self.codec = HeatmapCodec((w, h), (w // heatmap_stride, h // heatmap_stride), sigma)
+        self.codec = HeatmapCodec((w, h), (w // heatmap_stride, h // heatmap_stride), sigma, absent_weight)
         self.augment = augment
         self._flip_index = np.asarray(skeleton.flip_index)
         self._upper = upper_body_mask(skeleton)

@@ -58,8 +58,9 @@ class TrackedPose:
     detection that started the track, or refreshed its crop on this frame); None when the pose came
     from the track's own crop (frames between detections), from the whole frame (no detector), or
     from a detector that returns no scores.
-    keypoint_threshold: the keypoint score the tracker counted as confident on this frame (its
-    automatic threshold unless the config set one); draw_pose hides keypoints below it.
+    keypoint_threshold: the keypoint score from which the tracker reports a keypoint as confident on
+    this frame (TrackerConfig.draw_score: automatic unless the config set one); draw_pose hides
+    keypoints below it.
     """
 
     track_id: int

@@ -186,7 +186,7 @@ class PoseTracker:
 
     def _people(self) -> list[TrackedPose]:
         """The tracks to report (config.report), sorted by ID, tentative ones last."""
-        threshold = float(self.scoring.keypoint_score)
+        threshold = float(self.scoring.draw_score)
         every = self.config.report == "all"
         tracks = sorted(self.tracks, key=lambda t: (not t.track_id, t.track_id))
         return [t.report(threshold, self.skeleton) for t in tracks if every or t.state == "confirmed"]

@@ -40,6 +40,7 @@ NUMBERS = {
     "replace_inside": SHARE,
     "keypoint_score": OR_AUTO,
     "lost_score": OR_AUTO,
+    "draw_score": OR_AUTO,
     "auto_score": (lambda v: 0 < v <= 1, "in (0, 1]"),
     "margin": AT_LEAST_0,
     "min_box_size": AT_LEAST_0,
@@ -53,8 +54,9 @@ TRACKER_YAML = Path(__file__).parent / "configs" / "tracker.yaml"  # the default
 class TrackerConfig:
     """Thresholds on keypoints are on heatmap peak scores (as in PoseResult.scores), whose scale
     depends on the student: left at None, keypoint_score and lost_score follow the student's own
-    scores, `auto_score` times the median mean score of the poses found in detections' crops (0.5
-    until runtime/tracking/poses.py's AUTO_POSES of them are seen; docs/runtime.md: how the share was chosen)."""
+    scores, `auto_score` times the median mean score of the poses found in detections' crops, and
+    draw_score the same share of their median pose_score (runtime/tracking/poses.py; 0.5 until
+    AUTO_POSES of them are seen; docs/runtime.md: how the share was chosen)."""
 
     # with a detector: run it every this many frames (1: every frame; 0: only when nobody is
     # tracked)
@@ -78,6 +80,9 @@ class TrackerConfig:
     min_keypoints: int = 4  # fewer confident keypoints than this: the pose is lost
     lost_score: float | None = None  # mean score below this: the pose is lost; None: auto
     auto_score: float = 0.6  # auto thresholds: this share of the median mean score of poses in detections' crops
+    # keypoints reported as confident (TrackedPose.keypoint_threshold: what draw_pose draws) score at
+    # least this; None: auto, auto_score x the median pose_score (the mean of a pose's best third)
+    draw_score: float | None = None
     margin: float = 0.15  # grow the keypoint box by this fraction of its size on each side
     min_box_size: float = 16.0  # pixels; a box never shrinks below this
     # a pose whose box is under this share of its track's body height is partial: the body's box is

@@ -77,6 +77,7 @@ class DataConfig:
     train_images: int | None = None  # synthetic only: images generated for the train split
     val_images: int | None = None  # synthetic only: images generated for the val split
     sigma: float = 2.0  # Gaussian target sigma in heatmap pixels
+    absent_weight: float = 0.0  # loss weight of "not here" for keypoints known to lie outside the image
     cache_dir: str | None = None
     workers: int = 0
     augment: dict[str, Any] = field(default_factory=dict)  # fields of okdhp_edge.data.AugmentConfig
@@ -223,6 +224,8 @@ class TrainConfig(RunConfig):
                 fail(f"data.{key}", "must be >= 1 or null")
         if d.sigma <= 0:
             fail("data.sigma", "must be > 0")
+        if not 0 <= d.absent_weight <= 1:
+            fail("data.absent_weight", "must be in [0, 1]")
         if d.workers < 0:
             fail("data.workers", "must be >= 0")
         val_part = d.val_source or parts[-1]

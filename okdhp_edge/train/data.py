@@ -54,6 +54,7 @@ def build_run_data(
             skeleton,
             heatmap_stride=heatmap_stride,
             sigma=cfg.sigma,
+            absent_weight=cfg.absent_weight,
             train=split == "train",
             augment=augment if split == "train" else None,
             cache_dir=cfg.cache_dir,

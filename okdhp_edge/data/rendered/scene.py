@@ -1,6 +1,7 @@
 """Scenes of rendered people over photos, with COCO-17 / MPII-16 labels read off the depth order.
 
-A keypoint is labelled when it projects inside the image (COCO convention: outside = v=0, zeroed);
+A keypoint is labelled when it projects inside the image; outside it gets v=0 with its projected
+place, which data/coco.py reads as absent (the loss then teaches "not in this image");
 it is visible (v=2) when, at its pixel, the surface nearest the camera belongs to the same person
 and lies at most a joint-dependent depth in front of the point (a limb's own skin, not the torso
 or another person in front of it); otherwise v=1.
@@ -282,6 +283,8 @@ def _keypoints(person: _Person, index: int, ids: np.ndarray, owner: np.ndarray, 
         i = _POINT[name]
         x, y = person.kp_uv[i]
         if not (-0.5 <= x < w - 0.5 and -0.5 <= y < h - 0.5):
+            if np.isfinite([x, y]).all():
+                out[k] = (x, y, 0.0)  # outside the image: absent (data/coco.py), not unlabelled
             continue
         px, py = int(round(float(x))), int(round(float(y)))
         win = (slice(max(py - 1, 0), py + 2), slice(max(px - 1, 0), px + 2))

