@@ -36,7 +36,7 @@ import numpy as np
 from footage import footage_dir
 from real_scenes import MANIFEST, OUT, USES, VTEST_BOXES, build, detector_models, vtest_held_out, vtest_people
 
-from okdhp_edge.boxes import box_areas, box_intersections, iou_matrix
+from okdhp_edge.boxes import iou_matrix, parts_of
 from okdhp_edge.data.teachers.coco_detector import BoxTeacher
 from okdhp_edge.runtime import Detector
 from okdhp_edge.runtime.detector import DEFAULT_MODELS
@@ -132,10 +132,7 @@ def small_inside(found: np.ndarray, truth: np.ndarray, person: np.ndarray) -> np
     person). A detection that finds nobody, at most FACE_SHARE of the area of another detection or
     of a person, with at least INSIDE of its area within that box."""
     boxes = found[:, :4].astype(np.float64)
-    others = np.concatenate([boxes, truth.astype(np.float64).reshape(-1, 4)])
-    within = box_intersections(boxes, others)
-    area, other_area = box_areas(boxes), box_areas(others)
-    inside = (within >= INSIDE * area[:, None]) & (area[:, None] <= FACE_SHARE * other_area[None, :])
+    inside = parts_of(boxes, np.concatenate([boxes, truth.astype(np.float64).reshape(-1, 4)]), FACE_SHARE, INSIDE)
     inside[np.arange(len(boxes)), np.arange(len(boxes))] = False
     return (person < 0) & inside.any(axis=1)
 

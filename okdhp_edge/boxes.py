@@ -34,6 +34,7 @@ __all__ = [
     "keypoint_similarity",
     "nms",
     "oks_matrix",
+    "parts_of",
 ]
 
 DEFAULT_SIGMA = 0.07  # OKS constant for skeletons that publish none (mid-range of COCO's)
@@ -61,16 +62,20 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
-def inside_bigger(boxes: np.ndarray, scores: np.ndarray, share: float, inside: float = 0.8) -> np.ndarray:
-    """(N,) bool: boxes with at least `inside` of their area within another box that scores as
-    high and is at least 1 / `share` times larger: a face or an eye of a person already found."""
+def parts_of(boxes: np.ndarray, others: np.ndarray, share: float, inside: float = 0.8) -> np.ndarray:
+    """(N, M) bool: box i has at least `inside` of its area within box j and at most `share` of its
+    area: a face or an eye of that person rather than another person."""
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    others = np.asarray(others, np.float64).reshape(-1, 4)
+    area = box_areas(boxes)[:, None]
+    return (box_intersections(boxes, others) >= inside * area) & (area <= share * box_areas(others)[None, :])
+
+
+def inside_bigger(boxes: np.ndarray, scores: np.ndarray, share: float, inside: float = 0.8) -> np.ndarray:
+    """(N,) bool: boxes that are `parts_of` another box scoring as high: a face or an eye of a
+    person already found."""
     scores = np.asarray(scores, np.float64).reshape(-1)
-    area = box_areas(boxes)
-    within = box_intersections(boxes, boxes) >= inside * area[:, None]
-    small = area[:, None] <= share * area[None, :]
-    higher = scores[None, :] >= scores[:, None]
-    part = within & small & higher
+    part = parts_of(boxes, boxes, share, inside) & (scores[None, :] >= scores[:, None])
     np.fill_diagonal(part, False)
     return part.any(axis=1)
 
