@@ -40,7 +40,7 @@ from footage import CACHE_ROOT
 
 from okdhp_edge.codec import ABSENT
 from okdhp_edge.data.base import DatasetError
-from okdhp_edge.data.label import LABELS_VERSION
+from okdhp_edge.data.label import LABEL_VERSION
 from okdhp_edge.data.packages import fetch_source, source_package
 
 HERE = Path(__file__).parent
@@ -225,7 +225,7 @@ def boxes_of(frame: FrameSpec, path: Path) -> np.ndarray:
 def _key(frame: FrameSpec, config) -> str:
     """What a frame's record depends on: a rerun redoes only frames whose key changed."""
     extra = VTEST_BOXES.read_bytes() if frame.boxes == VTEST_BOXES.name else b""
-    text = json.dumps([asdict(frame), TEACHER, asdict(config), LABELS_VERSION], sort_keys=True).encode() + extra
+    text = json.dumps([asdict(frame), TEACHER, asdict(config), LABEL_VERSION], sort_keys=True).encode() + extra
     return hashlib.sha256(text).hexdigest()[:16]
 
 

@@ -33,7 +33,7 @@ from .label_filter import DROP_REASONS, FilterConfig, flip_back, judge, mirror_b
 from .label_sources import Frame, Source, find_sources
 
 __all__ = [
-    "LABELS_VERSION",
+    "LABEL_VERSION",
     "LabelConfig",
     "frame_split",
     "label",
@@ -48,7 +48,7 @@ __all__ = [
 
 PROGRESS = "progress.jsonl"
 SETTINGS = "labelling.json"
-LABELS_VERSION = 2  # what a label file holds; 2: keypoints well outside the frame keep their place (v=0)
+LABEL_VERSION = 2  # what a label file holds; 2: keypoints well outside the frame keep their place (v=0)
 
 
 @dataclass
@@ -372,7 +372,7 @@ def label(
     model = teacher if hasattr(teacher, "predict") else open_teacher(teacher, num_threads)
     finder = detector if hasattr(detector, "detect") else _open_detector(detector, num_threads, detector_tiles)
     settings = {
-        "labels": LABELS_VERSION,
+        "labels": LABEL_VERSION,
         "sources": [str(s.path.resolve()) for s in found],
         "teacher": str(getattr(model, "model_path", teacher)),
         "detector": _describe(finder),

@@ -1,7 +1,7 @@
 """Scenes of rendered people over photos, with COCO-17 / MPII-16 labels read off the depth order.
 
 A keypoint is labelled when it projects inside the image; outside it gets v=0 with its projected
-place, which data/coco.py reads as absent (the loss then teaches "not in this image");
+place, which data/coco.py reads as absent (training may teach it: data.absent_weight);
 it is visible (v=2) when, at its pixel, the surface nearest the camera belongs to the same person
 and lies at most a joint-dependent depth in front of the point (a limb's own skin, not the torso
 or another person in front of it); otherwise v=1.
