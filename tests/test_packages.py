@@ -1,4 +1,4 @@
-"""Media sources of the data tools: one reader for Debian, wheel and npm sources, and clear errors."""
+"""Media sources of the data tools: one reader for Debian, wheel, sdist and npm sources, and clear errors."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ def test_sources_name_their_package_and_unknown_kinds_are_refused():
     assert source_package({"kind": "deb", "package": "opencv-doc", "root": "x"}) == "opencv-doc"
     assert source_package({"kind": "wheel", "requirement": "mahotas==1.4.18", "root": "x"}) == "mahotas"
     assert source_package({"kind": "npm", "spec": "@scope/pkg@1.2.3", "root": "x"}) == "@scope/pkg"
-    with pytest.raises(DatasetError, match="source kind 'zip'.*'deb', 'wheel' or 'npm'"):
+    with pytest.raises(DatasetError, match="source kind 'zip'.*'deb', 'wheel', 'sdist' or 'npm'"):
         fetch_source({"kind": "zip", "root": "x"})
 
 
@@ -43,3 +43,25 @@ def test_a_debian_package_without_apt_comes_from_the_mirror_checked_and_unpacked
     assert packages.debian_package("python3-six") == (root, version)  # cached: no second download
     with pytest.raises(DatasetError, match="not in bookworm's index"):
         packages.debian_package("no-such-package-okdhp")
+
+
+def test_a_pypi_source_archive_is_checked_and_unpacked(tmp_path, monkeypatch):
+    """Straight from PyPI's JSON API (pip cannot prepare every old sdist's metadata): the file it
+    names, checked against its SHA-256, only the members asked for and the top-level licence."""
+    monkeypatch.setenv("OKDHP_EDGE_CACHE", str(tmp_path))
+    try:
+        root, version = packages.pypi_sdist("six==1.16.0", "six-1.16.0/documentation")
+    except DatasetError as err:
+        if "download failed" in str(err):
+            pytest.skip(f"PyPI is not reachable: {err}")
+        raise
+    assert root == tmp_path / "sdists" / "six" and version == "1.16.0"
+    assert (root / "six-1.16.0/documentation/index.rst").is_file() and (root / "six-1.16.0/LICENSE").is_file()
+    assert not (root / "six-1.16.0/six.py").exists()  # not asked for
+    assert fetch_source({"kind": "sdist", "requirement": "six==1.16.0", "root": "six-1.16.0/documentation"}) == (
+        root / "six-1.16.0/documentation",
+        "1.16.0",
+    )
+    monkeypatch.setattr(packages, "PYPI", "http://127.0.0.1:9/pypi")  # nothing listens: the error names the fix
+    with pytest.raises(DatasetError, match=r"sdist mahotas==1\.4\.18: download failed.*OKDHP_EDGE_PYPI"):
+        packages.pypi_sdist("mahotas==1.4.18", "mahotas-1.4.18/mahotas/demos/data")

