@@ -94,6 +94,14 @@ def test_the_preset_registry_and_the_shipped_recipes_match_one_to_one():
         assert yaml.safe_load(preset.recipe_text())["model"]["preset"] == name  # each recipe names its own network
 
 
+def test_the_shipped_recipe_takes_the_fine_tuning_data_of_the_docs(capsys):
+    """docs/training.md's fine-tuning command: the shipped student's recipe with any mixture (its
+    sampling weights travel with its data command, not in the recipe)."""
+    recipe = Path(__file__).resolve().parents[1] / "weights" / "real-tiny" / "recipe.yaml"
+    args = ["--config", str(recipe), "--mode", "single", "--data", "rendered+coco:/data/mine", "--print-config"]
+    assert main(args) == 0 and "preset: tiny" in capsys.readouterr().out
+
+
 def test_a_user_yaml_naming_a_network_preset_gets_that_preset_s_recipe_under_it(tmp_path, capsys):
     """As `--config weights/real-tiny/recipe.yaml` does: model.preset tiny, the rest of tiny.yaml kept."""
     path = tmp_path / "recipe.yaml"
