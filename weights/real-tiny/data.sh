@@ -1,7 +1,7 @@
 #!/bin/bash
-# The training data of the shipped real-tiny (v3), rebuilt into ~/.cache/okdhp_edge (nothing here is committed media).
+# The training data of the shipped real-tiny (v5), rebuilt into ~/.cache/okdhp_edge (nothing here is committed media).
 # Every source comes from a package registry (Debian, PyPI, npm); see docs/data.md for each one's licence.
-# The labels of v3's training run were made on 2026-12-07; the vtest labels and the cut-out bank predate
+# The labels of v5's training run were made on 2026-12-07 (label version 2: joints past the frame keep their place); the vtest labels and the cut-out bank predate
 # the teacher-region fix (docs/data.md), so a rebuild today relabels the people the frame's bottom edge cuts.
 set -e
 C=~/.cache/okdhp_edge
@@ -24,3 +24,12 @@ python -m okdhp_edge.data.label $M/franck.mp4 --teacher blazepose-full --detecto
     --val-fraction 0.1 --out $C/real/webcam-blazepose-full
 python -m okdhp_edge.data.label $F/single_face.mp4 $F/WolfgangLanger_Pexels.mp4 $C/near-stills --teacher blazepose-full \
     --detector mediapipe --every 3 --val-fraction 0 --out $C/real/near-blazepose-full
+# 5. more near-camera people: PyPI source archives (bob.io.video's two webcam clips; face_recognition's and facetorch's stills)
+python -c "from okdhp_edge.data.packages import pypi_sdist as s; s('bob.io.video==3.0.5', 'bob.io.video-3.0.5/bob/io/video/data'); s('face_recognition==1.3.0', 'face_recognition-1.3.0/tests/test_images'); s('facetorch==0.6.2', 'facetorch-0.6.2/data/input')"
+B=$C/sdists/bob.io.video/bob.io.video-3.0.5/bob/io/video/data
+mkdir -p $C/near2-stills && cp -n $C/sdists/face_recognition/face_recognition-1.3.0/tests/test_images/{obama.jpg,obama2.jpg,obama3.jpg,biden.jpg} \
+    $C/sdists/facetorch/facetorch-0.6.2/data/input/{test.jpg,test2.jpg} $C/near2-stills/
+python -m okdhp_edge.data.label $B/test.mov $B/test_h264.mov --teacher blazepose-full --detector mediapipe --every 3 \
+    --val-fraction 0 --out $C/real/near2-blazepose-full
+python -m okdhp_edge.data.label $C/near2-stills --teacher blazepose-full --detector mediapipe --val-fraction 0 \
+    --out $C/real/stills2-blazepose-full
