@@ -20,6 +20,7 @@ __all__ = [
     "crop_affine",
     "invert_affine",
     "apply_affine",
+    "outside_frame",
     "warp_crop",
 ]
 
@@ -78,6 +79,14 @@ def apply_affine(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     m = np.asarray(matrix, dtype=np.float64)
     out = pts @ m[:, :2].T + m[:, 2]
     return out.astype(np.float32)
+
+
+def outside_frame(keypoints: np.ndarray, frame_size: tuple[int, int], margin: float) -> np.ndarray:
+    """(N, K) True where a keypoint lies more than `margin` x the frame height outside the frame."""
+    width, height = frame_size
+    pad = margin * height
+    x, y = np.asarray(keypoints)[..., 0], np.asarray(keypoints)[..., 1]
+    return (x < -pad) | (x > width - 1 + pad) | (y < -pad) | (y > height - 1 + pad)
 
 
 def warp_crop(

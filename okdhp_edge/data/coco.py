@@ -21,6 +21,7 @@ import numpy as np
 
 from ..boxes import clip_to_image, iou_matrix
 from ..codec import ABSENT
+from ..geometry import outside_frame
 from ..skeleton import Skeleton
 from .base import DatasetError, Sample, drop_unreadable
 
@@ -146,8 +147,7 @@ def _parse_instance(
     if ((joints[:, 2] < 0) | (joints[:, 2] > 2)).any():
         raise DatasetError(f"{where}: keypoint visibility flags must be 0, 1 or 2")
     _, width, height = images[image_id]
-    px, py = joints[:, 0], joints[:, 1]
-    outside = (px < 0) | (py < 0) | (px > width - 1) | (py > height - 1) if width > 0 and height > 0 else False
+    outside = outside_frame(joints[:, :2], (width, height), 0.0) if width > 0 and height > 0 else False
     absent = (joints[:, 2] == 0) & outside  # v=0 with a place outside the image: known not to be in it
     joints[joints[:, 2] == 0, :2] = 0.0
     joints[absent, 2] = ABSENT

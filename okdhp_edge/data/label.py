@@ -27,9 +27,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..geometry import outside_frame
 from ..skeleton import COCO17
 from .base import DatasetError
-from .label_filter import DROP_REASONS, FilterConfig, flip_back, judge, mirror_boxes, outside_frame
+from .label_filter import DROP_REASONS, FilterConfig, flip_back, judge, mirror_boxes
 from .label_sources import Frame, Source, find_sources
 
 __all__ = [

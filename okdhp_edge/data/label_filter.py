@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..boxes import box_areas, keypoint_similarity
+from ..geometry import outside_frame
 
-__all__ = ["DROP_REASONS", "FilterConfig", "flip_back", "follow", "judge", "mirror_boxes", "outside_frame"]
+__all__ = ["DROP_REASONS", "FilterConfig", "flip_back", "follow", "judge", "mirror_boxes"]
 
 # why a keypoint was dropped, checked in this order
 DROP_REASONS = ("low_score", "flip", "temporal", "outside")
@@ -65,14 +66,6 @@ def follow(keypoints: np.ndarray, other: np.ndarray) -> np.ndarray:
     if other.size == 0:
         return other
     return other - np.median(other - np.asarray(keypoints, np.float64), axis=1, keepdims=True)
-
-
-def outside_frame(keypoints: np.ndarray, frame_size: tuple[int, int], margin: float) -> np.ndarray:
-    """(N, K) True where a keypoint lies more than `margin` x the frame height outside the frame."""
-    width, height = frame_size
-    pad = margin * height
-    x, y = np.asarray(keypoints)[..., 0], np.asarray(keypoints)[..., 1]
-    return (x < -pad) | (x > width - 1 + pad) | (y < -pad) | (y > height - 1 + pad)
 
 
 def judge(

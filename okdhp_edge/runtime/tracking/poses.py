@@ -35,7 +35,7 @@ __all__ = [
 
 AUTO_POSES = 8  # auto thresholds: poses in detections' crops seen before the student's scores are trusted
 AUTO_PRIOR = 0.5  # the thresholds until then
-FOUND_POSES = 256  # auto thresholds follow the mean scores of this many latest poses in detections' crops
+FOUND_POSES = 256  # auto thresholds follow the scores of this many latest poses in detections' crops
 
 
 def pose_score(scores: np.ndarray) -> float:
