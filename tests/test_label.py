@@ -4,6 +4,7 @@ through the real ONNX Runtime, whose answers the tests recompute independently."
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -166,6 +167,27 @@ def test_video_frames_are_checked_against_their_neighbours(teacher_path, tmp_pat
     assert summary["dropped"]["temporal"] > 0 and summary["dropped"]["flip"] == 0
     records = [json.loads(line) for line in (tmp_path / "out" / "progress.jsonl").read_text().splitlines()]
     assert [int(r["name"][-6:]) for r in records] == [0, 2, 4, 6, 8, 10]
+
+
+def test_held_out_media_are_refused_before_anything_is_written(teacher_path, media, tmp_path):
+    # vtest.avi's frames from 606 on are the dev set's clip-val scene: a val split of 0.2 (and its
+    # 30-frame gap) ends the training frames there, a smaller one would train on them; tree.avi is
+    # held out whole, even beside trainable footage
+    out = tmp_path / "out"
+    with pytest.raises(DatasetError, match=r"vtest\.avi: is vtest\.avi, whose frames from 606 on are held out"):
+        label([media / "vtest.avi"], teacher_path, out, config=LabelConfig(val_fraction=0.1), progress=False)
+    stills = tmp_path / "stills"
+    stills.mkdir()
+    shutil.copy(media / "messi5.jpg", stills / "messi5.jpg")
+    with pytest.raises(DatasetError, match=r"tree\.avi: is tree\.avi, a held-out evaluation file"):
+        label([stills, media / "tree.avi"], teacher_path, out, progress=False)
+    shutil.copy(media / "tree.avi", tmp_path / "garden.avi")  # known by content, not by name
+    with pytest.raises(DatasetError, match=r"garden\.avi: is tree\.avi"):
+        label([tmp_path / "garden.avi"], teacher_path, out, progress=False)
+    assert not out.exists()
+    config = LabelConfig(every=400, val_fraction=0.2, val_gap=30)  # the real-tiny recipe's split: frames 0-605 train
+    summary = label([media / "vtest.avi"], teacher_path, out, config=config, progress=False)
+    assert summary["frames"] == 2  # frames 0 and 400 (train); 800 is past the clip's 795
 
 
 def test_bad_input_is_named_and_leaves_nothing(teacher_path, frames, tmp_path, capsys):

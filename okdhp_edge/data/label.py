@@ -10,7 +10,9 @@ outside the frame: absent, not unknown), and a person with too few kept keypoint
 ignore entry (num_keypoints 0). Output: OUT/images/{train,val}/*.jpg,
 OUT/annotations/person_keypoints_{train,val}.json, OUT/labelling.json (the settings) and
 OUT/progress.jsonl (one line per finished frame: a rerun skips those frames). Every input is
-checked before OUT is created; the annotation files are written whole at the end.
+checked before OUT is created; the annotation files are written whole at the end. Evaluation media
+(held_out.py) are refused, except a clip whose held-out end falls in its val split and the gap
+before it (vtest.avi with --val-fraction 0.2: its val split is the dev set's clip-val scene).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 from ..geometry import outside_frame
 from ..skeleton import COCO17
 from .base import DatasetError
+from .held_out import check_trainable
 from .label_filter import DROP_REASONS, FilterConfig, flip_back, judge, mirror_boxes
 from .label_sources import Frame, Source, find_sources
 
@@ -262,6 +265,17 @@ def frame_split(source: Source, index: int, config: LabelConfig) -> str | None:
     return None if source.is_video and index >= start - config.val_gap else "train"
 
 
+def _check_trainable(source: Source, config: LabelConfig) -> None:
+    """DatasetError where the source holds evaluation media (held_out.py): a held-out file, or a clip
+    whose training frames would reach its held-out part (its val split and gap must cover that)."""
+    if not source.is_video:
+        for path in source.images:
+            check_trainable(path)
+        return
+    end = next((i for i in range(source.length) if frame_split(source, i, config) != "train"), source.length)
+    check_trainable(source.path, end)
+
+
 def read_progress(path: Path) -> dict[str, dict]:
     """Finished frames by name. A line cut short by an interruption is dropped from the file (that
     frame is redone), so the lines appended next start on a line of their own."""
@@ -370,6 +384,8 @@ def label(
     config = config or LabelConfig()
     out = Path(out).expanduser()
     found = find_sources(sources)
+    for source in found:
+        _check_trainable(source, config)
     model = teacher if hasattr(teacher, "predict") else open_teacher(teacher, num_threads)
     finder = detector if hasattr(detector, "detect") else _open_detector(detector, num_threads, detector_tiles)
     settings = {
