@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
+from report import write_result
 
 HERE = Path(__file__).parent
 
@@ -96,16 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         }
         shares = ", ".join(f"{op} {s} %" for op, s in list(row["share_by_op"].items())[:4])
         print(f"{path.name}: {sum(on_float.values())} operators on float ({dict(on_float)}); {shares}", flush=True)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    result = {
-        "onnxruntime": ort.__version__,
-        "threads": args.threads,
-        "runs": args.runs,
-        "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
-        "models": rows,
-    }
-    args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {args.json}")
+    write_result(
+        args.json, {"onnxruntime": ort.__version__, "threads": args.threads, "runs": args.runs, "models": rows}
+    )
     return 0
 
 

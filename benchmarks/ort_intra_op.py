@@ -16,14 +16,13 @@ Default model: the bundled `real-tiny`. The edge students' INT8 files come from
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from report import write_result
 
 from okdhp_edge.runtime import bundled_models
 from okdhp_edge.runtime.backends import read_embedded_spec
@@ -87,19 +86,9 @@ def main() -> None:
             f"{row['intra1_crops6_ms']:.2f}, 2 threads each {row['intra2_crops6_ms']:.2f}",
             flush=True,
         )
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(
-        json.dumps(
-            {
-                "settings": {"rounds": args.rounds, "calls": args.calls, "spinning": "off"},
-                "machine": {"processor": platform.processor() or platform.machine(), "platform": platform.platform()},
-                "results": results,
-            },
-            indent=2,
-        )
-        + "\n"
+    write_result(
+        args.json, {"settings": {"rounds": args.rounds, "calls": args.calls, "spinning": "off"}, "results": results}
     )
-    print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":

@@ -16,14 +16,13 @@ load. Prints and writes the median over rounds of each round's median call time.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 from footage import footage_dir, read_clip
+from report import write_result
 
 from okdhp_edge.runtime import Detector, Predictor
 from okdhp_edge.runtime.backends.onnx_session import SPINNING_ENV
@@ -99,17 +98,14 @@ def main(argv: list[str] | None = None) -> None:
                 f"detector + pose {off['detect_and_pose_ms'] / row['detect_and_pose_ms']:.2f}"
             )
     report = {
-        "cpu_count": os.cpu_count(),
         "load_average_before_after": [load_before[0], os.getloadavg()[0]],
-        "processor": platform.processor() or platform.machine(),
         "model": args.model,
         "people": int(len(boxes)),
         "rounds": args.rounds,
         "calls": args.calls,
         "results": rows,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    write_result(args.json, report)
 
 
 if __name__ == "__main__":

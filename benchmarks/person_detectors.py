@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +33,7 @@ import cv2
 import numpy as np
 from footage import footage_dir
 from real_scenes import MANIFEST, OUT, USES, VTEST_BOXES, build, detector_models, vtest_held_out, vtest_people
+from report import write_result
 
 from okdhp_edge.boxes import iou_matrix, parts_of
 from okdhp_edge.data.teachers.coco_detector import BoxTeacher
@@ -328,57 +327,46 @@ def main(argv: list[str] | None = None) -> None:
     table = tables(results, manifest, timing, base)
     print(table)
 
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(
-        json.dumps(
-            {
-                "dev_set": {
-                    "folder": str(args.dev_set),
-                    "definition": manifest["definition"],
-                    "held_out": manifest["held_out"],
-                    "scenes": {
-                        s: {
-                            "use": b["use"],
-                            "frames": len(b["frames"]),
-                            "people": sum(f["people"] for f in b["frames"]),
-                        }
-                        for s, b in manifest["scenes"].items()
-                    },
+    write_result(
+        args.json,
+        {
+            "dev_set": {
+                "folder": str(args.dev_set),
+                "definition": manifest["definition"],
+                "held_out": manifest["held_out"],
+                "scenes": {
+                    s: {
+                        "use": b["use"],
+                        "frames": len(b["frames"]),
+                        "people": sum(f["people"] for f in b["frames"]),
+                    }
+                    for s, b in manifest["scenes"].items()
                 },
-                "vtest": {
-                    "footage": json.loads(VTEST_BOXES.read_text(encoding="utf-8"))["source"],
-                    "labels": str(VTEST_BOXES.relative_to(HERE.parent)),
-                    "held_out_frames": "430-763",
-                },
-                "scoring": {"iou": IOU, "face_share": FACE_SHARE, "inside": INSIDE},
-                "threads": args.threads,
-                "opencv_builtin_people_detectors": {
-                    "version": cv2.__version__,
-                    "HOGDescriptor": hasattr(cv2, "HOGDescriptor"),
-                    "CascadeClassifier": hasattr(cv2, "CascadeClassifier"),
-                },
-                "timing": {
-                    "frames": f"{len(firsts)} (the first of each scene, resized to 640x480)",
-                    "rounds": args.rounds,
-                    "machine": {
-                        "cpu": platform.processor() or platform.machine(),
-                        "cores": os.cpu_count(),
-                        "python": platform.python_version(),
-                    },
-                    "note": "shared, noisy machine: compare the ratios, not the milliseconds",
-                    "ms_per_frame": timing,
-                    "ratio_to": base,
-                    "ratios": {n: round(t / timing[base], 2) for n, t in timing.items()},
-                },
-                "results": [{"name": name, **row} for name, row in results.items()],
-                "table": table,
             },
-            indent=1,
-        )
-        + "\n",
-        encoding="utf-8",
+            "vtest": {
+                "footage": json.loads(VTEST_BOXES.read_text(encoding="utf-8"))["source"],
+                "labels": str(VTEST_BOXES.relative_to(HERE.parent)),
+                "held_out_frames": "430-763",
+            },
+            "scoring": {"iou": IOU, "face_share": FACE_SHARE, "inside": INSIDE},
+            "threads": args.threads,
+            "opencv_builtin_people_detectors": {
+                "version": cv2.__version__,
+                "HOGDescriptor": hasattr(cv2, "HOGDescriptor"),
+                "CascadeClassifier": hasattr(cv2, "CascadeClassifier"),
+            },
+            "timing": {
+                "frames": f"{len(firsts)} (the first of each scene, resized to 640x480)",
+                "rounds": args.rounds,
+                "note": "shared, noisy machine: compare the ratios, not the milliseconds",
+                "ms_per_frame": timing,
+                "ratio_to": base,
+                "ratios": {n: round(t / timing[base], 2) for n, t in timing.items()},
+            },
+            "results": [{"name": name, **row} for name, row in results.items()],
+            "table": table,
+        },
     )
-    print(f"written {args.json}")
 
 
 if __name__ == "__main__":

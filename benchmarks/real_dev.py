@@ -20,9 +20,6 @@ teacher's labelling runs it twice, the second on the refined region). Writes ben
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import time
 from collections import defaultdict
@@ -32,6 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from footage import LABELLED_CLIP, footage_dir
+from report import write_result
 
 from okdhp_edge.data import DatasetError, build_dataset
 from okdhp_edge.data.label import LabelConfig, label, open_teacher, teacher_regions
@@ -202,11 +200,8 @@ def main() -> None:
         "latency_ms": ms,
         "latency_vs_blazepose_full": {name: value / ms[REFERENCE] for name, value in ms.items()},
         "threads": args.threads,
-        "machine": {"processor": platform.processor() or platform.machine(), "cores": os.cpu_count()},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

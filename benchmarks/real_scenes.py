@@ -37,6 +37,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from footage import CACHE_ROOT
+from report import write_result
 
 from okdhp_edge.codec import ABSENT
 from okdhp_edge.data.base import DatasetError
@@ -606,38 +607,32 @@ def _score_command(args, parser) -> int:
                 m["vs_labelled_boxes"] = round(m["ap"] / truth, 2) if truth else None
                 ratio = m["vs_labelled_boxes"]
                 print(f"{name} on {det}'s boxes: held-out AP {m['ap']} ({ratio}x the labelled boxes' {truth})")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(
-        json.dumps(
-            {
-                "dev_set": {
-                    "folder": str(args.out),
-                    "teacher": TEACHER,
-                    "definition": manifest["definition"],
-                    "held_out": manifest["held_out"],
-                    "scenes": {
-                        s: {
-                            "use": b["use"],
-                            "frames": len(b["frames"]),
-                            "people": sum(f["people"] for f in b["frames"]),
-                            "people_labelled": sum(f["people_labelled"] for f in b["frames"]),
-                        }
-                        for s, b in manifest["scenes"].items()
-                    },
+    write_result(
+        args.json,
+        {
+            "dev_set": {
+                "folder": str(args.out),
+                "teacher": TEACHER,
+                "definition": manifest["definition"],
+                "held_out": manifest["held_out"],
+                "scenes": {
+                    s: {
+                        "use": b["use"],
+                        "frames": len(b["frames"]),
+                        "people": sum(f["people"] for f in b["frames"]),
+                        "people_labelled": sum(f["people_labelled"] for f in b["frames"]),
+                    }
+                    for s, b in manifest["scenes"].items()
                 },
-                "models": {item.partition("=")[0]: item.partition("=")[2] for item in args.model},
-                "scores": rows,
-                "table": table,
-                "detectors": {item.partition("=")[0]: item.partition("=")[2] for item in args.detector},
-                "held_out_on_detector_boxes": on_detections,
-                "threads": args.threads,
             },
-            indent=1,
-        )
-        + "\n",
-        encoding="utf-8",
+            "models": {item.partition("=")[0]: item.partition("=")[2] for item in args.model},
+            "scores": rows,
+            "table": table,
+            "detectors": {item.partition("=")[0]: item.partition("=")[2] for item in args.detector},
+            "held_out_on_detector_boxes": on_detections,
+            "threads": args.threads,
+        },
     )
-    print(f"wrote {args.json}")
     return 0
 
 

@@ -14,10 +14,11 @@ ONNX INT8).
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
+
+from report import write_result
 
 FORMATS = (("onnx", "fp32"), ("onnx", "int8"), ("tflite", "fp32"), ("tflite", "int8"))
 
@@ -61,21 +62,17 @@ def main(argv: list[str] | None = None) -> None:
     threads = [int(t) for t in args.threads.split(",")]
     results = sweep(artifacts, threads=threads, runs=args.runs, rounds=args.rounds, warmup=10)
     print("\n" + format_table(results))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(
-        json.dumps(
-            {
-                "preset": args.preset,
-                "trained": bool(args.students),
-                "threads": threads,
-                "runs": args.runs,
-                "rounds": args.rounds,
-                "results": [asdict(r) for r in results],
-            },
-            indent=2,
-        )
+    write_result(
+        args.json,
+        {
+            "preset": args.preset,
+            "trained": bool(args.students),
+            "threads": threads,
+            "runs": args.runs,
+            "rounds": args.rounds,
+            "results": [asdict(r) for r in results],
+        },
     )
-    print(f"\nwrote {args.json}")
 
 
 if __name__ == "__main__":

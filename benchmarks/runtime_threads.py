@@ -11,13 +11,14 @@ alternate so both see the same machine load. Prints the median of the rounds.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import threading
 import time
 from contextlib import nullcontext
 from pathlib import Path
+
+from report import write_result
 
 from okdhp_edge.runtime import Predictor
 from okdhp_edge.runtime.benchmark import synthetic_frame
@@ -75,8 +76,7 @@ def main(argv: list[str] | None = None) -> None:
             f"one interpreter behind a lock {row['locked_calls_per_s']:.1f} calls/s "
             f"({args.threads} threads, {os.cpu_count()} CPUs)"
         )
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"cpu_count": os.cpu_count(), "rounds": args.rounds, "results": rows}, indent=2))
+    write_result(args.json, {"rounds": args.rounds, "results": rows})
 
 
 if __name__ == "__main__":

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 from pathlib import Path
 
 import cv2
 import numpy as np
 from footage import LABELLED_CLIP, footage_dir, read_clip
 from real_scenes import vtest_held_out, vtest_people
+from report import write_result
 
 from okdhp_edge.boxes import iou_matrix
 from okdhp_edge.runtime import Detector, PoseTracker, Predictor, TrackerConfig
@@ -247,25 +247,19 @@ def main(argv: list[str] | None = None) -> None:
             if args.sheet and len(rows) == 1:
                 sheet(tracks, frames, args.sheet)
                 print(f"ID sheet: {args.sheet}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(
-        json.dumps(
-            {
-                "clip": f"vtest.avi (opencv-doc), all {len(frames)} frames at 768x576, timestamps at 10 FPS",
-                "pose_model": predictor.model_path.name,
-                "tracker": "TrackerConfig() defaults",
-                "threads": args.threads,
-                "teacher_tracklets": None
-                if tracklets is None
-                else {"count": len(tracklets), "frames": sum(len(t) for t in tracklets)},
-                "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
-                "results": rows,
-            },
-            indent=1,
-        )
-        + "\n"
+    write_result(
+        args.json,
+        {
+            "clip": f"vtest.avi (opencv-doc), all {len(frames)} frames at 768x576, timestamps at 10 FPS",
+            "pose_model": predictor.model_path.name,
+            "tracker": "TrackerConfig() defaults",
+            "threads": args.threads,
+            "teacher_tracklets": None
+            if tracklets is None
+            else {"count": len(tracklets), "frames": sum(len(t) for t in tracklets)},
+            "results": rows,
+        },
     )
-    print(f"written {args.json}")
 
 
 if __name__ == "__main__":

@@ -19,8 +19,6 @@ single passes on this shared machine differ by 10-20 %.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import tempfile
 import time
 from dataclasses import replace
@@ -28,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 from footage import footage_dir, read_clip
+from report import write_result
 
 from okdhp_edge.runtime import Detector, PoseTracker, Predictor, TrackerConfig
 
@@ -173,27 +172,16 @@ def main(argv: list[str] | None = None) -> None:
             print(
                 f"{row['detector']:34s} every {row['detect_every']:2d}: {row['fps']:6.1f} FPS (runs: {row['fps_runs']})"
             )
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(
-        json.dumps(
-            {
-                "clip": f"vtest.avi (opencv-doc), frames {args.start}-{args.start + len(frames) - 1} "
-                "resized to 640x480",
-                "pose_model": predictor.model_path.name,
-                "trained_student": trained,
-                "threads": args.threads,
-                "machine": {
-                    "cpu": platform.processor() or platform.machine(),
-                    "cores": __import__("os").cpu_count(),
-                    "python": platform.python_version(),
-                },
-                "results": rows,
-            },
-            indent=1,
-        )
-        + "\n"
+    write_result(
+        args.json,
+        {
+            "clip": f"vtest.avi (opencv-doc), frames {args.start}-{args.start + len(frames) - 1} resized to 640x480",
+            "pose_model": predictor.model_path.name,
+            "trained_student": trained,
+            "threads": args.threads,
+            "results": rows,
+        },
     )
-    print(f"written {args.json}")
 
 
 if __name__ == "__main__":

