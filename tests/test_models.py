@@ -114,6 +114,25 @@ def test_ensemble_gradient_reaches_every_branch():
         assert branch.stacks[-1].score.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("trunk_branch", [None, 1])
+def test_trunk_learns_from_the_chosen_branches_only(trunk_branch):
+    # trunk_grad "target": the other branches and the FAU still learn from their losses, but send
+    # nothing into the shared trunk; by default (None) every branch does
+    torch.manual_seed(0)
+    net = OKDHPNet(_small_spec(), trunk_branch)
+    out = net(torch.randn(2, 3, 32, 32))
+    for b, outs in enumerate(out["branches"]):
+        net.zero_grad()
+        outs[-1].square().sum().backward(retain_graph=True)
+        reached = net.stem.conv.weight.grad
+        assert (reached is not None and reached.abs().sum() > 0) == (trunk_branch in (None, b)), b
+        assert net.branches[b].stacks[-1].score.weight.grad.abs().sum() > 0
+    net.zero_grad()
+    out["weights"].square().sum().backward()
+    assert (net.stem.conv.weight.grad is not None) == (trunk_branch is None)
+    assert net.fau.fc[0].weight.grad.abs().sum() > 0
+
+
 def test_output_stride_is_read_from_the_network():
     spec = _small_spec()
     net = OKDHPNet(spec).eval()

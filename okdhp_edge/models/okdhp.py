@@ -117,9 +117,10 @@ class FeatureAggregationUnit(nn.Module):
 class OKDHPNet(nn.Module):
     """Trunk + B branches + FAU. `forward` returns a dict of every supervised output."""
 
-    def __init__(self, spec: OKDHPSpec) -> None:
+    def __init__(self, spec: OKDHPSpec, trunk_branch: int | None = None) -> None:
         super().__init__()
         self.spec = spec
+        self.trunk_branch = trunk_branch  # None: every branch and the FAU train the trunk; else only this branch
         self.stem = Stem(spec.trunk_channels)
         self.trunk = nn.ModuleList(
             HourglassStack(spec.trunk_channels, spec.num_joints, spec.hourglass_depth, merge=True)
@@ -135,8 +136,9 @@ class OKDHPNet(nn.Module):
         """trunk: trunk stacks' heatmaps; branches: per branch, its stacks' heatmaps (last = final);
         ensemble: FAU-weighted sum of every branch's final heatmaps; weights: (N, B, K)."""
         trunk_out, features = run_trunk(self.stem, self.trunk, x)
-        branch_out = [branch(features) for branch in self.branches]
-        weights = self.fau(features)
+        apart = features if self.trunk_branch is None else features.detach()
+        branch_out = [branch(features if b == self.trunk_branch else apart) for b, branch in enumerate(self.branches)]
+        weights = self.fau(apart)
         finals = torch.stack([outs[-1] for outs in branch_out], dim=1)  # (N, B, K, h, w)
         ensemble = (weights[..., None, None] * finals).sum(dim=1)
         return {"trunk": trunk_out, "branches": branch_out, "ensemble": ensemble, "weights": weights}

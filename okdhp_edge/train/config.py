@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 MODES = ("okdhp", "independent", "single")
+TRUNK_GRADS = ("all", "target")  # model.trunk_grad
 SCHEDULES = ("step", "cosine")
 METRICS = ("auto", "pck@0.2", "ap", "pckh@0.5")
 CUDA_GRAPH_MODES = ("auto", "on", "off")
@@ -61,6 +62,7 @@ class ModelConfig:
     compression: list[float] | None = None  # fractions of the largest branch's MACs, e.g. [1.0, 0.5, 0.25]
     target: int | None = None  # the branch you deploy; None = the cheapest (the paper's unbalanced target)
     init: list[str] | None = None  # student .safetensors files or folders to start from (fine-tuning); null = random
+    trunk_grad: str = "all"  # which branches' losses train the shared trunk: "all" (the paper) or "target" only
 
 
 @dataclass
@@ -199,6 +201,8 @@ class TrainConfig(RunConfig):
                 "model.target",
                 f"{m.target} is not a branch index; valid: 0..{n_branches - 1}, or null (= the cheapest branch)",
             )
+        if m.trunk_grad not in TRUNK_GRADS:
+            fail("model.trunk_grad", f"{m.trunk_grad!r} is not valid; valid: {', '.join(TRUNK_GRADS)}")
         d = self.data
         parts = [p.strip() for p in d.source.split("+")]
         for part in parts:
