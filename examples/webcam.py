@@ -8,11 +8,12 @@
 A person detector finds people every --detect-every frames: by default this project's detector
 (shipped in the package; small and far people) together with MediaPipe's pose detector (fetched
 once from the package index; people near the camera); --detector okdhp-person or mediapipe for one
-of them, --detector PATH for a YOLO .onnx/.tflite export, or --detector none (the whole frame is
-one person). PoseTracker follows people in between, keeps their IDs and smooths their keypoints
-(--no-smooth turns that off). q or Esc quits the window. Showing a window needs the GUI build of
-OpenCV (`pip install okdhp-edge[demo]`); with the headless build use --no-show (and --save to keep
-the annotated video).
+of them, --detector okdhp-any for this project's any-scene detector (near and far people, ONNX
+Runtime alone, shipped in the package), --detector PATH for a YOLO .onnx/.tflite export, or
+--detector none (the whole frame is one person). PoseTracker follows people in between, keeps
+their IDs and smooths their keypoints (--no-smooth turns that off). q or Esc quits the window.
+Showing a window needs the GUI build of OpenCV (`pip install okdhp-edge[demo]`); with the headless
+build use --no-show (and --save to keep the annotated video).
 """
 
 from __future__ import annotations
@@ -69,8 +70,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--detector",
         default="default",
-        help="person detector: 'default' (okdhp-person + mediapipe), 'okdhp-person', 'mediapipe', "
-        "a YOLO .onnx/.tflite export, or 'none' (one person)",
+        help="person detector: 'default' (okdhp-person + mediapipe), 'okdhp-person', 'okdhp-any' (ONNX Runtime "
+        "alone), 'mediapipe', a YOLO .onnx/.tflite export, or 'none' (one person)",
     )
     parser.add_argument(
         "--tiles", type=int, default=1, help="MediaPipe's detector: also search N overlapping tile columns (default: 1)"
@@ -78,7 +79,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--zoom-out",
         type=float,
-        help="okdhp-person or a YOLO export: also search the frame K times smaller, for people near the camera "
+        help="okdhp-person, okdhp-any or a YOLO export: also search the frame K times smaller, for people near "
+        "the camera "
         "(more false people; docs/runtime.md)",
     )
     parser.add_argument(

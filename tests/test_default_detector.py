@@ -1,7 +1,7 @@
 """The detectors a user gets without bringing one, on real footage (Debian's opencv-doc media):
-the project's own detector (shipped in the package), MediaPipe's pose detector (fetched from the
-package index) and the default that merges both. Skipped, with the reason, where the footage or
-MediaPipe's file cannot be had."""
+the project's own detectors (okdhp-person and okdhp-any, shipped in the package), MediaPipe's pose
+detector (fetched from the package index) and the default that merges okdhp-person and MediaPipe's.
+Skipped, with the reason, where the footage or MediaPipe's file cannot be had."""
 
 from __future__ import annotations
 
@@ -80,6 +80,17 @@ def test_shipped_detector_finds_small_far_people_on_vtest(media):
     assert detector.family.layout == "v8"
     frame, truth = frame_615(media)
     assert found_people(truth, detector.detect(frame)) >= 5  # of 7, on the whole frame in one pass
+
+
+def test_any_scene_detector_finds_far_walkers_and_near_players_on_onnx_alone(media):
+    # okdhp-any (shipped, ONNX Runtime only): vtest frame 615 lies past the frames it trained on; in
+    # basketball1.png (two players near the camera) okdhp-person finds nobody
+    detector = Detector("okdhp-any", num_threads=2)
+    frame, truth = frame_615(media)
+    assert found_people(truth, detector.detect(frame)) >= 6  # of 7
+    players = detector.detect(cv2.imread(str(media / "basketball1.png")))
+    assert len(Detector("okdhp-person", num_threads=2).detect(cv2.imread(str(media / "basketball1.png")))) == 0
+    assert len(players) >= 2 and (players[:2, 3] - players[:2, 1]).min() > 250  # two near, tall people
 
 
 def test_default_merges_both(media):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+import sys
 from pathlib import Path
 
 import cv2
@@ -12,9 +14,10 @@ import numpy as np
 import pytest
 
 from okdhp_edge.boxes import iou_matrix, nms, oks_matrix
-from okdhp_edge.runtime import Detector, InputError, ModelFileError
+from okdhp_edge.runtime import BackendUnavailableError, Detector, InputError, ModelFileError
 from okdhp_edge.runtime.detectors.yolo import decode, detect_layout, letterbox
 
+REPO = Path(__file__).resolve().parents[1]
 CELL, SIZE = 8, 64  # the tiny network: one anchor per 8x8 cell of a 64x64 input, 64 anchors
 
 
@@ -328,9 +331,24 @@ def test_inside_bigger_needs_small_enclosed_and_outscored():
     assert inside_bigger(boxes, lower, 1 / 16).tolist() == [False, False, False, False]
 
 
-def test_shipped_detector_is_in_the_package():
-    from okdhp_edge.runtime.detector import SHIPPED_DETECTOR
+@pytest.mark.parametrize("name", ["okdhp-person", "okdhp-any"])
+def test_shipped_detectors_are_in_the_package(name):
+    from okdhp_edge.runtime.detector import SHIPPED_DETECTORS
 
-    detector = Detector("okdhp-person", num_threads=1)
-    assert detector.model_path == SHIPPED_DETECTOR and detector.family.layout == "v8"
+    detector = Detector(name, num_threads=1)
+    assert detector.model_path == SHIPPED_DETECTORS[name] and detector.family.layout == "v8"
     assert detector.detect(np.zeros((480, 640, 3), np.uint8)).shape[1] == 5
+    record = json.loads((REPO / "weights" / name / f"{name}.json").read_text(encoding="utf-8"))
+    assert record["kind"] == "okdhp_edge person detector" and record["provenance"]["command"]
+
+
+def test_without_litert_a_tflite_detector_names_the_onnx_one_that_runs(monkeypatch, tmp_path):
+    # JetPack 5 (Python 3.8) has no LiteRT wheels: MediaPipe's half of the default cannot run there
+    for module in ("ai_edge_litert", "ai_edge_litert.interpreter", "tflite_runtime", "tflite_runtime.interpreter"):
+        monkeypatch.setitem(sys.modules, module, None)
+    model = tmp_path / "pose_detection.tflite"
+    model.write_bytes(b"TFL3" + bytes(60))
+    alone = r"need LiteRT.*Detector\('okdhp-any'\) runs on ONNX Runtime alone"
+    with pytest.raises(BackendUnavailableError, match=alone):
+        Detector(model)
+    assert Detector("okdhp-any", num_threads=1).detect(np.zeros((240, 320, 3), np.uint8)).shape[1] == 5

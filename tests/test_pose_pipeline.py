@@ -75,8 +75,9 @@ def test_bundled_students_open_by_name_and_unknown_names_list_them():
 
 def test_the_wheel_carries_the_bundled_models_and_runs_them_without_a_checkout(tmp_path):
     """Build the wheel from a copy of the sources (no network: --no-deps, the venv's build backend),
-    check that the pose students and okdhp-person are inside it, then install it on its own and run
-    a bundled student and okdhp-person from it, outside the repository."""
+    check that the pose students and the shipped detectors are inside it, then install it on its own
+    and run a bundled student and each shipped detector from it, outside the repository, with LiteRT
+    unimportable (ONNX Runtime alone)."""
     src = tmp_path / "src"
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
     shutil.copytree(REPO / "okdhp_edge", src / "okdhp_edge", ignore=ignore)
@@ -98,7 +99,7 @@ def test_the_wheel_carries_the_bundled_models_and_runs_them_without_a_checkout(t
     for path in bundled_models().values():
         member = path.relative_to(REPO).as_posix()
         assert sizes.get(member) == path.stat().st_size and f"{member}.json" in sizes, member
-    assert "okdhp_edge/runtime/detectors/okdhp-person.onnx" in sizes
+    assert {f"okdhp_edge/runtime/detectors/{name}.onnx" for name in ("okdhp-person", "okdhp-any")} <= set(sizes)
     assert "okdhp_edge/runtime/configs/tracker.yaml" in sizes  # the default tracker settings, to copy
     assert wheel.stat().st_size < 4 * 2**20, "the wheel stays small"
 
@@ -112,14 +113,17 @@ def test_the_wheel_carries_the_bundled_models_and_runs_them_without_a_checkout(t
     )
     assert installed.returncode == 0, installed.stdout + installed.stderr
     script = (
+        "import sys\n"
+        "sys.modules['ai_edge_litert'] = sys.modules['tflite_runtime'] = None  # ONNX Runtime only, as on JetPack 5\n"
         "import numpy as np, okdhp_edge\n"
         "from okdhp_edge.runtime import PoseTracker, Predictor, bundled_models\n"
         f"assert okdhp_edge.__file__.startswith({str(site)!r}), okdhp_edge.__file__\n"
         "for name in bundled_models():\n"
         "    assert Predictor(name, num_threads=1).predict(np.zeros((240, 320, 3), np.uint8)).keypoints.shape == (1, "
         "17, 2)\n"
-        "tracker = PoseTracker(detector='okdhp-person')\n"
-        "print('PEOPLE', len(tracker(np.zeros((240, 320, 3), np.uint8))))\n"
+        "for name in ('okdhp-person', 'okdhp-any'):\n"
+        "    tracker = PoseTracker(detector=name)\n"
+        "    print('PEOPLE', len(tracker(np.zeros((240, 320, 3), np.uint8))))\n"
     )
     # -S: no .pth files, so the repository's editable install cannot answer `import okdhp_edge`
     path = os.pathsep.join([str(site), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
@@ -132,7 +136,7 @@ def test_the_wheel_carries_the_bundled_models_and_runs_them_without_a_checkout(t
         env={**env, "PYTHONPATH": path},
     )
     assert ran.returncode == 0, ran.stderr
-    assert "PEOPLE 0" in ran.stdout
+    assert ran.stdout.count("PEOPLE 0") == 2, ran.stdout
 
 
 # -- PoseTracker() on real frames -----------------------------------------------------------------

