@@ -32,7 +32,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 from footage import footage_dir
-from real_scenes import MANIFEST, OUT, USES, VTEST_BOXES, build, detector_models, vtest_held_out, vtest_people
+from real_scenes import (
+    MANIFEST,
+    OUT,
+    USES,
+    VTEST_BOXES,
+    build,
+    describe,
+    detector_models,
+    vtest_held_out,
+    vtest_people,
+)
 from report import write_result
 
 from okdhp_edge.boxes import iou_matrix, parts_of
@@ -330,19 +340,7 @@ def main(argv: list[str] | None = None) -> None:
     write_result(
         args.json,
         {
-            "dev_set": {
-                "folder": str(args.dev_set),
-                "definition": manifest["definition"],
-                "held_out": manifest["held_out"],
-                "scenes": {
-                    s: {
-                        "use": b["use"],
-                        "frames": len(b["frames"]),
-                        "people": sum(f["people"] for f in b["frames"]),
-                    }
-                    for s, b in manifest["scenes"].items()
-                },
-            },
+            "dev_set": describe(args.dev_set, manifest),
             "vtest": {
                 "footage": json.loads(VTEST_BOXES.read_text(encoding="utf-8"))["source"],
                 "labels": str(VTEST_BOXES.relative_to(HERE.parent)),

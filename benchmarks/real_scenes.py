@@ -455,6 +455,25 @@ def score(models: dict, out: Path = OUT) -> dict:
     return rows
 
 
+def describe(folder: Path, manifest: dict) -> dict:
+    """The dev set as a result file records it: folder, teacher, held-out scenes, people per scene."""
+    return {
+        "folder": str(folder),
+        "teacher": TEACHER,
+        "definition": manifest["definition"],
+        "held_out": manifest["held_out"],
+        "scenes": {
+            name: {
+                "use": body["use"],
+                "frames": len(body["frames"]),
+                "people": sum(f["people"] for f in body["frames"]),
+                "people_labelled": sum(f["people_labelled"] for f in body["frames"]),
+            }
+            for name, body in manifest["scenes"].items()
+        },
+    }
+
+
 def score_on_detections(models: dict, detectors: dict, out: Path = OUT) -> dict:
     """Per model and detector: OKS AP / AP50 over the held-out scenes when the detector's boxes, not
     the labelled ones, are cropped: the top-down protocol (box score x mean keypoint score, OKS-NMS
@@ -610,21 +629,7 @@ def _score_command(args, parser) -> int:
     write_result(
         args.json,
         {
-            "dev_set": {
-                "folder": str(args.out),
-                "teacher": TEACHER,
-                "definition": manifest["definition"],
-                "held_out": manifest["held_out"],
-                "scenes": {
-                    s: {
-                        "use": b["use"],
-                        "frames": len(b["frames"]),
-                        "people": sum(f["people"] for f in b["frames"]),
-                        "people_labelled": sum(f["people_labelled"] for f in b["frames"]),
-                    }
-                    for s, b in manifest["scenes"].items()
-                },
-            },
+            "dev_set": describe(args.out, manifest),
             "models": {item.partition("=")[0]: item.partition("=")[2] for item in args.model},
             "scores": rows,
             "table": table,
