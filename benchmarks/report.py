@@ -20,12 +20,12 @@ def machine() -> dict[str, object]:
     }
 
 
-def write_result(path: str | os.PathLike, result: dict, indent: int = 1) -> None:
+def write_result(path: str | os.PathLike, result: dict) -> None:
     """`result` and the machine as JSON at `path` (folders made; written whole, so an interrupted
     run leaves the last complete file), and a line saying where."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".part")
-    partial.write_text(json.dumps({**result, "machine": machine()}, indent=indent) + "\n", encoding="utf-8")
+    partial.write_text(json.dumps({**result, "machine": machine()}, indent=1) + "\n", encoding="utf-8")
     partial.replace(path)
     print(f"wrote {path}")

@@ -34,8 +34,8 @@ LOWER_BODY = [COCO17.keypoints.index(n) for n in COCO17.keypoints if n.split("_"
 
 def run_clip(path: Path, model: str, detector: str, every: int, threads: int) -> dict:
     """Tracker output statistics over one clip."""
-    finder = Detector(None if detector == "default" else detector, num_threads=threads)
-    tracker = PoseTracker(Predictor(model, num_threads=threads), finder, detect_every=every)
+    pose, finder = Predictor(model, num_threads=threads), Detector(detector, num_threads=threads)
+    tracker = PoseTracker(pose, finder, detect_every=every)
     capture = cv2.VideoCapture(str(path))
     frames, people, ids, threshold = 0, 0, set(), None
     drawn = np.zeros(COCO17.num_keypoints)

@@ -32,7 +32,6 @@ import numpy as np
 from ..geometry import outside_frame
 from ..skeleton import COCO17
 from .base import DatasetError
-from .held_out import check_trainable
 from .label_filter import DROP_REASONS, FilterConfig, flip_back, judge, mirror_boxes
 from .label_sources import Frame, Source, find_sources
 
@@ -268,12 +267,8 @@ def frame_split(source: Source, index: int, config: LabelConfig) -> str | None:
 def _check_trainable(source: Source, config: LabelConfig) -> None:
     """DatasetError where the source holds evaluation media (held_out.py): a held-out file, or a clip
     whose training frames would reach its held-out part (its val split and gap must cover that)."""
-    if not source.is_video:
-        for path in source.images:
-            check_trainable(path)
-        return
     end = next((i for i in range(source.length) if frame_split(source, i, config) != "train"), source.length)
-    check_trainable(source.path, end)
+    source.check_trainable(end)
 
 
 def read_progress(path: Path) -> dict[str, dict]:

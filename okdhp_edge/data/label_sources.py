@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from .base import DatasetError
+from .held_out import check_trainable
 
 __all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "Frame", "Source", "find_sources"]
 
@@ -40,6 +41,15 @@ class Source:
     is_video: bool
     length: int  # frames (video: as the container reports) or images
     images: tuple[Path, ...] = ()
+
+    def check_trainable(self, stop: int | None = None) -> None:
+        """DatasetError where this source holds evaluation media (held_out.py): any of its images, or
+        the video when its frames before `stop` (all: None) reach a held-out part."""
+        if self.is_video:
+            check_trainable(self.path, stop)
+            return
+        for path in self.images:
+            check_trainable(path)
 
     @property
     def prefix(self) -> str:

@@ -22,7 +22,6 @@ from typing import Any
 
 import cv2
 
-from ..held_out import check_trainable
 from ..label import LabelConfig, frame_split, prepare_out, read_progress
 from ..label_sources import Source, find_sources
 from .coco_detector import TEACHERS, BoxTeacher, BoxTeacherConfig
@@ -37,12 +36,9 @@ def _trainable(sources: list[Source], stop: int | None) -> list[Source]:
     """The sources, videos cut at `stop`; DatasetError where one holds evaluation media (held_out.py)."""
     kept = []
     for source in sources:
-        if source.is_video:
-            check_trainable(source.path, stop)
-            source = replace(source, length=min(source.length, stop)) if stop is not None else source
-        else:
-            for path in source.images:
-                check_trainable(path)
+        source.check_trainable(stop)
+        if source.is_video and stop is not None:
+            source = replace(source, length=min(source.length, stop))
         kept.append(source)
     return kept
 
