@@ -311,3 +311,16 @@ def test_labeller_takes_a_teacher_by_name(teachers):
     assert repr(finder).startswith("BoxTeacher('nanodet'")
     with pytest.raises(DatasetError, match="tiling is for MediaPipe"):
         _open_detector("centernet", 1, 4)
+
+
+def test_box_command_nobody_writes_hard_negatives_without_a_teacher(media, tmp_path, capsys):
+    from okdhp_edge.data.teachers.box import main
+
+    folder = tmp_path / "drawn"
+    folder.mkdir()
+    shutil.copy(media / "messi5.jpg", folder / "character.jpg")  # a teacher would box him: --nobody must not
+    main([str(folder), "--nobody", "--val-fraction", "0", "--out", str(tmp_path / "out")])
+    train = json.loads((tmp_path / "out" / "annotations" / "instances_train.json").read_text(encoding="utf-8"))
+    assert len(train["images"]) == 1 and train["annotations"] == []
+    assert json.loads(capsys.readouterr().out)["settings"] == "nobody"
+    assert "Nobody()" in (tmp_path / "out" / "boxing.json").read_text(encoding="utf-8")

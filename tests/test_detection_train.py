@@ -57,6 +57,9 @@ def small(out: Path, *extra: str) -> list[str]:
             ["coco:{tmp}/missing", "not found", "okdhp_edge.data.label"],
         ),
         (["--real", "imagenet:/x"], ["data.real", "'imagenet:/x'", "coco:DIR"]),
+        (["--real", "coco:/a", "--real-weights", "1,2"], ["data.real_weights", "2 weights for 1 real entries"]),
+        (["--real", "coco:/a", "--real-weights", "-1"], ["data.real_weights", ">= 0"]),
+        (["--real-weights", "one"], ["--real-weights 'one'", "one per --real"]),
         (["--resume", "{tmp}/nope.pt"], ["{tmp}/nope.pt", "checkpoint not found", "auto"]),
         (["--steps", "-5"], ["optim.steps", "-5", ">= 1"]),
         (["--steps", "0"], ["optim.steps", "0", ">= 1"]),
@@ -215,3 +218,39 @@ def test_the_any_scene_detector_s_stages_still_resolve_to_its_recipe(capsys):
     assert config["optim"] == recipe["optim"] and config["data"]["real"] == recipe["data"]["real"]
     for key in ("synthetic", "synthetic_share", "zoom", "zoom_out", "crop"):
         assert config["data"][key] == recipe["data"][key], key
+
+
+def test_real_weights_give_each_entry_its_share_of_the_real_crops():
+    from okdhp_edge.detection.data import Frame
+    from okdhp_edge.detection.train import _sources
+
+    def frames(n: int) -> list[Frame]:
+        return [Frame(np.zeros((64, 64, 3), np.uint8), np.zeros((0, 4), np.float32), np.zeros((64, 64), np.uint8))] * n
+
+    overrides = {"data": {"synthetic": 0, "real": ["coco:/a", "coco:/b", "coco:/c"], "crop": [64, 64]}}
+    config = load_det_config(overrides=overrides)
+    (pooled,) = _sources(config, [frames(90)])  # no weights: one pool, every frame alike
+    assert len(pooled[0]) == 90 and pooled[1] == 1.0
+    overrides["data"]["real_weights"] = [1, 3, 0]
+    weighted = _sources(load_det_config(overrides=overrides), [frames(90), frames(5), frames(7)])
+    assert [(len(crops), share) for crops, share in weighted] == [(90, 0.25), (5, 0.75)]  # a 0 weight drops its entry
+
+
+def test_weighted_real_entries_train_end_to_end_and_are_recorded(tmp_path):
+    import cv2
+
+    from okdhp_edge.data.label import LabelConfig
+    from okdhp_edge.data.teachers.box import Nobody, box
+
+    entries = []
+    for name, count in (("a", 3), ("b", 2)):
+        folder = tmp_path / f"frames-{name}"
+        folder.mkdir()
+        for i in range(count):
+            cv2.imwrite(str(folder / f"{i}.png"), np.full((48, 64, 3), 40 * i, np.uint8))
+        box([folder], tmp_path / name, teacher=Nobody(), config=LabelConfig(val_fraction=0))
+        entries += ["--real", f"coco:{tmp_path / name}"]
+    out = tmp_path / "run"
+    assert main(small(out, "--steps", "1", "--synthetic", "0", *entries, "--real-weights", "1,4")) == 0
+    data = json.loads((out / "person-det.json").read_text(encoding="utf-8"))["data"]
+    assert data["real_frames"] == 5 and data["real_weights"] == [1.0, 4.0]

@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("data (section data)")
     g.add_argument("--real", action="append", help="labelled real frames, coco:DIR[:SPLIT] (repeatable)")
     g.add_argument(
+        "--real-weights", metavar="W,...", help="share of the real crops from each --real entry, in order, e.g. 1,3"
+    )
+    g.add_argument(
         "--real-first", type=int, help="only the first N frames of each real split (keep a clip's end unseen)"
     )
     g.add_argument("--plate", help="clean plate of the real frames' static camera: motion outside the boxes is ignored")
@@ -108,6 +111,14 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
             out.setdefault(section, {})[key] = value
     if args.real is not None:
         out.setdefault("data", {})["real"] = args.real
+    if args.real_weights is not None:
+        try:
+            weights = [float(w) for w in args.real_weights.split(",")]
+        except ValueError:
+            raise ConfigError(
+                f"--real-weights {args.real_weights!r}: expected comma-separated numbers, one per --real, e.g. 1,3"
+            ) from None
+        out.setdefault("data", {})["real_weights"] = weights
     for item in args.set:
         merge_config(out, parse_override(item))
     return out

@@ -53,6 +53,8 @@ class DetDataConfig:
     backgrounds: str | None = None  # photo folder for half the synthetic scenes
     synthetic_share: float = 0.5  # probability that a crop comes from a synthetic scene (with real frames too)
     real: list[str] = field(default_factory=list)  # labelled real frames, coco:DIR or coco:DIR:SPLIT
+    # one per real entry: its share of the real crops, frames drawn evenly within it; null: every frame alike
+    real_weights: list[float] | None = None
     real_first: int | None = None  # only the first N frames (by file name) of each real split
     plate: str | None = None  # clean plate of the real frames' static camera: motion outside boxes is ignored
     zoom: float = 0.0  # share of real crops enlarged around one person (far people taught at near sizes)
@@ -104,6 +106,12 @@ class DetTrainConfig(RunConfig):
         for entry in d.real:
             if not entry.startswith("coco:") or not entry[len("coco:") :].strip(":"):
                 fail("data.real", f"{entry!r} is not valid; valid: {REAL_FORMAT}")
+        if d.real_weights is not None:
+            w = d.real_weights
+            if len(w) != len(d.real):
+                fail("data.real_weights", f"{len(w)} weights for {len(d.real)} real entries: give one per --real")
+            if any(not math.isfinite(x) or x < 0 for x in w) or not sum(w) > 0:
+                fail("data.real_weights", f"{w}: need numbers >= 0, not all 0")
         if d.synthetic < 0:
             fail("data.synthetic", f"{d.synthetic} must be >= 0 (0 = real frames only)")
         if d.synthetic == 0 and not d.real:

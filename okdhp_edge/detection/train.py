@@ -57,8 +57,9 @@ def _batch(
     return {k: torch.from_numpy(np.stack([it[k] for it in items])) for k in items[0]}
 
 
-def _sources(config: DetTrainConfig, real: list[Frame]) -> list[tuple[DetectionFrames, float]]:
-    """Synthetic and real crops with their shares of each batch."""
+def _sources(config: DetTrainConfig, real: list[list[Frame]]) -> list[tuple[DetectionFrames, float]]:
+    """Synthetic and real crops with their shares of each batch; `real` holds one list of frames per
+    entry of data.real_weights (one pooled list without them)."""
     d, spec = config.data, config.model.spec()
     crop = (d.crop[0], d.crop[1])
     sources = []
@@ -67,7 +68,11 @@ def _sources(config: DetTrainConfig, real: list[Frame]) -> list[tuple[DetectionF
         sources.append((DetectionFrames(scenes, crop, spec.stride, zoom_out=d.zoom_out), d.synthetic_share))
     if real:
         share = 1.0 - d.synthetic_share if d.synthetic else 1.0
-        sources.append((DetectionFrames(real, crop, spec.stride, zoom=d.zoom, zoom_out=d.zoom_out), share))
+        weights = np.asarray(d.real_weights or [1.0], np.float64)
+        for frames, weight in zip(real, weights / weights.sum()):
+            if weight > 0:
+                crops = DetectionFrames(frames, crop, spec.stride, zoom=d.zoom, zoom_out=d.zoom_out)
+                sources.append((crops, share * weight))
     return sources
 
 
@@ -139,8 +144,11 @@ class _Run:
         seed_everything(s.seed)
         d = c.data
         # real frames first: a wrong folder fails before minutes of rendering
-        self.real = labelled_frames(d.real, self.spec.width, self.spec.height, first=d.real_first, plate=d.plate)
-        self.sources = _sources(c, self.real)
+        size = (self.spec.width, self.spec.height)
+        groups = [[e] for e in d.real] if d.real_weights else [d.real] if d.real else []
+        real = [labelled_frames(g, *size, first=d.real_first, plate=d.plate) for g in groups]
+        self.real_frames = sum(len(frames) for frames in real)
+        self.sources = _sources(c, real)
         net = PersonDetNet(self.spec).to(self.device)
         self.net = net.to(memory_format=torch.channels_last) if s.channels_last else net
         self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=c.optim.lr, weight_decay=c.optim.weight_decay)
@@ -257,6 +265,12 @@ class _Run:
             "kind": "okdhp_edge person detector",
             "spec": self.spec.to_dict(),
             "recipe": self.config.to_dict(),
-            "data": {"synthetic_scenes": d.synthetic, "real_frames": len(self.real), "real": d.real, "plate": d.plate},
+            "data": {
+                "synthetic_scenes": d.synthetic,
+                "real_frames": self.real_frames,
+                "real": d.real,
+                "real_weights": d.real_weights,
+                "plate": d.plate,
+            },
             "provenance": {"code": self.code, "trained": time.strftime("%Y-%m-%d")},
         }

@@ -2,6 +2,10 @@
 COCO detection set (person boxes with the teacher's scores).
 
     python -m okdhp_edge.data.teachers.box footage/ clip.mp4 --out data/boxes [--teacher centernet] [--every 5]
+    python -m okdhp_edge.data.teachers.box cartoons/ animals/ --nobody --out data/negatives
+
+`--nobody` writes the frames with no boxes and runs no teacher: hard negatives a teacher would box
+(a drawn character, a mannequin), known by eye to hold nobody.
 
 Output: OUT/images/{train,val}/*.jpg, OUT/annotations/instances_{train,val}.json (category 1,
 person; each box's teacher score in "score"), OUT/boxing.json (the settings) and OUT/progress.jsonl
@@ -21,15 +25,26 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 
 from ..label import LabelConfig, frame_split, prepare_out, read_progress
 from ..label_sources import Source, find_sources
 from .coco_detector import TEACHERS, BoxTeacher, BoxTeacherConfig
 
-__all__ = ["box", "main"]
+__all__ = ["Nobody", "box", "main"]
 
 PROGRESS = "progress.jsonl"
 SETTINGS = "boxing.json"
+
+
+class Nobody:
+    """The teacher of frames known to hold nobody: it finds no one."""
+
+    def detect(self, image: np.ndarray) -> np.ndarray:
+        return np.zeros((0, 5), np.float32)
+
+    def __repr__(self) -> str:
+        return "Nobody() (--nobody: frames known to hold no people)"
 
 
 def _trainable(sources: list[Source], stop: int | None) -> list[Source]:
@@ -137,9 +152,13 @@ def main(argv: list[str] | None = None) -> None:
         "--stop", type=int, default=None, help="videos: only frames before this one (a clip's end held out)"
     )
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--nobody", action="store_true", help="the sources hold no people: write their frames with no boxes, no teacher"
+    )
     args = parser.parse_args(argv)
     try:
-        teacher = BoxTeacher(args.teacher, args.threads, BoxTeacherConfig(score_threshold=args.score_threshold))
+        config = BoxTeacherConfig(score_threshold=args.score_threshold)
+        teacher = Nobody() if args.nobody else BoxTeacher(args.teacher, args.threads, config)
         summary = box(
             args.sources,
             args.out,
@@ -149,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     except ValueError as err:  # DatasetError, FetchError, TfjsError: each names the file and the fix
         sys.exit(f"error: {err}")
-    print(json.dumps({**summary, "settings": asdict(teacher.config)}))
+    print(json.dumps({**summary, "settings": "nobody" if args.nobody else asdict(config)}))
 
 
 if __name__ == "__main__":
