@@ -203,11 +203,11 @@ def test_a_run_stopped_with_ctrl_c_resumes_to_the_same_weights(tmp_path):
 
 
 def test_the_any_scene_detector_s_stages_still_resolve_to_its_recipe(capsys):
-    """weights/okdhp-any's JSON names its six training runs; every flag of each still parses, and the
+    """weights/okdhp-any's JSON names its seven training runs; every flag of each still parses, and the
     last one resolves to the recipe recorded beside the weights."""
     record = json.loads((ROOT / "weights" / "okdhp-any" / "okdhp-any.json").read_text())
     stages = record["provenance"]["stages"]
-    assert len(stages) == 6 and "--init" not in stages[0] and all("--init" in s for s in stages[1:])
+    assert len(stages) == 7 and "--init" not in stages[0] and all("--init" in s for s in stages[1:])
     for stage in stages:
         assert main([*shlex.split(stage)[3:], "--print-config"]) == 0
         config = yaml.safe_load(capsys.readouterr().out)
@@ -216,6 +216,7 @@ def test_the_any_scene_detector_s_stages_still_resolve_to_its_recipe(capsys):
         k: v for k, v in recipe["model"].items() if k != "init"
     }
     assert config["optim"] == recipe["optim"] and config["data"]["real"] == recipe["data"]["real"]
+    assert config["data"]["real_weights"] == recipe["data"]["real_weights"] == record["data"]["real_weights"]
     for key in ("synthetic", "synthetic_share", "zoom", "zoom_out", "crop"):
         assert config["data"][key] == recipe["data"][key], key
 

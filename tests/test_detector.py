@@ -15,6 +15,7 @@ import pytest
 
 from okdhp_edge.boxes import iou_matrix, nms, oks_matrix
 from okdhp_edge.runtime import BackendUnavailableError, Detector, InputError, ModelFileError
+from okdhp_edge.runtime.detector import DetectorConfig
 from okdhp_edge.runtime.detectors.yolo import decode, detect_layout, letterbox
 
 REPO = Path(__file__).resolve().parents[1]
@@ -340,6 +341,17 @@ def test_shipped_detectors_are_in_the_package(name):
     assert detector.detect(np.zeros((480, 640, 3), np.uint8)).shape[1] == 5
     record = json.loads((REPO / "weights" / name / f"{name}.json").read_text(encoding="utf-8"))
     assert record["kind"] == "okdhp_edge person detector" and record["provenance"]["command"]
+
+
+def test_okdhp_any_merges_boxes_overlapping_by_half_and_a_copy_keeps_yolo_s_default(tmp_path):
+    from okdhp_edge.runtime.detector import SHIPPED_DETECTORS
+
+    # its second box on one near person overlaps the first by 0.5-0.6 (docs/runtime.md): NMS at 0.5
+    assert Detector("okdhp-any", num_threads=1).config == DetectorConfig(iou_threshold=0.5)
+    assert Detector("okdhp-any", num_threads=1, iou_threshold=0.7).config.iou_threshold == 0.7  # the caller's wins
+    copy = tmp_path / "mine.onnx"
+    copy.write_bytes(SHIPPED_DETECTORS["okdhp-any"].read_bytes())
+    assert Detector(copy, num_threads=1).config == DetectorConfig()  # any other file: a YOLO export's defaults
 
 
 def test_without_litert_a_tflite_detector_names_the_onnx_one_that_runs(monkeypatch, tmp_path):

@@ -63,6 +63,9 @@ class DetectorConfig:
 
 # MediaPipe's own thresholds for its pose detector (pose_detection_cpu.pbtxt)
 BLAZEPOSE_DEFAULTS = DetectorConfig(score_threshold=0.5, iou_threshold=0.3)
+# a shipped detector's own thresholds, where they differ from DetectorConfig()'s: okdhp-any's second
+# boxes on one near person overlap the first by 0.5-0.6, and street crowds lose nobody at 0.5 (docs/runtime.md)
+SHIPPED_DEFAULTS = {SHIPPED_DETECTORS["okdhp-any"]: DetectorConfig(iou_threshold=0.5)}
 
 
 class Detector:
@@ -74,7 +77,8 @@ class Detector:
     in the package) or "mediapipe" (fetched once, detectors/fetch.py), or a list of these, whose
     boxes are merged; None or "default" is DEFAULT_MODELS.
     backend / device / num_threads as for Predictor (applied to every model).
-    Thresholds left as None take each family's defaults (YOLO: DetectorConfig(); MediaPipe: its own).
+    Thresholds left as None take each model's defaults (YOLO: DetectorConfig(), okdhp-any NMS at IoU 0.5;
+    MediaPipe: its own).
     layout (YOLO): "auto" (from the output shape), or force "v8", "v5" or "end2end".
     tiles (MediaPipe): also run on this many overlapping tile columns, to find smaller people.
     zoom_out (YOLO): also run on the frame this many times smaller (grey all round), where people
@@ -129,7 +133,7 @@ class Detector:
         self.parts: list[_Part] = []
         for path, raw, blazepose in zip(paths, raws, blazeposes):
             family = BlazePoseModel(raw, tiles) if blazepose else YoloModel(raw, layout)
-            base = BLAZEPOSE_DEFAULTS if blazepose else DetectorConfig()
+            base = BLAZEPOSE_DEFAULTS if blazepose else SHIPPED_DEFAULTS.get(path, DetectorConfig())
             config = DetectorConfig(
                 base.score_threshold if score_threshold is None else score_threshold,
                 base.iou_threshold if iou_threshold is None else iou_threshold,

