@@ -33,3 +33,8 @@ python -m okdhp_edge.data.label $B/test.mov $B/test_h264.mov --teacher blazepose
     --val-fraction 0 --out $C/real/near2-blazepose-full
 python -m okdhp_edge.data.label $C/near2-stills --teacher blazepose-full --detector mediapipe --val-fraction 0 \
     --out $C/real/stills2-blazepose-full
+# 6. (v6) the near-camera people also in the boxes okdhp-any draws around them (the package's okdhp-any of
+#    2026-12-07, its seventh stage), beside the labeller's keypoint-extent boxes
+for set in webcam near near2 stills2; do
+  python -m okdhp_edge.data.rebox $C/real/$set-blazepose-full --detector okdhp-any --out $C/real/$set-blazepose-full-anybox
+done
