@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--detectors",
-        default="default,okdhp-person,okdhp-any,mediapipe",
+        default="default,okdhp-person+mediapipe,okdhp-person,mediapipe",
         help="Detector models (names or files), comma-separated; A+B: one Detector merging both",
     )
     parser.add_argument(

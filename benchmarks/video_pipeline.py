@@ -12,8 +12,8 @@ student would.
 Each setting runs --repeats times (default 3), the settings interleaved, and the median is kept:
 single passes on this shared machine differ by 10-20 %.
 
-    python benchmarks/video_pipeline.py [--frames 100] [--every 1,5] [--detectors okdhp-person,default,mediapipe] \
-        [--tiles 6] [--repeats 3]
+    python benchmarks/video_pipeline.py [--frames 100] [--every 1,5] \
+        [--detectors okdhp-person,default,okdhp-person+mediapipe] [--tiles 6] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 from footage import footage_dir, read_clip
+from real_scenes import detector_models
 from report import write_result
 
 from okdhp_edge.runtime import Detector, PoseTracker, Predictor, TrackerConfig
@@ -116,7 +117,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--every", default="1,5", help="detection schedules to time (detect_every values)")
     parser.add_argument("--start", type=int, default=400, help="first frame of the clip to use")
     parser.add_argument(
-        "--detectors", default="okdhp-person,default,mediapipe", help="Detector models to time (names or files)"
+        "--detectors",
+        default="okdhp-person,default,okdhp-person+mediapipe",
+        help="Detector models to time (names or files; A+B merges them)",
     )
     parser.add_argument(
         "--tiles", default="6", help="also time MediaPipe's detector on these tile counts ('' for none)"
@@ -154,7 +157,9 @@ def main(argv: list[str] | None = None) -> None:
         ).artifact
     predictor = Predictor(model, num_threads=args.threads)
     frames = read_clip(footage_dir() / "vtest.avi", args.start, args.frames, (640, 480))
-    detectors = [(name, Detector(name, num_threads=args.threads)) for name in args.detectors.split(",") if name]
+    detectors = [
+        (name, Detector(detector_models(name), num_threads=args.threads)) for name in args.detectors.split(",") if name
+    ]
     detectors += [
         (f"mediapipe tiles={t}", Detector("mediapipe", num_threads=args.threads, tiles=int(t)))
         for t in args.tiles.split(",")

@@ -10,7 +10,7 @@ pose model and detection schedule it counts people per frame (1 is right), track
 and the share of reported people on whom each keypoint is drawn (score >= the tracker's threshold,
 as draw_pose draws them), per person detector. Writes benchmarks/results/webcam_clips.json.
 
-    python benchmarks/webcam_clips.py [--model NAME=PATH ...] [--every 1,5] [--detectors default,okdhp-any]
+    python benchmarks/webcam_clips.py [--model NAME=PATH ...] [--every 1,5] [--detectors default,okdhp-person+mediapipe]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from real_scenes import DEFINITION, fetch_sources
+from real_scenes import DEFINITION, detector_models, fetch_sources
 from report import write_result
 
 from okdhp_edge.runtime import Detector, PoseTracker, Predictor
@@ -34,7 +34,7 @@ LOWER_BODY = [COCO17.keypoints.index(n) for n in COCO17.keypoints if n.split("_"
 
 def run_clip(path: Path, model: str, detector: str, every: int, threads: int) -> dict:
     """Tracker output statistics over one clip."""
-    pose, finder = Predictor(model, num_threads=threads), Detector(detector, num_threads=threads)
+    pose, finder = Predictor(model, num_threads=threads), Detector(detector_models(detector), num_threads=threads)
     tracker = PoseTracker(pose, finder, detect_every=every)
     capture = cv2.VideoCapture(str(path))
     frames, people, ids, threshold = 0, 0, set(), None

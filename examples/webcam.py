@@ -5,11 +5,10 @@
     python examples/webcam.py --source clip.mp4 --save out.mp4 --no-show
     python examples/webcam.py --source vtest.avi --detector okdhp-person --detect-every 1 --save out.mp4 --no-show
 
-A person detector finds people every --detect-every frames: by default this project's detector
-(shipped in the package; small and far people) together with MediaPipe's pose detector (fetched
-once from the package index; people near the camera); --detector okdhp-person or mediapipe for one
-of them, --detector okdhp-any for this project's any-scene detector (near and far people, ONNX
-Runtime alone, shipped in the package), --detector PATH for a YOLO .onnx/.tflite export, or
+A person detector finds people every --detect-every frames: by default this project's any-scene
+detector okdhp-any (shipped in the package; near and far people, ONNX Runtime alone); --detector
+okdhp-person (small, far people), mediapipe (MediaPipe's, fetched once; near people facing the
+camera), --detector PATH for a YOLO .onnx/.tflite export, or
 --detector none (the whole frame is one person). PoseTracker follows people in between, keeps
 their IDs and smooths their keypoints (--no-smooth turns that off). q or Esc quits the window.
 Showing a window needs the GUI build of OpenCV (`pip install okdhp-edge[demo]`); with the headless
@@ -70,8 +69,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--detector",
         default="default",
-        help="person detector: 'default' (okdhp-person + mediapipe), 'okdhp-person', 'okdhp-any' (ONNX Runtime "
-        "alone), 'mediapipe', a YOLO .onnx/.tflite export, or 'none' (one person)",
+        help="person detector: 'default' (okdhp-any: ONNX Runtime alone), 'okdhp-person', 'okdhp-any', "
+        "'mediapipe', a YOLO .onnx/.tflite export, or 'none' (one person)",
     )
     parser.add_argument(
         "--tiles", type=int, default=1, help="MediaPipe's detector: also search N overlapping tile columns (default: 1)"

@@ -1,11 +1,13 @@
 """The detectors a user gets without bringing one, on real footage (Debian's opencv-doc media):
 the project's own detectors (okdhp-person and okdhp-any, shipped in the package), MediaPipe's pose
-detector (fetched from the package index) and the default that merges okdhp-person and MediaPipe's.
+detector (fetched from the package index), the default (okdhp-any, ONNX Runtime alone) and the
+former default that merges okdhp-person and MediaPipe's.
 Skipped, with the reason, where the footage or MediaPipe's file cannot be had."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import cv2
@@ -93,9 +95,21 @@ def test_any_scene_detector_finds_far_walkers_and_near_players_on_onnx_alone(med
     assert len(players) >= 2 and (players[:2, 3] - players[:2, 1]).min() > 250  # two near, tall people
 
 
-def test_default_merges_both(media):
-    mediapipe()  # skips when MediaPipe's file cannot be fetched
+def test_the_default_is_okdhp_any_and_needs_nothing_fetched(media, monkeypatch):
+    # no LiteRT and no package index (Python 3.8 on JetPack 5, an offline device): the default still runs
+    for module in ("ai_edge_litert", "ai_edge_litert.interpreter", "tflite_runtime", "tflite_runtime.interpreter"):
+        monkeypatch.setitem(sys.modules, module, None)
+    monkeypatch.setenv("OKDHP_EDGE_CACHE", str(Path("/nonexistent-okdhp-cache")))
     detector = Detector(num_threads=2)
+    assert [p.path.name for p in detector.parts] == ["okdhp-any.onnx"] and detector.config.iou_threshold == 0.5
+    frame, truth = frame_615(media)
+    assert found_people(truth, detector.detect(frame)) >= 6  # of 7
+    assert len(detector.detect(cv2.imread(str(media / "basketball1.png")))) >= 2  # two near players
+
+
+def test_okdhp_person_and_mediapipe_merge_as_one_detector(media):
+    mediapipe()  # skips when MediaPipe's file cannot be fetched
+    detector = Detector(["okdhp-person", "mediapipe"], num_threads=2)
     assert [p.path.name for p in detector.parts] == ["okdhp-person.onnx", "mediapipe-pose_detection.tflite"]
     frame, truth = frame_615(media)
     assert found_people(truth, detector.detect(frame)) >= 5

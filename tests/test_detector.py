@@ -355,7 +355,7 @@ def test_okdhp_any_merges_boxes_overlapping_by_half_and_a_copy_keeps_yolo_s_defa
 
 
 def test_without_litert_a_tflite_detector_names_the_onnx_one_that_runs(monkeypatch, tmp_path):
-    # JetPack 5 (Python 3.8) has no LiteRT wheels: MediaPipe's half of the default cannot run there
+    # JetPack 5 (Python 3.8) has no LiteRT wheels: MediaPipe's detector (or any .tflite) cannot run there
     for module in ("ai_edge_litert", "ai_edge_litert.interpreter", "tflite_runtime", "tflite_runtime.interpreter"):
         monkeypatch.setitem(sys.modules, module, None)
     model = tmp_path / "pose_detection.tflite"

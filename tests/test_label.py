@@ -263,10 +263,14 @@ def test_blazepose_teacher_labels_a_real_person(tmp_path):
     summary = label(
         [folder], teacher, tmp_path / "out", detector=detector, config=LabelConfig(val_fraction=0.0), progress=False
     )
-    (ann,) = _annotations(tmp_path / "out")["train"]["annotations"]
+    anns = _annotations(tmp_path / "out")["train"]["annotations"]
+    assert summary["keypoints_kept"] == sum(
+        np.array(a["keypoints"]).reshape(17, 3)[:, 2].tolist().count(2) for a in anns
+    )
+    (ann,) = [a for a in anns if a["bbox"][0] < 200]  # the thrower facing the camera (the other: the near man at right)
     joints = np.array(ann["keypoints"]).reshape(17, 3)
     kept = joints[:, 2] == 2
-    assert kept.sum() >= 14 and summary["keypoints_kept"] == kept.sum()
+    assert kept.sum() >= 14
     x, y = joints[kept, 0], joints[kept, 1]
     assert (
         (x > 20).all() and (x < 180).all() and (y > 70).all() and (y < 480).all()

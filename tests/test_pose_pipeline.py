@@ -19,7 +19,6 @@ import pytest
 from test_tracker import FRAMES, H, ScriptedDetector, ScriptedPoseNet, W, scene
 
 from okdhp_edge.runtime import (
-    FetchError,
     ModelFileError,
     PoseTracker,
     Predictor,
@@ -44,11 +43,8 @@ def vtest_frames(media: Path, count: int) -> list[np.ndarray]:
 
 
 def default_tracker(**kwargs) -> PoseTracker:
-    """PoseTracker() as an app makes it; skips only when MediaPipe's half of the default detector cannot be fetched."""
-    try:
-        return PoseTracker(**kwargs)
-    except FetchError as err:
-        pytest.skip(f"the default detector's MediaPipe model is not cached and cannot be fetched here: {err}")
+    """PoseTracker() as an app makes it: the bundled student and the default detector, both in the package."""
+    return PoseTracker(**kwargs)
 
 
 # -- bundled students by name ---------------------------------------------------------------------
@@ -148,10 +144,7 @@ def test_the_default_tracker_follows_real_walkers_called_on_each_frame(media):
     frames = vtest_frames(media, 6)
     called, updated = default_tracker(), default_tracker()
     assert called.predictor.model_path == bundled_models()["real-tiny"]
-    assert [Path(p.path).name for p in called.detector.parts] == [
-        "okdhp-person.onnx",
-        "mediapipe-pose_detection.tflite",
-    ]
+    assert [Path(p.path).name for p in called.detector.parts] == ["okdhp-any.onnx"]
     for index, frame in enumerate(frames):
         people = called(frame)
         same = updated.update(frame)

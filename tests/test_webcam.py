@@ -110,15 +110,6 @@ def test_webcam_zoom_out_searches_near_people_too(model, media):
 
 def test_webcam_default_detector_on_real_footage(model, media, tmp_path):
     clip = media / "vtest.avi"
-    from okdhp_edge.runtime import BackendUnavailableError, Detector, FetchError
-
-    try:
-        Detector()
-    except (
-        FetchError,
-        BackendUnavailableError,
-    ) as err:  # MediaPipe's half not cached and no package index, or no LiteRT
-        pytest.skip(f"default detector not available: {err}")
     out = tmp_path / "vtest-out.avi"
     proc = run(
         WEBCAM,
@@ -126,8 +117,6 @@ def test_webcam_default_detector_on_real_footage(model, media, tmp_path):
         str(model),
         "--source",
         str(clip),
-        "--tiles",
-        "2",
         "--max-frames",
         "4",
         "--save",
@@ -139,9 +128,9 @@ def test_webcam_default_detector_on_real_footage(model, media, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("4 frames") and len(read_frames(out)) == 4
     bad = run(
-        WEBCAM, "--model", str(model), "--detector", str(model), "--tiles", "3", "--source", str(clip), "--no-show"
-    )
-    assert bad.returncode == 2 and "tiling is for MediaPipe" in bad.stderr
+        WEBCAM, "--model", str(model), "--tiles", "3", "--source", str(clip), "--no-show"
+    )  # the default: okdhp-any
+    assert bad.returncode == 2 and "tiling is for MediaPipe's pose detector; okdhp-any.onnx" in bad.stderr
 
 
 def test_webcam_max_frames(model, tmp_path):

@@ -464,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--detector",
         default=None,
-        help="'default' (okdhp-person + mediapipe), 'okdhp-person', 'mediapipe', a COCO box teacher "
+        help="'default' (okdhp-any), 'okdhp-person', 'mediapipe', a COCO box teacher "
         "('nanodet', 'centernet', 'ensemble'), or a YOLO .onnx/.tflite; omitted: each frame is one person",
     )
     parser.add_argument(

@@ -1,17 +1,18 @@
 """`Detector`: image -> person boxes, torch-free, for `PoseTracker` and `Predictor`.
 
-    detector = Detector()                        # the default: okdhp-person + mediapipe (below)
-    detector = Detector("okdhp-person")          # this project's detector, shipped in the package
-    detector = Detector("okdhp-any")             # this project's any-scene detector: near and far, ONNX only
+    detector = Detector()                        # the default: okdhp-any, ONNX Runtime alone (below)
+    detector = Detector("okdhp-any")             # this project's any-scene detector: near and far, shipped
+    detector = Detector("okdhp-person")          # this project's street detector: small, far people, shipped
     detector = Detector("mediapipe")             # MediaPipe's pose detector, fetched once
     detector = Detector("yolo11n.onnx")          # an Ultralytics export (.onnx or .tflite)
     boxes = detector.detect(frame_bgr)           # (N, 5) x1, y1, x2, y2, score; people only
     result = predictor.predict(frame_bgr, boxes[:, :4])
 
 Several models given as a list run one after the other on each frame, and their boxes are merged
-(each model keeps its own thresholds; NMS across them). The default pairs this project's detector,
-which finds small and far people (trained on street footage), with MediaPipe's, which finds people
-near the camera; docs/runtime.md has the measurements. The family is chosen from the file:
+(each model keeps its own thresholds; NMS across them). The default is this project's any-scene
+detector, which finds near and far people with ONNX Runtime alone and nothing fetched; the former
+default, okdhp-person with MediaPipe's, is `Detector(["okdhp-person", "mediapipe"])`; docs/runtime.md
+has the measurements. The family is chosen from the file:
 MediaPipe's pose detector by its input and outputs (detectors/blazepose.py), anything else as a
 YOLO export by its output shape (detectors/yolo.py; the project's detector is exported in YOLOv8's
 layout). NMS is numpy (okdhp_edge/boxes.py).
@@ -40,7 +41,7 @@ MAX_CANDIDATES = 1000  # best-scoring candidates that enter NMS (bounds its cost
 SHIPPED_DETECTORS = {
     name: Path(__file__).parent / "detectors" / f"{name}.onnx" for name in ("okdhp-person", "okdhp-any")
 }
-DEFAULT_MODELS = ("okdhp-person", "mediapipe")
+DEFAULT_MODELS = ("okdhp-any",)
 MODEL_NAMES = ("default", *SHIPPED_DETECTORS, "mediapipe")  # what Detector takes by name instead of a file
 MERGE_IOU = 0.5  # boxes of different models overlapping more than this are one person
 PART_SHARE = 1 / 16  # a box this small, 80 % inside one that scores as high, is a part of that person
