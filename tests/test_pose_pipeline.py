@@ -117,8 +117,8 @@ def test_the_wheel_carries_the_bundled_models_and_runs_them_without_a_checkout(t
         "for name in bundled_models():\n"
         "    assert Predictor(name, num_threads=1).predict(np.zeros((240, 320, 3), np.uint8)).keypoints.shape == (1, "
         "17, 2)\n"
-        "for name in ('okdhp-person', 'okdhp-any'):\n"
-        "    tracker = PoseTracker(detector=name)\n"
+        "for name in ('default', 'okdhp-person', 'okdhp-any'):  # PoseTracker() as the README's Run section has it\n"
+        "    tracker = PoseTracker() if name == 'default' else PoseTracker(detector=name)\n"
         "    print('PEOPLE', len(tracker(np.zeros((240, 320, 3), np.uint8))))\n"
     )
     # -S: no .pth files, so the repository's editable install cannot answer `import okdhp_edge`
@@ -129,10 +129,11 @@ def test_the_wheel_carries_the_bundled_models_and_runs_them_without_a_checkout(t
         text=True,
         timeout=300,
         cwd=tmp_path,
-        env={**env, "PYTHONPATH": path},
+        env={**env, "PYTHONPATH": path, "OKDHP_EDGE_CACHE": str(tmp_path / "empty-cache")},  # nothing fetched
     )
     assert ran.returncode == 0, ran.stderr
-    assert ran.stdout.count("PEOPLE 0") == 2, ran.stdout
+    assert ran.stdout.count("PEOPLE 0") == 3, ran.stdout
+    assert not (tmp_path / "empty-cache").exists()
 
 
 # -- PoseTracker() on real frames -----------------------------------------------------------------
