@@ -48,6 +48,12 @@ def test_the_detector_s_box_joins_the_labelled_one(media, tmp_path):
     assert (tmp_path / "out" / "images" / "train" / "messi.jpg").is_file()  # linked, not copied
     assert json.loads((tmp_path / "out" / "annotations" / "person_keypoints_val.json").read_text())["images"] == []
     assert json.loads((tmp_path / "out" / "rebox.json").read_text())["added"] == 1
+    main([str(src), "--out", str(tmp_path / "out"), "--threads", "1"])  # a rerun rewrites its own output
+    assert json.loads((tmp_path / "out" / "annotations" / "person_keypoints_train.json").read_text()) == train
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(DatasetError, match="other: holds other files"):
+        rebox(src, tmp_path / "other", Boxes())
 
 
 class Boxes:

@@ -30,6 +30,7 @@ from .base import DatasetError
 
 __all__ = ["MIN_INSIDE", "rebox"]
 
+OUTPUTS = ("annotations", "images", "rebox.json")  # what a run writes into --out
 MIN_INSIDE = 0.5  # share of a person's labelled keypoints a detector box must hold to be that person's
 
 
@@ -56,7 +57,7 @@ def rebox(src: str | os.PathLike, out: str | os.PathLike, detector: Any) -> dict
             f"{src}: no annotations/person_keypoints_train.json; pass a folder written by python -m "
             "okdhp_edge.data.label"
         )
-    if out.exists() and any(p.name != "annotations" and p.name != "images" for p in out.iterdir()):
+    if out.exists() and any(p.name not in OUTPUTS for p in out.iterdir()):  # its own earlier run is rewritten
         raise DatasetError(f"{out}: holds other files; pick a new or empty --out")
     (out / "annotations").mkdir(parents=True, exist_ok=True)
     if not (out / "images").exists():
