@@ -116,6 +116,24 @@ def test_okdhp_loss_composition():
     assert logged["ramp"] == pytest.approx(math.exp(-1.25))
 
 
+def test_kl_weights_scale_each_branch_and_zero_leaves_a_branch_untaught():
+    target = gaussian_maps([(3, 4), (8, 10)]).repeat(2, 1, 1, 1)
+    weight = torch.ones(2, 2)
+    out = {k: v for k, v in _outputs(target, seed=2).items()}
+    for o in out["branches"][0] + out["branches"][1]:
+        o.requires_grad_(True)
+    loss = OKDHPLoss("okdhp", beta=2.0, ramp_epochs=0, kl_temperature=0.1, kl_weights=[0.0, 0.5])
+    parts = loss(out, target, weight, epoch=0)
+    mse = [heatmap_mse(o, target, weight) for o in out["trunk"] + out["branches"][0] + out["branches"][1]]
+    kl = [spatial_kl(o, out["ensemble"], 0.1) for o in out["branches"][0] + out["branches"][1]]
+    expected = sum(mse) + heatmap_mse(out["ensemble"], target, weight) + 2.0 * 0.5 * kl[2]
+    assert parts.total.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert parts.as_dict()["kl_b0"] == pytest.approx((kl[0] + kl[1]).item(), rel=1e-5)  # logged unweighted
+    parts.total.backward()
+    mse_only = torch.autograd.grad(heatmap_mse(out["branches"][0][0], target, weight), out["branches"][0][0])[0]
+    assert torch.allclose(out["branches"][0][0].grad, mse_only, atol=1e-7)  # branch 0: its MSE's gradient only
+
+
 def test_independent_and_single_modes_drop_the_distillation_terms():
     target = gaussian_maps([(3, 4)]).repeat(2, 1, 1, 1)
     weight = torch.ones(2, 1)

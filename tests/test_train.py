@@ -140,6 +140,8 @@ def test_a_user_yaml_naming_a_network_preset_gets_that_preset_s_recipe_under_it(
         ),
         ({"data": {"augment": {"rot": 3}}}, r"data.augment: unknown key\(s\) \['rot'\]; valid: scale, rotation"),
         ({"loss": {"kl_temperature": 0}}, r"loss.kl_temperature: must be > 0"),
+        ({"loss": {"kl_weights": [0, 1]}}, r"kl_weights: \[0.0, 1.0\]: need one factor >= 0 per branch \(3 branches\)"),
+        ({"loss": {"kl_weights": [0, -1, 1]}}, r"loss.kl_weights: .*need one factor >= 0"),
         ({"data": {"absent_weight": 2}}, r"data.absent_weight: must be in \[0, 1\]"),
     ],
 )

@@ -91,13 +91,16 @@ class DataConfig:
 
 @dataclass
 class LossConfig:
-    """L = sum MSE + alpha * MSE(ensemble) + beta * ramp(epoch) * sum KL(ensemble || branch output)."""
+    """L = sum MSE + alpha * MSE(ensemble) + beta * ramp(epoch) * sum_b w_b KL(ensemble || branch b's output)."""
 
     alpha: float = 1.0
     beta: float = 2.0
     ramp_epochs: float = 90.0  # ramp(t) = exp(-5 (1 - t/T)^2) for t < T, 1 after; 0 = no ramp
     kl_temperature: float = 0.1  # heatmap logits are divided by T before the spatial softmax
     detach_target: bool = True  # the ensemble teaches the branches without being pulled towards them
+    # one factor per branch on its KL term, null = 1 for every branch (the paper); 0 for a branch the
+    # ensemble cannot teach, e.g. the largest of an unbalanced run, whose ensemble is no better than it
+    kl_weights: list[float] | None = None
 
 
 @dataclass
@@ -254,6 +257,9 @@ class TrainConfig(RunConfig):
                 fail(f"loss.{key}", "must be >= 0")
         if lo.kl_temperature <= 0:
             fail("loss.kl_temperature", "must be > 0")
+        if lo.kl_weights is not None:
+            if len(lo.kl_weights) != n_branches or any(not math.isfinite(w) or w < 0 for w in lo.kl_weights):
+                fail("loss.kl_weights", f"{lo.kl_weights}: need one factor >= 0 per branch ({n_branches} branches)")
         o = self.optim
         if o.epochs < 1:
             fail("optim.epochs", "must be >= 1")

@@ -97,7 +97,7 @@ class LossParts:
     mse_trunk: torch.Tensor
     mse_branches: list[torch.Tensor]  # per branch, summed over its stacks
     mse_ensemble: torch.Tensor
-    kl_branches: list[torch.Tensor]  # per branch, summed over its stacks, before beta * ramp
+    kl_branches: list[torch.Tensor]  # per branch, summed over its stacks, before beta * ramp and kl_weights
     ramp: float
 
     def values(self) -> torch.Tensor:
@@ -143,6 +143,7 @@ class OKDHPLoss:
         ramp_epochs: float = 90.0,
         kl_temperature: float = 1.0,
         detach_target: bool = True,
+        kl_weights: list[float] | None = None,
     ) -> None:
         if mode not in ("okdhp", "independent", "single"):
             raise ValueError(f"unknown mode {mode!r}; valid: okdhp, independent, single")
@@ -152,6 +153,7 @@ class OKDHPLoss:
         self.ramp_epochs = ramp_epochs
         self.kl_temperature = kl_temperature
         self.detach_target = detach_target
+        self.kl_weights = kl_weights  # per branch, on top of beta * ramp; None = 1 each
 
     def ramp_at(self, epoch: float) -> float:
         """The distillation ramp at `epoch` (0 for modes without distillation), as LossParts reports it."""
@@ -194,7 +196,8 @@ class OKDHPLoss:
                 torch.stack(supervised[len(trunk) : -1]), outputs["ensemble"], self.kl_temperature, self.detach_target
             )
             kls = [kl[a - len(trunk) : b - len(trunk)].sum() for a, b in zip(bounds, bounds[1:])]
-            total = total + self.alpha * mse_ens + (self.beta * r if kl_weight is None else kl_weight) * sum(kls)
+            weighted = sum(kls) if self.kl_weights is None else sum(w * k for w, k in zip(self.kl_weights, kls))
+            total = total + self.alpha * mse_ens + (self.beta * r if kl_weight is None else kl_weight) * weighted
         return LossParts(
             total=total,
             mse_trunk=mse_trunk.detach(),

@@ -242,7 +242,9 @@ class _Run:
             self.log("initialised from " + "; ".join(init_from_students(model, cfg.model.init, self.preset.input_size)))
         model = model.to(self.device)
         lo = cfg.loss
-        self.loss = OKDHPLoss(cfg.mode, lo.alpha, lo.beta, lo.ramp_epochs, lo.kl_temperature, lo.detach_target)
+        self.loss = OKDHPLoss(
+            cfg.mode, lo.alpha, lo.beta, lo.ramp_epochs, lo.kl_temperature, lo.detach_target, lo.kl_weights
+        )
         self._resume_state = load_checkpoint(self.resume) if self.resume is not None else None
         self.speed = self._pick_speed(model, self.loss)
         self.log(f"training in {self.speed.label()} on {self.device}")
