@@ -184,6 +184,16 @@ def summarize(pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict:
     }
 
 
+SWEEP = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)  # score thresholds of the operating-point table
+
+
+def score_sweep(found: dict[str, np.ndarray], dev: list[DevFrame], use: str) -> dict[str, dict]:
+    """The `use` scenes scored again with only the boxes at or above each threshold of SWEEP: what
+    raising Detector(score_threshold=...) would trade between people found and false people."""
+    frames = [f for f in dev if f.use == use]
+    return {f"{t:.2f}": summarize([(found[f.name][found[f.name][:, 4] >= t], f.truth) for f in frames]) for t in SWEEP}
+
+
 def evaluate(
     detector: Detector,
     dev: list[DevFrame],
@@ -207,6 +217,7 @@ def evaluate(
             "all_frames": summarize([(vtest_found[k], vtest_truth[k]) for k in keys]),
             "held_out_frames": summarize([(vtest_found[k], vtest_truth[k]) for k in vtest_held_out(vtest_truth)]),
         },
+        "held_out_score_sweep": score_sweep(found, dev, "held-out") if "held-out" in scenes.values() else {},
         "boxes": {name: np.round(boxes, 2).tolist() for name, boxes in found.items()},
     }
 
@@ -269,6 +280,19 @@ def tables(results: dict[str, dict], manifest: dict, timing: dict[str, float], b
             f"{sum(r['duplicates'] for r in overall.values())} | {sum(r['small_inside'] for r in overall.values())} | "
             f"{timing[name]:.1f} | {timing[name] / timing[base]:.1f}x |"
         )
+    sweep = first["held_out_score_sweep"]
+    if sweep:
+        lines += [
+            "",
+            f"`{names[0]}` on the held-out scenes, keeping only boxes scoring at least:",
+            "",
+            "| score threshold | " + " | ".join(sweep) + " |",
+            "|---|" + "---:|" * len(sweep),
+            "| recall / AP50 | " + " | ".join(_cell(r) for r in sweep.values()) + " |",
+            "| false people per empty frame | "
+            + " | ".join(f"{r['false_per_empty_frame']:.2f}" for r in sweep.values())
+            + " |",
+        ]
     return "\n".join(lines)
 
 

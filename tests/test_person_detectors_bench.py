@@ -12,7 +12,15 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from person_detectors import assign, average_precision, duplicates, small_inside, summarize  # noqa: E402
+from person_detectors import (  # noqa: E402
+    DevFrame,
+    assign,
+    average_precision,
+    duplicates,
+    score_sweep,
+    small_inside,
+    summarize,
+)
 
 PERSON_A = [0, 0, 40, 100]  # a standing person, 40 x 100 px
 PERSON_B = [100, 0, 140, 100]
@@ -97,3 +105,22 @@ def test_average_precision_by_hand():
         0.5 + 0.5 * 2 / 3
     )
     assert average_precision(np.zeros(0), np.zeros(0), 3) == 0.0
+
+
+def test_score_sweep_drops_boxes_below_each_threshold_on_the_use_asked():
+    dev = [
+        DevFrame("a", "people", "held-out", Path("a.jpg"), truth(PERSON_A)),
+        DevFrame("b", "nobody", "held-out", Path("b.jpg"), truth()),
+        DevFrame("c", "street", "trainable", Path("c.jpg"), truth(PERSON_B)),
+    ]
+    found = {
+        "a": boxes([0, 0, 40, 100, 0.42]),  # finds A at 0.42
+        "b": boxes([0, 0, 50, 50, 0.33], [60, 0, 90, 50, 0.56]),  # two false people
+        "c": boxes(),  # a trainable miss: not in the held-out sweep
+    }
+    sweep = score_sweep(found, dev, "held-out")
+    assert list(sweep)[:3] == ["0.30", "0.35", "0.40"]
+    assert sweep["0.30"]["recall_iou50"] == 1.0 and sweep["0.30"]["false_per_empty_frame"] == 2.0
+    assert sweep["0.35"]["false_per_empty_frame"] == 1.0 and sweep["0.40"]["recall_iou50"] == 1.0
+    assert sweep["0.45"]["recall_iou50"] == 0.0 and sweep["0.45"]["false_per_empty_frame"] == 1.0
+    assert sweep["0.60"]["false_per_empty_frame"] == 0.0 and sweep["0.60"]["people"] == 1
