@@ -114,6 +114,16 @@ def test_ensemble_gradient_reaches_every_branch():
         assert branch.stacks[-1].score.weight.grad.abs().sum() > 0
 
 
+def test_detached_members_leave_the_ensemble_loss_to_the_fau():
+    net = OKDHPNet(_small_spec(), 0, detach_members=True)  # as model.ensemble_grad "fau" builds it
+    out = net(torch.randn(2, 3, 32, 32))
+    out["ensemble"].sum().backward()
+    for branch in net.branches:
+        assert branch.stacks[-1].score.weight.grad is None
+    assert net.stem.conv.weight.grad is None
+    assert net.fau.fc[0].weight.grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize("trunk_branch", [None, 1])
 def test_trunk_learns_from_the_chosen_branches_only(trunk_branch):
     # trunk_grad "target": the other branches and the FAU still learn from their losses, but send

@@ -134,6 +134,7 @@ def test_a_user_yaml_naming_a_network_preset_gets_that_preset_s_recipe_under_it(
         ({"model": {"branches": ["2x64"], "compression": [1.0]}}, r"either branches or compression"),
         ({"model": {"target": 5}}, r"model.target: 5 is not a branch index; valid: 0..2"),
         ({"model": {"trunk_grad": "branch"}}, r"model.trunk_grad: 'branch' is not valid; valid: all, target"),
+        ({"model": {"ensemble_grad": "none"}}, r"model.ensemble_grad: 'none' is not valid; valid: all, fau"),
         (
             {"data": {"source": "imagenet"}},
             r"valid: synthetic, synthetic:DIR, rendered, rendered:DIR, pasted, pasted:CUTOUTS, coco:PATH or mpii:PATH",

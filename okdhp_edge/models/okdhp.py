@@ -117,10 +117,11 @@ class FeatureAggregationUnit(nn.Module):
 class OKDHPNet(nn.Module):
     """Trunk + B branches + FAU. `forward` returns a dict of every supervised output."""
 
-    def __init__(self, spec: OKDHPSpec, trunk_branch: int | None = None) -> None:
+    def __init__(self, spec: OKDHPSpec, trunk_branch: int | None = None, detach_members: bool = False) -> None:
         super().__init__()
         self.spec = spec
         self.trunk_branch = trunk_branch  # None: every branch and the FAU train the trunk; else only this branch
+        self.detach_members = detach_members  # True: the ensemble's loss trains the FAU only, not the branches
         self.stem = Stem(spec.trunk_channels)
         self.trunk = nn.ModuleList(
             HourglassStack(spec.trunk_channels, spec.num_joints, spec.hourglass_depth, merge=True)
@@ -140,6 +141,8 @@ class OKDHPNet(nn.Module):
         branch_out = [branch(features if b == self.trunk_branch else apart) for b, branch in enumerate(self.branches)]
         weights = self.fau(apart)
         finals = torch.stack([outs[-1] for outs in branch_out], dim=1)  # (N, B, K, h, w)
+        if self.detach_members:
+            finals = finals.detach()
         ensemble = (weights[..., None, None] * finals).sum(dim=1)
         return {"trunk": trunk_out, "branches": branch_out, "ensemble": ensemble, "weights": weights}
 

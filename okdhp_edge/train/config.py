@@ -47,6 +47,7 @@ __all__ = [
 
 MODES = ("okdhp", "independent", "single")
 TRUNK_GRADS = ("all", "target")  # model.trunk_grad
+ENSEMBLE_GRADS = ("all", "fau")  # model.ensemble_grad
 SCHEDULES = ("step", "cosine")
 METRICS = ("auto", "pck@0.2", "ap", "pckh@0.5")
 CUDA_GRAPH_MODES = ("auto", "on", "off")
@@ -63,6 +64,9 @@ class ModelConfig:
     target: int | None = None  # the branch you deploy; None = the cheapest (the paper's unbalanced target)
     init: list[str] | None = None  # student .safetensors files or folders to start from (fine-tuning); null = random
     trunk_grad: str = "all"  # which branches' losses train the shared trunk: "all" (the paper) or "target" only
+    # what the ensemble's loss trains: "all" (the paper: the FAU, and every branch through it) or "fau" (the
+    # FAU only: each branch then learns from its own loss and its KL, and a branch with loss.kl_weights 0 as if alone)
+    ensemble_grad: str = "all"
 
 
 @dataclass
@@ -206,6 +210,8 @@ class TrainConfig(RunConfig):
             )
         if m.trunk_grad not in TRUNK_GRADS:
             fail("model.trunk_grad", f"{m.trunk_grad!r} is not valid; valid: {', '.join(TRUNK_GRADS)}")
+        if m.ensemble_grad not in ENSEMBLE_GRADS:
+            fail("model.ensemble_grad", f"{m.ensemble_grad!r} is not valid; valid: {', '.join(ENSEMBLE_GRADS)}")
         d = self.data
         parts = [p.strip() for p in d.source.split("+")]
         for part in parts:

@@ -161,12 +161,15 @@ def _counted_macs(
     return count_cost(model, input_size).macs
 
 
-def build_network(mode: str, spec: OKDHPSpec, target: int, trunk_grad: str = "all") -> nn.Module:
+def build_network(
+    mode: str, spec: OKDHPSpec, target: int, trunk_grad: str = "all", ensemble_grad: str = "all"
+) -> nn.Module:
     """OKDHPNet for okdhp/independent, SingleNet (trunk + target branch) for single. trunk_grad
-    "target": only the target branch's losses reach the shared trunk (the others see it detached)."""
+    "target": only the target branch's losses reach the shared trunk (the others see it detached);
+    ensemble_grad "fau": the ensemble's loss trains the FAU only (the branches' outputs enter it detached)."""
     if mode == "single":
         return SingleNet(spec.student_arch(target))
-    return OKDHPNet(spec, target if trunk_grad == "target" else None)
+    return OKDHPNet(spec, target if trunk_grad == "target" else None, detach_members=ensemble_grad == "fau")
 
 
 def init_from_students(model: nn.Module, paths: list[str], input_size: tuple[int, int]) -> list[str]:

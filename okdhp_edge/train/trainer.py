@@ -237,7 +237,7 @@ class _Run:
         self.metric = selection_metric(cfg.eval.metric, self.data.val)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN time its kernels once
-        model = build_network(cfg.mode, self.spec, self.target, cfg.model.trunk_grad)
+        model = build_network(cfg.mode, self.spec, self.target, cfg.model.trunk_grad, cfg.model.ensemble_grad)
         if cfg.model.init and self.resume is None:
             self.log("initialised from " + "; ".join(init_from_students(model, cfg.model.init, self.preset.input_size)))
         model = model.to(self.device)
@@ -504,7 +504,7 @@ class _Run:
             and best_epoch != cfg.optim.epochs - 1
             and (self.out_dir / "checkpoint-best.pt").is_file()
         ):
-            best_model = build_network(cfg.mode, self.spec, self.target, cfg.model.trunk_grad)
+            best_model = build_network(cfg.mode, self.spec, self.target, cfg.model.trunk_grad, cfg.model.ensemble_grad)
             best_model.load_state_dict(load_checkpoint(self.out_dir / "checkpoint-best.pt")["model"])
             write_students(
                 best_model,
