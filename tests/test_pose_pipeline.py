@@ -62,7 +62,7 @@ def test_bundled_students_open_by_name_and_unknown_names_list_them():
     assert Predictor(Path("real-tiny"), num_threads=1).model_path == models["real-tiny"]
     with pytest.raises(
         ModelFileError,
-        match=r"unknown pose model name 'real-tinny': bundled models are 'real-tiny'; a path is also accepted",
+        match=r"unknown pose model name 'real-tinny': bundled models are 'real-tiny', 'real-tiny-1x32'; a path is also",
     ):
         Predictor("real-tinny")
     with pytest.raises(ModelFileError, match="nope.onnx: model file not found"):

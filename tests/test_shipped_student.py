@@ -1,6 +1,6 @@
-"""The shipped real-image student (its runtime file bundled as `real-tiny` in okdhp_edge/runtime/models/,
-its training-side files in weights/real-tiny): its files say how it was made, and it poses
-real people held out from its training, close to the teacher that labelled its data (the
+"""The shipped real-image students (their runtime files bundled as `real-tiny` and `real-tiny-1x32` in
+okdhp_edge/runtime/models/, their training-side files in weights/NAME): their files say how they were
+made, and they pose real people held out from their training, close to the teacher that labelled their data (the
 teacher's answers on those frames are stored in tests/data, so the check runs without it)."""
 
 from __future__ import annotations
@@ -19,21 +19,23 @@ from okdhp_edge.runtime.result import PoseResult
 from okdhp_edge.skeleton import COCO17
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = REPO / "weights" / "real-tiny"
+STUDENTS = ("real-tiny", "real-tiny-1x32")
 HAND_BOXES = REPO / "benchmarks" / "data" / "vtest_people.json"
 TEACHER_ANSWERS = Path(__file__).parent / "data" / "real_tiny_teacher.json"
 DEV_FRAMES = ("689", "726", "763")  # the clip's held-out part, frames 636-794 (frames 0-605 trained it)
 
 
-def test_weights_are_small_and_say_how_they_were_made():
+@pytest.mark.parametrize("name", STUDENTS)
+def test_weights_are_small_and_say_how_they_were_made(name):
     total = sum(p.stat().st_size for p in (REPO / "weights").rglob("*") if p.is_file())
     assert total <= 20 * 2**20
-    spec = json.loads((SHIPPED / "real-tiny.json").read_text())
+    spec = json.loads((REPO / "weights" / name / f"{name}.json").read_text())
     prov = spec["provenance"]
     assert re.search(r"\(([0-9a-f]{40})\)$", prov["code"]), "a clean commit, not +dirty"
     assert (REPO / prov["recipe"]).is_file() and "vtest" in prov["data"] and "blazepose-full" in prov["labelling"]
     assert "dev set" in prov["metrics_on"]
-    sidecar = json.loads(Path(f"{bundled_models()['real-tiny']}.json").read_text())
+    sidecar = json.loads(Path(f"{bundled_models()[name]}.json").read_text())
+    assert sidecar["provenance"] == prov and sidecar["name"] == spec["name"]
     assert sidecar["export"]["precision"] == "int8" and sidecar["export"]["calibration"]["split"] == "train"
 
 
@@ -72,8 +74,9 @@ def _stored_teacher(frames: list[tuple[np.ndarray, np.ndarray]]) -> list[PoseRes
     return answers
 
 
+@pytest.mark.parametrize("name", STUDENTS)
 @pytest.mark.parametrize("teacher_source", ["stored", "live"])
-def test_shipped_student_poses_held_out_real_people_like_its_teacher(media, teacher_source):
+def test_shipped_student_poses_held_out_real_people_like_its_teacher(media, teacher_source, name):
     """The int8 student through the runtime on 22 held-out people: OKS against the teacher >= 0.6
     and keypoints on the boxed person. Broken weights, a broken export or a broken runtime fail it."""
     frames = _hand_boxed(media)
@@ -87,7 +90,7 @@ def test_shipped_student_poses_held_out_real_people_like_its_teacher(media, teac
         except (FetchError, BackendUnavailableError) as err:  # not cached and no package index, or no LiteRT
             pytest.skip(f"BlazePose Full (the teacher) not available: {err}")
         answers = [teacher.predict(frame, boxes) for frame, boxes in frames]
-    student = Predictor("real-tiny", num_threads=2)
+    student = Predictor(name, num_threads=2)
     similarities = []
     for (frame, boxes), truth in zip(frames, answers):
         mine = student.predict(frame, boxes)

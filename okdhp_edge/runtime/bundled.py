@@ -17,7 +17,10 @@ __all__ = ["DEFAULT_POSE_MODEL", "MODELS_DIR", "bundled_models", "resolve_pose_m
 
 MODELS_DIR = Path(__file__).parent / "models"
 # name -> file in MODELS_DIR; weights/NAME/ in the repository holds how each was made
-BUNDLED = {"real-tiny": "real-tiny-int8.onnx"}  # 0.117-GMAC student, INT8 ONNX, 0.86 MB
+BUNDLED = {
+    "real-tiny": "real-tiny-int8.onnx",  # 0.117-GMAC student, INT8 ONNX, 0.86 MB
+    "real-tiny-1x32": "real-tiny-1x32-int8.onnx",  # its 0.051-GMAC sibling (0.44x), 0.42 MB
+}
 DEFAULT_POSE_MODEL = "real-tiny"
 
 
