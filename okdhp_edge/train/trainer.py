@@ -237,7 +237,7 @@ class _Run:
         self.metric = selection_metric(cfg.eval.metric, self.data.val)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN time its kernels once
-        model = build_network(cfg.mode, self.spec, self.target, cfg.model.trunk_grad, cfg.model.ensemble_grad)
+        model = self._new_network()
         if cfg.model.init and self.resume is None:
             self.log("initialised from " + "; ".join(init_from_students(model, cfg.model.init, self.preset.input_size)))
         model = model.to(self.device)
@@ -280,6 +280,11 @@ class _Run:
             grad_clip=o.grad_clip,
         )
         self.step: TrainStep | GraphedStep = GraphedStep(step, log=self.log) if self.speed.cuda_graphs else step
+
+    def _new_network(self) -> nn.Module:
+        """A fresh network as the config describes it: the one trained, and the one the best checkpoint fills."""
+        m = self.cfg.model
+        return build_network(self.cfg.mode, self.spec, self.target, m.trunk_grad, m.ensemble_grad)
 
     def _network_record(self) -> dict:
         return {
@@ -504,7 +509,7 @@ class _Run:
             and best_epoch != cfg.optim.epochs - 1
             and (self.out_dir / "checkpoint-best.pt").is_file()
         ):
-            best_model = build_network(cfg.mode, self.spec, self.target, cfg.model.trunk_grad, cfg.model.ensemble_grad)
+            best_model = self._new_network()
             best_model.load_state_dict(load_checkpoint(self.out_dir / "checkpoint-best.pt")["model"])
             write_students(
                 best_model,
