@@ -27,13 +27,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from real_dev import Mirrored
 from real_scenes import MANIFEST, OUT
 from rendered_vs_teacher import oks_summary
 from report import write_result
 
 from okdhp_edge.boxes import oks_matrix
 from okdhp_edge.data.label import LabelConfig, open_teacher, teacher_regions
-from okdhp_edge.data.label_filter import FilterConfig, flip_back, judge, mirror_boxes
+from okdhp_edge.data.label_filter import FilterConfig, judge
 from okdhp_edge.skeleton import COCO17
 
 HERE = Path(__file__).resolve().parent
@@ -45,7 +46,7 @@ class Averaged:
     """Several teachers' answers averaged keypoint by keypoint (positions and scores)."""
 
     def __init__(self, models: list) -> None:
-        self.models = models
+        self.models, self.skeleton = models, models[0].skeleton
 
     def predict(self, image: np.ndarray, regions: np.ndarray):
         results = [m.predict(image, regions) for m in self.models]
@@ -87,8 +88,7 @@ def run_teacher(model, person: dict, image: np.ndarray) -> dict:
     start = time.perf_counter()
     seen = model.predict(image, regions)
     ms = (time.perf_counter() - start) * 1000.0
-    mirrored = model.predict(np.ascontiguousarray(image[:, ::-1]), mirror_boxes(regions, width))
-    flipped = flip_back(mirrored.keypoints, width, COCO17.flip_index)
+    flipped = Mirrored(model).predict(image, person["box"]).keypoints.astype(np.float64)  # on the same regions
     sigmas = np.asarray(COCO17.sigmas)
     keep, _ = judge(
         seen.keypoints.astype(np.float64),
