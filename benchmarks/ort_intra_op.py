@@ -1,7 +1,8 @@
 """One intra-op thread or two for a student's ONNX Runtime session on the CPU: one crop per call,
-and six crops run as two parallel halves (what a `Predictor` with num_threads=2 does), each
-session with spinning off (the runtime's default). Decides SMALL_STUDENT_MACS in
-okdhp_edge/runtime/backends/onnx.py: below it a second intra-op thread costs more than it gives.
+and six crops run as two parallel halves (what a `Predictor` with num_threads=2 does), the sessions
+opened as the runtime opens them (spinning while a run lasts, unless OKDHP_EDGE_ORT_SPINNING says
+otherwise). Decides the two sessions of okdhp_edge/runtime/backends/onnx.py: one call on
+num_threads threads, concurrent parts on one thread each.
 
 The settings of a model are timed in rounds that rotate their order, so all see the same machine
 load; prints and writes the median over rounds of each round's median call time.
@@ -26,7 +27,7 @@ from report import write_result
 
 from okdhp_edge.runtime import bundled_models
 from okdhp_edge.runtime.backends import read_embedded_spec
-from okdhp_edge.runtime.backends.onnx_session import open_session
+from okdhp_edge.runtime.backends.onnx_session import open_session, spinning
 
 HERE = Path(__file__).parent
 SETTINGS = [(threads, crops) for crops in (1, 6) for threads in (1, 2)]  # (intra-op threads, crops per call)
@@ -87,7 +88,7 @@ def main() -> None:
             flush=True,
         )
     write_result(
-        args.json, {"settings": {"rounds": args.rounds, "calls": args.calls, "spinning": "off"}, "results": results}
+        args.json, {"settings": {"rounds": args.rounds, "calls": args.calls, "spinning": spinning()}, "results": results}
     )
 
 

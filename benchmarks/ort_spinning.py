@@ -1,11 +1,11 @@
-"""ONNX Runtime's intra-op spinning off, "run" (spin inside a run, stop at its end) and on, in the
-detector's and the pose student's sessions alike: the student on one person, on all the people
-found, and a detector and the student alternating as PoseTracker runs them; at 1 and 2 threads.
+"""ONNX Runtime's intra-op spinning off, "run" (spin inside a run, stop at its end; the runtime's
+default) and on, in the detector's and the pose student's sessions alike: the student on one
+person, on all the people found (several at once run as parts on one-thread sessions, which never
+spin), and a detector and the student alternating as PoseTracker runs them; at 1 and 2 threads.
 Decides the runtime's default (backends/onnx_session.py, OKDHP_EDGE_ORT_SPINNING; docs/runtime.md Threads).
 
 One vtest.avi frame (640x480, frame 400), the shipped detector `okdhp-person` and a pose student
-(`--model`: the bundled `real-tiny`, whose sessions get one intra-op thread and so never spin, or
-an edge student's INT8 .onnx) on the people the detector finds. Every setting's Detector and
+(`--model`: the bundled `real-tiny` or an edge student's INT8 .onnx) on the people the detector finds. Every setting's Detector and
 Predictor are opened first (OKDHP_EDGE_ORT_SPINNING is read when a session opens); then each round
 times every setting once, in an order that rotates between rounds, so all see the same machine
 load. Prints and writes the median over rounds of each round's median call time.

@@ -185,58 +185,62 @@ def test_batching_matches_single_crops(artifacts, predictors):
 
 
 def test_threads_split_one_calls_crops_on_onnx_runtime(artifacts, predictors, monkeypatch):
-    """num_threads=2 runs a frame's crops as 2 concurrent session calls (ONNX Runtime CPU only)."""
+    """num_threads=2 runs a frame's crops as 2 concurrent parts on the one-thread session (ONNX
+    Runtime CPU only); one crop is one call on the session that spreads it over both threads."""
     frame = person_frame(seed=5)
     five = np.concatenate([BOXES, BOXES[:2] + 7])
     split = Predictor(artifacts["onnx"], num_threads=2)
-    sizes: list[int] = []
-    run = split.backend.run
-    monkeypatch.setattr(split.backend, "run", lambda x: sizes.append(len(x)) or run(x))
+    calls: list[tuple[str, int]] = []
+    run, run_part = split.backend.run, split.backend.run_part
+    monkeypatch.setattr(split.backend, "run", lambda x: calls.append(("run", len(x))) or run(x))
+    monkeypatch.setattr(split.backend, "run_part", lambda x: calls.append(("part", len(x))) or run_part(x))
     for flip_test in (False, True):
-        sizes.clear()
+        calls.clear()
         got = split.predict(frame, five, flip_test=flip_test)
-        assert sorted(sizes) == ([5, 5] if flip_test else [2, 3])
+        assert sorted(calls) == ([("part", 5), ("part", 5)] if flip_test else [("part", 2), ("part", 3)])
         want = predictors["onnx"].predict(frame, five, flip_test=flip_test)
         np.testing.assert_allclose(got.keypoints, want.keypoints, atol=1e-3)
         np.testing.assert_allclose(got.scores, want.scores, atol=1e-4)
-    sizes.clear()
+    calls.clear()
     split.predict(frame, BOXES[:1])
-    assert sizes == [1]
+    assert calls == [("run", 1)]
     assert Predictor(artifacts["tflite"], num_threads=2)._pool is None, "LiteRT gained nothing from the split"
 
 
-def test_small_students_run_one_intra_op_thread_per_call(tmp_path):
-    """Below SMALL_STUDENT_MACS the session gets one intra-op thread whatever num_threads says (the
-    Predictor still runs num_threads crops at once); a larger student gets the threads asked for."""
+@pytest.mark.parametrize("name", ["real-tiny", "embedded"])
+def test_onnx_cpu_sessions_one_wide_one_per_part(tmp_path, name):
+    """With several threads a CPU student gets a session of that many intra-op threads for whole
+    calls and a one-thread session for the concurrent parts; with one thread, one session. The
+    file without a sidecar (spec read from its metadata) keeps the session that read it."""
     from okdhp_edge.runtime import bundled_models
-    from okdhp_edge.runtime.backends.onnx import SMALL_STUDENT_MACS
 
-    def intra(predictor: Predictor) -> int:
-        return predictor.backend.model.session.get_session_options().intra_op_num_threads
+    path = bundled_models()["real-tiny"]
+    if name == "embedded":
+        path = tmp_path / "embedded.onnx"
+        path.write_bytes(bundled_models()["real-tiny"].read_bytes())
 
-    small = Predictor("real-tiny", num_threads=2)
-    assert 0 < small.spec.macs < SMALL_STUDENT_MACS and intra(small) == 1 and small._workers == 2
-    bundled = bundled_models()["real-tiny"]
-    large = tmp_path / "large.onnx"
-    large.write_bytes(bundled.read_bytes())
-    sidecar = json.loads(Path(f"{bundled}.json").read_text())
-    sidecar["macs"] = 4 * SMALL_STUDENT_MACS
-    Path(f"{large}.json").write_text(json.dumps(sidecar))
-    assert intra(Predictor(large, num_threads=2)) == 2
+    def intra(model) -> int:
+        return model.session.get_session_options().intra_op_num_threads
+
+    two = Predictor(path, num_threads=2).backend
+    assert intra(two.model) == 2 and intra(two.part_model) == 1
+    one = Predictor(path, num_threads=1).backend
+    assert one.part_model is one.model and intra(one.model) == 1
 
 
 @pytest.mark.parametrize(
-    "value, allow, stop", [(None, "0", None), ("0", "0", None), ("run", "1", "1"), ("1", "1", None), ("ON", "1", None)]
+    "value, allow, stop",
+    [(None, "1", "1"), ("", "1", "1"), ("0", "0", None), ("run", "1", "1"), ("1", "1", None), ("ON", "1", None)],
 )
 def test_spinning_setting_reaches_every_session(monkeypatch, value, allow, stop):
-    """OKDHP_EDGE_ORT_SPINNING: off by default, "run" spins inside a run and stops at its end."""
+    """OKDHP_EDGE_ORT_SPINNING: "run" by default (spin inside a run, stop at its end), "0" off, "1" on."""
     from okdhp_edge.runtime.backends.onnx_session import SPINNING_ENV
 
     if value is None:
         monkeypatch.delenv(SPINNING_ENV, raising=False)
     else:
         monkeypatch.setenv(SPINNING_ENV, value)
-    options = Predictor("real-tiny", num_threads=1).backend.model.session.get_session_options()
+    options = Predictor("real-tiny", num_threads=2).backend.model.session.get_session_options()
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == allow
     if stop is None:
         with pytest.raises(RuntimeError):  # never set
@@ -244,7 +248,7 @@ def test_spinning_setting_reaches_every_session(monkeypatch, value, allow, stop)
     else:
         assert options.get_session_config_entry("session.force_spinning_stop") == stop
     monkeypatch.setenv(SPINNING_ENV, "sometimes")
-    with pytest.raises(ValueError, match="OKDHP_EDGE_ORT_SPINNING='sometimes': valid values are 0"):
+    with pytest.raises(ValueError, match="OKDHP_EDGE_ORT_SPINNING=.sometimes.: valid values are run"):
         Predictor("real-tiny", num_threads=1)
 
 

@@ -119,8 +119,8 @@ class Predictor:
         if self._pool is None or len(chunks) == 1:
             heatmaps = np.concatenate([self._run_chunk(c) for c in chunks])
         else:
-            others = [self._pool.submit(self._run_chunk, c) for c in chunks[1:]]
-            heatmaps = np.concatenate([self._run_chunk(chunks[0])] + [f.result() for f in others])
+            others = [self._pool.submit(self._run_chunk, c, True) for c in chunks[1:]]
+            heatmaps = np.concatenate([self._run_chunk(chunks[0], True)] + [f.result() for f in others])
         if flip_test:
             heatmaps = (heatmaps[:n] + flip_heatmaps(heatmaps[n:], self.skeleton.flip_index)) * 0.5
         return heatmaps
@@ -163,13 +163,14 @@ class Predictor:
         w, h = self.spec.heatmap_size
         return np.zeros((0, self.skeleton.num_keypoints, h, w), np.float32)
 
-    def _run_chunk(self, chunk: np.ndarray) -> np.ndarray:
+    def _run_chunk(self, chunk: np.ndarray, part: bool = False) -> np.ndarray:
+        """Heatmaps of one backend call; `part`: one of several calls running at once."""
         n = len(chunk)
         if self.fixed_batch and n < self.fixed_batch:  # pad a short last chunk to the engine's batch
             pad = np.zeros((self.fixed_batch - n, *chunk.shape[1:]), chunk.dtype)
             chunk = np.concatenate([chunk, pad])
         with self._run_lock:
-            out = self.backend.run(chunk)
+            out = self.backend.run_part(chunk) if part else self.backend.run(chunk)
         if self.backend.info.output_layout == "NHWC" and out.ndim == 4:
             out = out.transpose(0, 3, 1, 2)
         w, h = self.spec.heatmap_size

@@ -55,6 +55,11 @@ class Backend(ABC):
     def run(self, x: np.ndarray) -> np.ndarray:
         """float32 input batch -> float32 output batch."""
 
+    def run_part(self, x: np.ndarray) -> np.ndarray:
+        """`run` for one of several parts of a call that run at the same time on other threads: a
+        backend that spreads one call over the cores runs each part on one core instead."""
+        return self.run(x)
+
     def describe(self) -> str:
         return f"{self.name} ({self.device})"
 

@@ -8,10 +8,11 @@ The TensorRT execution provider is used only when asked for (`device="tensorrt"`
 builds an engine on the first run, which takes minutes; it gets the file's precision flags, a
 shape profile up to the artifact's max batch, and an on-disk engine cache.
 
-On the CPU a student smaller than SMALL_STUDENT_MACS runs each call on one intra-op thread, whatever
-`num_threads` says: its kernels are too short to share between cores with spinning off (a second
-thread made `real-tiny` slower), so the Predictor spends `num_threads` on crops run in parallel
-instead (benchmarks/ort_intra_op.py; docs/runtime.md, Benchmark).
+On the CPU with more than one thread a student gets two sessions: one spreads a call over
+`num_threads` intra-op threads (one person: the fastest path), and one runs on a single thread, for
+the Predictor's parts of a call that run at once (several people: the parts, not the kernels, share
+the cores; threads of two sessions would take each other's cores). Measured in
+benchmarks/ort_intra_op.py and ort_spinning.py (docs/runtime.md, Benchmark).
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ __all__ = ["OnnxBackend", "embedded_spec", "tensorrt_provider_options"]
 TRT_CACHE = Path(os.environ.get("OKDHP_EDGE_TRT_CACHE") or cache_root() / "ort_trt")
 TRT_DEFAULT_MAX_BATCH = 16  # profile ceiling for files whose metadata sets no max_batch (the Predictor's default)
 FIX = "re-export it with okdhp_edge.export or copy it again"
-SMALL_STUDENT_MACS = 250_000_000  # below this, one intra-op thread per call on the CPU (measured, see above)
 
 
 def tensorrt_provider_options(
@@ -82,17 +82,23 @@ class OnnxBackend(Backend):
         ort = import_onnxruntime(path)
         if device not in DEVICE_PROVIDERS:
             raise ValueError(f"unknown device {device!r} for ONNX Runtime; valid: {', '.join(DEVICE_PROVIDERS)}")
-        spec, session = read_sidecar(path), None
-        if spec is None:  # the embedded copy: read through a CPU session, reused when it has the right threads
-            session = open_session(path, ["CPUExecutionProvider"], num_threads, FIX)
-            spec = _session_spec(session, path)
+        spec, narrow = read_sidecar(path), None
+        if spec is None:  # the embedded copy, read through the one-thread CPU session, which is kept
+            narrow = open_session(path, ["CPUExecutionProvider"], 1, FIX)
+            spec = _session_spec(narrow, path)
         info = spec.export_info
         providers = select_providers(device, ort.get_available_providers(), quantized=info.precision == "int8")
         on_cpu = providers == ["CPUExecutionProvider"]
-        threads = 1 if on_cpu and 0 < spec.macs < SMALL_STUDENT_MACS else num_threads
-        if session is None or not on_cpu or threads != num_threads:
-            session = open_session(path, [_with_options(p, path, spec) for p in providers], threads, FIX)
+        if on_cpu and narrow is None:
+            narrow = open_session(path, providers, 1, FIX)
+        if on_cpu and num_threads == 1:
+            session = narrow
+        else:
+            options = [_with_options(p, path, spec) for p in providers]
+            session = open_session(path, options, num_threads, FIX)
         self.model = OnnxModel(path, session)
+        # the Predictor's parts of one call that run at once, on the CPU: one thread each
+        self.part_model = OnnxModel(path, narrow) if on_cpu and session is not narrow else self.model
         used = session.get_providers()
         if used[0] != providers[0]:
             message = (
@@ -111,6 +117,9 @@ class OnnxBackend(Backend):
 
     def run(self, x: np.ndarray) -> np.ndarray:
         return self.model.run(x, self._output_names)[0]
+
+    def run_part(self, x: np.ndarray) -> np.ndarray:
+        return self.part_model.run(x, self._output_names)[0]
 
     def describe(self) -> str:
         return f"{self.name} {self._version} on {self.model.session.get_providers()[0]} ({self._choice})"

@@ -4,11 +4,13 @@
 One place decides the execution providers, the CPU threads and whether idle threads spin, and turns
 onnxruntime's load failures into a ModelFileError that names the file and the fix.
 
-Spinning: after a run, ONNX Runtime's intra-op threads busy-wait for the next one by default. A
-pose network and a detector alternate on the same cores (PoseTracker), so one session's spinning
-threads take the cores the other needs; spinning is off by default, measured in docs/runtime.md
-(Threads). OKDHP_EDGE_ORT_SPINNING, read when a session opens: "0" off (the default), "run" spin
-inside a run and stop at its end (faster on cores nothing else needs, slower on busy ones), "1" on.
+Spinning: ONNX Runtime's intra-op threads busy-wait for work, by default also between runs. A pose
+network and a detector alternate on the same cores (PoseTracker), so threads that spin on after one
+session's run take the cores the other needs. Sessions here spin while a run lasts and stop at its
+end ("run"): one call spread over the cores gets the speed of spinning, the next session finds the
+cores free. Several calls at once go to one-thread sessions instead (backends/onnx.py), which never
+spin. OKDHP_EDGE_ORT_SPINNING, read when a session opens, overrides it: "0" off, "run", "1" on.
+Measured in docs/runtime.md (Threads).
 """
 
 from __future__ import annotations
@@ -83,12 +85,12 @@ def select_providers(device: str, available: list[str], quantized: bool = False)
 
 
 def spinning() -> str:
-    """How new sessions' idle intra-op threads wait, from OKDHP_EDGE_ORT_SPINNING: "off" (unset or
-    "0"), "run" (spin while a run lasts, stop at its end) or "on" ("1"); ValueError otherwise."""
-    value = os.environ.get(SPINNING_ENV, "0").strip().lower()
+    """How a new session's idle intra-op threads wait, from OKDHP_EDGE_ORT_SPINNING: "run" (unset:
+    spin while a run lasts, stop at its end), "off" ("0") or "on" ("1"); ValueError otherwise."""
+    value = (os.environ.get(SPINNING_ENV) or "run").strip().lower()
     mode = SPINNING_VALUES.get(value)
     if mode is None:
-        raise ValueError(f"{SPINNING_ENV}={value!r}: valid values are 0 (off, the default), run, 1 (on)")
+        raise ValueError(f"{SPINNING_ENV}={value!r}: valid values are run (the default), 0 (off), 1 (on)")
     return mode
 
 
