@@ -87,9 +87,8 @@ def main() -> None:
             f"{row['intra1_crops6_ms']:.2f}, 2 threads each {row['intra2_crops6_ms']:.2f}",
             flush=True,
         )
-    write_result(
-        args.json, {"settings": {"rounds": args.rounds, "calls": args.calls, "spinning": spinning()}, "results": results}
-    )
+    settings = {"rounds": args.rounds, "calls": args.calls, "spinning": spinning()}
+    write_result(args.json, {"settings": settings, "results": results})
 
 
 if __name__ == "__main__":
