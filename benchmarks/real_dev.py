@@ -12,9 +12,10 @@ time-consistent keypoints; AP counts only those.
 
 Rows: every --model, and the teacher on the mirrored frames (its own consistency: the ceiling).
 Names GROUP/RUN are also summarised per group (mean and spread), for seed comparisons.
-Latency: one person per call (crop, run, decode), median over interleaved rounds, --threads
-threads, against BlazePose Full in the same run (one pass per person, as an app runs it; the
-teacher's labelling runs it twice, the second on the refined region). Writes benchmarks/results/real_dev.json.
+Latency (left out with --accuracy-only, as is the teacher's row): one person per call (crop, run,
+decode), median over interleaved rounds, --threads threads, against BlazePose Full in the same run
+(one pass per person, as an app runs it; the teacher's labelling runs it twice, the second on the
+refined region). Writes benchmarks/results/real_dev.json.
 """
 
 from __future__ import annotations
@@ -161,14 +162,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--runs", type=int, default=40, help="timed calls per model per round")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "real_dev.json")
+    parser.add_argument(
+        "--accuracy-only",
+        action="store_true",
+        help="score the models only: no teacher ceiling (a mirrored teacher pass) and no latency (minutes each)",
+    )
     args = parser.parse_args()
 
     data = ensure_dev_set(args.data, args.threads)
     dataset = build_dataset(f"coco:{data}", "val", InputSpec(width=96, height=128), COCO17)
-    teacher = open_teacher(TEACHER, args.threads)
     models = open_models(args.model, args.threads, parser)
+    teacher = None if args.accuracy_only else open_teacher(TEACHER, args.threads)
     rows = {}
-    for name, model in {**models, "teacher-mirrored": Mirrored(teacher)}.items():
+    for name, model in {**models, **({"teacher-mirrored": Mirrored(teacher)} if teacher else {})}.items():
         rows[name] = score(model, dataset)
         print(
             f"{name:24s} AP {rows[name]['ap']:5.1f}  AP50 {rows[name]['ap50']:5.1f}  PCK@0.2 "
@@ -176,14 +182,17 @@ def main() -> None:
             flush=True,
         )
 
-    sample = max(dataset.samples, key=lambda s: s.bbox[3] - s.bbox[1])  # the tallest dev person
-    image, box = cv2.imread(str(sample.image_path)), sample.bbox[None].astype(np.float32)
-    timed = {name: m for name, m in models.items() if "/" not in name}
-    # BlazePose as an app runs it: one pass per person (the labeller adds a second, refined one)
-    one_pass = BlazePoseLandmarker.fetch("full", args.threads, LandmarkerConfig(refine_roi=False))
-    ms = latency({**timed, REFERENCE: one_pass, "teacher (two passes)": teacher}, image, box, args.rounds, args.runs)
-    for name, value in ms.items():
-        print(f"{name:24s} {value:6.2f} ms/person ({value / ms[REFERENCE]:.2f}x {REFERENCE})")
+    ms: dict[str, float] = {}
+    if teacher is not None:
+        sample = max(dataset.samples, key=lambda s: s.bbox[3] - s.bbox[1])  # the tallest dev person
+        image, box = cv2.imread(str(sample.image_path)), sample.bbox[None].astype(np.float32)
+        timed = {name: m for name, m in models.items() if "/" not in name}
+        # BlazePose as an app runs it: one pass per person (the labeller adds a second, refined one)
+        one_pass = BlazePoseLandmarker.fetch("full", args.threads, LandmarkerConfig(refine_roi=False))
+        reference = {REFERENCE: one_pass, "teacher (two passes)": teacher}
+        ms = latency({**timed, **reference}, image, box, args.rounds, args.runs)
+        for name, value in ms.items():
+            print(f"{name:24s} {value:6.2f} ms/person ({value / ms[REFERENCE]:.2f}x {REFERENCE})")
 
     result = {
         "dev_set": {
@@ -198,7 +207,7 @@ def main() -> None:
         "scores": rows,
         "groups": groups(rows),
         "latency_ms": ms,
-        "latency_vs_blazepose_full": {name: value / ms[REFERENCE] for name, value in ms.items()},
+        "latency_vs_blazepose_full": {name: value / ms[REFERENCE] for name, value in ms.items()} if ms else {},
         "threads": args.threads,
     }
     write_result(args.out, result)
