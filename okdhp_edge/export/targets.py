@@ -81,15 +81,14 @@ TARGETS: dict[str, Target] = {
             "cpu",
             "onnx",
             "int8",
-            "x86/ARM CPU: ONNX Runtime with static QDQ INT8 (per-channel weights); the faster INT8 artifact on the "
-            "x86 Xeon measured under load, not at 2 threads idle (docs/export.md)",
+            "x86/ARM CPU: ONNX Runtime with static QDQ INT8 (per-channel weights); on the x86 Xeon measured, as "
+            "fast as TFLite INT8 at 1 thread and within 1.13x at 2 (docs/export.md)",
             notes=(
                 # the faster INT8 artifact depends on the CPU, so the report says which measurement chose it
-                "chosen over TFLite INT8 by measurement under load: ONNX INT8 took 0.68-0.69x TFLite INT8's time "
-                "on edge-b2-1x64 and 0.89-0.92x on real-tiny at 1 and 2 threads (2026-12-06, an x86-64 Intel Xeon "
-                "with AVX512-VNNI, 2 vCPUs, onnxruntime 1.32.0, ai-edge-litert 2.3.0); on the same machine idle it "
-                "took 0.71-1.16x at 1 thread and 1.13-1.67x at 2 on the edge students (2026-12-07; docs/export.md, "
-                "'Where the ONNX INT8 time goes'). On ARM CPUs "
+                "chosen over TFLite INT8 by measurement: through the runtime, ONNX INT8 took 0.88-1.05x TFLite "
+                "INT8's time at 1 thread and 1.02-1.13x at 2 on the edge students (2026-12-07, an idle x86-64 Intel "
+                "Xeon with AVX512-VNNI, 2 vCPUs, onnxruntime 1.32.0, ai-edge-litert 2.3.0; docs/export.md, 'Threads "
+                "and spinning'), and it runs where LiteRT has no wheel (Python 3.8 on JetPack 5). On ARM CPUs "
                 "(Raspberry Pi, Jetson) XNNPACK is usually the faster INT8 path: time both there with "
                 "benchmarks/export_matrix.py and use --target android's .tflite if it wins",
             ),

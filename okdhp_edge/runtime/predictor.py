@@ -51,10 +51,10 @@ class Predictor:
     artifact whose metadata sets a lower `max_batch` (TensorRT profile, Core ML range) lowers it.
     One Predictor may be shared by threads: backends that cannot run concurrently (TensorRT,
     Core ML) are called one at a time, the others (ONNX Runtime, LiteRT, torch) run in parallel.
-    With num_threads > 1 (or None, ONNX Runtime's thread per core) on ONNX Runtime's CPU, the crops
-    of one call are split into up to that many parts that run concurrently on the one session: a
-    small student's kernels are too short to share between threads, its crops are not
-    (docs/runtime.md, Benchmark). LiteRT's per-thread interpreters gained nothing from the split,
+    With num_threads > 1 (or None, ONNX Runtime's thread per core) on ONNX Runtime's CPU, one crop
+    runs on all the threads, and several crops are split into up to that many parts that run
+    concurrently, each on one thread (`Backend.run_part`): short kernels share the cores less well
+    than whole crops do (docs/runtime.md, Benchmark). LiteRT's per-thread interpreters gained nothing from the split,
     and torch's thread count is process-wide.
     """
 
