@@ -55,7 +55,7 @@ def ensure_dev_set(out: Path, threads: int | None) -> Path:
             [video],
             TEACHER,
             out,
-            detector="default",
+            detector="mediapipe",  # as weights/real-tiny/data.sh labels vtest.avi (step 2)
             detector_tiles=DETECTOR_TILES,
             config=LABELLING,
             num_threads=threads,
