@@ -86,7 +86,7 @@ def test_android_target_promises_no_delegates_the_runtime_lacks():
 
 def test_cpu_target_report_says_which_measurement_chose_onnx_int8(student, tmp_path):
     text = " ".join(TARGETS["cpu"].notes)
-    for word in ("TFLite INT8", "Xeon", "AVX512-VNNI", "2026-12-06", "docs/export.md", "export_matrix.py", "ARM"):
+    for word in ("TFLite INT8", "Xeon", "AVX512-VNNI", "2026-12-07", "docs/export.md", "export_matrix.py", "ARM"):
         assert word in text
     result = export(student, precision="fp32", target="cpu", out_dir=tmp_path, verify_images=0)
     assert any("chosen over TFLite INT8" in note for note in result.report["notes"])
