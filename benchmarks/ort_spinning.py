@@ -8,7 +8,8 @@ One vtest.avi frame (640x480, frame 400), the shipped detector `okdhp-person` an
 (`--model`: the bundled `real-tiny` or an edge student's INT8 .onnx) on the people the detector
 finds. Every setting's Detector and Predictor are opened first (OKDHP_EDGE_ORT_SPINNING is read
 when a session opens); then each round times every setting once, in an order that rotates between
-rounds, so all see the same machine load. Prints and writes the median over rounds of each round's median call time.
+rounds, so all see the same machine load. Prints and writes the median over rounds of each round's
+median call time.
 
     python benchmarks/ort_spinning.py [--model EDGE-INT8.onnx] [--rounds 7] [--calls 40]
 """

@@ -173,8 +173,11 @@ def main() -> None:
     dataset = build_dataset(f"coco:{data}", "val", InputSpec(width=96, height=128), COCO17)
     models = open_models(args.model, args.threads, parser)
     teacher = None if args.accuracy_only else open_teacher(TEACHER, args.threads)
+    scored = dict(models)
+    if teacher is not None:
+        scored["teacher-mirrored"] = Mirrored(teacher)
     rows = {}
-    for name, model in {**models, **({"teacher-mirrored": Mirrored(teacher)} if teacher else {})}.items():
+    for name, model in scored.items():
         rows[name] = score(model, dataset)
         print(
             f"{name:24s} AP {rows[name]['ap']:5.1f}  AP50 {rows[name]['ap50']:5.1f}  PCK@0.2 "

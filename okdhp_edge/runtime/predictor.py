@@ -54,8 +54,8 @@ class Predictor:
     With num_threads > 1 (or None, ONNX Runtime's thread per core) on ONNX Runtime's CPU, one crop
     runs on all the threads, and several crops are split into up to that many parts that run
     concurrently, each on one thread (`Backend.run_part`): short kernels share the cores less well
-    than whole crops do (docs/runtime.md, Benchmark). LiteRT's per-thread interpreters gained nothing from the split,
-    and torch's thread count is process-wide.
+    than whole crops do (docs/runtime.md, Benchmark). LiteRT's per-thread interpreters gained
+    nothing from the split, and torch's thread count is process-wide.
     """
 
     def __init__(
