@@ -73,7 +73,7 @@ def time_model(path: Path, rounds: int, calls: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="*", type=Path, default=[bundled_models()["real-tiny"]])
+    parser.add_argument("models", nargs="*", type=Path, default=[bundled_models("onnx")["real-tiny"]])
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--calls", type=int, default=50, help="timed calls per setting and round")
     parser.add_argument("--json", type=Path, default=HERE / "results" / "ort_intra_op.json")

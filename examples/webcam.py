@@ -63,7 +63,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--source", default="0", help="camera index (0, 1, ...), a video file or an image (default: 0)")
     parser.add_argument("--save", type=Path, help="write the annotated video here (.mp4 or .avi)")
     parser.add_argument("--no-show", action="store_true", help="do not open a window (headless machines)")
-    parser.add_argument("--backend", help="force a backend (default: from the model's suffix)")
+    parser.add_argument(
+        "--backend", help="force a backend (default: from the model's suffix; a bundled name's .tflite where LiteRT is)"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, tensorrt, coreml (default: auto)")
     parser.add_argument("--threads", type=int, help="CPU threads for the backend")
     parser.add_argument(
@@ -252,7 +254,8 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - started
     print(
         f"{frames} frames in {elapsed:.1f} s ({frames / max(elapsed, 1e-9):.1f} FPS overall) with "
-        f"{predictor.backend.describe()}" + (f"; annotated video written to {args.save}" if args.save else "")
+        f"{predictor.model_path.name} on {predictor.backend.describe()}"
+        + (f"; annotated video written to {args.save}" if args.save else "")
     )
     if args.snapshot is not None:
         save_snapshot(args.snapshot, last)

@@ -59,6 +59,13 @@ def test_bundled_students_open_by_name_and_unknown_names_list_them():
         predictor = Predictor(name, num_threads=1)
         assert predictor.model_path == path and predictor.skeleton.num_keypoints == 17
     assert Predictor(num_threads=1).model_path == models["real-tiny"]  # the default student
+    # each ships as .tflite (preferred where LiteRT is installed: faster on the CPU) and .onnx
+    assert {p.suffix for p in bundled_models("litert").values()} == {".tflite"}
+    assert {p.suffix for p in bundled_models("onnx").values()} == {".onnx"}
+    assert models == bundled_models("litert")  # LiteRT is installed here
+    assert Predictor("real-tiny", backend="ort", num_threads=1).model_path == bundled_models("onnx")["real-tiny"]
+    with pytest.raises(ModelFileError, match=r"'real-tiny' ships as .tflite and .onnx files, which backend 'tensorrt'"):
+        Predictor("real-tiny", backend="tensorrt")
     assert Predictor(Path("real-tiny"), num_threads=1).model_path == models["real-tiny"]
     with pytest.raises(
         ModelFileError,
@@ -92,7 +99,7 @@ def test_the_wheel_carries_the_bundled_models_and_runs_them_without_a_checkout(t
     wheel = next((tmp_path / "dist").glob("okdhp_edge-*.whl"))
     with zipfile.ZipFile(wheel) as archive:
         sizes = {info.filename: info.file_size for info in archive.infolist()}
-    for path in bundled_models().values():
+    for path in [*bundled_models("litert").values(), *bundled_models("onnx").values()]:
         member = path.relative_to(REPO).as_posix()
         assert sizes.get(member) == path.stat().st_size and f"{member}.json" in sizes, member
     assert {f"okdhp_edge/runtime/detectors/{name}.onnx" for name in ("okdhp-person", "okdhp-any")} <= set(sizes)
@@ -114,7 +121,8 @@ def test_the_wheel_carries_the_bundled_models_and_runs_them_without_a_checkout(t
         "import numpy as np, okdhp_edge\n"
         "from okdhp_edge.runtime import PoseTracker, Predictor, bundled_models\n"
         f"assert okdhp_edge.__file__.startswith({str(site)!r}), okdhp_edge.__file__\n"
-        "for name in bundled_models():\n"
+        "for name, path in bundled_models().items():\n"
+        "    assert path.suffix == '.onnx', path  # without LiteRT a name opens the ONNX file\n"
         "    assert Predictor(name, num_threads=1).predict(np.zeros((240, 320, 3), np.uint8)).keypoints.shape == (1, "
         "17, 2)\n"
         "for name in ('default', 'okdhp-person', 'okdhp-any'):  # PoseTracker() as the README's Run section has it\n"

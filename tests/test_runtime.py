@@ -184,12 +184,16 @@ def test_batching_matches_single_crops(artifacts, predictors):
     np.testing.assert_allclose(singles, together.scores, atol=1e-4)
 
 
-def test_threads_split_one_calls_crops_on_onnx_runtime(artifacts, predictors, monkeypatch):
-    """num_threads=2 runs a frame's crops as 2 concurrent parts on the one-thread session (ONNX
-    Runtime CPU only); one crop is one call on the session that spreads it over both threads."""
+@pytest.mark.parametrize("kind", ["onnx", "tflite"])
+def test_threads_split_one_calls_crops_on_the_cpu(artifacts, predictors, monkeypatch, kind):
+    """num_threads=2 runs a frame's crops as 2 concurrent parts, each on one thread (ONNX Runtime's
+    one-thread session, LiteRT's one-thread interpreters); one crop is one call on the session or
+    interpreter that spreads it over both threads. LiteRT's fixed batch of 1 makes each part a run
+    of one-crop calls."""
     frame = person_frame(seed=5)
     five = np.concatenate([BOXES, BOXES[:2] + 7])
-    split = Predictor(artifacts["onnx"], num_threads=2)
+    split = Predictor(artifacts[kind], num_threads=2)
+    assert split.backend.parts == 2
     calls: list[tuple[str, int]] = []
     run, run_part = split.backend.run, split.backend.run_part
     monkeypatch.setattr(split.backend, "run", lambda x: calls.append(("run", len(x))) or run(x))
@@ -197,14 +201,38 @@ def test_threads_split_one_calls_crops_on_onnx_runtime(artifacts, predictors, mo
     for flip_test in (False, True):
         calls.clear()
         got = split.predict(frame, five, flip_test=flip_test)
-        assert sorted(calls) == ([("part", 5), ("part", 5)] if flip_test else [("part", 2), ("part", 3)])
-        want = predictors["onnx"].predict(frame, five, flip_test=flip_test)
+        if kind == "onnx":
+            assert sorted(calls) == ([("part", 5), ("part", 5)] if flip_test else [("part", 2), ("part", 3)])
+        else:
+            assert calls == [("part", 1)] * (10 if flip_test else 5)
+        want = predictors[kind].predict(frame, five, flip_test=flip_test)
         np.testing.assert_allclose(got.keypoints, want.keypoints, atol=1e-3)
         np.testing.assert_allclose(got.scores, want.scores, atol=1e-4)
     calls.clear()
     split.predict(frame, BOXES[:1])
     assert calls == [("run", 1)]
-    assert Predictor(artifacts["tflite"], num_threads=2)._pool is None, "LiteRT gained nothing from the split"
+    assert Predictor(artifacts[kind], num_threads=1)._pool is None
+
+
+def test_parts_differ_by_at_most_one_crop():
+    from okdhp_edge.runtime.predictor import split_evenly
+
+    assert split_evenly(5, 2) == [(0, 2), (2, 5)]
+    assert split_evenly(1, 4) == [(0, 1)]
+    assert split_evenly(40, 3) == [(0, 13), (13, 26), (26, 40)]
+    assert split_evenly(0, 2) == [(0, 0)]
+
+
+def test_litert_interpreters_one_wide_one_per_part(artifacts):
+    """LiteRT's default is one thread; the pose backend takes a thread per core like ONNX Runtime,
+    and with several threads keeps one-thread interpreters for the concurrent parts."""
+    import os
+
+    wide = Predictor(artifacts["tflite"], num_threads=2).backend
+    assert wide.model._num_threads == 2 and wide.part_model._num_threads == 1
+    one = Predictor(artifacts["tflite"], num_threads=1).backend
+    assert one.part_model is one.model and one.parts == 1
+    assert Predictor(artifacts["tflite"]).backend.parts == (os.cpu_count() or 1)
 
 
 @pytest.mark.parametrize("name", ["real-tiny", "embedded"])
@@ -214,10 +242,10 @@ def test_onnx_cpu_sessions_one_wide_one_per_part(tmp_path, name):
     file without a sidecar (spec read from its metadata) keeps the session that read it."""
     from okdhp_edge.runtime import bundled_models
 
-    path = bundled_models()["real-tiny"]
+    path = bundled_models("onnx")["real-tiny"]
     if name == "embedded":
         path = tmp_path / "embedded.onnx"
-        path.write_bytes(bundled_models()["real-tiny"].read_bytes())
+        path.write_bytes(bundled_models("onnx")["real-tiny"].read_bytes())
 
     def intra(model) -> int:
         return model.session.get_session_options().intra_op_num_threads
@@ -240,7 +268,7 @@ def test_spinning_setting_reaches_every_session(monkeypatch, value, allow, stop)
         monkeypatch.delenv(SPINNING_ENV, raising=False)
     else:
         monkeypatch.setenv(SPINNING_ENV, value)
-    options = Predictor("real-tiny", num_threads=2).backend.model.session.get_session_options()
+    options = Predictor("real-tiny", backend="onnx", num_threads=2).backend.model.session.get_session_options()
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == allow
     if stop is None:
         with pytest.raises(RuntimeError):  # never set
@@ -249,7 +277,7 @@ def test_spinning_setting_reaches_every_session(monkeypatch, value, allow, stop)
         assert options.get_session_config_entry("session.force_spinning_stop") == stop
     monkeypatch.setenv(SPINNING_ENV, "sometimes")
     with pytest.raises(ValueError, match="OKDHP_EDGE_ORT_SPINNING=.sometimes.: valid values are run"):
-        Predictor("real-tiny", num_threads=1)
+        Predictor("real-tiny", backend="onnx", num_threads=1)
 
 
 def test_colour_order_and_channel_conversions(predictors):

@@ -5,6 +5,7 @@ teacher's answers on those frames are stored in tests/data, so the check runs wi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -30,13 +31,16 @@ def test_weights_are_small_and_say_how_they_were_made(name):
     total = sum(p.stat().st_size for p in (REPO / "weights").rglob("*") if p.is_file())
     assert total <= 20 * 2**20
     spec = json.loads((REPO / "weights" / name / f"{name}.json").read_text())
+    weights = REPO / "weights" / name / f"{name}.safetensors"
     prov = spec["provenance"]
     assert re.search(r"\(([0-9a-f]{40})\)$", prov["code"]), "a clean commit, not +dirty"
     assert (REPO / prov["recipe"]).is_file() and "vtest" in prov["data"] and "blazepose-full" in prov["labelling"]
     assert "dev set" in prov["metrics_on"]
-    sidecar = json.loads(Path(f"{bundled_models()[name]}.json").read_text())
-    assert sidecar["provenance"] == prov and sidecar["name"] == spec["name"]
-    assert sidecar["export"]["precision"] == "int8" and sidecar["export"]["calibration"]["split"] == "train"
+    for backend in ("litert", "onnx"):  # the same student in both bundled files
+        sidecar = json.loads(Path(f"{bundled_models(backend)[name]}.json").read_text())
+        assert sidecar["provenance"] == prov and sidecar["name"] == spec["name"]
+        assert sidecar["export"]["precision"] == "int8" and sidecar["export"]["calibration"]["split"] == "train"
+        assert sidecar["export"]["source_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
 
 
 def _hand_boxed(media: Path) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -75,10 +79,12 @@ def _stored_teacher(frames: list[tuple[np.ndarray, np.ndarray]]) -> list[PoseRes
 
 
 @pytest.mark.parametrize("name", STUDENTS)
+@pytest.mark.parametrize("backend", ["litert", "onnx"])
 @pytest.mark.parametrize("teacher_source", ["stored", "live"])
-def test_shipped_student_poses_held_out_real_people_like_its_teacher(media, teacher_source, name):
-    """The int8 student through the runtime on 22 held-out people: OKS against the teacher >= 0.6
-    and keypoints on the boxed person. Broken weights, a broken export or a broken runtime fail it."""
+def test_shipped_student_poses_held_out_real_people_like_its_teacher(media, teacher_source, backend, name):
+    """The int8 student (each bundled file) through the runtime on 22 held-out people: OKS against
+    the teacher >= 0.6 and keypoints on the boxed person. Broken weights, a broken export or a
+    broken runtime fail it."""
     frames = _hand_boxed(media)
     if teacher_source == "stored":
         answers = _stored_teacher(frames)
@@ -90,7 +96,7 @@ def test_shipped_student_poses_held_out_real_people_like_its_teacher(media, teac
         except (FetchError, BackendUnavailableError) as err:  # not cached and no package index, or no LiteRT
             pytest.skip(f"BlazePose Full (the teacher) not available: {err}")
         answers = [teacher.predict(frame, boxes) for frame, boxes in frames]
-    student = Predictor(name, num_threads=2)
+    student = Predictor(name, backend=backend, num_threads=2)
     similarities = []
     for (frame, boxes), truth in zip(frames, answers):
         mine = student.predict(frame, boxes)

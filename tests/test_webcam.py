@@ -175,7 +175,10 @@ def test_webcam_runs_the_shipped_student_by_default(tmp_path):
     video = write_video(tmp_path / "walk.mp4", frames=4)
     proc = run(WEBCAM, "--detector", "none", "--source", str(video), "--no-show", "--max-frames", "2", "--threads", "1")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("2 frames") and "INT8" in proc.stdout
+    assert proc.stdout.startswith("2 frames") and "with real-tiny-int8.tflite on ai-edge-litert" in proc.stdout
+    args = ("--detector", "none", "--source", str(video), "--no-show", "--max-frames", "2")
+    onnx = run(WEBCAM, *args, "--backend", "onnx")
+    assert onnx.returncode == 0 and "with real-tiny-int8.onnx on onnxruntime" in onnx.stdout, onnx.stderr
 
 
 @pytest.mark.parametrize(

@@ -88,7 +88,9 @@ TARGETS: dict[str, Target] = {
                 "chosen over TFLite INT8 by measurement: through the runtime, ONNX INT8 took 0.88-1.05x TFLite "
                 "INT8's time at 1 thread and 1.02-1.13x at 2 on the edge students (2026-12-07, an idle x86-64 Intel "
                 "Xeon with AVX512-VNNI, 2 vCPUs, onnxruntime 1.32.0, ai-edge-litert 2.3.0; docs/export.md, 'Threads "
-                "and spinning'), and it runs where LiteRT has no wheel (Python 3.8 on JetPack 5). On ARM CPUs "
+                "and spinning'), and it runs where LiteRT has no wheel (Python 3.8 on JetPack 5). On the smaller "
+                "'tiny' students (0.05-0.12 GMACs) TFLite INT8 was 1.35-1.53x faster for one person on that CPU, so "
+                "the bundled ones ship both files (docs/runtime.md, 'Bundled students: which file runs'). On ARM CPUs "
                 "(Raspberry Pi, Jetson) XNNPACK is usually the faster INT8 path: time both there with "
                 "benchmarks/export_matrix.py and use --target android's .tflite if it wins",
             ),

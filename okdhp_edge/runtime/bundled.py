@@ -2,34 +2,43 @@
 
 A device that installs the runtime wheel has no checkout of the repository, so the student the
 README runs must be package data (okdhp_edge/runtime/models/, like the person detector in
-runtime/detectors/). Each is an exported runtime file with its metadata sidecar; the training-side
-files (weights, recipe, export report) stay in the repository's weights/NAME/ folder.
+runtime/detectors/). Each ships as the same student in two INT8 runtime files with their metadata
+sidecars: a full-integer `.tflite` for LiteRT, which poses one person 1.3x faster on the x86 CPU
+measured and several at least as fast (docs/runtime.md, "Bundled students: which file runs"), and an
+`.onnx` for ONNX Runtime, which runs where LiteRT has no wheel (Python 3.8 on JetPack 5). A name
+opens the first of them whose backend is installed, or the one `backend=` asks for. The
+training-side files (weights, recipe, export reports) stay in the repository's weights/NAME/.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
+from .backends import ALIASES, BACKENDS, backend_for
 from .errors import ModelFileError
 
 __all__ = ["DEFAULT_POSE_MODEL", "MODELS_DIR", "bundled_models", "resolve_pose_model"]
 
 MODELS_DIR = Path(__file__).parent / "models"
-# name -> file in MODELS_DIR; weights/NAME/ in the repository holds how each was made
+# name -> its files in MODELS_DIR, in the order they are preferred; weights/NAME/ holds how each was made
 BUNDLED = {
-    "real-tiny": "real-tiny-int8.onnx",  # 0.117-GMAC student, INT8 ONNX, 0.86 MB
-    "real-tiny-1x32": "real-tiny-1x32-int8.onnx",  # its 0.051-GMAC sibling (0.44x), 0.42 MB
+    "real-tiny": ("real-tiny-int8.tflite", "real-tiny-int8.onnx"),  # 0.117-GMAC student
+    "real-tiny-1x32": ("real-tiny-1x32-int8.tflite", "real-tiny-1x32-int8.onnx"),  # its 0.051-GMAC sibling (0.44x)
 }
 DEFAULT_POSE_MODEL = "real-tiny"
+# the library each backend of a bundled file needs (ONNX Runtime is a requirement of the runtime itself)
+_LIBRARIES = {"litert": ("ai_edge_litert", "tflite_runtime"), "onnx": ("onnxruntime",)}
 
 
-def bundled_models() -> dict[str, Path]:
-    """The pose students shipped in the package: name -> runtime file (its `.json` sidecar beside it)."""
-    return {name: MODELS_DIR / file for name, file in BUNDLED.items()}
+def bundled_models(backend: str | None = None) -> dict[str, Path]:
+    """The pose students shipped in the package: name -> the runtime file `Predictor(name,
+    backend=backend)` opens here (its `.json` sidecar beside it)."""
+    return {name: _pick(name, backend) for name in BUNDLED}
 
 
-def resolve_pose_model(model: str | os.PathLike) -> Path:
+def resolve_pose_model(model: str | os.PathLike, backend: str | None = None) -> Path:
     """The file for Predictor's `model_path`: a bundled name, or a path taken as it is.
 
     A bare word that is neither a bundled name nor an existing file is an error that lists the
@@ -37,7 +46,7 @@ def resolve_pose_model(model: str | os.PathLike) -> Path:
     """
     name = os.fspath(model)
     if name in BUNDLED:  # a bare word has no suffix, so no backend could open a file of that name anyway
-        path = bundled_models()[name]
+        path = _pick(name, backend)
         if not path.is_file():
             raise ModelFileError(
                 f"the bundled pose model {name!r} is missing from the installed package ({path}); reinstall okdhp-edge"
@@ -50,3 +59,23 @@ def resolve_pose_model(model: str | os.PathLike) -> Path:
             "a path is also accepted (an exported .onnx, .tflite, .engine or .mlpackage, or a .safetensors student)"
         )
     return path
+
+
+def _pick(name: str, backend: str | None) -> Path:
+    """The bundled file of `name` that `backend` reads, or (None) the first whose backend is installed."""
+    files = [MODELS_DIR / file for file in BUNDLED[name]]
+    if backend is not None:
+        wanted = ALIASES.get(backend, backend)
+        if wanted not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+        for path in files:
+            if backend_for(path) == wanted:
+                return path
+        raise ModelFileError(
+            f"the bundled pose model {name!r} ships as {' and '.join(p.suffix for p in files)} files, which backend "
+            f"{backend!r} cannot read; leave backend unset, or export weights/{name} for it (okdhp_edge.export)"
+        )
+    for path in files:
+        if any(importlib.util.find_spec(lib) for lib in _LIBRARIES.get(backend_for(path), ())):
+            return path
+    return files[-1]  # ONNX Runtime's file: opening it names what is missing

@@ -43,19 +43,19 @@ class Predictor:
     """Runs an exported student (or a .safetensors student, through torch) on images.
 
     model_path: a file, or the name of a pose student shipped in the package (`bundled_models()`;
-    default "real-tiny").
-    backend: None picks it from the suffix (.onnx, .tflite, .engine, .mlpackage, .safetensors).
+    default "real-tiny"): a name opens its `.tflite` where LiteRT is installed, else its `.onnx`.
+    backend: None picks it from the suffix (.onnx, .tflite, .engine, .mlpackage, .safetensors);
+    with a bundled name, it picks that name's file for this backend.
     device: "auto", "cpu", "cuda", "tensorrt", "coreml" (what each backend accepts differs).
     num_threads: CPU threads for the backend; None leaves the backend's default.
     max_batch: most person crops per backend call when the model accepts any batch size; an
     artifact whose metadata sets a lower `max_batch` (TensorRT profile, Core ML range) lowers it.
     One Predictor may be shared by threads: backends that cannot run concurrently (TensorRT,
     Core ML) are called one at a time, the others (ONNX Runtime, LiteRT, torch) run in parallel.
-    With num_threads > 1 (or None, ONNX Runtime's thread per core) on ONNX Runtime's CPU, one crop
+    On the CPU (ONNX Runtime, LiteRT) with num_threads > 1 (None: a thread per core), one crop
     runs on all the threads, and several crops are split into up to that many parts that run
-    concurrently, each on one thread (`Backend.run_part`): short kernels share the cores less well
-    than whole crops do (docs/runtime.md, Benchmark). LiteRT's per-thread interpreters gained
-    nothing from the split, and torch's thread count is process-wide.
+    concurrently, each on one thread (`Backend.parts`, `Backend.run_part`): short kernels share
+    the cores less well than whole crops do (docs/runtime.md, Benchmark).
     """
 
     def __init__(
@@ -69,7 +69,7 @@ class Predictor:
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
-        self.model_path: Path = resolve_pose_model(model_path)
+        self.model_path: Path = resolve_pose_model(model_path, backend)
         self.backend: Backend = open_backend(self.model_path, backend, device, num_threads)
         self.spec: ModelSpec = self.backend.spec
         self.skeleton: Skeleton = self.spec.skeleton
@@ -78,11 +78,8 @@ class Predictor:
         self.batch_size = self.fixed_batch or min(max_batch, self.backend.max_batch or max_batch)
         self._run_lock = nullcontext() if self.backend.thread_safe else threading.Lock()
         self._local = threading.local()  # last_times, one per thread
-        on_ort_cpu = self.backend.name == "onnxruntime" and self.backend.device == "CPUExecutionProvider"
-        # num_threads None: ONNX Runtime's own default, a thread per core, so as many parts
-        self._workers = int(num_threads or os.cpu_count() or 1) if on_ort_cpu else 1
         # the calling thread runs one part itself; threads start on first use
-        self._pool = ThreadPoolExecutor(self._workers - 1) if self._workers > 1 else None
+        self._pool = ThreadPoolExecutor(self.backend.parts - 1) if self.backend.parts > 1 else None
 
     @property
     def last_times(self) -> StageTimes:
@@ -114,13 +111,13 @@ class Predictor:
         if flip_test:
             width_axis = 3 if self.backend.info.input_layout == "NCHW" else 2
             inputs = np.concatenate([inputs, np.flip(inputs, axis=width_axis)])
-        size = self.batch_size if self.fixed_batch else min(self.batch_size, max(1, -(-len(inputs) // self._workers)))
-        chunks = [inputs[i : i + size] for i in range(0, len(inputs), size)]
-        if self._pool is None or len(chunks) == 1:
-            heatmaps = np.concatenate([self._run_chunk(c) for c in chunks])
+        parts = split_evenly(len(inputs), self.backend.parts if self._pool else 1)
+        if len(parts) == 1:
+            heatmaps = self._run_part(inputs, part=False)
         else:
-            others = [self._pool.submit(self._run_chunk, c, True) for c in chunks[1:]]
-            heatmaps = np.concatenate([self._run_chunk(chunks[0], True)] + [f.result() for f in others])
+            others = [self._pool.submit(self._run_part, inputs[a:b], True) for a, b in parts[1:]]
+            a, b = parts[0]
+            heatmaps = np.concatenate([self._run_part(inputs[a:b], True)] + [f.result() for f in others])
         if flip_test:
             heatmaps = (heatmaps[:n] + flip_heatmaps(heatmaps[n:], self.skeleton.flip_index)) * 0.5
         return heatmaps
@@ -163,7 +160,13 @@ class Predictor:
         w, h = self.spec.heatmap_size
         return np.zeros((0, self.skeleton.num_keypoints, h, w), np.float32)
 
-    def _run_chunk(self, chunk: np.ndarray, part: bool = False) -> np.ndarray:
+    def _run_part(self, inputs: np.ndarray, part: bool) -> np.ndarray:
+        """Heatmaps of a run of crops, in backend calls of at most `batch_size`; `part`: one of
+        several runs going on at once, each on one thread."""
+        size = self.batch_size
+        return np.concatenate([self._run_chunk(inputs[i : i + size], part) for i in range(0, len(inputs), size)])
+
+    def _run_chunk(self, chunk: np.ndarray, part: bool) -> np.ndarray:
         """Heatmaps of one backend call; `part`: one of several calls running at once."""
         n = len(chunk)
         if self.fixed_batch and n < self.fixed_batch:  # pad a short last chunk to the engine's batch
@@ -181,6 +184,13 @@ class Predictor:
                 "(N, K, h, w); the metadata does not belong to this model: re-export it"
             )
         return np.ascontiguousarray(out[:n], dtype=np.float32)
+
+
+def split_evenly(n: int, parts: int) -> list[tuple[int, int]]:
+    """[start, stop) ranges cutting n items into min(parts, n) runs whose lengths differ by at most one."""
+    parts = max(1, min(parts, n))
+    bounds = [n * i // parts for i in range(parts + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def check_image(image: object) -> np.ndarray:

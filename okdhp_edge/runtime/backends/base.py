@@ -40,6 +40,9 @@ class Backend(ABC):
     # True when one instance may `run` from several threads at once; the Predictor serialises the
     # calls of backends that are not (one TensorRT execution context, one Core ML model).
     thread_safe: bool = False
+    # how many parts the Predictor may cut a call of several crops into, run at once on one thread
+    # each through `run_part` (CPU backends with several threads); 1: every call runs whole
+    parts: int = 1
 
     def __init__(self, path: Path, spec: ModelSpec, inp: TensorInfo, out: TensorInfo, device: str) -> None:
         self.path = path

@@ -1,9 +1,16 @@
 """LiteRT (TensorFlow Lite) backend for pose students: the per-thread interpreters
 (backends/litert_interpreter.py, shared with detectors) plus the student's spec and its output.
+
+With more than one thread (None: a thread per core, where LiteRT's own default is one) a student
+gets interpreters of `num_threads` threads for a call that runs whole (one person) and of one
+thread for the Predictor's parts of a call that run at once (several people), as the ONNX Runtime
+backend does: `invoke` releases the GIL, and whole crops share the cores better than XNNPACK's
+split of each short kernel (docs/runtime.md, Benchmark).
 """
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 from typing import Any
@@ -34,7 +41,10 @@ class LiteRTBackend(Backend):
         interpreter_class()  # no LiteRT: say so before reading the file
         require_file(path, "TFLite")
         spec = read_sidecar(path) or embedded_spec(path)
-        self.model = LiteRTModel(path, num_threads, FIX)
+        threads = int(num_threads or os.cpu_count() or 1)
+        self.model = LiteRTModel(path, threads, FIX)
+        self.part_model = LiteRTModel(path, 1, FIX) if threads > 1 else self.model
+        self.parts = threads
         aliases = _signature_aliases(self.model.interpreter())
         wanted = spec.export_info.output_name
         self._output = next(
@@ -45,6 +55,9 @@ class LiteRTBackend(Backend):
 
     def run(self, x: np.ndarray) -> np.ndarray:
         return self.model.run(x, [self._output])[0]
+
+    def run_part(self, x: np.ndarray) -> np.ndarray:
+        return self.part_model.run(x, [self._output])[0]
 
     def describe(self) -> str:
         return self.model.describe()

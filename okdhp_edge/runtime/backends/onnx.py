@@ -99,6 +99,8 @@ class OnnxBackend(Backend):
         self.model = OnnxModel(path, session)
         # the Predictor's parts of one call that run at once, on the CPU: one thread each
         self.part_model = OnnxModel(path, narrow) if on_cpu and session is not narrow else self.model
+        # num_threads None: ONNX Runtime's own default, a thread per core, so as many parts
+        self.parts = int(num_threads or os.cpu_count() or 1) if on_cpu else 1
         used = session.get_providers()
         if used[0] != providers[0]:
             message = (
