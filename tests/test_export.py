@@ -176,6 +176,33 @@ def test_calibration_crops_are_the_inference_pixels(workspace):
     )
 
 
+def test_calibration_on_several_sources_joined(workspace):
+    """--calib-data A+B: crops from every part in proportion to its size, indexed across the parts
+    (the boxes verification reads match the crops); verified by PCK, since COCO AP needs one file."""
+    _, spec = load_student(workspace["student"])
+    kw = dict(cache_dir=workspace["cache"], synthetic_images=24)
+    one = open_held_out("synthetic", spec, 8, 8, **kw)
+    two = open_held_out("synthetic + synthetic", spec, 40, 8, **kw)
+    n = len(one.dataset)
+    assert len(two.dataset) == 2 * n and two.dataset.annotation_file is None
+    assert (two.calib_indices >= n).any() and (two.calib_indices < n).any()
+    crops = load_crops(two.dataset, np.array([1, n + 1]))
+    assert crops.indices.tolist() == [1, n + 1]
+    np.testing.assert_array_equal(crops.images[0], crops.images[1])  # the same crop, from each part
+    boxes = two.dataset.ground_truth()["bbox"]
+    np.testing.assert_array_equal(boxes[1], boxes[n + 1])
+    result = export(
+        workspace["student"],
+        format="onnx",
+        precision="int8",
+        out_dir=workspace["root"] / "joined",
+        **{**DATA, "calib_data": "synthetic+synthetic", "cache_dir": workspace["cache"]},
+    )
+    verification = result.report["verification"]
+    assert result.report["data"]["dataset_size"] == 2 * n and verification["metric"] == "pck@0.2"
+    assert "ap" not in verification["torch"] and verification["drop"] < 10
+
+
 def test_onnx_fp32_contract_dynamic_batch_and_exactness(onnx_results, workspace):
     result = onnx_results["fp32"]
     path = result.artifact

@@ -49,7 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default=None, help=f"one of {', '.join(TARGETS)}")
     p.add_argument("--out", default=str(DEFAULT["out_dir"]), help=f"output folder (default: {DEFAULT['out_dir']})")
     p.add_argument(
-        "--calib-data", help=f"synthetic | synthetic:DIR | coco:PATH | mpii:PATH (default {DEFAULT['calib_data']})"
+        "--calib-data",
+        help=f"synthetic | synthetic:DIR | coco:PATH | mpii:PATH, or several joined by '+' (crops drawn from "
+        f"each in proportion to its size; verified by PCK) (default {DEFAULT['calib_data']})",
     )
     p.add_argument(
         "--calib-split",

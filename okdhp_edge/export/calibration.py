@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from ..spec import ModelSpec
 from .errors import ExportError
 
-__all__ = ["Crops", "HeldOut", "load_crops", "open_held_out"]
+__all__ = ["Crops", "HeldOut", "JoinedParts", "load_crops", "open_held_out"]
 
 
 @dataclass
@@ -47,6 +47,32 @@ class HeldOut:
         }
 
 
+class JoinedParts:
+    """Several datasets of one skeleton and input read as one, for calibration drawn from every
+    part in proportion to its size (a mixture "A+B" as --calib-data). Items carry their index in
+    the joined set. COCO AP needs one annotation file, so verification on it scores PCK only."""
+
+    annotation_file = None
+
+    def __init__(self, parts: list[Any]) -> None:
+        self.parts = parts
+        self.skeleton, self.kind = parts[0].skeleton, parts[0].kind
+        self.source = " + ".join(str(getattr(p, "source", "?")) for p in parts)
+        self._starts = np.cumsum([0] + [len(p) for p in parts])
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        k = int(np.searchsorted(self._starts, index, side="right") - 1)
+        return {**self.parts[k][index - int(self._starts[k])], "index": index}
+
+    def ground_truth(self) -> dict[str, np.ndarray]:
+        truths = [p.ground_truth() for p in self.parts]
+        shared = [key for key in truths[0] if all(key in t for t in truths)]
+        return {key: np.concatenate([t[key] for t in truths]) for key in shared}
+
+
 def open_held_out(
     source: str,
     spec: ModelSpec,
@@ -57,7 +83,8 @@ def open_held_out(
     synthetic_images: int | None = None,
     split: str = "val",
 ) -> HeldOut:
-    """Open `source` ("synthetic", "synthetic:DIR", "coco:PATH", "mpii:PATH") at the spec's geometry.
+    """Open `source` ("synthetic", "synthetic:DIR", "coco:PATH", "mpii:PATH", or several joined
+    by "+", each part's `split` read whole) at the spec's geometry.
 
     `synthetic_images` sizes a generated synthetic val split (default: the data module's, shared
     with training's validation set and cached).
@@ -68,22 +95,27 @@ def open_held_out(
         raise ExportError(f"calibration data needs okdhp_edge.data ({err})") from None
     input_spec = copy.deepcopy(spec.input)
     input_spec.layout = "NCHW"  # items are NCHW; network_inputs transposes for NHWC artifacts
+    parts = [part.strip() for part in source.split("+")]
     try:
-        dataset = build_dataset(
-            source,
-            split,
-            input_spec,
-            spec.skeleton,
-            heatmap_stride=spec.heatmap_stride,
-            train=False,
-            cache_dir=cache_dir,
-            synthetic_images=synthetic_images,
-        )
+        datasets = [
+            build_dataset(
+                part,
+                split,
+                input_spec,
+                spec.skeleton,
+                heatmap_stride=spec.heatmap_stride,
+                train=False,
+                cache_dir=cache_dir,
+                synthetic_images=synthetic_images,
+            )
+            for part in parts
+        ]
     except (FileNotFoundError, ValueError) as err:
         raise ExportError(
             f"cannot open calibration data {source!r}: {err}. Use --calib-data synthetic, coco:PATH "
-            "(COCO root with annotations/person_keypoints_val2017.json) or mpii:PATH"
+            "(COCO root with annotations/person_keypoints_val2017.json), mpii:PATH, or several joined by '+'"
         ) from None
+    dataset = datasets[0] if len(datasets) == 1 else JoinedParts(datasets)
     if len(dataset) == 0:
         raise ExportError(f"calibration data {source!r} has no people in its {split} split")
     order = np.random.default_rng(seed).permutation(len(dataset))
