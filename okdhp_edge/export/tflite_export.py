@@ -148,6 +148,9 @@ def _convert_int8(
                 torch.from_numpy(np.ascontiguousarray(crop[None], dtype=np.float32))
             )  # per-crop ranges feed the average
     graph = _quiet(lambda: pt2e_api.convert_pt2e(graph, fold_quantize=False), "tflite int8 (pt2e convert)")
+    # the graph was captured from the network in eval mode; say so, or litert_torch warns that it
+    # converts a model "in training mode"
+    require("torchao.quantization.pt2e", "tflite", "TFLite INT8 quantization").move_exported_model_to_eval(graph)
     config = quant_config.QuantConfig(pt2e_quantizer=quantizer)
     return _quiet(lambda: litert_torch.convert(graph, example, quant_config=config), "tflite int8")
 
