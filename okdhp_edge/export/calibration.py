@@ -91,11 +91,11 @@ def open_held_out(
     """
     try:
         from ..data import build_dataset
+        from ..data.mixture import split_sources
     except ImportError as err:
         raise ExportError(f"calibration data needs okdhp_edge.data ({err})") from None
     input_spec = copy.deepcopy(spec.input)
     input_spec.layout = "NCHW"  # items are NCHW; network_inputs transposes for NHWC artifacts
-    parts = [part.strip() for part in source.split("+")]
     try:
         datasets = [
             build_dataset(
@@ -108,7 +108,7 @@ def open_held_out(
                 cache_dir=cache_dir,
                 synthetic_images=synthetic_images,
             )
-            for part in parts
+            for part in split_sources(source)
         ]
     except (FileNotFoundError, ValueError) as err:
         raise ExportError(

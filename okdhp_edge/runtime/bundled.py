@@ -3,10 +3,10 @@
 A device that installs the runtime wheel has no checkout of the repository, so the student the
 README runs must be package data (okdhp_edge/runtime/models/, like the person detector in
 runtime/detectors/). Each ships as the same student in two INT8 runtime files with their metadata
-sidecars: a full-integer `.tflite` for LiteRT, which poses one person 1.3x faster on the x86 CPU
-measured and several at least as fast (docs/runtime.md, "Bundled students: which file runs"), and an
+sidecars: a full-integer `.tflite` for LiteRT, which poses one person 1.35-1.5x and six 1.1-1.2x
+faster on the x86 CPU measured (docs/runtime.md, "Bundled students: which file runs"), and an
 `.onnx` for ONNX Runtime, which runs where LiteRT has no wheel (Python 3.8 on JetPack 5). A name
-opens the first of them whose backend is installed, or the one `backend=` asks for. The
+opens the `.tflite` where LiteRT is installed, else the `.onnx`, or the one `backend=` asks for. The
 training-side files (weights, recipe, export reports) stay in the repository's weights/NAME/.
 """
 
@@ -16,20 +16,19 @@ import importlib.util
 import os
 from pathlib import Path
 
-from .backends import ALIASES, BACKENDS, backend_for
+from .backends import backend_for, backend_name
+from .backends.litert_interpreter import LITERT_PACKAGES
 from .errors import ModelFileError
 
 __all__ = ["DEFAULT_POSE_MODEL", "MODELS_DIR", "bundled_models", "resolve_pose_model"]
 
 MODELS_DIR = Path(__file__).parent / "models"
-# name -> its files in MODELS_DIR, in the order they are preferred; weights/NAME/ holds how each was made
+# name -> its files in MODELS_DIR, one per backend; weights/NAME/ holds how each was made
 BUNDLED = {
     "real-tiny": ("real-tiny-int8.tflite", "real-tiny-int8.onnx"),  # 0.117-GMAC student
     "real-tiny-1x32": ("real-tiny-1x32-int8.tflite", "real-tiny-1x32-int8.onnx"),  # its 0.051-GMAC sibling (0.44x)
 }
 DEFAULT_POSE_MODEL = "real-tiny"
-# the library each backend of a bundled file needs (ONNX Runtime is a requirement of the runtime itself)
-_LIBRARIES = {"litert": ("ai_edge_litert", "tflite_runtime"), "onnx": ("onnxruntime",)}
 
 
 def bundled_models(backend: str | None = None) -> dict[str, Path]:
@@ -62,20 +61,16 @@ def resolve_pose_model(model: str | os.PathLike, backend: str | None = None) -> 
 
 
 def _pick(name: str, backend: str | None) -> Path:
-    """The bundled file of `name` that `backend` reads, or (None) the first whose backend is installed."""
+    """The bundled file of `name` that `backend` reads; with no backend, LiteRT's where it is
+    installed (found, not imported), else ONNX Runtime's (a requirement of the runtime itself)."""
     files = [MODELS_DIR / file for file in BUNDLED[name]]
-    if backend is not None:
-        wanted = ALIASES.get(backend, backend)
-        if wanted not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
-        for path in files:
-            if backend_for(path) == wanted:
-                return path
-        raise ModelFileError(
-            f"the bundled pose model {name!r} ships as {' and '.join(p.suffix for p in files)} files, which backend "
-            f"{backend!r} cannot read; leave backend unset, or export weights/{name} for it (okdhp_edge.export)"
-        )
+    if backend is None:
+        backend = "litert" if any(importlib.util.find_spec(p) for p in LITERT_PACKAGES) else "onnx"
+    wanted = backend_name(backend)
     for path in files:
-        if any(importlib.util.find_spec(lib) for lib in _LIBRARIES.get(backend_for(path), ())):
+        if backend_for(path) == wanted:
             return path
-    return files[-1]  # ONNX Runtime's file: opening it names what is missing
+    raise ModelFileError(
+        f"the bundled pose model {name!r} ships as {' and '.join(p.suffix for p in files)} files, which backend "
+        f"{backend!r} cannot read; leave backend unset, or export weights/{name} for it (okdhp_edge.export)"
+    )

@@ -19,7 +19,16 @@ from ...spec import ModelSpec
 from ..errors import BackendUnavailableError, ModelFileError
 from .base import Backend
 
-__all__ = ["BACKENDS", "SUFFIXES", "Backend", "backend_for", "open_backend", "read_embedded_spec", "resolve_backend"]
+__all__ = [
+    "BACKENDS",
+    "SUFFIXES",
+    "Backend",
+    "backend_for",
+    "backend_name",
+    "open_backend",
+    "read_embedded_spec",
+    "resolve_backend",
+]
 
 # backend name -> (module path, class)
 BACKENDS: dict[str, tuple[str, str]] = {
@@ -61,13 +70,19 @@ def backend_for(path: Path) -> str:
         ) from None
 
 
+def backend_name(backend: str) -> str:
+    """The registry name of `backend` or of an alias of it ("ort" -> "onnx"); ValueError listing the names."""
+    name = ALIASES.get(backend, backend)
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    return name
+
+
 def resolve_backend(path: Path, backend: str | None, num_threads: int | None) -> str:
     """The backend that opens `path`: `backend` (or an alias of it) when given, which must be the
     one its suffix calls for; checks `num_threads` on the way, for every opener alike."""
     by_suffix = backend_for(path)
-    name = ALIASES.get(backend, backend) if backend else by_suffix
-    if name not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    name = backend_name(backend) if backend else by_suffix
     if name != by_suffix:
         raise ValueError(
             f"backend {name!r} cannot read {path.name}: {path.suffix} files are read by backend {by_suffix!r}"

@@ -11,6 +11,7 @@ and zero point, so callers always exchange float32.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import threading
 from pathlib import Path
@@ -21,7 +22,10 @@ import numpy as np
 from ..errors import BackendUnavailableError, ModelFileError
 from .base import RawModel, require_file
 
-__all__ = ["LiteRTModel", "dequantize", "interpreter_class", "open_interpreter", "quantize"]
+__all__ = ["LITERT_PACKAGES", "LiteRTModel", "dequantize", "interpreter_class", "open_interpreter", "quantize"]
+
+# the packages that provide LiteRT's Interpreter, preferred first
+LITERT_PACKAGES = ("ai_edge_litert", "tflite_runtime")
 
 _first_allocation = threading.Lock()
 _banner_silenced = False
@@ -29,16 +33,14 @@ _banner_silenced = False
 
 def interpreter_class() -> type:
     """LiteRT's Interpreter class, or a BackendUnavailableError with the install line."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
+    for package in LITERT_PACKAGES:
         try:
-            from tflite_runtime.interpreter import Interpreter
+            return importlib.import_module(f"{package}.interpreter").Interpreter
         except ImportError:
-            raise BackendUnavailableError(
-                ".tflite models need LiteRT: pip install 'okdhp-edge[runtime]' (ai-edge-litert), or tflite-runtime"
-            ) from None
-    return Interpreter
+            continue
+    raise BackendUnavailableError(
+        ".tflite models need LiteRT: pip install 'okdhp-edge[runtime]' (ai-edge-litert), or tflite-runtime"
+    )
 
 
 def open_interpreter(cls: type, path: Path, num_threads: int | None) -> Any:
