@@ -19,13 +19,14 @@ frames 430-763 held out) that a reported track covers at IoU 0.3 (track boxes hu
 --sheet also draws one row of thumbnails per ID along its life, for checking by eye that each ID
 stays on one person. Speed is benchmarks/video_pipeline.py's. Writes benchmarks/results/tracking.json.
 
-    python benchmarks/tracking.py [--detectors default,okdhp-person] [--every 1,5] [--sheet ids.png]
+    python benchmarks/tracking.py [--detectors default,okdhp-person] [--every 1,5] [--max-people 8,16] [--sheet ids.png]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from itertools import product
 from pathlib import Path
 
 import cv2
@@ -42,8 +43,10 @@ Track = list[tuple[int, np.ndarray]]  # (frame, xyxy box) for each frame the ID 
 HAND_BOX_IOU = 0.3  # a track's box hugs its keypoints, a hand box the whole body: matched at 0.3
 
 
-def run(frames: list[np.ndarray], predictor: Predictor, detector: Detector, every: int) -> dict[int, Track]:
-    tracker = PoseTracker(predictor, detector, TrackerConfig(), detect_every=every)
+def run(
+    frames: list[np.ndarray], predictor: Predictor, detector: Detector, every: int, max_people: int | None = None
+) -> dict[int, Track]:
+    tracker = PoseTracker(predictor, detector, TrackerConfig(), detect_every=every, max_people=max_people)
     tracks: dict[int, Track] = {}
     for i, frame in enumerate(frames):
         for person in tracker.update(frame, i / 10):
@@ -205,6 +208,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--detectors", default="default,okdhp-person", help="Detector models (names or files)")
     parser.add_argument("--every", default="5,1", help="detection schedules (detect_every values)")
+    parser.add_argument(
+        "--max-people", default="", help="TrackerConfig.max_people values to compare (default: the config's own)"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--sheet", type=Path, help="also draw the ID sheet of the first detector and schedule here (.png)"
@@ -223,14 +229,16 @@ def main(argv: list[str] | None = None) -> None:
         )
     truth = vtest_people()  # 20 frames boxed by hand, 127 people
     predictor = Predictor(args.model, num_threads=args.threads)
+    caps = [int(c) for c in args.max_people.split(",")] if args.max_people else [None]
     rows = []
     for name in args.detectors.split(","):
         detector = Detector(name, num_threads=args.threads)
-        for every in (int(e) for e in args.every.split(",")):
-            tracks = run(frames, predictor, detector, every)
+        for every, cap in product((int(e) for e in args.every.split(",")), caps):
+            tracks = run(frames, predictor, detector, every, cap)
             row = {
                 "detector": name,
                 "detect_every": every,
+                "max_people": cap or TrackerConfig().max_people,
                 **stats(tracks, len(frames)),
                 **hand_box_recall(tracks, truth),
                 **(identity_errors(tracks, tracklets) if tracklets else {}),
@@ -238,8 +246,8 @@ def main(argv: list[str] | None = None) -> None:
             rows.append(row)
             errors = f", {row['fragmented']} fragmented, {row['takeovers']} takeovers" if tracklets else ""
             print(
-                f"{name:14s} every {every}: {row['ids']:3d} IDs, median life {row['median_life']:5.1f} frames, "
-                f"{row['short']:2d} short, "
+                f"{name:14s} every {every}, max {row['max_people']:2d}: {row['ids']:3d} IDs, "
+                f"median life {row['median_life']:5.1f} frames, {row['short']:2d} short, "
                 f"{row['renamed']:2d} renamed, {row['people_per_frame']:.2f} people/frame{errors}, "
                 f"hand-boxed found {row['hand_box_recall']:.2f} (held-out {row['hand_box_recall_held_out']:.2f})",
                 flush=True,
@@ -252,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
         {
             "clip": f"vtest.avi (opencv-doc), all {len(frames)} frames at 768x576, timestamps at 10 FPS",
             "pose_model": predictor.model_path.name,
-            "tracker": "TrackerConfig() defaults",
+            "tracker": "TrackerConfig() defaults but detect_every and max_people, given per row",
             "threads": args.threads,
             "teacher_tracklets": None
             if tracklets is None

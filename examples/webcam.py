@@ -87,7 +87,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--detect-every", type=int, help="run the detector every N frames (1: every frame; default: 5, or --config's)"
     )
-    parser.add_argument("--max-people", type=int, help="the most people tracked at once (default: 8, or --config's)")
+    parser.add_argument("--max-people", type=int, help="the most people tracked at once (default: 16, or --config's)")
     parser.add_argument("--no-smooth", action="store_true", help="show raw keypoints (no One-Euro smoothing)")
     parser.add_argument("--flip-test", action="store_true", help="average with the mirrored crop (2x the compute)")
     parser.add_argument(

@@ -192,6 +192,19 @@ def test_tracks_age_and_max_people():
     assert all(len(h) == 1 for h in history)
 
 
+def test_the_default_follows_a_street_of_twelve_people():
+    """vtest.avi shows 9-12 people at once: with the former cap of 8 tracks, walkers in view went
+    untracked (frame 720 lost three). Twelve people in a row, all found and reported."""
+
+    def walker(k: int):
+        return lambda f: ((5 + 52 * k + f, 150 + 10 * (k % 3), 45 + 52 * k + f, 330 + 10 * (k % 3)), (20 * k, 90, 200))
+
+    scene = PaintedScene({f"p{k}": walker(k) for k in range(12)}, {f"p{k}" for k in range(12)})
+    ids = run_painted(scene, 8)
+    assert len(ids[-1]) == 12 and len(set(ids[-1].values())) == 12, ids[-1]
+    assert len(run_painted(PaintedScene(scene.paths, scene.detectable), 8, max_people=8)[-1]) == 8
+
+
 class PaintedScene:
     """People drawn as coloured boxes on a grey frame, for the tests where colour matters.
     paths: name -> function frame -> (box, BGR colour). The detector reports the names in

@@ -61,7 +61,7 @@ class TrackerConfig:
     # with a detector: run it every this many frames (1: every frame; 0: only when nobody is
     # tracked)
     detect_every: int = 5
-    max_people: int = 8  # the most tracks followed at once
+    max_people: int = 16  # the most tracks followed at once (a street clip shows 9-12 people)
     max_age: int = 15  # frames a track is kept without a pose before its ID is dropped
     coast: int = 2  # a track that lost its pose still gets a crop, where its velocity takes it, for this many frames
     confirm: int = 2  # frames in a row a new track must be seen on before it gets an ID and is reported (1: at once)
