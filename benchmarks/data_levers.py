@@ -39,6 +39,14 @@ LEVERS: dict[str, tuple[str, ...]] = {
     "synthetic": ("--data", "synthetic"),
     "rendered": ("--data", "rendered"),
     "rendered-bank": ("--data", "rendered", "--set", f"data.backgrounds={BANK}"),
+    "rendered-bank-smooth": (
+        "--data",
+        "rendered",
+        "--set",
+        f"data.backgrounds={BANK}",
+        "--set",
+        "data.scene.smooth_shading=true",
+    ),
     "rendered-bank+pasted": (
         "--data",
         "rendered+pasted",

@@ -210,3 +210,39 @@ def test_cli_resumes_and_refuses_other_settings(tmp_path):
     assert cli().returncode == 0  # a finished set: nothing to do
     proc = cli("--seed", "4")
     assert proc.returncode == 2 and "other settings" in proc.stderr
+
+
+def test_vertex_values_interpolate_across_a_face():
+    """Gouraud: a value at the corners is interpolated at each pixel centre (exact for a linear ramp)."""
+    from okdhp_edge.data.rendered.raster import face_normals, interpolate_vertex_values, vertex_normals
+
+    ids = np.zeros((12, 12), np.int32)
+    corners = np.array([[[0.0, 0.0], [20.0, 0.0], [0.0, 20.0]]] * 2)  # id 1 (id 0 is the background)
+    values = np.array([[0.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # 0 at the corners x = 0, 1 at x = 20
+    ids[2:8, 2:8] = 1
+    out = interpolate_vertex_values(ids[2:8, 2:8], (2, 2), corners, values)  # the map's corner is pixel (2, 2)
+    xs = np.arange(2, 8)
+    assert np.allclose(out, np.tile(xs / 20.0, (6, 1)), atol=1e-6)
+    assert not interpolate_vertex_values(np.zeros((3, 3), np.int32), (0, 0), corners, values).any()
+    # a roof of two faces meeting at a ridge (x = 1): the ridge's normals are the faces' mean, the eaves' their face's
+    verts = np.array([[0, 0, 0], [1, 0, 1], [1, 1, 1], [0, 1, 0], [2, 0, 0], [2, 1, 0]], float)
+    faces = np.array([[0, 1, 2], [0, 2, 3], [1, 4, 2], [2, 4, 5]])  # as many faces each side of the ridge
+    normals = vertex_normals(face_normals(verts, faces), faces, len(verts))
+    assert np.allclose(normals[[1, 2]], [[0, 0, 1]] * 2, atol=1e-9)
+    assert np.allclose(normals[[0, 4]], [[-(2**-0.5), 0, 2**-0.5], [2**-0.5, 0, 2**-0.5]])
+
+
+def test_smooth_shading_lights_a_body_without_facets(grey_photos):
+    """The same person and light: with the light interpolated per pixel the body's shading has
+    fewer sudden steps (facet edges) than with one shade and albedo per face."""
+    roughness = {}
+    for smooth in (False, True):
+        config = RenderConfig(**{**grey_photos.__dict__, "smooth_shading": smooth})
+        values = []
+        for seed in range(3):
+            image, _ = render_scene(np.random.default_rng(seed), config, (256, 256), [PersonSpec(portrait=True)])
+            body = cv2.erode(_person_pixels(image).astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+            curvature = np.abs(cv2.Laplacian(image.astype(np.float32).mean(-1), cv2.CV_32F))
+            values.append(float(curvature[body].mean()))
+        roughness[smooth] = values
+    assert all(s < f for s, f in zip(roughness[True], roughness[False])), roughness

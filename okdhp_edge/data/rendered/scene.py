@@ -24,7 +24,7 @@ from ..synthetic import PersonAnnotation, background_photos
 from ..synthetic.render import knob_values
 from .assets import BONE, PARTS, load_body_model
 from .body import Rig, rot_xyz, sample_pose, sample_shape
-from .raster import draw_faces, face_normals, project
+from .raster import draw_faces, face_normals, interpolate_vertex_values, project, vertex_normals
 
 __all__ = ["PersonSpec", "RenderConfig", "render_scene", "rig"]
 
@@ -75,6 +75,9 @@ class RenderConfig:
     noise_std: float = 4.0
     blur_prob: float = 0.3
     jpeg_prob: float = 0.3  # share re-encoded at JPEG quality 20-80, as compressed video looks
+    # light interpolated across each face from its corners (Gouraud) with even albedo per garment,
+    # instead of one shade and a +-8 % albedo jitter per face (a faceted, low-poly look)
+    smooth_shading: bool = False
     backgrounds: tuple[str, ...] = ()  # photos without people; empty: procedural backgrounds
 
     def __post_init__(self) -> None:
@@ -147,7 +150,7 @@ _EXTRA = ("pelvis", "thorax", "upper_neck", "head_top")
 _POINT = {name: i for i, name in enumerate(_COCO + list(_EXTRA))}
 
 
-def _outfit(rng: np.random.Generator, r: Rig) -> tuple[np.ndarray, np.ndarray, dict]:
+def _outfit(rng: np.random.Generator, r: Rig, jitter: bool = True) -> tuple[np.ndarray, np.ndarray, dict]:
     """Per-face albedo (BGR) and garment index: skin, hair, a top, trousers/shorts/skirt, shoes.
 
     Regions (waist, hairline) are cut on the neutral body, so they land on the same anatomy for
@@ -187,7 +190,9 @@ def _outfit(rng: np.random.Generator, r: Rig) -> tuple[np.ndarray, np.ndarray, d
     if rng.random() > 0.08:  # a few people are bald
         idx = np.nonzero(head)[0][hairy]
         colors[idx] = hair
-    colors = colors * rng.uniform(0.92, 1.08, (len(part), 1))  # fabric and skin are not uniform
+    unevenness = rng.uniform(0.92, 1.08, (len(part), 1))  # drawn either way: the same people with or without it
+    if jitter:
+        colors = colors * unevenness  # fabric and skin are not uniform
     info = {"sleeves": str(sleeves), "legs": str(legs)}
     return colors, garment, info
 
@@ -255,7 +260,7 @@ def _sample_person(rng, r: Rig, cfg: RenderConfig, w: int, h: int, focal: float,
         offset = np.array([shift[0] * depth / focal, shift[1] * depth / focal, 0.0])
         verts, points = verts + offset, points + offset
         uv = project(verts, focal, w / 2, h / 2)
-    colors, garment, outfit = _outfit(rng, r)
+    colors, garment, outfit = _outfit(rng, r, jitter=not cfg.smooth_shading)
     info = {"family": family, "yaw": float(yaw), "portrait": bool(portrait), "truncated": truncated, **outfit}
     return _Person(verts, uv, points, project(points, focal, w / 2, h / 2), colors, garment, info)
 
@@ -356,6 +361,8 @@ def render_scene(
     lut_depth = [np.full(1, np.inf)]
     lut_owner = [np.zeros(1, np.int32)]
     lut_garment = [np.zeros(1, np.int32)]
+    lut_corners = [np.zeros((1, 3, 2))]  # smooth shading: each face's corners in the image, and their shades
+    lut_corner_shade = [np.zeros((1, 3))]
     silhouettes = {}
     for slot, i in enumerate(order):
         p = people[i]
@@ -363,8 +370,14 @@ def render_scene(
         first = 1 + slot * nf
         draw_faces(ids, p.verts, p.uv, faces, normals, first)
         silhouettes[int(i)] = (ids >= first) & (ids < first + nf)
-        shade = ambient + (1 - ambient) * np.clip(normals @ light, 0, 1)
-        lut_color.append(p.colors * shade[:, None])
+        if cfg.smooth_shading:
+            at_vertices = vertex_normals(normals, faces, len(p.verts))
+            lut_corner_shade.append((ambient + (1 - ambient) * np.clip(at_vertices @ light, 0, 1))[faces])
+            lut_corners.append(p.uv[faces])
+            lut_color.append(p.colors)
+        else:
+            shade = ambient + (1 - ambient) * np.clip(normals @ light, 0, 1)
+            lut_color.append(p.colors * shade[:, None])
         lut_depth.append(p.verts[faces].mean(1)[:, 2])
         lut_owner.append(np.full(nf, i + 1, np.int32))
         lut_garment.append(p.garment.astype(np.int32) + 3 * i)
@@ -377,7 +390,14 @@ def render_scene(
         # Work inside the people's bounding box only: paint the lit faces, pattern the garments.
         y0, y1, x0, x1 = max(ys.min() - 3, 0), ys.max() + 4, max(xs.min() - 3, 0), xs.max() + 4
         roi_ids, roi_body = ids[y0:y1, x0:x1], body[y0:y1, x0:x1]
-        layer = np.clip(np.concatenate(lut_color), 0, 255).astype(np.uint8)[roi_ids]
+        if cfg.smooth_shading:
+            shade = interpolate_vertex_values(
+                roi_ids, (x0, y0), np.concatenate(lut_corners), np.concatenate(lut_corner_shade)
+            )
+            albedo = np.concatenate(lut_color)[roi_ids]
+            layer = np.clip(albedo * shade[..., None], 0, 255).astype(np.uint8)
+        else:
+            layer = np.clip(np.concatenate(lut_color), 0, 255).astype(np.uint8)[roi_ids]
         garments = np.concatenate(lut_garment)[roi_ids]
         for i in range(n):
             for g in (1, 2):
