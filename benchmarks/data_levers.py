@@ -47,6 +47,16 @@ LEVERS: dict[str, tuple[str, ...]] = {
         "--set",
         "data.scene.smooth_shading=true",
     ),
+    "rendered-bank-smooth-harmonize": (
+        "--data",
+        "rendered",
+        "--set",
+        f"data.backgrounds={BANK}",
+        "--set",
+        "data.scene.smooth_shading=true",
+        "--set",
+        "data.scene.harmonize=1.0",
+    ),
     "rendered-bank+pasted": (
         "--data",
         "rendered+pasted",

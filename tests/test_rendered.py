@@ -246,3 +246,16 @@ def test_smooth_shading_lights_a_body_without_facets(grey_photos):
             values.append(float(curvature[body].mean()))
         roughness[smooth] = values
     assert all(s < f for s, f in zip(roughness[True], roughness[False])), roughness
+
+
+def test_harmonize_casts_the_scenes_light_on_the_people(tmp_path):
+    """On a green photo the same person comes out greener with harmonize=1 than in white light."""
+    cv2.imwrite(str(tmp_path / "green.png"), np.full((300, 300, 3), (60, 170, 60), np.uint8))
+    means = {}
+    for strength in (0.0, 1.0):
+        config = RenderConfig.with_knobs({**CLEAN, "harmonize": strength}, tmp_path)
+        image, _ = render_scene(np.random.default_rng(3), config, (256, 256), [PersonSpec(portrait=True)])
+        body = np.abs(image.astype(np.int16) - (60, 170, 60)).max(-1) > 10
+        means[strength] = image[body].astype(np.float64).mean(0)
+    white, cast = means[0.0], means[1.0]
+    assert cast[1] / cast.mean() > white[1] / white.mean() + 0.05, means  # green's share of the person's colour
