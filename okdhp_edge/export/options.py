@@ -72,7 +72,7 @@ class ExportConfig:
     nhwc: bool = False
     calib_data: str = "synthetic"
     calib_split: str = "val"  # the split of calib_data that calibration and verification crops come from
-    calib_images: int = 128
+    calib_images: int = 512  # the moving-average ranges forget the first crops only after a few hundred
     calib_method: str = "average"  # typical (per-crop averaged) ranges; docs/export.md compares the methods
     int8_scheme: str = "auto"
     int8_residual: str = "auto"
