@@ -39,23 +39,14 @@ LEVERS: dict[str, tuple[str, ...]] = {
     "synthetic": ("--data", "synthetic"),
     "rendered": ("--data", "rendered"),
     "rendered-bank": ("--data", "rendered", "--set", f"data.backgrounds={BANK}"),
-    "rendered-bank-smooth": (
+    # the renderer before 2026-12-08 (one shade per face), the shipped students' recipe
+    "rendered-bank-flat": (
         "--data",
         "rendered",
         "--set",
         f"data.backgrounds={BANK}",
         "--set",
-        "data.scene.smooth_shading=true",
-    ),
-    "rendered-bank-smooth-harmonize": (
-        "--data",
-        "rendered",
-        "--set",
-        f"data.backgrounds={BANK}",
-        "--set",
-        "data.scene.smooth_shading=true",
-        "--set",
-        "data.scene.harmonize=1.0",
+        "data.scene.smooth_shading=false",
     ),
     "rendered-bank+pasted": (
         "--data",

@@ -21,7 +21,8 @@ B=$C/sdists/bob.io.video/bob.io.video-3.0.5/bob/io/video/data
 # 1. data: rendered people on the background bank, CenterNet's boxes on real footage, real people pasted on the bank
 python -m okdhp_edge.data.backgrounds --out $C/backgrounds
 python -m okdhp_edge.data.rendered --out $R/rendered --images 2500 --val 100 --seed 7 --workers 1 --backgrounds $C/backgrounds \
-  --min-size 288 --max-size 480 --people-weights 0.3 0.25 0.2 0.1 0.1 0.05 --height-range 0.15 0.95 --portrait-prob 0.25
+  --min-size 288 --max-size 480 --people-weights 0.3 0.25 0.2 0.1 0.1 0.05 --height-range 0.15 0.95 --portrait-prob 0.25 \
+  --smooth-shading false
 python -m okdhp_edge.data.teachers.box $OD/vtest.avi --stop 606 --every 3 --val-fraction 0.1 --out $R/boxes-vtest
 mkdir -p $R/stills
 for f in $OD/basketball1.png $OD/basketball2.png $OD/messi5.jpg $DN/kite.jpg $LM/*/data_annotated/*.jpg; do

@@ -35,9 +35,19 @@ def _parser() -> argparse.ArgumentParser:
         name = f"--{f.name.replace('_', '-')}"
         if isinstance(default, tuple):
             knobs.add_argument(name, type=float, nargs="+", default=None, metavar="V", help=f"default {default}")
+        elif isinstance(default, bool):
+            knobs.add_argument(name, type=_yes_no, default=None, metavar="true|false", help=f"default {default}")
         else:
             knobs.add_argument(name, type=type(default), default=None, help=f"default {default}")
     return p
+
+
+def _yes_no(text: str) -> bool:
+    """A switch's value on the command line (bool("false") would be True)."""
+    value = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}.get(text.lower())
+    if value is None:
+        raise argparse.ArgumentTypeError(f"write true or false, not {text!r}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
