@@ -12,9 +12,10 @@ time-consistent keypoints; AP counts only those.
 
 Rows: every --model, and the teacher on the mirrored frames (its own consistency: the ceiling).
 Names GROUP/RUN are also summarised per group (mean and spread), for seed comparisons.
-Latency (left out with --accuracy-only, as is the teacher's row): one person per call (crop, run,
-decode), median over interleaved rounds, --threads threads, against BlazePose Full in the same run
-(one pass per person, as an app runs it; the teacher's labelling runs it twice, the second on the
+Latency (left out with --accuracy-only, as is the teacher's row; --latency-only leaves out the
+scores): one person per call (crop, run, decode), median over interleaved rounds, at each of
+--threads (e.g. 1,2; accuracy runs at the first), against BlazePose Full in the same rounds (one
+pass per person, as an app runs it; the teacher's labelling runs it twice, the second on the
 refined region). Writes benchmarks/results/real_dev.json.
 """
 
@@ -158,7 +159,7 @@ def main() -> None:
         help="a pose model Predictor runs (.onnx/.tflite export, student .safetensors); repeatable",
     )
     parser.add_argument("--data", type=Path, default=LABELLED_CLIP, help="the labelled clip (built here when missing)")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", default="2", help="thread counts, e.g. 1,2 (accuracy runs at the first)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--runs", type=int, default=40, help="timed calls per model per round")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "real_dev.json")
@@ -167,15 +168,21 @@ def main() -> None:
         action="store_true",
         help="score the models only: no teacher ceiling (a mirrored teacher pass) and no latency (minutes each)",
     )
+    parser.add_argument("--latency-only", action="store_true", help="time the models only, no scores")
     args = parser.parse_args()
+    if args.accuracy_only and args.latency_only:
+        parser.error("--accuracy-only and --latency-only leave nothing to do: give one of them")
+    try:
+        thread_counts = [int(t) for t in args.threads.split(",")]
+    except ValueError:
+        parser.error(f"--threads {args.threads!r}: write thread counts such as 2 or 1,2")
 
-    data = ensure_dev_set(args.data, args.threads)
+    data = ensure_dev_set(args.data, thread_counts[0])
     dataset = build_dataset(f"coco:{data}", "val", InputSpec(width=96, height=128), COCO17)
-    models = open_models(args.model, args.threads, parser)
-    teacher = None if args.accuracy_only else open_teacher(TEACHER, args.threads)
-    scored = dict(models)
-    if teacher is not None:
-        scored["teacher-mirrored"] = Mirrored(teacher)
+    models = open_models(args.model, thread_counts[0], parser)
+    scored = {} if args.latency_only else dict(models)
+    if not (args.accuracy_only or args.latency_only):
+        scored["teacher-mirrored"] = Mirrored(open_teacher(TEACHER, thread_counts[0]))
     rows = {}
     for name, model in scored.items():
         rows[name] = score(model, dataset)
@@ -185,17 +192,20 @@ def main() -> None:
             flush=True,
         )
 
-    ms: dict[str, float] = {}
-    if teacher is not None:
+    ms: dict[str, dict[str, float]] = {}  # threads -> model -> ms per person
+    if not args.accuracy_only:
         sample = max(dataset.samples, key=lambda s: s.bbox[3] - s.bbox[1])  # the tallest dev person
         image, box = cv2.imread(str(sample.image_path)), sample.bbox[None].astype(np.float32)
-        timed = {name: m for name, m in models.items() if "/" not in name}
-        # BlazePose as an app runs it: one pass per person (the labeller adds a second, refined one)
-        one_pass = BlazePoseLandmarker.fetch("full", args.threads, LandmarkerConfig(refine_roi=False))
-        reference = {REFERENCE: one_pass, "teacher (two passes)": teacher}
-        ms = latency({**timed, **reference}, image, box, args.rounds, args.runs)
-        for name, value in ms.items():
-            print(f"{name:24s} {value:6.2f} ms/person ({value / ms[REFERENCE]:.2f}x {REFERENCE})")
+        for threads in thread_counts:
+            opened = open_models(args.model, threads, parser)
+            timed = {name: m for name, m in opened.items() if "/" not in name}
+            # BlazePose as an app runs it: one pass per person (the labeller adds a second, refined one)
+            one_pass = BlazePoseLandmarker.fetch("full", threads, LandmarkerConfig(refine_roi=False))
+            reference = {REFERENCE: one_pass, "teacher (two passes)": open_teacher(TEACHER, threads)}
+            ms[str(threads)] = latency({**timed, **reference}, image, box, args.rounds, args.runs)
+            for name, value in ms[str(threads)].items():
+                ratio = value / ms[str(threads)][REFERENCE]
+                print(f"{threads} thread(s) {name:24s} {value:6.2f} ms/person ({ratio:.2f}x {REFERENCE})")
 
     result = {
         "dev_set": {
@@ -210,8 +220,11 @@ def main() -> None:
         "scores": rows,
         "groups": groups(rows),
         "latency_ms": ms,
-        "latency_vs_blazepose_full": {name: value / ms[REFERENCE] for name, value in ms.items()} if ms else {},
-        "threads": args.threads,
+        "latency_vs_blazepose_full": {
+            threads: {name: value / by_model[REFERENCE] for name, value in by_model.items()}
+            for threads, by_model in ms.items()
+        },
+        "threads": thread_counts,
     }
     write_result(args.out, result)
 
