@@ -77,7 +77,7 @@ class RenderConfig:
     jpeg_prob: float = 0.3  # share re-encoded at JPEG quality 20-80, as compressed video looks
     # light interpolated across each face from its corners (Gouraud) with even albedo per garment;
     # False: one shade and a +-8 % albedo jitter per face, a faceted low-poly look (the shipped
-    # students' recipe; docs/data.md: smooth lifts held-out PCK@0.2 by 9 points)
+    # students' recipe; docs/data.md: what each does for students on real scenes)
     smooth_shading: bool = True
     backgrounds: tuple[str, ...] = ()  # photos without people; empty: procedural backgrounds
 
