@@ -40,7 +40,6 @@ from okdhp_edge.data.label import open_teacher  # noqa: E402
 from okdhp_edge.skeleton import COCO17  # noqa: E402
 from okdhp_edge.spec import InputSpec  # noqa: E402
 
-SIZE_KEYS = ("people_ensemble_better", "gain_where_ensemble_better", "gain_where_ensemble_worse", "correlation")
 # name -> the student's file inside the seed's runs (FAU run fau-sN, students alone alone-*-sN)
 STUDENTS = {
     "ensemble": "fau-s{s}/ensemble.safetensors",
